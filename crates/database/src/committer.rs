@@ -1,0 +1,286 @@
+//! The Committer: the one thread that owns the [`Writer`] and the only place a commit happens
+//! ([`Committer::commit_batch`]).
+//!
+//! Mutations run here one after another, so they are serializable by construction. Jobs that
+//! queue up while a commit is in progress are taken together (group commit): each mutation
+//! runs in its own savepoint, so one failure rolls back only its own writes, and the batch
+//! shares one SQLite commit and one commit timestamp. After the commit the batch's write set
+//! is matched against subscriptions, and only then are callers answered, so a caller that sees
+//! its commit `ts` can rely on every invalidation up to `ts` having been issued.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::Arc;
+use std::sync::mpsc::Receiver;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use parking_lot::{Mutex, RwLock};
+use schema::Schema;
+use storage::Writer;
+use tokio::sync::oneshot;
+
+use crate::catalog::Catalog;
+use crate::error::DbError;
+use crate::read_set::WriteSet;
+use crate::schema_change::{SchemaChangeReport, apply_schema};
+use crate::subscriptions::Subscriptions;
+use crate::transaction::{MutationTxn, TxnLimits};
+
+/// Runs a mutation against the writer: `Ok(response)` commits (and `response` is stored for
+/// de-duplication), `Err(response)` rolls the mutation's writes back. Both strings are opaque
+/// to the database; the caller decides what they mean.
+pub type MutationFn = Box<dyn FnOnce(MutationTxn) -> Result<String, String> + Send>;
+
+/// The writer and what the running mutation has written so far. Shared with the running
+/// [`MutationTxn`] through a mutex that is only ever contended by a stale handle.
+pub(crate) struct WriterState {
+    pub(crate) writer: Writer,
+    /// Creation times strictly increase across all inserts.
+    pub(crate) last_creation_time: f64,
+    /// Index writes of the mutation in progress.
+    pub(crate) pending_writes: WriteSet,
+    /// Bumped for every mutation; a `MutationTxn` of another generation may not write.
+    pub(crate) generation: u64,
+}
+
+/// Identifies a client request so a retry after a reconnect is applied once.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct DedupKey {
+    pub session_id: String,
+    pub request_id: u64,
+}
+
+/// What became of a mutation.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MutationOutcome {
+    Committed { ts: u64, response: String },
+    /// The same request was applied before; this is its stored response.
+    Replayed { ts: u64, response: String },
+    Failed { response: String },
+}
+
+pub(crate) enum Job {
+    Mutation {
+        dedup: Option<DedupKey>,
+        run: MutationFn,
+        reply: oneshot::Sender<Result<MutationOutcome, DbError>>,
+    },
+    ApplySchema {
+        schema: Arc<Schema>,
+        text: String,
+        reply: oneshot::Sender<Result<SchemaChangeReport, DbError>>,
+    },
+}
+
+/// Most jobs folded into one SQLite commit.
+const MAX_BATCH: usize = 256;
+/// How long mutation de-duplication records are kept (the client retries after reconnects).
+const DEDUP_RETENTION: Duration = Duration::from_secs(3600);
+
+pub(crate) struct Committer {
+    state: Arc<Mutex<WriterState>>,
+    catalog: Arc<RwLock<Arc<Catalog>>>,
+    subscriptions: Arc<Subscriptions>,
+    limits: TxnLimits,
+    last_ts: u64,
+    last_prune: Instant,
+}
+
+pub(crate) fn now_nanos() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+impl Committer {
+    pub(crate) fn new(
+        writer: Writer,
+        catalog: Arc<RwLock<Arc<Catalog>>>,
+        subscriptions: Arc<Subscriptions>,
+        limits: TxnLimits,
+    ) -> Result<Committer, DbError> {
+        let last_ts = writer.ts()?;
+        Ok(Committer {
+            state: Arc::new(Mutex::new(WriterState {
+                writer,
+                last_creation_time: 0.0,
+                pending_writes: WriteSet::default(),
+                generation: 0,
+            })),
+            catalog,
+            subscriptions,
+            limits,
+            last_ts,
+            last_prune: Instant::now(),
+        })
+    }
+
+    /// Serves jobs until every sender is gone.
+    pub(crate) fn run(mut self, jobs: Receiver<Job>) {
+        while let Ok(first) = jobs.recv() {
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match jobs.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
+            let mut mutations = Vec::with_capacity(batch.len());
+            for job in batch {
+                match job {
+                    Job::Mutation { dedup, run, reply } => mutations.push((dedup, run, reply)),
+                    Job::ApplySchema { schema, text, reply } => {
+                        // Schema changes commit alone, after the mutations queued before them.
+                        self.commit_batch(std::mem::take(&mut mutations));
+                        let result = self.apply_schema(schema, &text);
+                        let _ = reply.send(result);
+                    }
+                }
+            }
+            self.commit_batch(mutations);
+        }
+        tracing::debug!("committer stopped");
+    }
+
+    /// Commit timestamps are nanoseconds since the epoch when the clock allows, and always
+    /// strictly increasing (also across restarts, since `last_ts` is stored).
+    fn next_ts(&self) -> u64 {
+        now_nanos().max(self.last_ts + 1)
+    }
+
+    /// The single commit site: runs a batch of mutations and commits them together.
+    fn commit_batch(&mut self, batch: Vec<(Option<DedupKey>, MutationFn, oneshot::Sender<Result<MutationOutcome, DbError>>)>) {
+        if batch.is_empty() {
+            return;
+        }
+        let catalog = self.catalog.read().clone();
+        if let Err(e) = self.state.lock().writer.begin() {
+            let message = e.to_string();
+            for (_, _, reply) in batch {
+                let _ = reply.send(Err(DbError::Corrupt(message.clone())));
+            }
+            return;
+        }
+        let ts = self.next_ts();
+        let now_ms = now_nanos() as f64 / 1e6;
+        let mut writes = WriteSet::default();
+        let mut outcomes = Vec::with_capacity(batch.len());
+        let mut any_committed = false;
+        for (dedup, run, reply) in batch {
+            let outcome = self.run_one(&catalog, ts, now_ms, dedup, run, &mut writes);
+            any_committed |= matches!(outcome, Ok(MutationOutcome::Committed { .. }));
+            outcomes.push((outcome, reply));
+        }
+
+        if any_committed {
+            self.maybe_prune(ts);
+        }
+        let finish = {
+            let mut state = self.state.lock();
+            if any_committed {
+                state.writer.set_ts(ts).and_then(|()| state.writer.commit())
+            } else {
+                state.writer.rollback()
+            }
+        };
+        if let Err(e) = finish {
+            tracing::error!(error = %e, "commit failed; the batch is rolled back");
+            let _ = self.state.lock().writer.rollback();
+            for (outcome, reply) in outcomes {
+                let outcome = match outcome {
+                    Ok(MutationOutcome::Committed { .. }) => Err(DbError::Corrupt(format!("commit failed: {e}"))),
+                    other => other,
+                };
+                let _ = reply.send(outcome);
+            }
+            return;
+        }
+        if any_committed {
+            self.last_ts = ts;
+            self.subscriptions.on_commit(ts, Arc::new(writes));
+        }
+        for (outcome, reply) in outcomes {
+            let _ = reply.send(outcome);
+        }
+    }
+
+    fn run_one(
+        &mut self,
+        catalog: &Arc<Catalog>,
+        ts: u64,
+        now_ms: f64,
+        dedup: Option<DedupKey>,
+        run: MutationFn,
+        writes: &mut WriteSet,
+    ) -> Result<MutationOutcome, DbError> {
+        let generation = {
+            let mut state = self.state.lock();
+            if let Some(key) = &dedup {
+                if let Some((ts, response)) = state.writer.get_mutation_response(&key.session_id, key.request_id)? {
+                    return Ok(MutationOutcome::Replayed { ts, response });
+                }
+            }
+            state.writer.savepoint()?;
+            state.pending_writes = WriteSet::default();
+            state.generation += 1;
+            state.generation
+        };
+        let txn = MutationTxn::new(self.state.clone(), generation, catalog.clone(), ts, now_ms, self.limits);
+        let result = catch_unwind(AssertUnwindSafe(|| run(txn))).unwrap_or_else(|_| {
+            tracing::error!("a mutation panicked; its writes are rolled back");
+            Err(String::new())
+        });
+        let mut state = self.state.lock();
+        // Retire this generation so a handle that escaped the mutation cannot write.
+        state.generation += 1;
+        match result {
+            Ok(response) => {
+                state.writer.release_savepoint()?;
+                if let Some(key) = &dedup {
+                    state.writer.put_mutation_response(&key.session_id, key.request_id, ts, &response)?;
+                }
+                writes.extend(std::mem::take(&mut state.pending_writes));
+                Ok(MutationOutcome::Committed { ts, response })
+            }
+            Err(response) => {
+                state.writer.rollback_to_savepoint()?;
+                state.pending_writes = WriteSet::default();
+                Ok(MutationOutcome::Failed { response })
+            }
+        }
+    }
+
+    fn maybe_prune(&mut self, ts: u64) {
+        if self.last_prune.elapsed() < Duration::from_secs(60) {
+            return;
+        }
+        self.last_prune = Instant::now();
+        let cutoff = ts.saturating_sub(DEDUP_RETENTION.as_nanos() as u64);
+        if let Err(e) = self.state.lock().writer.prune_mutation_responses(cutoff) {
+            tracing::warn!(error = %e, "pruning mutation de-duplication records failed");
+        }
+    }
+
+    fn apply_schema(&mut self, schema: Arc<Schema>, text: &str) -> Result<SchemaChangeReport, DbError> {
+        let ts = self.next_ts();
+        let mut state = self.state.lock();
+        state.writer.begin()?;
+        let result = apply_schema(&mut state.writer, schema, text)
+            .and_then(|r| state.writer.set_ts(ts).map_err(DbError::from).map(|()| r));
+        match result {
+            Ok((catalog, report)) => {
+                state.writer.commit()?;
+                drop(state);
+                self.last_ts = ts;
+                *self.catalog.write() = Arc::new(catalog);
+                // A schema change is a commit with no document writes; advancing processed_ts
+                // keeps the invariant that every committed ts is processed.
+                self.subscriptions.on_commit(ts, Arc::new(WriteSet::default()));
+                Ok(report)
+            }
+            Err(e) => {
+                let _ = state.writer.rollback();
+                Err(e)
+            }
+        }
+    }
+}

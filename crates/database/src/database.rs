@@ -1,0 +1,172 @@
+//! [`Database`]: the handle the rest of the server holds. It owns the reader pool, the
+//! current [`Catalog`], the job queue to the Committer thread and the [`Subscriptions`].
+//!
+//! Reads ([`Database::read`]) are blocking and run on the caller's thread; call them from a
+//! blocking context. Mutations and schema changes are queued to the Committer and awaited.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
+use std::thread::JoinHandle;
+
+use parking_lot::{Mutex, RwLock};
+use schema::Schema;
+use storage::{Reader, Storage};
+use tokio::sync::oneshot;
+
+use crate::catalog::Catalog;
+use crate::committer::{Committer, DedupKey, Job, MutationFn, MutationOutcome};
+use crate::error::DbError;
+use crate::schema_change::{SchemaChangeReport, apply_schema};
+use crate::subscriptions::Subscriptions;
+use crate::transaction::{QueryTxn, TxnLimits};
+
+/// Jobs waiting for the Committer before callers are told to back off.
+const COMMIT_QUEUE: usize = 10_000;
+/// Idle read connections kept open.
+const IDLE_READERS: usize = 16;
+
+/// The database: one writer thread, a pool of snapshot readers, and the subscription index.
+pub struct Database {
+    readers: Arc<ReaderPool>,
+    /// The live catalog, replaced by the Committer on a schema change.
+    catalog: Arc<RwLock<Arc<Catalog>>>,
+    /// Bounded queue to the Committer; a full queue is reported as overload, never waited on.
+    jobs: Option<SyncSender<Job>>,
+    committer: Option<JoinHandle<()>>,
+    subscriptions: Arc<Subscriptions>,
+    limits: TxnLimits,
+}
+
+impl Database {
+    /// Opens the database file, applies `schema` (creating and back-filling what it
+    /// declares) and starts the Committer.
+    pub fn open(path: &Path, schema: Schema, schema_text: &str) -> Result<(Database, SchemaChangeReport), DbError> {
+        let (storage, mut writer) = Storage::open(path)?;
+        let schema = Arc::new(schema);
+        writer.begin()?;
+        let applied = apply_schema(&mut writer, schema, schema_text);
+        let (catalog, report) = match applied {
+            Ok(done) => done,
+            Err(e) => {
+                let _ = writer.rollback();
+                return Err(e);
+            }
+        };
+        writer.commit()?;
+        let ts = writer.ts()?;
+        let catalog = Arc::new(RwLock::new(Arc::new(catalog)));
+        let subscriptions = Arc::new(Subscriptions::new(ts));
+        let limits = TxnLimits::default();
+        let committer = Committer::new(writer, catalog.clone(), subscriptions.clone(), limits)?;
+        let (jobs, receiver) = sync_channel(COMMIT_QUEUE);
+        let handle = std::thread::Builder::new()
+            .name("committer".into())
+            .spawn(move || committer.run(receiver))
+            .map_err(|e| DbError::Corrupt(format!("cannot start the committer thread: {e}")))?;
+        Ok((
+            Database {
+                readers: Arc::new(ReaderPool {
+                    storage,
+                    idle: Mutex::new(Vec::new()),
+                }),
+                catalog,
+                jobs: Some(jobs),
+                committer: Some(handle),
+                subscriptions,
+                limits,
+            },
+            report,
+        ))
+    }
+
+    pub fn catalog(&self) -> Arc<Catalog> {
+        self.catalog.read().clone()
+    }
+
+    pub fn subscriptions(&self) -> &Arc<Subscriptions> {
+        &self.subscriptions
+    }
+
+    /// Opens a snapshot read transaction at the latest commit. Blocking; dropping the
+    /// transaction ends the snapshot.
+    pub fn snapshot(&self) -> Result<QueryTxn, DbError> {
+        let reader = self.readers.take()?;
+        QueryTxn::new(reader, self.readers.clone(), self.catalog(), self.limits)
+    }
+
+    /// Runs `f` in a snapshot read transaction on this thread (blocking).
+    pub fn read<R>(&self, f: impl FnOnce(&mut QueryTxn) -> R) -> Result<R, DbError> {
+        let mut txn = self.snapshot()?;
+        Ok(f(&mut txn))
+    }
+
+    /// Queues a mutation for the Committer and waits for its outcome.
+    pub async fn mutate(&self, dedup: Option<DedupKey>, run: MutationFn) -> Result<MutationOutcome, DbError> {
+        let (reply, outcome) = oneshot::channel();
+        self.submit(Job::Mutation { dedup, run, reply })?;
+        outcome.await.map_err(|_| DbError::CommitterStopped)?
+    }
+
+    /// Like [`Database::mutate`], for callers on a plain thread (benchmarks, tools).
+    pub fn mutate_blocking(&self, dedup: Option<DedupKey>, run: MutationFn) -> Result<MutationOutcome, DbError> {
+        let (reply, outcome) = oneshot::channel();
+        self.submit(Job::Mutation { dedup, run, reply })?;
+        outcome.blocking_recv().map_err(|_| DbError::CommitterStopped)?
+    }
+
+    /// Applies a new schema online, on the Committer; refused changes leave the old one.
+    pub async fn apply_schema(&self, schema: Schema, text: String) -> Result<SchemaChangeReport, DbError> {
+        let (reply, outcome) = oneshot::channel();
+        self.submit(Job::ApplySchema {
+            schema: Arc::new(schema),
+            text,
+            reply,
+        })?;
+        outcome.await.map_err(|_| DbError::CommitterStopped)?
+    }
+
+    fn submit(&self, job: Job) -> Result<(), DbError> {
+        let jobs = self.jobs.as_ref().ok_or(DbError::CommitterStopped)?;
+        jobs.try_send(job).map_err(|e| match e {
+            TrySendError::Full(_) => DbError::Limit(format!(
+                "the server is overloaded: {COMMIT_QUEUE} mutations are already queued; retry shortly"
+            )),
+            TrySendError::Disconnected(_) => DbError::CommitterStopped,
+        })
+    }
+}
+
+/// Idle read-only connections, shared with every open [`QueryTxn`] so it can give its
+/// reader back when dropped.
+pub(crate) struct ReaderPool {
+    storage: Storage,
+    /// A plain mutex: it is held only to push or pop.
+    idle: Mutex<Vec<Reader>>,
+}
+
+impl ReaderPool {
+    fn take(&self) -> Result<Reader, DbError> {
+        match self.idle.lock().pop() {
+            Some(reader) => Ok(reader),
+            None => Ok(self.storage.reader()?),
+        }
+    }
+
+    pub(crate) fn put(&self, reader: Reader) {
+        let mut idle = self.idle.lock();
+        if idle.len() < IDLE_READERS {
+            idle.push(reader);
+        }
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        // Closing the queue lets the Committer finish what is queued and exit.
+        self.jobs.take();
+        if let Some(handle) = self.committer.take() {
+            let _ = handle.join();
+        }
+    }
+}

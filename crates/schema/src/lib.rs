@@ -1,0 +1,16 @@
+//! `schema.toml` and the type language.
+//!
+//! [`Type`] is one small language used twice: for table fields in `schema.toml`
+//! (`"string"`, `"optional<id<users>>"`, `"object{a: number}"`, `"\"admin\" | \"user\""`) and
+//! for function argument validators in Rhai (`args: #{ text: "string" }`). [`Schema`] holds
+//! the tables and their indexes; [`Schema::validate_document`] is the single check every write
+//! goes through. Errors carry the file, line and column (for files) or the field path (for
+//! values), the expected type and what was found.
+
+mod error;
+mod schema;
+mod types;
+
+pub use error::{SchemaError, ValidationError};
+pub use schema::{IndexDef, Schema, TableDef, SYSTEM_INDEXES};
+pub use types::{IdTables, ObjectType, Type};

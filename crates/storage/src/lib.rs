@@ -1,0 +1,52 @@
+//! The only crate that knows SQLite. Rows in, rows out: it stores documents as convex-JSON text,
+//! index entries as (index id, encoded key, document id) and a catalog of tables and indexes,
+//! and knows nothing of schemas, Rhai or subscriptions.
+//!
+//! One [`Writer`] (not `Clone`, created once by [`Storage::open`]) owns the read-write
+//! connection; any number of [`Reader`]s read in WAL snapshots. Every write transaction stores
+//! its commit timestamp in `_meta`, and the first statement of a snapshot reads it, which
+//! both pins the snapshot and tells the reader exactly which commit it sees.
+//!
+//! Index keys are BLOBs compared by SQLite with `memcmp`, so a range scan here is exactly the
+//! byte range the subscription index reasons about.
+
+mod conn;
+mod error;
+mod reader;
+mod writer;
+
+pub use conn::{Catalog, IndexRow, Order, ScanRow, StoredDocument, TableRow};
+pub use error::StorageError;
+pub use reader::Reader;
+pub use writer::Writer;
+
+use std::path::{Path, PathBuf};
+
+/// Opens the database file and hands out connections.
+#[derive(Clone, Debug)]
+pub struct Storage {
+    path: PathBuf,
+}
+
+impl Storage {
+    /// Opens (creating if needed) the database at `path` and returns the one writer.
+    pub fn open(path: &Path) -> Result<(Storage, Writer), StorageError> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).map_err(|e| StorageError::Io {
+                path: dir.to_path_buf(),
+                source: e,
+            })?;
+        }
+        let writer = Writer::open(path)?;
+        Ok((Storage { path: path.to_path_buf() }, writer))
+    }
+
+    /// A new read-only connection.
+    pub fn reader(&self) -> Result<Reader, StorageError> {
+        Reader::open(&self.path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}

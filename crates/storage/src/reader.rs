@@ -1,0 +1,85 @@
+//! Read-only connections and their snapshot transactions.
+//!
+//! [`Reader::begin`] starts with `BEGIN` and immediately reads the commit timestamp: in WAL
+//! mode the first read fixes the snapshot, so every later read until [`Reader::end`] sees
+//! exactly the commit `begin` reported. Keep snapshots short: they hold back checkpoints.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OpenFlags};
+
+use crate::conn::{self, Catalog, Order, ScanRow, StoredDocument};
+use crate::error::StorageError;
+
+/// One read-only connection.
+pub struct Reader {
+    conn: Connection,
+    in_snapshot: bool,
+}
+
+impl Reader {
+    pub(crate) fn open(path: &Path) -> Result<Reader, StorageError> {
+        let conn = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )?;
+        conn.busy_timeout(std::time::Duration::from_secs(10))?;
+        conn.pragma_update(None, "cache_size", -16_000)?;
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(Reader { conn, in_snapshot: false })
+    }
+
+    /// Starts a snapshot read and returns the commit timestamp it reflects. Every read until
+    /// [`Reader::end`] sees exactly that commit.
+    pub fn begin(&mut self) -> Result<u64, StorageError> {
+        if self.in_snapshot {
+            self.end();
+        }
+        self.conn.execute_batch("BEGIN")?;
+        match conn::read_ts(&self.conn) {
+            Ok(ts) => {
+                self.in_snapshot = true;
+                Ok(ts)
+            }
+            Err(e) => {
+                let _ = self.conn.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    }
+
+    /// Ends the snapshot (a no-op when none is open).
+    pub fn end(&mut self) {
+        if self.in_snapshot {
+            self.in_snapshot = false;
+            if let Err(e) = self.conn.execute_batch("COMMIT") {
+                tracing::warn!(error = %e, "ending a read snapshot failed");
+            }
+        }
+    }
+
+    pub fn catalog(&self) -> Result<Catalog, StorageError> {
+        conn::read_catalog(&self.conn)
+    }
+
+    pub fn get_document(&self, id: &str) -> Result<Option<StoredDocument>, StorageError> {
+        conn::get_document(&self.conn, id)
+    }
+
+    pub fn scan(
+        &self,
+        index_id: u32,
+        start: &[u8],
+        end: Option<&[u8]>,
+        order: Order,
+        limit: usize,
+    ) -> Result<Vec<ScanRow>, StorageError> {
+        conn::scan(&self.conn, index_id, start, end, order, limit)
+    }
+}
+
+impl Drop for Reader {
+    fn drop(&mut self) {
+        self.end();
+    }
+}

@@ -1,0 +1,236 @@
+//! [`Writer`]: the single read-write connection. It is created once and is not `Clone`, so
+//! holding it is the capability to write; the database crate moves it into its Committer.
+//!
+//! Transactions are explicit: `begin` / `commit` / `rollback`, with savepoints so several
+//! mutations can share one SQLite commit and still fail one at a time.
+
+use std::path::Path;
+
+use rusqlite::{Connection, params};
+
+use crate::conn::{self, Catalog, Order, ScanRow, StoredDocument};
+use crate::error::StorageError;
+
+/// The one read-write connection.
+pub struct Writer {
+    conn: Connection,
+}
+
+impl Writer {
+    pub(crate) fn open(path: &Path) -> Result<Writer, StorageError> {
+        let conn = Connection::open(path)?;
+        conn::configure(&conn)?;
+        conn.execute_batch(conn::SCHEMA_SQL)?;
+        Ok(Writer { conn })
+    }
+
+    pub fn begin(&mut self) -> Result<(), StorageError> {
+        self.conn.execute_batch("BEGIN IMMEDIATE")?;
+        Ok(())
+    }
+
+    pub fn commit(&mut self) -> Result<(), StorageError> {
+        self.conn.execute_batch("COMMIT")?;
+        Ok(())
+    }
+
+    pub fn rollback(&mut self) -> Result<(), StorageError> {
+        self.conn.execute_batch("ROLLBACK")?;
+        Ok(())
+    }
+
+    /// Starts a nested unit that can be undone alone (one mutation inside a group commit).
+    pub fn savepoint(&mut self) -> Result<(), StorageError> {
+        self.conn.execute_batch("SAVEPOINT mutation")?;
+        Ok(())
+    }
+
+    pub fn release_savepoint(&mut self) -> Result<(), StorageError> {
+        self.conn.execute_batch("RELEASE mutation")?;
+        Ok(())
+    }
+
+    pub fn rollback_to_savepoint(&mut self) -> Result<(), StorageError> {
+        self.conn.execute_batch("ROLLBACK TO mutation; RELEASE mutation")?;
+        Ok(())
+    }
+
+    /// The last committed timestamp (or the one written in the open transaction).
+    pub fn ts(&self) -> Result<u64, StorageError> {
+        conn::read_ts(&self.conn)
+    }
+
+    pub fn set_ts(&mut self, ts: u64) -> Result<(), StorageError> {
+        self.conn
+            .prepare_cached("UPDATE _meta SET value = ?1 WHERE key = 'ts'")?
+            .execute([ts as i64])?;
+        Ok(())
+    }
+
+    pub fn catalog(&self) -> Result<Catalog, StorageError> {
+        conn::read_catalog(&self.conn)
+    }
+
+    pub fn create_table(&mut self, name: &str) -> Result<u32, StorageError> {
+        self.conn
+            .prepare_cached("INSERT INTO _tables (name) VALUES (?1)")?
+            .execute([name])?;
+        Ok(self.conn.last_insert_rowid() as u32)
+    }
+
+    pub fn create_index(&mut self, table_number: u32, name: &str, fields_json: &str) -> Result<u32, StorageError> {
+        self.conn
+            .prepare_cached("INSERT INTO _indexes (table_number, name, fields) VALUES (?1, ?2, ?3)")?
+            .execute(params![table_number, name, fields_json])?;
+        Ok(self.conn.last_insert_rowid() as u32)
+    }
+
+    /// Removes an index and all its entries.
+    pub fn drop_index(&mut self, index_id: u32) -> Result<(), StorageError> {
+        self.conn
+            .prepare_cached("DELETE FROM index_entries WHERE index_id = ?1")?
+            .execute([index_id])?;
+        self.conn
+            .prepare_cached("DELETE FROM _indexes WHERE id = ?1")?
+            .execute([index_id])?;
+        Ok(())
+    }
+
+    pub fn get_document(&self, id: &str) -> Result<Option<StoredDocument>, StorageError> {
+        conn::get_document(&self.conn, id)
+    }
+
+    pub fn scan(
+        &self,
+        index_id: u32,
+        start: &[u8],
+        end: Option<&[u8]>,
+        order: Order,
+        limit: usize,
+    ) -> Result<Vec<ScanRow>, StorageError> {
+        conn::scan(&self.conn, index_id, start, end, order, limit)
+    }
+
+    /// Inserts or overwrites a document.
+    pub fn put_document(&mut self, id: &str, table_number: u32, value: &str) -> Result<(), StorageError> {
+        self.conn
+            .prepare_cached("INSERT OR REPLACE INTO documents (id, table_number, value) VALUES (?1, ?2, ?3)")?
+            .execute(params![id, table_number, value])?;
+        Ok(())
+    }
+
+    pub fn delete_document(&mut self, id: &str) -> Result<(), StorageError> {
+        self.conn
+            .prepare_cached("DELETE FROM documents WHERE id = ?1")?
+            .execute([id])?;
+        Ok(())
+    }
+
+    pub fn insert_index_entry(&mut self, index_id: u32, key: &[u8], id: &str) -> Result<(), StorageError> {
+        self.conn
+            .prepare_cached("INSERT INTO index_entries (index_id, key, id) VALUES (?1, ?2, ?3)")?
+            .execute(params![index_id, key, id])?;
+        Ok(())
+    }
+
+    pub fn delete_index_entry(&mut self, index_id: u32, key: &[u8]) -> Result<(), StorageError> {
+        self.conn
+            .prepare_cached("DELETE FROM index_entries WHERE index_id = ?1 AND key = ?2")?
+            .execute(params![index_id, key])?;
+        Ok(())
+    }
+
+    pub fn get_mutation_response(&self, session_id: &str, request_id: u64) -> Result<Option<(u64, String)>, StorageError> {
+        conn::get_mutation_response(&self.conn, session_id, request_id)
+    }
+
+    /// Records a mutation's response so a retry of the same request replays it.
+    pub fn put_mutation_response(
+        &mut self,
+        session_id: &str,
+        request_id: u64,
+        ts: u64,
+        response: &str,
+    ) -> Result<(), StorageError> {
+        self.conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO _mutations (session_id, request_id, ts, response) VALUES (?1, ?2, ?3, ?4)",
+            )?
+            .execute(params![session_id, request_id as i64, ts as i64, response])?;
+        Ok(())
+    }
+
+    /// Forgets de-duplication records older than `before_ts`.
+    pub fn prune_mutation_responses(&mut self, before_ts: u64) -> Result<usize, StorageError> {
+        Ok(self
+            .conn
+            .prepare_cached("DELETE FROM _mutations WHERE ts < ?1")?
+            .execute([before_ts as i64])?)
+    }
+
+    /// A stored setting (e.g. the last applied schema.toml text).
+    pub fn get_config(&self, key: &str) -> Result<Option<String>, StorageError> {
+        conn::get_config(&self.conn, key)
+    }
+
+    pub fn put_config(&mut self, key: &str, value: &str) -> Result<(), StorageError> {
+        self.conn
+            .prepare_cached("INSERT OR REPLACE INTO _config (key, value) VALUES (?1, ?2)")?
+            .execute(params![key, value])?;
+        Ok(())
+    }
+
+    /// Folds the WAL back into the database file when nobody is reading (called when idle).
+    pub fn checkpoint(&mut self) -> Result<(), StorageError> {
+        self.conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)")?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{Order, Storage};
+
+    #[test]
+    fn writes_become_visible_to_new_snapshots_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (storage, mut writer) = Storage::open(&dir.path().join("db.sqlite3")).expect("open");
+        writer.begin().expect("begin");
+        let table = writer.create_table("todos").expect("table");
+        let index = writer.create_index(table, "by_creation_time", "[]").expect("index");
+        writer.set_ts(5).expect("ts");
+        writer.commit().expect("commit");
+
+        let mut reader = storage.reader().expect("reader");
+        assert_eq!(reader.begin().expect("snapshot"), 5);
+
+        writer.begin().expect("begin");
+        writer.put_document("a", table, "{}").expect("doc");
+        writer.insert_index_entry(index, &[3, 1], "a").expect("entry");
+        writer.set_ts(6).expect("ts");
+        writer.commit().expect("commit");
+
+        assert!(reader.get_document("a").expect("read").is_none(), "old snapshot is stable");
+        reader.end();
+        assert_eq!(reader.begin().expect("snapshot"), 6);
+        let rows = reader.scan(index, &[], None, Order::Asc, 10).expect("scan");
+        assert_eq!(rows.len(), 1);
+        assert_eq!(rows[0].id, "a");
+    }
+
+    #[test]
+    fn savepoints_undo_one_unit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_storage, mut writer) = Storage::open(&dir.path().join("db.sqlite3")).expect("open");
+        writer.begin().expect("begin");
+        writer.savepoint().expect("sp");
+        writer.put_document("kept", 1, "{}").expect("doc");
+        writer.release_savepoint().expect("release");
+        writer.savepoint().expect("sp");
+        writer.put_document("undone", 1, "{}").expect("doc");
+        writer.rollback_to_savepoint().expect("rollback");
+        writer.commit().expect("commit");
+        assert!(writer.get_document("kept").expect("read").is_some());
+        assert!(writer.get_document("undone").expect("read").is_none());
+    }
+}

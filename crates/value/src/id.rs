@@ -1,0 +1,181 @@
+//! Document ids: opaque strings that name their table.
+//!
+//! An id is the lowercase base32 (Crockford alphabet) of `varint(table number) ‖ 14 random
+//! bytes ‖ a 16-bit Fletcher checksum`. The table number lets `db.get(id)` find the table
+//! without a lookup and lets validators check `id<todos>`; the checksum turns a mangled id into
+//! "not a valid id" instead of a silent miss.
+
+use std::fmt;
+
+use rand::RngCore;
+
+/// The number storage assigns to a table when it is first created; stable for its lifetime.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TableNumber(pub u32);
+
+const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
+const RANDOM_BYTES: usize = 14;
+
+/// Why a string is not a document id.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum IdError {
+    #[error("{0:?} is not a valid document id")]
+    Malformed(String),
+}
+
+/// A parsed document id.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DocumentId {
+    table: TableNumber,
+    text: String,
+}
+
+impl DocumentId {
+    /// A fresh random id in `table`.
+    pub fn generate(table: TableNumber) -> DocumentId {
+        let mut bytes = Vec::with_capacity(5 + RANDOM_BYTES + 2);
+        write_varint(&mut bytes, table.0);
+        let mut random = [0u8; RANDOM_BYTES];
+        rand::thread_rng().fill_bytes(&mut random);
+        bytes.extend_from_slice(&random);
+        let sum = fletcher16(&bytes);
+        bytes.extend_from_slice(&sum.to_be_bytes());
+        DocumentId {
+            table,
+            text: base32_encode(&bytes),
+        }
+    }
+
+    /// Parses and checks an id string.
+    pub fn parse(text: &str) -> Result<DocumentId, IdError> {
+        let malformed = || IdError::Malformed(text.chars().take(64).collect());
+        let bytes = base32_decode(text).ok_or_else(malformed)?;
+        if bytes.len() < 3 + RANDOM_BYTES {
+            return Err(malformed());
+        }
+        let (body, sum) = bytes.split_at(bytes.len() - 2);
+        if fletcher16(body).to_be_bytes() != sum {
+            return Err(malformed());
+        }
+        let (table, used) = read_varint(body).ok_or_else(malformed)?;
+        if body.len() - used != RANDOM_BYTES {
+            return Err(malformed());
+        }
+        Ok(DocumentId {
+            table: TableNumber(table),
+            text: text.to_string(),
+        })
+    }
+
+    pub fn table(&self) -> TableNumber {
+        self.table
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+}
+
+impl fmt::Display for DocumentId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+fn write_varint(out: &mut Vec<u8>, mut n: u32) {
+    loop {
+        let byte = (n & 0x7F) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+fn read_varint(bytes: &[u8]) -> Option<(u32, usize)> {
+    let mut n: u32 = 0;
+    for (i, &b) in bytes.iter().enumerate().take(5) {
+        n |= u32::from(b & 0x7F).checked_shl(7 * i as u32)?;
+        if b & 0x80 == 0 {
+            return Some((n, i + 1));
+        }
+    }
+    None
+}
+
+fn fletcher16(bytes: &[u8]) -> u16 {
+    let (mut a, mut b) = (0u16, 0u16);
+    for &byte in bytes {
+        a = (a + u16::from(byte)) % 255;
+        b = (b + a) % 255;
+    }
+    (b << 8) | a
+}
+
+fn base32_encode(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() * 8 / 5 + 1);
+    let (mut buffer, mut bits) = (0u32, 0u32);
+    for &b in bytes {
+        buffer = (buffer << 8) | u32::from(b);
+        bits += 8;
+        while bits >= 5 {
+            bits -= 5;
+            out.push(ALPHABET[((buffer >> bits) & 31) as usize] as char);
+        }
+    }
+    if bits > 0 {
+        out.push(ALPHABET[((buffer << (5 - bits)) & 31) as usize] as char);
+    }
+    out
+}
+
+fn base32_decode(text: &str) -> Option<Vec<u8>> {
+    if text.len() > 64 {
+        return None;
+    }
+    let mut out = Vec::with_capacity(text.len() * 5 / 8);
+    let (mut buffer, mut bits) = (0u32, 0u32);
+    for c in text.bytes() {
+        let v = ALPHABET.iter().position(|&a| a == c)? as u32;
+        buffer = (buffer << 5) | v;
+        bits += 5;
+        if bits >= 8 {
+            bits -= 8;
+            out.push(((buffer >> bits) & 0xFF) as u8);
+        }
+    }
+    // Leftover bits must be zero padding, else the string was not produced by encode.
+    if buffer & ((1 << bits) - 1) != 0 {
+        return None;
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_roundtrip_and_name_their_table() {
+        for table in [1, 127, 128, 10_000, u32::MAX] {
+            let id = DocumentId::generate(TableNumber(table));
+            let parsed = DocumentId::parse(id.as_str()).expect("parses");
+            assert_eq!(parsed.table(), TableNumber(table));
+            assert_eq!(parsed, id);
+        }
+    }
+
+    #[test]
+    fn mangled_ids_are_rejected() {
+        let id = DocumentId::generate(TableNumber(3)).to_string();
+        let mut chars: Vec<char> = id.chars().collect();
+        chars[4] = if chars[4] == 'a' { 'b' } else { 'a' };
+        let mangled: String = chars.into_iter().collect();
+        assert!(DocumentId::parse(&mangled).is_err());
+        assert!(DocumentId::parse("").is_err());
+        assert!(DocumentId::parse("hello").is_err());
+        assert!(DocumentId::parse("ÿÿ").is_err());
+    }
+}

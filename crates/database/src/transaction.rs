@@ -71,9 +71,22 @@ impl ScanCursor {
         }
     }
 
-    /// Resumes a scan after `key` (exclusive), as pagination cursors do.
+    /// Resumes a scan after `key` (exclusive), as pagination cursors do. The range itself
+    /// shrinks, so the recorded read starts at the cursor, not at the original range start.
     pub fn resume_after(mut self, key: Vec<u8>) -> ScanCursor {
-        self.position = Some(key);
+        match self.order {
+            Order::Asc => {
+                let start = value::key::successor(&key);
+                if start > self.range.start {
+                    self.range.start = start;
+                }
+            }
+            Order::Desc => {
+                if self.range.end.as_ref().is_none_or(|end| &key < end) {
+                    self.range.end = Some(key);
+                }
+            }
+        }
         self
     }
 

@@ -1,0 +1,120 @@
+//! Conversion between Convex [`Value`]s and Rhai [`Dynamic`]s.
+//!
+//! null ↔ `()`, int64 ↔ integer, float64 ↔ float, boolean, string, bytes ↔ blob,
+//! array ↔ array, object ↔ object map. A Rhai `char` becomes a one-character string; function
+//! pointers and host handles (`ctx`, query builders) are not values and are refused with the
+//! path where they were found.
+
+use rhai::{Array, Blob, Dynamic, FnPtr, ImmutableString, Map};
+use value::{Object, Value};
+
+/// Converts a value for a script.
+pub fn to_dynamic(value: &Value) -> Dynamic {
+    match value {
+        Value::Null => Dynamic::UNIT,
+        Value::Int64(i) => Dynamic::from_int(*i),
+        Value::Float64(f) => Dynamic::from_float(*f),
+        Value::Boolean(b) => Dynamic::from_bool(*b),
+        Value::String(s) => Dynamic::from(ImmutableString::from(s.as_str())),
+        Value::Bytes(b) => Dynamic::from_blob(b.clone()),
+        Value::Array(items) => Dynamic::from_array(items.iter().map(to_dynamic).collect()),
+        Value::Object(fields) => {
+            let mut map = Map::new();
+            for (k, v) in fields {
+                map.insert(k.as_str().into(), to_dynamic(v));
+            }
+            Dynamic::from_map(map)
+        }
+    }
+}
+
+/// Converts a script value; `what` names it in the error ("the result", "args").
+pub fn from_dynamic(value: &Dynamic, what: &str) -> Result<Value, String> {
+    convert(value, what, 0)
+}
+
+fn convert(value: &Dynamic, path: &str, depth: usize) -> Result<Value, String> {
+    if depth > 64 {
+        return Err(format!("{path} is nested too deeply"));
+    }
+    if value.is_shared() {
+        return convert(&value.flatten_clone(), path, depth);
+    }
+    if value.is_unit() {
+        return Ok(Value::Null);
+    }
+    if let Ok(i) = value.as_int() {
+        return Ok(Value::Int64(i));
+    }
+    if let Ok(f) = value.as_float() {
+        return Ok(Value::Float64(f));
+    }
+    if let Ok(b) = value.as_bool() {
+        return Ok(Value::Boolean(b));
+    }
+    if let Ok(c) = value.as_char() {
+        return Ok(Value::String(c.to_string()));
+    }
+    if value.is_string() {
+        return Ok(Value::String(value.clone().cast::<ImmutableString>().to_string()));
+    }
+    if value.is_blob() {
+        return Ok(Value::Bytes(value.clone().cast::<Blob>()));
+    }
+    if value.is_array() {
+        let array = value.read_lock::<Array>().ok_or_else(|| format!("{path} could not be read"))?;
+        return array
+            .iter()
+            .enumerate()
+            .map(|(i, item)| convert(item, &format!("{path}[{i}]"), depth + 1))
+            .collect::<Result<Vec<_>, _>>()
+            .map(Value::Array);
+    }
+    if value.is_map() {
+        let map = value.read_lock::<Map>().ok_or_else(|| format!("{path} could not be read"))?;
+        let mut object = Object::new();
+        for (k, v) in map.iter() {
+            object.insert(k.to_string(), convert(v, &format!("{path}.{k}"), depth + 1)?);
+        }
+        return Ok(Value::Object(object));
+    }
+    if value.is::<FnPtr>() {
+        return Err(format!("{path} is a function, which cannot be stored or returned"));
+    }
+    Err(format!(
+        "{path} is a {}, which is not a value (use null, numbers, booleans, strings, blobs, arrays or object maps)",
+        value.type_name()
+    ))
+}
+
+/// Converts a script object map (documents, patches) to an [`Object`].
+pub fn object_from_dynamic(value: &Dynamic, what: &str) -> Result<Object, String> {
+    match from_dynamic(value, what)? {
+        Value::Object(o) => Ok(o),
+        other => Err(format!("{what} must be an object map like #{{ field: value }}, not {}", other.type_name())),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn values_roundtrip_through_rhai() {
+        let value = Value::Object(Object::from([
+            ("i".to_string(), Value::Int64(-3)),
+            ("f".to_string(), Value::Float64(1.5)),
+            ("b".to_string(), Value::Bytes(vec![1, 2])),
+            ("a".to_string(), Value::Array(vec![Value::Null, Value::from(true), Value::from("s")])),
+        ]));
+        assert_eq!(from_dynamic(&to_dynamic(&value), "v"), Ok(value));
+    }
+
+    #[test]
+    fn functions_are_not_values() {
+        let mut map = Map::new();
+        map.insert("f".into(), Dynamic::from(FnPtr::new("x").expect("fn ptr")));
+        let err = from_dynamic(&Dynamic::from_map(map), "the result").unwrap_err();
+        assert!(err.contains("the result.f is a function"), "{err}");
+    }
+}

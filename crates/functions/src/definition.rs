@@ -1,0 +1,66 @@
+//! What a module declares: [`FunctionDef`]s built by `query(...)`, `mutation(...)`,
+//! `internalQuery(...)`, `internalMutation(...)` and `httpAction(...)` at load time.
+
+use rhai::FnPtr;
+use schema::{ObjectType, Type};
+
+/// The kinds of user function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum FunctionKind {
+    Query,
+    Mutation,
+    HttpAction,
+}
+
+impl FunctionKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FunctionKind::Query => "query",
+            FunctionKind::Mutation => "mutation",
+            FunctionKind::HttpAction => "HTTP action",
+        }
+    }
+}
+
+/// Whether clients may call the function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Visibility {
+    Public,
+    /// Callable only from other functions, HTTP actions and the admin endpoint.
+    Internal,
+}
+
+/// The value `query(#{ args, returns, handler })` evaluates to; becomes a [`FunctionDef`]
+/// when the module exports it.
+#[derive(Clone)]
+pub(crate) struct Registration {
+    pub kind: FunctionKind,
+    pub visibility: Visibility,
+    pub args: Option<ObjectType>,
+    pub returns: Option<Type>,
+    pub handler: FnPtr,
+}
+
+/// One exported function.
+#[derive(Clone)]
+pub struct FunctionDef {
+    pub kind: FunctionKind,
+    pub visibility: Visibility,
+    /// Argument validators; `None` when the function declared none (any object accepted).
+    pub args: Option<ObjectType>,
+    /// Result validator, when declared.
+    pub returns: Option<Type>,
+    pub(crate) handler: FnPtr,
+}
+
+impl From<Registration> for FunctionDef {
+    fn from(r: Registration) -> Self {
+        FunctionDef {
+            kind: r.kind,
+            visibility: r.visibility,
+            args: r.args,
+            returns: r.returns,
+            handler: r.handler,
+        }
+    }
+}

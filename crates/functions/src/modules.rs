@@ -1,0 +1,201 @@
+//! [`Modules`]: every module of `functions/`, compiled and evaluated once. Immutable; a
+//! reload builds a new `Modules` and the server swaps the `Arc`, so calls in flight finish on
+//! the version they started with.
+//!
+//! `functions/todos.rhai` is module `todos`; `functions/admin/users.rhai` is `admin/users`.
+//! Files and folders whose names start with `_` or `.` are skipped (`_generated/` holds
+//! client code). A module's functions are its exported registrations:
+//! `export const list = query(#{ args: #{}, handler: |ctx, args| { ... } });`
+
+use std::collections::BTreeMap;
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::Path;
+
+use rhai::{AST, Engine, Module, ParseError, Position, Scope};
+
+use crate::definition::{FunctionDef, Registration};
+use crate::error::{LoadError, LoadErrors};
+use crate::path::FunctionPath;
+use crate::{host_api, runner, sandbox};
+
+/// The source of one module.
+#[derive(Clone, Debug)]
+pub struct ModuleSource {
+    /// Module path, e.g. `todos` or `admin/users`.
+    pub module: String,
+    /// How errors name the file, e.g. `functions/todos.rhai`.
+    pub file: String,
+    pub source: String,
+}
+
+/// One loaded module.
+pub struct LoadedModule {
+    pub path: String,
+    pub file: String,
+    /// Hash of the source, to tell which modules a reload changed.
+    pub source_hash: u64,
+    pub(crate) ast: AST,
+    pub functions: BTreeMap<String, FunctionDef>,
+}
+
+/// All loaded modules and the engine that runs them.
+pub struct Modules {
+    pub(crate) engine: Engine,
+    modules: BTreeMap<String, LoadedModule>,
+}
+
+impl Modules {
+    /// An empty set (no functions directory).
+    pub fn empty() -> Modules {
+        Modules {
+            engine: engine(),
+            modules: BTreeMap::new(),
+        }
+    }
+
+    /// Reads every module under `dir` (recursively). All problems are reported together.
+    pub fn load_dir(dir: &Path) -> Result<Modules, LoadErrors> {
+        let mut sources = Vec::new();
+        let mut errors = Vec::new();
+        if dir.exists() {
+            collect_sources(dir, dir, &mut sources, &mut errors);
+        }
+        if !errors.is_empty() {
+            return Err(LoadErrors(errors));
+        }
+        Modules::from_sources(sources)
+    }
+
+    /// Compiles and evaluates the given sources.
+    pub fn from_sources(sources: Vec<ModuleSource>) -> Result<Modules, LoadErrors> {
+        let engine = engine();
+        let mut modules = BTreeMap::new();
+        let mut errors = Vec::new();
+        for source in sources {
+            match load_module(&engine, source) {
+                Ok(module) => {
+                    modules.insert(module.path.clone(), module);
+                }
+                Err(e) => errors.push(e),
+            }
+        }
+        if errors.is_empty() {
+            Ok(Modules { engine, modules })
+        } else {
+            Err(LoadErrors(errors))
+        }
+    }
+
+    /// Finds a function by canonical path.
+    pub fn get(&self, path: &FunctionPath) -> Option<(&LoadedModule, &FunctionDef)> {
+        let module = self.modules.get(path.module())?;
+        Some((module, module.functions.get(path.name())?))
+    }
+
+    pub fn module(&self, path: &str) -> Option<&LoadedModule> {
+        self.modules.get(path)
+    }
+
+    pub fn modules(&self) -> impl Iterator<Item = &LoadedModule> {
+        self.modules.values()
+    }
+
+    /// Every function, with its path.
+    pub fn functions(&self) -> impl Iterator<Item = (FunctionPath, &FunctionDef)> {
+        self.modules
+            .values()
+            .flat_map(|m| m.functions.iter().map(move |(name, def)| (FunctionPath::new(&m.path, name), def)))
+    }
+}
+
+fn engine() -> Engine {
+    let mut engine = sandbox::new_engine();
+    host_api::register(&mut engine);
+    engine
+}
+
+fn collect_sources(root: &Path, dir: &Path, sources: &mut Vec<ModuleSource>, errors: &mut Vec<LoadError>) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) => {
+            errors.push(LoadError {
+                file: dir.display().to_string(),
+                line: 0,
+                column: 0,
+                message: format!("cannot read the directory: {e}"),
+            });
+            return;
+        }
+    };
+    let mut entries: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
+    entries.sort();
+    for path in entries {
+        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        if name.starts_with('_') || name.starts_with('.') {
+            continue;
+        }
+        if path.is_dir() {
+            collect_sources(root, &path, sources, errors);
+            continue;
+        }
+        if path.extension().and_then(|e| e.to_str()) != Some("rhai") {
+            continue;
+        }
+        let relative = path.strip_prefix(root).unwrap_or(&path);
+        let module = relative
+            .with_extension("")
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join("/");
+        let file = format!("functions/{}", relative.display());
+        match std::fs::read_to_string(&path) {
+            Ok(source) => sources.push(ModuleSource { module, file, source }),
+            Err(e) => errors.push(LoadError {
+                file,
+                line: 0,
+                column: 0,
+                message: format!("cannot read the file: {e}"),
+            }),
+        }
+    }
+}
+
+fn at(file: &str, position: Position, message: String) -> LoadError {
+    LoadError {
+        file: file.to_string(),
+        line: position.line().unwrap_or(0),
+        column: position.position().unwrap_or(0),
+        message,
+    }
+}
+
+fn load_module(engine: &Engine, source: ModuleSource) -> Result<LoadedModule, LoadError> {
+    let ModuleSource { module, file, source } = source;
+    let mut hasher = DefaultHasher::new();
+    source.hash(&mut hasher);
+    let source_hash = hasher.finish();
+
+    let mut ast = engine.compile(&source).map_err(|ParseError(kind, position)| {
+        at(&file, position, format!("syntax error: {kind}"))
+    })?;
+    ast.set_source(file.as_str());
+    let evaluated = Module::eval_ast_as_new(Scope::new(), &ast, engine).map_err(|e| {
+        let error = runner::describe_error(&e, &file);
+        at(&file, error.position, format!("error while loading the module: {}", error.message))
+    })?;
+
+    let mut functions = BTreeMap::new();
+    for (name, value) in evaluated.iter_var() {
+        if let Some(registration) = value.clone().try_cast::<Registration>() {
+            functions.insert(name.to_string(), FunctionDef::from(registration));
+        }
+    }
+    Ok(LoadedModule {
+        path: module,
+        file,
+        source_hash,
+        ast,
+        functions,
+    })
+}

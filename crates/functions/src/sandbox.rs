@@ -1,0 +1,197 @@
+//! The sandboxed Rhai [`Engine`] and the per-execution state its hooks consult.
+//!
+//! Scripts get Rhai's core language, strings, maths, arrays, blobs and maps, and nothing that
+//! reaches the outside world: no clock (`timestamp()` is not registered), no randomness, no
+//! `eval`, no `import`, no file or network access. Determinism matters because query results
+//! are cached and shared between sessions.
+//!
+//! Limits: an operation cap, a wall-clock budget of user-code time per call (time spent in
+//! database calls is not counted, as in Convex), call depth, expression depth, and string,
+//! array and map sizes. Each breach fails only the call that hit it.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use database::Transaction;
+use parking_lot::Mutex;
+use rhai::packages::{
+    BasicArrayPackage, BasicBlobPackage, BasicMapPackage, BasicMathPackage, BitFieldPackage, CorePackage,
+    LogicPackage, MoreStringPackage, Package,
+};
+use rhai::{Dynamic, Engine};
+use value::Value;
+
+use crate::definition::FunctionKind;
+use crate::modules::Modules;
+
+/// Wall-clock budget of user code per top-level call (DESIGN §3: 1 s, like Convex).
+pub const USER_TIME_LIMIT: Duration = Duration::from_secs(1);
+/// Hard cap on Rhai operations per call, a backstop behind the time budget.
+const MAX_OPERATIONS: u64 = 5_000_000_000;
+const MAX_LOG_LINES: usize = 256;
+const MAX_LOG_LINE: usize = 4096;
+
+/// The state of one function execution, shared by every host handle (`ctx`, `ctx.db`, query
+/// builders) the script holds. Handles that outlive the call find the transaction gone.
+pub(crate) struct Exec {
+    /// The transaction, lent for the call and taken back when it returns. A mutex because
+    /// host handles are `Send + Sync`; it is never contended (one thread runs a call).
+    pub txn: Mutex<Option<Box<dyn Transaction + Send>>>,
+    pub identity: Option<Value>,
+    pub identity_read: AtomicBool,
+    pub logs: Mutex<Vec<String>>,
+    pub kind: FunctionKind,
+    /// Writes are refused (a query, also when run inside a mutation by `ctx.runQuery`).
+    pub read_only: bool,
+    /// Frozen clock for `ctx.now()`.
+    pub now_ms: f64,
+    pub modules: Arc<Modules>,
+    started: Instant,
+    /// Nanoseconds spent inside database calls, excluded from the user-time budget.
+    db_nanos: AtomicU64,
+}
+
+impl Exec {
+    pub(crate) fn new(
+        txn: Box<dyn Transaction + Send>,
+        identity: Option<Value>,
+        kind: FunctionKind,
+        now_ms: f64,
+        modules: Arc<Modules>,
+    ) -> Exec {
+        Exec {
+            txn: Mutex::new(Some(txn)),
+            identity,
+            identity_read: AtomicBool::new(false),
+            logs: Mutex::new(Vec::new()),
+            kind,
+            read_only: kind == FunctionKind::Query,
+            now_ms,
+            modules,
+            started: Instant::now(),
+            db_nanos: AtomicU64::new(0),
+        }
+    }
+
+    /// The execution of `ctx.runQuery`/`ctx.runMutation` inside `parent`: same identity,
+    /// clock and time budget; read-only if either is.
+    pub(crate) fn nested(parent: &Exec, txn: Box<dyn Transaction + Send>, kind: FunctionKind) -> Exec {
+        Exec {
+            txn: Mutex::new(Some(txn)),
+            identity: parent.identity.clone(),
+            identity_read: AtomicBool::new(false),
+            logs: Mutex::new(Vec::new()),
+            kind,
+            read_only: parent.read_only || kind == FunctionKind::Query,
+            now_ms: parent.now_ms,
+            modules: parent.modules.clone(),
+            started: parent.started,
+            db_nanos: AtomicU64::new(parent.db_nanos.load(Ordering::Relaxed)),
+        }
+    }
+
+    pub(crate) fn add_db_time(&self, spent: Duration) {
+        self.db_nanos.fetch_add(spent.as_nanos() as u64, Ordering::Relaxed);
+    }
+
+    fn user_time(&self) -> Duration {
+        self.started
+            .elapsed()
+            .saturating_sub(Duration::from_nanos(self.db_nanos.load(Ordering::Relaxed)))
+    }
+
+    pub(crate) fn log(&self, level: &str, text: &str) {
+        let mut logs = self.logs.lock();
+        if logs.len() >= MAX_LOG_LINES {
+            return;
+        }
+        let mut text = text.to_string();
+        if text.len() > MAX_LOG_LINE {
+            let mut cut = MAX_LOG_LINE;
+            while !text.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            text.truncate(cut);
+            text.push_str("...");
+        }
+        let is_last = logs.len() + 1 == MAX_LOG_LINES;
+        logs.push(if is_last {
+            format!("[WARN] log line limit ({MAX_LOG_LINES}) reached; further lines dropped")
+        } else {
+            format!("[{level}] '{text}'")
+        });
+    }
+}
+
+thread_local! {
+    /// The executions running on this thread, innermost last (nested for `ctx.runQuery`).
+    static CURRENT: RefCell<Vec<Arc<Exec>>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Makes `exec` the current execution of this thread until the guard drops.
+pub(crate) struct Enter;
+
+impl Enter {
+    pub(crate) fn new(exec: Arc<Exec>) -> Enter {
+        CURRENT.with(|c| c.borrow_mut().push(exec));
+        Enter
+    }
+}
+
+impl Drop for Enter {
+    fn drop(&mut self) {
+        CURRENT.with(|c| {
+            c.borrow_mut().pop();
+        });
+    }
+}
+
+fn with_current<R>(f: impl FnOnce(&Exec) -> R) -> Option<R> {
+    CURRENT.with(|c| c.borrow().last().map(|e| f(e)))
+}
+
+/// The reason the progress hook stopped a script, recognised by the runner.
+pub(crate) const TIMEOUT_TOKEN: &str = "pulsebase:user-time-limit";
+
+/// A fresh sandboxed engine (host API registered by `host_api::register`).
+pub(crate) fn new_engine() -> Engine {
+    let mut engine = Engine::new_raw();
+    for package in [
+        CorePackage::new().as_shared_module(),
+        LogicPackage::new().as_shared_module(),
+        BasicMathPackage::new().as_shared_module(),
+        BasicArrayPackage::new().as_shared_module(),
+        BasicBlobPackage::new().as_shared_module(),
+        BasicMapPackage::new().as_shared_module(),
+        MoreStringPackage::new().as_shared_module(),
+        BitFieldPackage::new().as_shared_module(),
+    ] {
+        engine.register_global_module(package);
+    }
+    engine.set_strict_variables(true);
+    engine.disable_symbol("eval");
+    engine.set_max_operations(MAX_OPERATIONS);
+    engine.set_max_call_levels(64);
+    engine.set_max_expr_depths(64, 32);
+    engine.set_max_string_size(16 << 20);
+    engine.set_max_array_size(100_000);
+    engine.set_max_map_size(100_000);
+    engine.set_max_modules(0);
+    engine.on_progress(|ops| {
+        // Reading the clock on every operation would cost more than the operation itself.
+        if ops % 1024 != 0 {
+            return None;
+        }
+        let over = with_current(|exec| exec.user_time() > USER_TIME_LIMIT).unwrap_or(false);
+        over.then(|| Dynamic::from(TIMEOUT_TOKEN))
+    });
+    engine.on_print(|text| {
+        with_current(|exec| exec.log("LOG", text));
+    });
+    engine.on_debug(|text, _, _| {
+        with_current(|exec| exec.log("DEBUG", text));
+    });
+    engine
+}

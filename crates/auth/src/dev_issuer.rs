@@ -1,0 +1,238 @@
+//! The built-in dev issuer's key: mint RS256 tokens and publish the matching JWKS and
+//! openid-configuration, so apps and tests authenticate end to end with no network.
+//!
+//! Pure: the key comes in as PEM (the `authenticator` crate stores it on disk) and the clock
+//! is a parameter. `kid` is the RFC 7638 thumbprint, so the same key always has the same kid.
+
+use std::fmt;
+use std::sync::Arc;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{EncodingKey, Header};
+use rsa::RsaPrivateKey;
+use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPrivateKey};
+use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
+use rsa::traits::PublicKeyParts;
+use serde_json::{Map, Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::keys::{KeyAlgorithm, KeySet};
+use crate::provider::Provider;
+
+/// RSA modulus size for generated dev keys.
+pub const DEV_KEY_BITS: usize = 2048;
+
+/// The audience dev tokens carry: Convex's Clerk template uses `convex`.
+pub const DEV_AUDIENCE: &str = "convex";
+
+/// Why a dev key could not be loaded, made or used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DevIssuerError {
+    /// The PEM is not an RSA private key.
+    #[error("the dev issuer key is not an RSA private key in PEM (PKCS#8): {0}")]
+    BadKey(String),
+    /// Key generation failed.
+    #[error("could not generate the dev issuer key: {0}")]
+    Generate(String),
+    /// Signing failed.
+    #[error("could not sign a dev token: {0}")]
+    Sign(String),
+}
+
+/// The dev issuer's RSA key and everything derived from it.
+#[derive(Clone)]
+pub struct DevIssuerKey {
+    encoding: EncodingKey,
+    kid: String,
+    jwk: Value,
+    key_set: Arc<KeySet>,
+}
+
+impl fmt::Debug for DevIssuerKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DevIssuerKey")
+            .field("kid", &self.kid)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DevIssuerKey {
+    /// Loads a PKCS#8 (`BEGIN PRIVATE KEY`) or PKCS#1 (`BEGIN RSA PRIVATE KEY`) PEM.
+    pub fn from_pem(pem: &str) -> Result<DevIssuerKey, DevIssuerError> {
+        let key = RsaPrivateKey::from_pkcs8_pem(pem)
+            .or_else(|_| RsaPrivateKey::from_pkcs1_pem(pem))
+            .map_err(|e| DevIssuerError::BadKey(e.to_string()))?;
+        DevIssuerKey::from_private_key(&key)
+    }
+
+    /// Generates a fresh 2048-bit key; returns it and its PKCS#8 PEM for storage.
+    pub fn generate() -> Result<(DevIssuerKey, String), DevIssuerError> {
+        let key = RsaPrivateKey::new(&mut rand::rngs::OsRng, DEV_KEY_BITS)
+            .map_err(|e| DevIssuerError::Generate(e.to_string()))?;
+        let pem = key
+            .to_pkcs8_pem(LineEnding::LF)
+            .map_err(|e| DevIssuerError::Generate(e.to_string()))?;
+        Ok((DevIssuerKey::from_private_key(&key)?, pem.to_string()))
+    }
+
+    fn from_private_key(key: &RsaPrivateKey) -> Result<DevIssuerKey, DevIssuerError> {
+        let der = key
+            .to_pkcs1_der()
+            .map_err(|e| DevIssuerError::BadKey(e.to_string()))?;
+        let n = URL_SAFE_NO_PAD.encode(key.n().to_bytes_be());
+        let e = URL_SAFE_NO_PAD.encode(key.e().to_bytes_be());
+        // RFC 7638: SHA-256 over the required members in lexicographic order, no spaces.
+        let canonical = format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#);
+        let kid = URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()));
+        let jwk = json!({"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid, "n": n, "e": e});
+        let key_set = KeySet::from_jwks_json(&json!({ "keys": [jwk.clone()] }))
+            .map_err(|e| DevIssuerError::BadKey(e.to_string()))?;
+        if key_set.len() != 1 {
+            return Err(DevIssuerError::BadKey(
+                "the key is not a usable RS256 key (too short?)".into(),
+            ));
+        }
+        Ok(DevIssuerKey {
+            encoding: EncodingKey::from_rsa_der(der.as_bytes()),
+            kid,
+            jwk,
+            key_set: Arc::new(key_set),
+        })
+    }
+
+    /// The RFC 7638 thumbprint used as `kid`.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
+    /// Mints an RS256 token: `iss`, `sub`, `aud: "convex"`, `iat = nbf = now`,
+    /// `exp = now + ttl_secs`, `name`/`email` when given; `extra_claims` are merged last and
+    /// win, so tests can mint tokens with any audience or lifetime they need.
+    #[allow(clippy::too_many_arguments)]
+    pub fn mint(
+        &self,
+        issuer: &str,
+        sub: &str,
+        name: Option<&str>,
+        email: Option<&str>,
+        extra_claims: Map<String, Value>,
+        ttl_secs: u64,
+        now: u64,
+    ) -> Result<String, DevIssuerError> {
+        let mut claims = Map::new();
+        claims.insert("iss".into(), json!(issuer));
+        claims.insert("sub".into(), json!(sub));
+        claims.insert("aud".into(), json!(DEV_AUDIENCE));
+        claims.insert("iat".into(), json!(now));
+        claims.insert("nbf".into(), json!(now));
+        claims.insert("exp".into(), json!(now.saturating_add(ttl_secs)));
+        if let Some(name) = name {
+            claims.insert("name".into(), json!(name));
+        }
+        if let Some(email) = email {
+            claims.insert("email".into(), json!(email));
+        }
+        claims.extend(extra_claims);
+        let mut header = Header::new(KeyAlgorithm::Rs256.jwt());
+        header.kid = Some(self.kid.clone());
+        jsonwebtoken::encode(&header, &claims, &self.encoding)
+            .map_err(|e| DevIssuerError::Sign(e.to_string()))
+    }
+
+    /// `{"keys": [<public JWK>]}`, served at `<issuer>/.well-known/jwks.json`.
+    pub fn jwks_json(&self) -> Value {
+        json!({ "keys": [self.jwk.clone()] })
+    }
+
+    /// The public keys, for a [`Provider::Builtin`].
+    pub fn key_set(&self) -> Arc<KeySet> {
+        Arc::clone(&self.key_set)
+    }
+
+    /// The discovery document served at `<issuer>/.well-known/openid-configuration`.
+    pub fn openid_configuration(&self, issuer_url: &str) -> Value {
+        openid_configuration(issuer_url)
+    }
+
+    /// A provider that trusts this key for `issuer_url` without fetching anything.
+    pub fn builtin_provider(&self, issuer_url: &str, application_id: &str) -> Provider {
+        Provider::Builtin {
+            issuer: issuer_url.to_owned(),
+            application_id: application_id.to_owned(),
+            jwks: self.key_set(),
+        }
+    }
+}
+
+/// The discovery document of an issuer with the usual endpoints; only `issuer` and
+/// `jwks_uri` are used by verifiers, the rest keeps strict OIDC clients happy.
+pub fn openid_configuration(issuer_url: &str) -> Value {
+    let base = issuer_url.trim_end_matches('/');
+    json!({
+        "issuer": issuer_url,
+        "jwks_uri": format!("{base}/.well-known/jwks.json"),
+        "authorization_endpoint": format!("{base}/authorize"),
+        "token_endpoint": format!("{base}/token"),
+        "response_types_supported": ["id_token"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256"],
+        "claims_supported": ["iss", "sub", "aud", "exp", "iat", "nbf", "name", "email"],
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::verify::verify_with_keys;
+
+    #[test]
+    fn generated_key_round_trips_and_mints_verifiable_tokens() {
+        let (key, pem) = DevIssuerKey::generate().unwrap();
+        assert!(pem.starts_with("-----BEGIN PRIVATE KEY-----"));
+        let again = DevIssuerKey::from_pem(&pem).unwrap();
+        assert_eq!(again.kid(), key.kid());
+        assert_eq!(key.kid().len(), 43);
+
+        let issuer = "http://127.0.0.1:3210/dev-issuer";
+        let mut extra = Map::new();
+        extra.insert("role".into(), json!("admin"));
+        let token = key
+            .mint(
+                issuer,
+                "user_1",
+                Some("Ada"),
+                Some("ada@example.com"),
+                extra,
+                60,
+                1_000,
+            )
+            .unwrap();
+        let provider = key.builtin_provider(issuer, DEV_AUDIENCE);
+        let verified = verify_with_keys(&token, &provider, &key.key_set(), 1_010).unwrap();
+        assert_eq!(verified.expires_at, 1_060);
+        assert_eq!(
+            verified.identity.token_identifier(),
+            format!("{issuer}|user_1")
+        );
+        assert_eq!(
+            verified.identity.get("email"),
+            Some(&json!("ada@example.com"))
+        );
+        assert_eq!(verified.identity.get("role"), Some(&json!("admin")));
+
+        let doc = key.openid_configuration(issuer);
+        assert_eq!(doc["jwks_uri"], format!("{issuer}/.well-known/jwks.json"));
+        assert_eq!(key.jwks_json()["keys"][0]["kid"], key.kid());
+    }
+
+    #[test]
+    fn garbage_pem_is_an_error() {
+        assert!(matches!(
+            DevIssuerKey::from_pem(
+                "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"
+            ),
+            Err(DevIssuerError::BadKey(_))
+        ));
+    }
+}

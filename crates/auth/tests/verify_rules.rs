@@ -1,0 +1,418 @@
+//! The verification rules of the crate docs, one test each, with keys generated here.
+
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use auth::{
+    ClaimMapping, JwksSource, KeyAlgorithm, KeySet, ParsedToken, Provider, TokenRejection,
+    diagnose_with_keys, select_provider, verify_with_keys,
+};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use p256::pkcs8::EncodePrivateKey as _;
+use rsa::pkcs1::EncodeRsaPrivateKey as _;
+use rsa::pkcs8::{EncodePublicKey as _, LineEnding};
+use rsa::traits::PublicKeyParts as _;
+use serde_json::{Value, json};
+
+const NOW: u64 = 1_700_000_000;
+const ISS: &str = "https://issuer.example";
+
+struct Rsa {
+    encoding: EncodingKey,
+    jwk: Value,
+    public_pem: String,
+}
+
+fn rsa_key(kid: &str) -> Rsa {
+    let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).unwrap();
+    let der = key.to_pkcs1_der().unwrap();
+    let jwk = json!({
+        "kty": "RSA", "kid": kid, "alg": "RS256", "use": "sig",
+        "n": URL_SAFE_NO_PAD.encode(key.n().to_bytes_be()),
+        "e": URL_SAFE_NO_PAD.encode(key.e().to_bytes_be()),
+    });
+    let public_pem = key
+        .to_public_key()
+        .to_public_key_pem(LineEnding::LF)
+        .unwrap();
+    Rsa {
+        encoding: EncodingKey::from_rsa_der(der.as_bytes()),
+        jwk,
+        public_pem,
+    }
+}
+
+fn ec_key(kid: &str) -> (EncodingKey, Value) {
+    let secret = p256::SecretKey::random(&mut rand::rngs::OsRng);
+    let point = secret.public_key().to_sec1_bytes();
+    let jwk = json!({
+        "kty": "EC", "crv": "P-256", "kid": kid, "alg": "ES256",
+        "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
+        "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
+    });
+    let der = secret.to_pkcs8_der().unwrap();
+    (EncodingKey::from_ec_der(der.as_bytes()), jwk)
+}
+
+fn keyset(jwks: &[&Value]) -> KeySet {
+    KeySet::from_jwks_json(&json!({ "keys": jwks })).unwrap()
+}
+
+fn sign(alg: Algorithm, kid: Option<&str>, claims: &Value, key: &EncodingKey) -> String {
+    let mut header = Header::new(alg);
+    header.kid = kid.map(str::to_owned);
+    jsonwebtoken::encode(&header, claims, key).unwrap()
+}
+
+fn claims() -> Value {
+    json!({"iss": ISS, "sub": "user_1", "aud": "convex", "iat": NOW - 10, "nbf": NOW - 10, "exp": NOW + 3600})
+}
+
+fn with(mut base: Value, key: &str, value: Value) -> Value {
+    base[key] = value;
+    base
+}
+
+fn without(mut base: Value, key: &str) -> Value {
+    base.as_object_mut().unwrap().remove(key);
+    base
+}
+
+fn oidc() -> Provider {
+    Provider::Oidc {
+        domain: ISS.into(),
+        application_id: "convex".into(),
+    }
+}
+
+fn hand_made(header: &Value, claims: &Value, signature: &[u8]) -> String {
+    format!(
+        "{}.{}.{}",
+        URL_SAFE_NO_PAD.encode(header.to_string()),
+        URL_SAFE_NO_PAD.encode(claims.to_string()),
+        URL_SAFE_NO_PAD.encode(signature)
+    )
+}
+
+struct Fixture {
+    rsa: Rsa,
+    keys: KeySet,
+}
+
+fn fixture() -> Fixture {
+    let rsa = rsa_key("k1");
+    let keys = keyset(&[&rsa.jwk]);
+    Fixture { rsa, keys }
+}
+
+fn check(f: &Fixture, token: &str) -> Result<auth::VerifiedToken, TokenRejection> {
+    let result = verify_with_keys(token, &oidc(), &f.keys, NOW);
+    if let Err(e) = &result {
+        // The raw token must never leak into messages.
+        let text = format!("{e} {e:?}");
+        assert!(!text.contains(token), "{text}");
+        if let Some(sig) = token.rsplit('.').next().filter(|s| s.len() > 8) {
+            assert!(!text.contains(sig), "{text}");
+        }
+    }
+    result
+}
+
+#[test]
+fn valid_rs256_token_yields_identity() {
+    let f = fixture();
+    let token = sign(Algorithm::RS256, Some("k1"), &claims(), &f.rsa.encoding);
+    let v = check(&f, &token).unwrap();
+    assert_eq!(v.expires_at, NOW + 3600);
+    assert_eq!(v.identity.token_identifier(), format!("{ISS}|user_1"));
+}
+
+#[test]
+fn expiry_has_no_leeway() {
+    let f = fixture();
+    let at = |exp| {
+        sign(
+            Algorithm::RS256,
+            Some("k1"),
+            &with(claims(), "exp", json!(exp)),
+            &f.rsa.encoding,
+        )
+    };
+    assert!(check(&f, &at(NOW + 1)).is_ok());
+    assert_eq!(
+        check(&f, &at(NOW)),
+        Err(TokenRejection::Expired { seconds_ago: 0 })
+    );
+    assert_eq!(
+        check(&f, &at(NOW - 60)),
+        Err(TokenRejection::Expired { seconds_ago: 60 })
+    );
+    let missing = sign(
+        Algorithm::RS256,
+        Some("k1"),
+        &without(claims(), "exp"),
+        &f.rsa.encoding,
+    );
+    assert_eq!(
+        check(&f, &missing),
+        Err(TokenRejection::MissingClaim("exp"))
+    );
+}
+
+#[test]
+fn nbf_and_iat_have_five_seconds_of_leeway() {
+    let f = fixture();
+    let tok = |k: &str, v: u64| {
+        sign(
+            Algorithm::RS256,
+            Some("k1"),
+            &with(claims(), k, json!(v)),
+            &f.rsa.encoding,
+        )
+    };
+    assert!(check(&f, &tok("nbf", NOW + 5)).is_ok());
+    assert!(matches!(
+        check(&f, &tok("nbf", NOW + 6)),
+        Err(TokenRejection::NotYetValid {
+            seconds_until: 6,
+            ..
+        })
+    ));
+    assert!(check(&f, &tok("iat", NOW + 5)).is_ok());
+    assert!(matches!(
+        check(&f, &tok("iat", NOW + 60)),
+        Err(TokenRejection::IssuedInFuture {
+            seconds_ahead: 60,
+            ..
+        })
+    ));
+}
+
+#[test]
+fn issuer_and_audience() {
+    let f = fixture();
+    let tok = |c: Value| sign(Algorithm::RS256, Some("k1"), &c, &f.rsa.encoding);
+    assert!(check(&f, &tok(with(claims(), "iss", json!(format!("{ISS}/"))))).is_ok());
+    assert!(check(&f, &tok(with(claims(), "aud", json!(["other", "convex"])))).is_ok());
+    assert!(matches!(
+        check(
+            &f,
+            &tok(with(claims(), "iss", json!("https://evil.example")))
+        ),
+        Err(TokenRejection::IssuerMismatch { .. })
+    ));
+    let wrong_aud = check(&f, &tok(with(claims(), "aud", json!("other")))).unwrap_err();
+    assert!(wrong_aud.to_string().contains("`convex` JWT template"));
+    assert!(matches!(
+        check(&f, &tok(without(claims(), "aud"))),
+        Err(TokenRejection::AudienceMissing { .. })
+    ));
+    assert_eq!(
+        check(&f, &tok(without(claims(), "sub"))),
+        Err(TokenRejection::MissingClaim("sub"))
+    );
+}
+
+#[test]
+fn algorithm_comes_from_the_key() {
+    let f = fixture();
+    let none = hand_made(&json!({"alg": "none", "kid": "k1"}), &claims(), b"");
+    assert!(matches!(
+        check(&f, &none),
+        Err(TokenRejection::UnsupportedAlgorithm { alg }) if alg == "none"
+    ));
+    // The classic confusion attack: HMAC keyed with the RSA public key PEM.
+    let hs = sign(
+        Algorithm::HS256,
+        Some("k1"),
+        &claims(),
+        &EncodingKey::from_secret(f.rsa.public_pem.as_bytes()),
+    );
+    assert!(matches!(
+        check(&f, &hs),
+        Err(TokenRejection::UnsupportedAlgorithm { .. })
+    ));
+    // An ES256 header pointing at an RSA key.
+    let (ec, _) = ec_key("e1");
+    let confused = sign(Algorithm::ES256, Some("k1"), &claims(), &ec);
+    assert!(matches!(
+        check(&f, &confused),
+        Err(TokenRejection::AlgorithmMismatch { .. })
+    ));
+    let ps = sign(Algorithm::PS256, Some("k1"), &claims(), &f.rsa.encoding);
+    assert!(matches!(
+        check(&f, &ps),
+        Err(TokenRejection::UnsupportedAlgorithm { .. })
+    ));
+}
+
+#[test]
+fn tampered_payload_fails_the_signature() {
+    let f = fixture();
+    let token = sign(Algorithm::RS256, Some("k1"), &claims(), &f.rsa.encoding);
+    let parts: Vec<&str> = token.split('.').collect();
+    let forged = with(claims(), "sub", json!("admin"));
+    let tampered = format!(
+        "{}.{}.{}",
+        parts[0],
+        URL_SAFE_NO_PAD.encode(forged.to_string()),
+        parts[2]
+    );
+    assert!(matches!(
+        check(&f, &tampered),
+        Err(TokenRejection::BadSignature { .. })
+    ));
+}
+
+#[test]
+fn kid_rules() {
+    let f = fixture();
+    let unknown = sign(Algorithm::RS256, Some("nope"), &claims(), &f.rsa.encoding);
+    assert!(matches!(
+        check(&f, &unknown),
+        Err(TokenRejection::UnknownKid { kid, known }) if kid == "nope" && known == ["k1"]
+    ));
+    let kidless = sign(Algorithm::RS256, None, &claims(), &f.rsa.encoding);
+    assert!(check(&f, &kidless).is_ok(), "one RSA key: no kid needed");
+    let other = rsa_key("k2");
+    let (_, ec_jwk) = ec_key("e1");
+    let two = keyset(&[&f.rsa.jwk, &other.jwk, &ec_jwk]);
+    assert!(matches!(
+        verify_with_keys(&kidless, &oidc(), &two, NOW),
+        Err(TokenRejection::AmbiguousKey { count: 2, .. })
+    ));
+    let ec_only = keyset(&[&ec_jwk]);
+    assert!(matches!(
+        verify_with_keys(&kidless, &oidc(), &ec_only, NOW),
+        Err(TokenRejection::NoCompatibleKey { .. })
+    ));
+}
+
+#[test]
+fn es256_custom_jwt_flattens_claims() {
+    let (ec, jwk) = ec_key("e1");
+    let keys = keyset(&[&jwk]);
+    let provider = Provider::CustomJwt {
+        issuer: ISS.into(),
+        jwks: JwksSource::File("unused.json".into()),
+        algorithm: KeyAlgorithm::Es256,
+        application_id: None,
+    };
+    let c = with(claims(), "public_metadata", json!({"role": "admin"}));
+    let token = sign(Algorithm::ES256, Some("e1"), &c, &ec);
+    let v = verify_with_keys(&token, &provider, &keys, NOW).unwrap();
+    assert_eq!(
+        v.identity.get("public_metadata.role"),
+        Some(&json!("admin"))
+    );
+    assert_eq!(provider.claim_mapping(), ClaimMapping::CustomJwt);
+
+    // A customJwt provider configured for ES256 refuses RS256 tokens even with a valid RSA key.
+    let rsa = rsa_key("r1");
+    let mixed = keyset(&[&jwk, &rsa.jwk]);
+    let rs = sign(Algorithm::RS256, Some("r1"), &claims(), &rsa.encoding);
+    assert!(matches!(
+        verify_with_keys(&rs, &provider, &mixed, NOW),
+        Err(TokenRejection::AlgorithmMismatch { .. })
+    ));
+}
+
+#[test]
+fn huge_tokens_are_refused_before_parsing() {
+    let f = fixture();
+    let huge = "a".repeat(1 << 20);
+    let started = Instant::now();
+    for _ in 0..1000 {
+        assert!(matches!(
+            check(&f, &huge),
+            Err(TokenRejection::TooLarge { .. })
+        ));
+    }
+    assert!(
+        started.elapsed().as_millis() < 500,
+        "{:?}",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn provider_selection_explains_every_miss() {
+    let f = fixture();
+    let providers = vec![
+        oidc(),
+        Provider::Builtin {
+            issuer: "http://127.0.0.1:3210/dev-issuer".into(),
+            application_id: "convex".into(),
+            jwks: Arc::new(f.keys.clone()),
+        },
+    ];
+    let token = sign(
+        Algorithm::RS256,
+        Some("k1"),
+        &with(claims(), "aud", json!("web")),
+        &f.rsa.encoding,
+    );
+    let parsed = ParsedToken::parse(&token).unwrap();
+    let err = select_provider(&parsed, &providers).unwrap_err();
+    let text = err.to_string();
+    assert_eq!(err.code(), "NoAuthProvider");
+    assert!(text.contains("audience mismatch"), "{text}");
+    assert!(text.contains("issuer mismatch"), "{text}");
+    assert!(
+        text.contains("Builtin(issuer=http://127.0.0.1:3210/dev-issuer"),
+        "{text}"
+    );
+    assert_eq!(
+        select_provider(&parsed, &[]),
+        Err(TokenRejection::NoProvidersConfigured)
+    );
+    let good = sign(Algorithm::RS256, Some("k1"), &claims(), &f.rsa.encoding);
+    assert_eq!(
+        select_provider(&ParsedToken::parse(&good).unwrap(), &providers),
+        Ok(0)
+    );
+}
+
+#[test]
+fn diagnosis_report_names_reasons() {
+    let f = fixture();
+    let expired = sign(
+        Algorithm::RS256,
+        Some("k1"),
+        &with(claims(), "exp", json!(NOW - 180)),
+        &f.rsa.encoding,
+    );
+    let other = Provider::Oidc {
+        domain: "https://other.example".into(),
+        application_id: "convex".into(),
+    };
+    let p = oidc();
+    let report = diagnose_with_keys(&expired, &[(&p, Ok(&f.keys)), (&other, Ok(&f.keys))], NOW);
+    let text = report.to_string();
+    assert!(text.contains("\"sub\": \"user_1\""), "{text}");
+    assert!(text.contains("expired 3 min ago"), "{text}");
+    assert!(
+        text.contains("[1] OIDC(domain=https://issuer.example, app_id=convex)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("rejected: the token expired 3 min ago"),
+        "{text}"
+    );
+    assert!(text.contains("rejected: issuer mismatch"), "{text}");
+    assert!(text.contains("Result: REJECTED"), "{text}");
+
+    let good = sign(Algorithm::RS256, Some("k1"), &claims(), &f.rsa.encoding);
+    let report = diagnose_with_keys(&good, &[(&p, Ok(&f.keys))], NOW);
+    assert!(report.accepted_by().is_some());
+    assert!(report.to_string().contains("expires in 60 min"), "{report}");
+    assert!(
+        report
+            .to_string()
+            .contains("Result: ACCEPTED by provider [1]")
+    );
+}

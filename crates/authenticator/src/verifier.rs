@@ -1,0 +1,238 @@
+//! `Authenticator`: the live verifier every request and WebSocket `Authenticate` goes through.
+//!
+//! It owns a *generation*: the configured providers plus the built-in ones, each with its key
+//! cache. `set_config` / `set_builtin` build a new generation and swap the pointer, so a
+//! verification in flight finishes on the generation it started with, and everything derived
+//! from the old configuration (key caches, verified tokens) is dropped at once: a provider
+//! removed from `auth.config.toml` stops being trusted immediately.
+//!
+//! The verification rules themselves are `auth::verify_parsed`; this file adds the caches
+//! around that one call and logs each rejection (reason and provider, never the token).
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use auth::{
+    AuthConfig, Diagnosis, KeySet, MAX_TOKEN_BYTES, ParsedToken, Provider, TokenRejection,
+    VerifiedToken, select_provider, verify_parsed,
+};
+
+use crate::fetch::Fetcher;
+use crate::key_cache::ProviderKeys;
+use crate::options::{AuthenticatorOptions, Clock};
+use crate::token_cache::{TokenCache, token_hash};
+
+/// Setting up the verifier failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthenticatorError {
+    /// The HTTP client (TLS) could not be initialised.
+    #[error("could not build the HTTP client for key fetches: {0}")]
+    HttpClient(String),
+}
+
+/// Providers and their key caches for one configuration.
+struct Generation {
+    id: u64,
+    config: AuthConfig,
+    builtin: Vec<Provider>,
+    /// Configured providers first (file order), then built-in ones.
+    providers: Vec<Provider>,
+    keys: Vec<ProviderKeys>,
+}
+
+impl Generation {
+    fn new(id: u64, config: AuthConfig, builtin: Vec<Provider>) -> Generation {
+        let providers: Vec<Provider> = config
+            .providers
+            .iter()
+            .chain(builtin.iter())
+            .cloned()
+            .collect();
+        let keys = providers.iter().map(ProviderKeys::new).collect();
+        Generation {
+            id,
+            config,
+            builtin,
+            providers,
+            keys,
+        }
+    }
+}
+
+/// The live token verifier. Cheap to share as `Arc<Authenticator>`.
+pub struct Authenticator {
+    generation: parking_lot::RwLock<Arc<Generation>>,
+    /// Serialises `set_config` / `set_builtin` so neither loses the other's update.
+    update: parking_lot::Mutex<()>,
+    next_generation: AtomicU64,
+    tokens: TokenCache,
+    fetcher: Fetcher,
+    clock: Clock,
+    min_refetch_interval_secs: u64,
+}
+
+impl Authenticator {
+    /// A verifier for `config` (built-in providers can be added with [`Authenticator::set_builtin`]).
+    pub fn new(
+        config: AuthConfig,
+        options: AuthenticatorOptions,
+    ) -> Result<Authenticator, AuthenticatorError> {
+        let fetcher = Fetcher::new(options.app_dir.clone(), options.fetch_timeout)
+            .map_err(|e| AuthenticatorError::HttpClient(e.to_string()))?;
+        Ok(Authenticator {
+            generation: parking_lot::RwLock::new(Arc::new(Generation::new(1, config, Vec::new()))),
+            update: parking_lot::Mutex::new(()),
+            next_generation: AtomicU64::new(2),
+            tokens: TokenCache::new(options.token_cache_capacity),
+            fetcher,
+            clock: options.clock,
+            min_refetch_interval_secs: options.min_refetch_interval_secs,
+        })
+    }
+
+    /// Replaces the configuration; caches derived from the old one are dropped.
+    pub fn set_config(&self, config: AuthConfig) {
+        let _update = self.update.lock();
+        let builtin = self.current().builtin.clone();
+        self.install(config, builtin);
+    }
+
+    /// Replaces the built-in providers (the dev issuer); caches are dropped as for `set_config`.
+    pub fn set_builtin(&self, providers: Vec<Provider>) {
+        let _update = self.update.lock();
+        let config = self.current().config.clone();
+        self.install(config, providers);
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> AuthConfig {
+        self.current().config.clone()
+    }
+
+    /// Every trusted provider, configured ones first.
+    pub fn providers(&self) -> Vec<Provider> {
+        self.current().providers.clone()
+    }
+
+    /// The verifier's idea of now (unix seconds).
+    pub fn now(&self) -> u64 {
+        (self.clock)()
+    }
+
+    /// Tokens currently in the verified-token cache.
+    pub fn cached_tokens(&self) -> usize {
+        self.tokens.len()
+    }
+
+    fn current(&self) -> Arc<Generation> {
+        Arc::clone(&self.generation.read())
+    }
+
+    fn install(&self, config: AuthConfig, builtin: Vec<Provider>) {
+        let id = self.next_generation.fetch_add(1, Ordering::Relaxed);
+        let generation = Arc::new(Generation::new(id, config, builtin));
+        *self.generation.write() = generation;
+        self.tokens.clear();
+    }
+
+    /// Verifies a bearer token (the JWT alone, without `Bearer `): a cache hit, or provider
+    /// selection + keys + `auth::verify_parsed`. Every rejection is logged with its reason.
+    pub async fn verify(&self, token: &str) -> Result<VerifiedToken, TokenRejection> {
+        let (result, provider) = self.verify_logged(token).await;
+        if let Err(rejection) = &result {
+            let provider = provider.as_deref().unwrap_or("-");
+            if rejection.is_transient() {
+                tracing::warn!(%provider, code = rejection.code(), reason = %rejection, "token rejected");
+            } else {
+                tracing::info!(%provider, code = rejection.code(), reason = %rejection, "token rejected");
+            }
+        }
+        result
+    }
+
+    async fn verify_logged(
+        &self,
+        token: &str,
+    ) -> (Result<VerifiedToken, TokenRejection>, Option<String>) {
+        if token.len() > MAX_TOKEN_BYTES {
+            let rejection = TokenRejection::TooLarge {
+                size: token.len(),
+                max: MAX_TOKEN_BYTES,
+            };
+            return (Err(rejection), None);
+        }
+        let now = self.now();
+        let generation = self.current();
+        let hash = token_hash(token);
+        if let Some(hit) = self.tokens.get(&hash, generation.id, now) {
+            return (Ok(hit), None);
+        }
+        let parsed = match ParsedToken::parse(token) {
+            Ok(parsed) => parsed,
+            Err(e) => return (Err(e), None),
+        };
+        let index = match select_provider(&parsed, &generation.providers) {
+            Ok(index) => index,
+            Err(e) => return (Err(e), None),
+        };
+        let result = self
+            .verify_with_provider(&parsed, &generation, index, now)
+            .await;
+        if let Ok(verified) = &result {
+            self.tokens
+                .insert(hash, generation.id, verified.clone(), now);
+        }
+        (result, Some(generation.providers[index].to_string()))
+    }
+
+    /// Keys (cached or fetched), verification, and one refetch if the kid is new to us.
+    async fn verify_with_provider(
+        &self,
+        parsed: &ParsedToken<'_>,
+        generation: &Generation,
+        index: usize,
+        now: u64,
+    ) -> Result<VerifiedToken, TokenRejection> {
+        let provider = &generation.providers[index];
+        let cache = &generation.keys[index];
+        let keys: Arc<KeySet> = cache.current(&self.fetcher, now).await?;
+        match verify_parsed(parsed, provider, &keys, now) {
+            Err(
+                miss @ (TokenRejection::UnknownKid { .. } | TokenRejection::NoCompatibleKey { .. }),
+            ) => {
+                let refreshed = cache
+                    .refresh_after_miss(&self.fetcher, now, &keys, self.min_refetch_interval_secs)
+                    .await;
+                match refreshed {
+                    Some(newer) => verify_parsed(parsed, provider, &newer, now),
+                    None => Err(miss),
+                }
+            }
+            other => other,
+        }
+    }
+
+    /// `pulsebase auth check`: the decoded token and every provider's verdict with its reason.
+    pub async fn diagnose(&self, token: &str) -> Diagnosis {
+        let now = self.now();
+        let generation = self.current();
+        let mut diagnosis = Diagnosis::decode(token, now);
+        if diagnosis.decode_error.is_some() {
+            return diagnosis;
+        }
+        let Ok(parsed) = ParsedToken::parse(token) else {
+            return diagnosis;
+        };
+        for (index, provider) in generation.providers.iter().enumerate() {
+            let outcome = match provider.check_iss_aud(&parsed) {
+                Err(reason) => Err(reason),
+                Ok(()) => {
+                    self.verify_with_provider(&parsed, &generation, index, now)
+                        .await
+                }
+            };
+            diagnosis.add_verdict(provider, outcome);
+        }
+        diagnosis
+    }
+}

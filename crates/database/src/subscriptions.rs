@@ -16,7 +16,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use tokio::sync::watch;
 
 use crate::catalog::IndexId;
@@ -66,6 +66,8 @@ pub struct Subscriptions {
     inner: Mutex<Inner>,
     /// Publishes `processed_ts` so transitions can wait until a snapshot's commit is indexed.
     processed: watch::Sender<u64>,
+    /// Wakes blocking waiters of [`Subscriptions::wait_processed`]; paired with `inner`.
+    processed_changed: Condvar,
 }
 
 impl Subscriptions {
@@ -78,7 +80,22 @@ impl Subscriptions {
                 ..Inner::default()
             }),
             processed,
+            processed_changed: Condvar::new(),
         }
+    }
+
+    /// Blocks until every commit up to `ts` has been processed, or `timeout` passes; returns
+    /// whether it was. A snapshot can see a commit a moment before the Committer has matched
+    /// it, and results computed at that snapshot must not be registered or sent before then.
+    pub fn wait_processed(&self, ts: u64, timeout: std::time::Duration) -> bool {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut inner = self.inner.lock();
+        while inner.processed_ts < ts {
+            if self.processed_changed.wait_until(&mut inner, deadline).timed_out() {
+                return inner.processed_ts >= ts;
+            }
+        }
+        true
     }
 
     /// The newest commit whose writes have been matched against every subscription.
@@ -182,6 +199,7 @@ impl Subscriptions {
             fired
         };
         self.processed.send_replace(ts);
+        self.processed_changed.notify_all();
         // Callbacks run outside the lock so they may subscribe or unsubscribe.
         for callback in fired {
             callback(ts);

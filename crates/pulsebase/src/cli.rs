@@ -1,0 +1,104 @@
+//! The command line (DESIGN §1): `dev`, `serve`, `run`, `token`, `auth check`, `codegen`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "pulsebase", version, about = "A reactive backend in one binary: Convex's protocol, Rhai functions, SQLite, OIDC auth.")]
+pub struct Cli {
+    /// Log debug details (or set PULSEBASE_LOG, e.g. PULSEBASE_LOG=debug).
+    #[arg(long, global = true)]
+    pub verbose: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Serve the app in DIR and sync every change to functions/, schema.toml, auth.config.toml
+    /// and .env files live; trusts the built-in dev issuer at /dev-issuer.
+    Dev(ServeArgs),
+    /// Serve the app in DIR for production: only auth.config.toml and .env files are reloaded.
+    Serve(ServeArgs),
+    /// Call a function (internal ones too) on the running server and print its result.
+    Run(RunArgs),
+    /// Print a token signed by the built-in dev issuer.
+    Token(TokenArgs),
+    /// Diagnose access tokens.
+    #[command(subcommand)]
+    Auth(AuthCommand),
+}
+
+#[derive(Args, Clone)]
+pub struct ServeArgs {
+    /// The app directory (schema.toml, auth.config.toml, functions/).
+    #[arg(long, default_value = ".")]
+    pub dir: PathBuf,
+    /// Port to listen on; 0 picks a free one.
+    #[arg(long, default_value_t = 3210)]
+    pub port: u16,
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: String,
+    /// The SQLite database file [default: DIR/.pulsebase/data.sqlite3].
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Also serve this folder of static files at / (e.g. a built front-end).
+    #[arg(long)]
+    pub static_dir: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// The function, e.g. `users:getByClerkId`.
+    pub function: String,
+    /// Arguments as a JSON object [default: {}].
+    pub args: Option<String>,
+    /// The server [default: the one started from DIR, else http://127.0.0.1:3210].
+    #[arg(long)]
+    pub url: Option<String>,
+    /// Run as this identity, e.g. '{"subject":"user_1","issuer":"https://example.com"}'.
+    #[arg(long)]
+    pub identity: Option<String>,
+    /// The app directory, where .pulsebase/admin_key lives.
+    #[arg(long, default_value = ".")]
+    pub dir: PathBuf,
+}
+
+#[derive(Args)]
+pub struct TokenArgs {
+    #[arg(long, default_value = ".")]
+    pub dir: PathBuf,
+    /// The user id (`sub`).
+    #[arg(long, default_value = "user_1")]
+    pub sub: String,
+    #[arg(long)]
+    pub name: Option<String>,
+    #[arg(long)]
+    pub email: Option<String>,
+    /// Extra claims as a JSON object, e.g. '{"role":"admin"}'.
+    #[arg(long)]
+    pub claims: Option<String>,
+    /// Lifetime in seconds.
+    #[arg(long, default_value_t = 3600)]
+    pub ttl: u64,
+    /// The server the token is for [default: the one started from DIR, else http://127.0.0.1:3210].
+    #[arg(long)]
+    pub url: Option<String>,
+}
+
+#[derive(Subcommand)]
+pub enum AuthCommand {
+    /// Decode a token and say, provider by provider, whether it is accepted and why not.
+    Check(CheckArgs),
+}
+
+#[derive(Args)]
+pub struct CheckArgs {
+    /// The access token (JWT).
+    pub token: String,
+    #[arg(long, default_value = ".")]
+    pub dir: PathBuf,
+}
+

@@ -1,0 +1,53 @@
+//! `pulsebase`: the one binary. Parses the command line (`cli.rs`) and hands off to the
+//! command: `dev` / `serve` (`start.rs`), `run` (`run_cmd.rs`), `token` and `auth check`
+//! (`auth_cmd.rs`). Wiring only; everything else lives in the
+//! library crates.
+
+mod auth_cmd;
+mod cli;
+mod paths;
+mod run_cmd;
+mod start;
+mod watch;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let cli = cli::Cli::parse();
+    init_tracing(&cli);
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async move {
+        match cli.command {
+            cli::Command::Dev(args) => start::run(args, start::Mode::Dev).await,
+            cli::Command::Serve(args) => start::run(args, start::Mode::Serve).await,
+            cli::Command::Run(args) => run_cmd::run(args).await,
+            cli::Command::Token(args) => auth_cmd::token(args),
+            cli::Command::Auth(cli::AuthCommand::Check(args)) => auth_cmd::check(args).await,
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(cli: &cli::Cli) {
+    let default = if cli.verbose { "debug" } else { "info" };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PULSEBASE_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{default},hyper=warn,reqwest=warn,rustls=warn")));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .compact()
+        .init();
+}

@@ -1,0 +1,138 @@
+//! `pulsebase dev` and `pulsebase serve`: load the app (schema, functions, auth config),
+//! open the database, bind the port, print the ready line, watch files, serve until Ctrl-C.
+//!
+//! Startup refuses a broken app with the full report (there is no last good version yet);
+//! later edits that break it are reported and the running version keeps serving.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context as _;
+use application::App;
+use authenticator::{Authenticator, AuthenticatorOptions, DevIssuer};
+use database::Database;
+use functions::Modules;
+use schema::Schema;
+use server::{DevIssuerState, ServerState};
+use sync::SyncHub;
+use tokio::net::TcpListener;
+
+use crate::cli::ServeArgs;
+use crate::paths::{AppPaths, write_private};
+use crate::watch;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Mode {
+    Dev,
+    Serve,
+}
+
+/// Reads `schema.toml` (a missing file is an empty schema).
+pub fn load_schema(path: &Path) -> anyhow::Result<(Schema, String)> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Schema::default(), String::new())),
+        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
+    };
+    let schema = Schema::parse(&text, "schema.toml")?;
+    Ok((schema, text))
+}
+
+pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<ExitCode> {
+    let paths = AppPaths::new(&args.dir);
+    anyhow::ensure!(args.dir.is_dir(), "{} is not a directory; pass the app folder with --dir", args.dir.display());
+    let started = std::time::Instant::now();
+
+    let (schema, schema_text) = load_schema(&paths.schema())?;
+    let data = args.data.clone().unwrap_or_else(|| paths.database());
+    let (db, report) = tokio::task::spawn_blocking(move || Database::open(&data, schema, &schema_text))
+        .await
+        .context("opening the database")?
+        .context("opening the database")?;
+    if !report.is_empty() {
+        tracing::info!("schema applied: {report}");
+    }
+    let modules = Modules::load_dir(&paths.functions()).map_err(|errors| anyhow::anyhow!("functions/ does not load:\n{errors}"))?;
+    let n_functions = modules.functions().count();
+    let app = App::new(db, modules);
+
+    let auth_config = authenticator::load_auth_config(&paths.dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let auth = Arc::new(Authenticator::new(auth_config, AuthenticatorOptions::new(&paths.dir)).map_err(|e| anyhow::anyhow!("{e}"))?);
+
+    let listener = TcpListener::bind((args.host.as_str(), args.port))
+        .await
+        .with_context(|| format!("cannot listen on {}:{} (is another server running? pass --port 0 for any free port)", args.host, args.port))?;
+    let port = listener.local_addr()?.port();
+    let url = format!("http://{}:{port}", args.host);
+
+    let dev_issuer = if mode == Mode::Dev {
+        let state_dir = paths.state.clone();
+        let issuer = tokio::task::spawn_blocking(move || DevIssuer::load_or_create(&state_dir))
+            .await
+            .context("loading the dev issuer key")?
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let issuer_url = format!("{url}/dev-issuer");
+        auth.set_builtin(vec![issuer.builtin_provider(&issuer_url)]);
+        Some(DevIssuerState {
+            issuer: Arc::new(issuer),
+            issuer_url,
+        })
+    } else {
+        None
+    };
+
+    let admin_key = paths.ensure_admin_key()?;
+    let hub = SyncHub::new(app.clone(), auth.clone(), Some(admin_key.clone()));
+    let state = Arc::new(ServerState {
+        app: app.clone(),
+        auth: auth.clone(),
+        hub: hub.clone(),
+        admin_key,
+        dev_issuer,
+        static_dir: args.static_dir.clone(),
+    });
+    write_private(
+        &paths.server_info(),
+        &serde_json::json!({ "url": url, "port": port, "pid": std::process::id() }).to_string(),
+    )?;
+    let _watcher = watch::start(&paths, mode, app, hub, auth).context("starting the file watcher")?;
+
+    println!(
+        "Pulsebase {} is serving {} at {url} ({n_functions} functions, ready in {} ms)",
+        if mode == Mode::Dev { "dev" } else { "serve" },
+        args.dir.display(),
+        started.elapsed().as_millis()
+    );
+    if mode == Mode::Dev {
+        println!("  dev issuer: {url}/dev-issuer   (pulsebase token --dir {} --sub user_1)", args.dir.display());
+    }
+    use std::io::Write as _;
+    let _ = std::io::stdout().flush();
+
+    server::serve(listener, state, shutdown_signal()).await?;
+    let _ = std::fs::remove_file(paths.server_info());
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down");
+}

@@ -1,0 +1,133 @@
+//! The HTTP API the official `ConvexHttpClient` speaks (`CONVEX_WIRE.md` §1.2): function
+//! calls answer HTTP 200 with `{"status":"success",...}` or `{"status":"error",...}`; problems
+//! with the request itself (bad JSON, refused token, overload) answer a non-2xx status with
+//! `{"code","message"}`, which the client surfaces as an `Error` carrying that body.
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use database::DbError;
+use functions::{FunctionError, FunctionKind, FunctionPath};
+use protocol::{Ts, UdfRequest, UdfResponse, canonical_args};
+use value::Value;
+
+use crate::ServerState;
+use crate::caller::{self, HttpCaller};
+
+pub(crate) fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
+    (status, Json(serde_json::json!({ "code": code, "message": message }))).into_response()
+}
+
+fn udf_response(result: Result<Value, FunctionError>, log_lines: Vec<String>) -> Response {
+    let body = match result {
+        Ok(value) => UdfResponse::Success {
+            value: value.to_json(),
+            log_lines,
+        },
+        Err(error) => UdfResponse::Error {
+            error_message: error.message,
+            error_data: error.data.map(|d| d.to_json()),
+            log_lines,
+        },
+    };
+    Json(body).into_response()
+}
+
+fn db_failure(error: DbError) -> Response {
+    match error {
+        DbError::Limit(message) => error_response(StatusCode::SERVICE_UNAVAILABLE, "Overloaded", &message),
+        other => {
+            tracing::error!(error = %other, "a request failed inside the database");
+            error_response(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", "internal server error; see the server log")
+        }
+    }
+}
+
+/// Parses the body and the caller; the error side is the finished response.
+async fn prepare(state: &ServerState, headers: &HeaderMap, body: &Bytes) -> Result<(FunctionPath, Value, HttpCaller), Response> {
+    let request: UdfRequest = serde_json::from_slice(body)
+        .map_err(|e| error_response(StatusCode::BAD_REQUEST, "BadJsonBody", &format!("the request body is not a function call: {e}")))?;
+    let args = canonical_args(request.args).map_err(|e| error_response(StatusCode::BAD_REQUEST, "BadArgs", &e))?;
+    let args = Value::from_json(&args)
+        .map_err(|e| error_response(StatusCode::BAD_REQUEST, "BadArgs", &format!("the arguments are not valid convex JSON: {e}")))?;
+    let caller = caller::from_headers(headers, state).await?;
+    Ok((FunctionPath::parse(&request.path), args, caller))
+}
+
+async fn run(state: Arc<ServerState>, kind: FunctionKind, path: FunctionPath, args: Value, caller: HttpCaller) -> Response {
+    match kind {
+        FunctionKind::Query => match state.app.run_query(path, args, caller.identity, caller.caller).await {
+            Ok(done) => udf_response(done.execution.result, done.execution.log_lines),
+            Err(e) => db_failure(e),
+        },
+        FunctionKind::Mutation => match state.app.run_mutation(path, args, caller.identity, caller.caller, None).await {
+            Ok(done) => udf_response(done.result, done.log_lines),
+            Err(e) => db_failure(e),
+        },
+        FunctionKind::HttpAction => udf_response(
+            Err(FunctionError::new(
+                functions::ErrorKind::NotFound,
+                format!("'{path}' is an HTTP action; call it through its route in functions/http.rhai"),
+            )),
+            Vec::new(),
+        ),
+    }
+}
+
+pub(crate) async fn query(State(state): State<Arc<ServerState>>, headers: HeaderMap, body: Bytes) -> Response {
+    match prepare(&state, &headers, &body).await {
+        Ok((path, args, caller)) => run(state, FunctionKind::Query, path, args, caller).await,
+        Err(response) => response,
+    }
+}
+
+pub(crate) async fn mutation(State(state): State<Arc<ServerState>>, headers: HeaderMap, body: Bytes) -> Response {
+    match prepare(&state, &headers, &body).await {
+        Ok((path, args, caller)) => run(state, FunctionKind::Mutation, path, args, caller).await,
+        Err(response) => response,
+    }
+}
+
+pub(crate) async fn action(State(state): State<Arc<ServerState>>, headers: HeaderMap, body: Bytes) -> Response {
+    match prepare(&state, &headers, &body).await {
+        Ok((path, _, _)) => udf_response(
+            Err(FunctionError::new(
+                functions::ErrorKind::NotFound,
+                format!("Could not find public function for '{path}': Pulsebase has no actions; use a mutation, or an HTTP action in functions/http.rhai"),
+            )),
+            Vec::new(),
+        ),
+        Err(response) => response,
+    }
+}
+
+/// `/api/function`: any kind, looked up by path (what `pulsebase run` uses).
+pub(crate) async fn function(State(state): State<Arc<ServerState>>, headers: HeaderMap, body: Bytes) -> Response {
+    let (path, args, caller) = match prepare(&state, &headers, &body).await {
+        Ok(prepared) => prepared,
+        Err(response) => return response,
+    };
+    let kind = state.app.modules().get(&path).map(|(_, def)| def.kind);
+    let kind = kind.unwrap_or(FunctionKind::Query);
+    run(state, kind, path, args, caller).await
+}
+
+pub(crate) async fn query_ts(State(state): State<Arc<ServerState>>) -> Response {
+    let ts = state.app.db().subscriptions().processed_ts();
+    Json(serde_json::json!({ "ts": Ts(ts).encode() })).into_response()
+}
+
+pub(crate) async fn health(State(state): State<Arc<ServerState>>) -> Response {
+    let (sessions, instances) = state.hub.stats();
+    Json(serde_json::json!({
+        "status": "ok",
+        "sessions": sessions,
+        "queryInstances": instances,
+        "ts": state.app.db().subscriptions().processed_ts().to_string(),
+    }))
+    .into_response()
+}

@@ -1,0 +1,86 @@
+//! [`SyncHub`]: what every session shares — the app, the authenticator, the registry of
+//! query instances, and the code/schema epoch that decides whether a cached result was made
+//! by the live code.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use application::App;
+use authenticator::Authenticator;
+use functions::FunctionPath;
+use subtle::ConstantTimeEq;
+
+use crate::instance::{CodeStamp, Instances};
+
+/// Shared state of all sync sessions.
+pub struct SyncHub {
+    pub(crate) app: Arc<App>,
+    pub(crate) auth: Arc<Authenticator>,
+    admin_key: Option<String>,
+    pub(crate) instances: Instances,
+    /// Bumped on a schema change: every cached result becomes stale.
+    epoch: AtomicU64,
+    next_session: AtomicU64,
+    live_sessions: AtomicUsize,
+}
+
+impl SyncHub {
+    pub fn new(app: Arc<App>, auth: Arc<Authenticator>, admin_key: Option<String>) -> Arc<SyncHub> {
+        Arc::new(SyncHub {
+            app,
+            auth,
+            admin_key,
+            instances: Instances::default(),
+            epoch: AtomicU64::new(0),
+            next_session: AtomicU64::new(1),
+            live_sessions: AtomicUsize::new(0),
+        })
+    }
+
+    pub fn app(&self) -> &Arc<App> {
+        &self.app
+    }
+
+    /// Call after `App::replace_modules`: sessions re-run queries whose module changed.
+    pub fn code_changed(&self) {
+        self.instances.wake_all();
+    }
+
+    /// Call after a schema change: every query re-runs.
+    pub fn schema_changed(&self) {
+        self.epoch.fetch_add(1, Ordering::AcqRel);
+        self.instances.wake_all();
+    }
+
+    /// Number of open sessions and of live query instances.
+    pub fn stats(&self) -> (usize, usize) {
+        (self.live_sessions.load(Ordering::Relaxed), self.instances.len())
+    }
+
+    pub(crate) fn stamp(&self, path: &FunctionPath) -> CodeStamp {
+        self.stamp_with(&self.app.modules(), path)
+    }
+
+    /// The stamp of `path` under a given version of the modules.
+    pub(crate) fn stamp_with(&self, modules: &functions::Modules, path: &FunctionPath) -> CodeStamp {
+        CodeStamp {
+            module_hash: modules.module(path.module()).map_or(0, |m| m.source_hash),
+            epoch: self.epoch.load(Ordering::Acquire),
+        }
+    }
+
+    pub(crate) fn is_admin_key(&self, key: &str) -> bool {
+        self.admin_key
+            .as_deref()
+            .is_some_and(|admin| bool::from(admin.as_bytes().ct_eq(key.as_bytes())))
+    }
+
+    pub(crate) fn session_started(&self) -> u64 {
+        self.live_sessions.fetch_add(1, Ordering::Relaxed);
+        self.next_session.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub(crate) fn session_ended(&self) {
+        self.live_sessions.fetch_sub(1, Ordering::Relaxed);
+    }
+}

@@ -1,0 +1,261 @@
+//! Building a Transition: every result in it reflects one snapshot `ts`.
+//!
+//! 1. Take `t` = the newest commit whose writes have been matched against subscriptions.
+//! 2. Every query whose instance is fresh at `t` is served from it (no database access). An
+//!    instance another session is computing is awaited (single flight); a stale one is
+//!    claimed.
+//! 3. If nothing is stale, send at `t`. Otherwise run the claimed instances together in one
+//!    snapshot `s` (on the blocking pool), wait until commit `s` is processed, publish them
+//!    (registering their read sets at `s`), and start over: the next `t` is at least `s`.
+//! 4. If writes keep invalidating the session's queries faster than this converges, the last
+//!    attempt runs every query of the session in one snapshot and sends exactly that.
+//!
+//! A session never waits on another instance while holding a claim of its own, so two
+//! sessions cannot deadlock on each other's computations.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use database::Transaction;
+use functions::FunctionKind;
+use protocol::{QueryModification, ServerMessage, StateVersion, Ts};
+
+use crate::hub::SyncHub;
+use crate::instance::{Instance, QueryOutput, Status};
+use crate::session::{End, Session};
+
+/// Rounds of "run what is stale, then re-check" before falling back to one full snapshot.
+const MAX_ROUNDS: usize = 4;
+/// Waits for other sessions' computations, across all rounds.
+const MAX_WAITS: usize = 64;
+
+type Outputs = Vec<(u32, Arc<QueryOutput>)>;
+
+fn now_ms() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64() * 1000.0)
+}
+
+impl Session {
+    /// Computes the next Transition, or `None` when there is nothing to tell the client.
+    pub(crate) async fn build_transition(&mut self) -> Result<Option<String>, End> {
+        self.must_recheck = false;
+        let subscriptions = self.hub.app().db().subscriptions().clone();
+        let mut rounds = 0;
+        let mut waits = 0;
+        loop {
+            let t = subscriptions.processed_ts().max(self.sent.ts.0);
+            let mut outputs: Outputs = Vec::with_capacity(self.queries.len());
+            let mut stale: Vec<(u32, Arc<Instance>)> = Vec::new();
+            let mut busy: Option<Arc<Instance>> = None;
+            let ids: Vec<u32> = self.queries.keys().copied().collect();
+            'queries: for id in ids {
+                loop {
+                    let Some(query) = self.queries.get(&id) else { continue 'queries };
+                    if let Some(fixed) = &query.fixed {
+                        outputs.push((id, fixed.clone()));
+                        continue 'queries;
+                    }
+                    let Some(instance) = query.instance.clone() else { continue 'queries };
+                    match instance.status(t, self.hub.stamp(&query.path)) {
+                        Status::Fresh(output) => outputs.push((id, output)),
+                        Status::Retired => {
+                            self.rebind(id);
+                            continue;
+                        }
+                        Status::Computing => busy = Some(instance),
+                        Status::Stale => {
+                            if instance.try_claim() {
+                                stale.push((id, instance));
+                            } else {
+                                busy = Some(instance);
+                            }
+                        }
+                    }
+                    if busy.is_some() {
+                        break 'queries;
+                    }
+                    continue 'queries;
+                }
+            }
+
+            if let Some(instance) = busy {
+                for (_, claimed) in &stale {
+                    claimed.unclaim();
+                }
+                waits += 1;
+                if waits <= MAX_WAITS {
+                    let _ = tokio::time::timeout(Duration::from_secs(2), instance.computed()).await;
+                    continue;
+                }
+                // Another session keeps the instance busy: compute everything ourselves.
+                return self.run_all_and_emit().await;
+            }
+            if stale.is_empty() {
+                return Ok(self.emit(t, outputs));
+            }
+            rounds += 1;
+            if rounds >= MAX_ROUNDS {
+                for (_, claimed) in &stale {
+                    claimed.unclaim();
+                }
+                return self.run_all_and_emit().await;
+            }
+            let items = stale.into_iter().map(|(id, i)| (id, i, true)).collect();
+            self.run_batch(items).await?;
+        }
+    }
+
+    /// Runs every query of the session in one snapshot and sends exactly those results.
+    async fn run_all_and_emit(&mut self) -> Result<Option<String>, End> {
+        let items: Vec<(u32, Arc<Instance>, bool)> = self
+            .queries
+            .iter()
+            .filter_map(|(id, q)| q.instance.clone().map(|i| (*id, i)))
+            .map(|(id, i)| {
+                let claimed = i.try_claim();
+                (id, i, claimed)
+            })
+            .collect();
+        let (s, mut outputs) = self.run_batch(items).await?;
+        for (id, query) in &self.queries {
+            if let Some(fixed) = &query.fixed {
+                outputs.push((*id, fixed.clone()));
+            }
+        }
+        Ok(self.emit(s.max(self.sent.ts.0), outputs))
+    }
+
+    /// Runs instances in one snapshot on the blocking pool; claimed ones are published.
+    async fn run_batch(&mut self, items: Vec<(u32, Arc<Instance>, bool)>) -> Result<(u64, Outputs), End> {
+        let hub = self.hub.clone();
+        let identity = self.identity.clone();
+        let caller = self.caller;
+        let task = tokio::task::spawn_blocking(move || {
+            let mut pending = Unclaim(items.iter().filter(|(_, _, c)| *c).map(|(_, i, _)| i.clone()).collect());
+            run_in_snapshot(&hub, &items, identity, caller, &mut pending)
+        });
+        match task.await {
+            Ok(Ok(done)) => Ok(done),
+            Ok(Err(e)) => Err(End::Close(1011, format!("InternalServerError: {e}"))),
+            Err(e) => Err(End::Close(1011, format!("InternalServerError: query task failed: {e}"))),
+        }
+    }
+
+    /// The Transition for results at `t`, or `None` if the client already has all of it.
+    fn emit(&mut self, t: u64, outputs: Outputs) -> Option<String> {
+        let mut modifications = Vec::new();
+        let mut changed = Vec::new();
+        for (id, output) in &outputs {
+            let Some(query) = self.queries.get(id) else { continue };
+            if query.last_hash == Some(output.hash) {
+                continue;
+            }
+            changed.push((*id, output.hash));
+            modifications.push(match &output.value {
+                Ok(value) => QueryModification::QueryUpdated {
+                    query_id: *id,
+                    value,
+                    log_lines: &output.log_lines,
+                    journal: None,
+                },
+                Err(error) => QueryModification::QueryFailed {
+                    query_id: *id,
+                    error_message: &error.message,
+                    error_data: error.data.as_deref(),
+                    log_lines: &output.log_lines,
+                    journal: None,
+                },
+            });
+        }
+        let removed = std::mem::take(&mut self.removed);
+        for id in &removed {
+            modifications.push(QueryModification::QueryRemoved { query_id: *id });
+        }
+        let end = StateVersion {
+            query_set: self.query_set_version,
+            identity: self.identity_version,
+            ts: Ts(t),
+        };
+        if modifications.is_empty() && !self.must_send {
+            return None;
+        }
+        let server_ts = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+        let text = ServerMessage::Transition {
+            start_version: self.sent,
+            end_version: end,
+            modifications,
+            client_clock_skew: self.clock_skew(),
+            server_ts,
+        }
+        .to_text();
+        for (id, hash) in changed {
+            if let Some(query) = self.queries.get_mut(&id) {
+                query.last_hash = Some(hash);
+            }
+        }
+        self.sent = end;
+        self.must_send = false;
+        Some(text)
+    }
+}
+
+/// Claims of a batch not yet published; released if the batch ends early (error, panic).
+struct Unclaim(Vec<Arc<Instance>>);
+
+impl Unclaim {
+    fn published(&mut self, instance: &Arc<Instance>) {
+        self.0.retain(|i| !Arc::ptr_eq(i, instance));
+    }
+}
+
+impl Drop for Unclaim {
+    fn drop(&mut self) {
+        for instance in &self.0 {
+            instance.unclaim();
+        }
+    }
+}
+
+fn run_in_snapshot(
+    hub: &Arc<SyncHub>,
+    items: &[(u32, Arc<Instance>, bool)],
+    identity: Option<application::Identity>,
+    caller: functions::Caller,
+    pending: &mut Unclaim,
+) -> Result<(u64, Outputs), database::DbError> {
+    let app = hub.app();
+    let modules = app.modules();
+    let db = app.db();
+    let mut txn: Box<dyn Transaction + Send> = Box::new(db.snapshot()?);
+    let s = txn.ts();
+    db.subscriptions().wait_processed(s, Duration::from_secs(10));
+    let identity_value = identity.as_ref().map(|i| i.value().clone());
+    let mut outputs = Vec::with_capacity(items.len());
+    for (id, instance, claimed) in items {
+        let path = &instance.family.path;
+        let stamp = hub.stamp_with(&modules, path);
+        let (execution, back) = modules.run(
+            path,
+            FunctionKind::Query,
+            caller,
+            instance.args.clone(),
+            identity_value.clone(),
+            txn,
+            now_ms(),
+        );
+        txn = match back {
+            Some(txn) => txn,
+            None => return Err(database::DbError::Corrupt("a query did not return its transaction".into())),
+        };
+        let output = Arc::new(QueryOutput::from_execution(&execution));
+        if *claimed {
+            instance.publish(output.clone(), s, execution.read_set, stamp, db.subscriptions());
+            pending.published(instance);
+            hub.instances.after_run(instance, execution.read_identity);
+        }
+        outputs.push((*id, output));
+    }
+    Ok((s, outputs))
+}

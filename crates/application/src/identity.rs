@@ -23,10 +23,15 @@ pub struct Identity {
 impl Identity {
     /// Builds an identity from the UserIdentity JSON object. Claims whose names the client
     /// could not decode (non-ASCII, `$`-prefixed) are left out rather than failing the user.
-    pub fn from_json(claims: &serde_json::Map<String, serde_json::Value>, expires_at: Option<u64>) -> Identity {
+    pub fn from_json(
+        claims: &serde_json::Map<String, serde_json::Value>,
+        expires_at: Option<u64>,
+    ) -> Identity {
         let mut object = Object::new();
         for (name, json) in claims {
-            if let Ok(Value::Object(mut one)) = Value::from_json(&serde_json::json!({ name.clone(): json })) {
+            if let Ok(Value::Object(mut one)) =
+                Value::from_json(&serde_json::json!({ name.clone(): json }))
+            {
                 object.append(&mut one);
             }
         }
@@ -73,14 +78,28 @@ mod tests {
 
     #[test]
     fn keys_follow_the_claims() {
-        let claims = |sub: &str| serde_json::json!({"subject": sub, "issuer": "i"}).as_object().cloned().unwrap_or_default();
+        let claims = |sub: &str| {
+            serde_json::json!({"subject": sub, "issuer": "i"})
+                .as_object()
+                .cloned()
+                .unwrap_or_default()
+        };
         let a = Identity::from_json(&claims("a"), Some(1));
         let a_refreshed = Identity::from_json(&claims("a"), Some(99));
         let b = Identity::from_json(&claims("b"), Some(1));
         assert_eq!(a.key(), a_refreshed.key());
         assert_ne!(a.key(), b.key());
         assert_eq!(a.subject(), Some("a"));
-        let odd = serde_json::json!({"subject": "a", "é": 1}).as_object().cloned().unwrap_or_default();
-        assert_eq!(Identity::from_json(&odd, None).value().as_object().map(|o| o.len()), Some(1));
+        let odd = serde_json::json!({"subject": "a", "é": 1})
+            .as_object()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(
+            Identity::from_json(&odd, None)
+                .value()
+                .as_object()
+                .map(|o| o.len()),
+            Some(1)
+        );
     }
 }

@@ -107,9 +107,11 @@ impl App {
         caller: Caller,
     ) -> Result<QueryResult, DbError> {
         let app = self.clone();
-        tokio::task::spawn_blocking(move || app.run_query_blocking(&path, args, identity.as_ref(), caller))
-            .await
-            .map_err(|e| DbError::Corrupt(format!("query task failed: {e}")))?
+        tokio::task::spawn_blocking(move || {
+            app.run_query_blocking(&path, args, identity.as_ref(), caller)
+        })
+        .await
+        .map_err(|e| DbError::Corrupt(format!("query task failed: {e}")))?
     }
 
     /// Runs a mutation on the Committer. With `dedup`, a request already applied returns its
@@ -181,18 +183,27 @@ fn kind_from_name(name: &str) -> ErrorKind {
 fn log_lines(json: &serde_json::Value) -> Vec<String> {
     json["logLines"]
         .as_array()
-        .map(|lines| lines.iter().filter_map(|l| l.as_str().map(str::to_string)).collect())
+        .map(|lines| {
+            lines
+                .iter()
+                .filter_map(|l| l.as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
 fn decode_outcome(outcome: MutationOutcome) -> MutationResult {
     let corrupt = |why: String| MutationResult {
-        result: Err(FunctionError::new(ErrorKind::Uncaught, format!("internal error: {why}"))),
+        result: Err(FunctionError::new(
+            ErrorKind::Uncaught,
+            format!("internal error: {why}"),
+        )),
         log_lines: Vec::new(),
         ts: None,
     };
     match outcome {
-        MutationOutcome::Committed { ts, response } | MutationOutcome::Replayed { ts, response } => {
+        MutationOutcome::Committed { ts, response }
+        | MutationOutcome::Replayed { ts, response } => {
             let json: serde_json::Value = match serde_json::from_str(&response) {
                 Ok(json) => json,
                 Err(e) => return corrupt(e.to_string()),

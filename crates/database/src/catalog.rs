@@ -88,18 +88,21 @@ impl Catalog {
         if index == BY_CREATION_TIME {
             return Ok(&info.by_creation_time);
         }
-        info.indexes.get(index).ok_or_else(|| DbError::UnknownIndex {
-            table: table.to_string(),
-            index: index.to_string(),
-            known: std::iter::once(BY_CREATION_TIME.to_string())
-                .chain(info.indexes.keys().cloned())
-                .collect(),
-        })
+        info.indexes
+            .get(index)
+            .ok_or_else(|| DbError::UnknownIndex {
+                table: table.to_string(),
+                index: index.to_string(),
+                known: std::iter::once(BY_CREATION_TIME.to_string())
+                    .chain(info.indexes.keys().cloned())
+                    .collect(),
+            })
     }
 
     /// Parses an id and finds its table.
     pub fn resolve_id(&self, id: &str) -> Result<(DocumentId, &TableInfo), DbError> {
-        let parsed = DocumentId::parse(id).map_err(|_| DbError::InvalidId(id.chars().take(64).collect()))?;
+        let parsed =
+            DocumentId::parse(id).map_err(|_| DbError::InvalidId(id.chars().take(64).collect()))?;
         let table = self
             .table_by_number(parsed.table())
             .ok_or_else(|| DbError::InvalidId(id.chars().take(64).collect()))?;

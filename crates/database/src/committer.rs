@@ -52,11 +52,26 @@ pub struct DedupKey {
 /// What became of a mutation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum MutationOutcome {
-    Committed { ts: u64, response: String },
+    Committed {
+        ts: u64,
+        response: String,
+    },
     /// The same request was applied before; this is its stored response.
-    Replayed { ts: u64, response: String },
-    Failed { response: String },
+    Replayed {
+        ts: u64,
+        response: String,
+    },
+    Failed {
+        response: String,
+    },
 }
+
+/// A mutation waiting in a batch, with the channel its outcome goes back on.
+type QueuedMutation = (
+    Option<DedupKey>,
+    MutationFn,
+    oneshot::Sender<Result<MutationOutcome, DbError>>,
+);
 
 pub(crate) enum Job {
     Mutation {
@@ -128,7 +143,11 @@ impl Committer {
             for job in batch {
                 match job {
                     Job::Mutation { dedup, run, reply } => mutations.push((dedup, run, reply)),
-                    Job::ApplySchema { schema, text, reply } => {
+                    Job::ApplySchema {
+                        schema,
+                        text,
+                        reply,
+                    } => {
                         // Schema changes commit alone, after the mutations queued before them.
                         self.commit_batch(std::mem::take(&mut mutations));
                         let result = self.apply_schema(schema, &text);
@@ -148,7 +167,7 @@ impl Committer {
     }
 
     /// The single commit site: runs a batch of mutations and commits them together.
-    fn commit_batch(&mut self, batch: Vec<(Option<DedupKey>, MutationFn, oneshot::Sender<Result<MutationOutcome, DbError>>)>) {
+    fn commit_batch(&mut self, batch: Vec<QueuedMutation>) {
         if batch.is_empty() {
             return;
         }
@@ -187,7 +206,9 @@ impl Committer {
             let _ = self.state.lock().writer.rollback();
             for (outcome, reply) in outcomes {
                 let outcome = match outcome {
-                    Ok(MutationOutcome::Committed { .. }) => Err(DbError::Corrupt(format!("commit failed: {e}"))),
+                    Ok(MutationOutcome::Committed { .. }) => {
+                        Err(DbError::Corrupt(format!("commit failed: {e}")))
+                    }
                     other => other,
                 };
                 let _ = reply.send(outcome);
@@ -214,17 +235,26 @@ impl Committer {
     ) -> Result<MutationOutcome, DbError> {
         let generation = {
             let mut state = self.state.lock();
-            if let Some(key) = &dedup {
-                if let Some((ts, response)) = state.writer.get_mutation_response(&key.session_id, key.request_id)? {
-                    return Ok(MutationOutcome::Replayed { ts, response });
-                }
+            if let Some(key) = &dedup
+                && let Some((ts, response)) = state
+                    .writer
+                    .get_mutation_response(&key.session_id, key.request_id)?
+            {
+                return Ok(MutationOutcome::Replayed { ts, response });
             }
             state.writer.savepoint()?;
             state.pending_writes = WriteSet::default();
             state.generation += 1;
             state.generation
         };
-        let txn = MutationTxn::new(self.state.clone(), generation, catalog.clone(), ts, now_ms, self.limits);
+        let txn = MutationTxn::new(
+            self.state.clone(),
+            generation,
+            catalog.clone(),
+            ts,
+            now_ms,
+            self.limits,
+        );
         let result = catch_unwind(AssertUnwindSafe(|| run(txn))).unwrap_or_else(|_| {
             tracing::error!("a mutation panicked; its writes are rolled back");
             Err(String::new())
@@ -236,7 +266,12 @@ impl Committer {
             Ok(response) => {
                 state.writer.release_savepoint()?;
                 if let Some(key) = &dedup {
-                    state.writer.put_mutation_response(&key.session_id, key.request_id, ts, &response)?;
+                    state.writer.put_mutation_response(
+                        &key.session_id,
+                        key.request_id,
+                        ts,
+                        &response,
+                    )?;
                 }
                 writes.extend(std::mem::take(&mut state.pending_writes));
                 Ok(MutationOutcome::Committed { ts, response })
@@ -260,7 +295,11 @@ impl Committer {
         }
     }
 
-    fn apply_schema(&mut self, schema: Arc<Schema>, text: &str) -> Result<SchemaChangeReport, DbError> {
+    fn apply_schema(
+        &mut self,
+        schema: Arc<Schema>,
+        text: &str,
+    ) -> Result<SchemaChangeReport, DbError> {
         let ts = self.next_ts();
         let mut state = self.state.lock();
         state.writer.begin()?;
@@ -274,7 +313,8 @@ impl Committer {
                 *self.catalog.write() = Arc::new(catalog);
                 // A schema change is a commit with no document writes; advancing processed_ts
                 // keeps the invariant that every committed ts is processed.
-                self.subscriptions.on_commit(ts, Arc::new(WriteSet::default()));
+                self.subscriptions
+                    .on_commit(ts, Arc::new(WriteSet::default()));
                 Ok(report)
             }
             Err(e) => {

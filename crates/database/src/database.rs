@@ -41,7 +41,11 @@ pub struct Database {
 impl Database {
     /// Opens the database file, applies `schema` (creating and back-filling what it
     /// declares) and starts the Committer.
-    pub fn open(path: &Path, schema: Schema, schema_text: &str) -> Result<(Database, SchemaChangeReport), DbError> {
+    pub fn open(
+        path: &Path,
+        schema: Schema,
+        schema_text: &str,
+    ) -> Result<(Database, SchemaChangeReport), DbError> {
         let (storage, mut writer) = Storage::open(path)?;
         let schema = Arc::new(schema);
         writer.begin()?;
@@ -102,21 +106,35 @@ impl Database {
     }
 
     /// Queues a mutation for the Committer and waits for its outcome.
-    pub async fn mutate(&self, dedup: Option<DedupKey>, run: MutationFn) -> Result<MutationOutcome, DbError> {
+    pub async fn mutate(
+        &self,
+        dedup: Option<DedupKey>,
+        run: MutationFn,
+    ) -> Result<MutationOutcome, DbError> {
         let (reply, outcome) = oneshot::channel();
         self.submit(Job::Mutation { dedup, run, reply })?;
         outcome.await.map_err(|_| DbError::CommitterStopped)?
     }
 
     /// Like [`Database::mutate`], for callers on a plain thread (benchmarks, tools).
-    pub fn mutate_blocking(&self, dedup: Option<DedupKey>, run: MutationFn) -> Result<MutationOutcome, DbError> {
+    pub fn mutate_blocking(
+        &self,
+        dedup: Option<DedupKey>,
+        run: MutationFn,
+    ) -> Result<MutationOutcome, DbError> {
         let (reply, outcome) = oneshot::channel();
         self.submit(Job::Mutation { dedup, run, reply })?;
-        outcome.blocking_recv().map_err(|_| DbError::CommitterStopped)?
+        outcome
+            .blocking_recv()
+            .map_err(|_| DbError::CommitterStopped)?
     }
 
     /// Applies a new schema online, on the Committer; refused changes leave the old one.
-    pub async fn apply_schema(&self, schema: Schema, text: String) -> Result<SchemaChangeReport, DbError> {
+    pub async fn apply_schema(
+        &self,
+        schema: Schema,
+        text: String,
+    ) -> Result<SchemaChangeReport, DbError> {
         let (reply, outcome) = oneshot::channel();
         self.submit(Job::ApplySchema {
             schema: Arc::new(schema),

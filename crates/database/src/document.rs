@@ -20,7 +20,10 @@ impl Document {
     pub fn to_value(&self) -> Value {
         let mut object = self.fields.clone();
         object.insert("_id".to_string(), Value::String(self.id.to_string()));
-        object.insert("_creationTime".to_string(), Value::Float64(self.creation_time));
+        object.insert(
+            "_creationTime".to_string(),
+            Value::Float64(self.creation_time),
+        );
         Value::Object(object)
     }
 
@@ -30,11 +33,15 @@ impl Document {
 
     pub(crate) fn from_storage(text: &str) -> Result<Document, DbError> {
         let corrupt = |why: &str| DbError::Corrupt(format!("stored document: {why}"));
-        let Value::Object(mut fields) = Value::from_json_str(text).map_err(|e| corrupt(&e.to_string()))? else {
+        let Value::Object(mut fields) =
+            Value::from_json_str(text).map_err(|e| corrupt(&e.to_string()))?
+        else {
             return Err(corrupt("not an object"));
         };
         let id = match fields.remove("_id") {
-            Some(Value::String(id)) => DocumentId::parse(&id).map_err(|e| corrupt(&e.to_string()))?,
+            Some(Value::String(id)) => {
+                DocumentId::parse(&id).map_err(|e| corrupt(&e.to_string()))?
+            }
             _ => return Err(corrupt("missing _id")),
         };
         let creation_time = match fields.remove("_creationTime") {

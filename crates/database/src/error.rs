@@ -24,14 +24,19 @@ pub enum DbError {
         reason: String,
     },
     #[error("document for table {table:?} does not match the schema: {error}")]
-    Validation { table: String, error: ValidationError },
+    Validation {
+        table: String,
+        error: ValidationError,
+    },
     #[error("{0:?} is not a valid document id")]
     InvalidId(String),
     #[error("{op} on nonexistent document {id:?}")]
     NotFound { op: &'static str, id: String },
     #[error("{0}")]
     Limit(String),
-    #[error("ctx.db.{0} is not available in a query; queries are read-only, move the write into a mutation")]
+    #[error(
+        "ctx.db.{0} is not available in a query; queries are read-only, move the write into a mutation"
+    )]
     ReadOnly(&'static str),
     #[error("the committer has stopped; the server is shutting down")]
     CommitterStopped,

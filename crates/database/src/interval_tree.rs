@@ -51,11 +51,18 @@ impl Node {
 }
 
 /// A set of (interval, id) pairs.
-#[derive(Default)]
 pub struct IntervalTree {
     root: Option<Box<Node>>,
     len: usize,
     seed: u64,
+}
+
+impl Default for IntervalTree {
+    /// An empty tree; priorities come from a non-zero xorshift seed (zero would stay zero and
+    /// degrade the treap to a list).
+    fn default() -> Self {
+        IntervalTree::new()
+    }
 }
 
 impl IntervalTree {

@@ -33,7 +33,9 @@ pub struct SchemaChangeReport {
 
 impl SchemaChangeReport {
     pub fn is_empty(&self) -> bool {
-        self.tables_added.is_empty() && self.indexes_added.is_empty() && self.indexes_dropped.is_empty()
+        self.tables_added.is_empty()
+            && self.indexes_added.is_empty()
+            && self.indexes_dropped.is_empty()
     }
 }
 
@@ -51,7 +53,10 @@ impl fmt::Display for SchemaChangeReport {
             ));
         }
         if !self.indexes_dropped.is_empty() {
-            parts.push(format!("indexes dropped: {}", self.indexes_dropped.join(", ")));
+            parts.push(format!(
+                "indexes dropped: {}",
+                self.indexes_dropped.join(", ")
+            ));
         }
         if parts.is_empty() {
             parts.push("no table or index changes".to_string());
@@ -68,7 +73,11 @@ pub(crate) fn load_catalog(writer: &Writer, schema: Arc<Schema>) -> Result<Catal
         let mut by_id = None;
         let mut by_creation_time = None;
         let mut indexes = BTreeMap::new();
-        for row in stored.indexes.iter().filter(|i| i.table_number == table.number) {
+        for row in stored
+            .indexes
+            .iter()
+            .filter(|i| i.table_number == table.number)
+        {
             let fields: Vec<String> = serde_json::from_str(&row.fields)
                 .map_err(|e| DbError::Corrupt(format!("index {} fields: {e}", row.name)))?;
             let info = IndexInfo {
@@ -85,7 +94,10 @@ pub(crate) fn load_catalog(writer: &Writer, schema: Arc<Schema>) -> Result<Catal
             }
         }
         let (Some(by_id), Some(by_creation_time)) = (by_id, by_creation_time) else {
-            return Err(DbError::Corrupt(format!("table {} lacks its system indexes", table.name)));
+            return Err(DbError::Corrupt(format!(
+                "table {} lacks its system indexes",
+                table.name
+            )));
         };
         tables.push(TableInfo {
             name: table.name.clone(),
@@ -99,13 +111,22 @@ pub(crate) fn load_catalog(writer: &Writer, schema: Arc<Schema>) -> Result<Catal
 }
 
 /// Brings storage in line with `schema` inside the writer's open transaction.
-pub(crate) fn apply_schema(writer: &mut Writer, schema: Arc<Schema>, schema_text: &str) -> Result<(Catalog, SchemaChangeReport), DbError> {
+pub(crate) fn apply_schema(
+    writer: &mut Writer,
+    schema: Arc<Schema>,
+    schema_text: &str,
+) -> Result<(Catalog, SchemaChangeReport), DbError> {
     let mut report = SchemaChangeReport::default();
     let previous = writer
         .get_config(SCHEMA_CONFIG_KEY)?
         .and_then(|text| Schema::parse(&text, "previous schema.toml").ok());
 
-    let existing: Vec<String> = writer.catalog()?.tables.into_iter().map(|t| t.name).collect();
+    let existing: Vec<String> = writer
+        .catalog()?
+        .tables
+        .into_iter()
+        .map(|t| t.name)
+        .collect();
     for name in schema.tables.keys() {
         if !existing.contains(name) {
             let number = writer.create_table(name)?;
@@ -155,14 +176,17 @@ pub(crate) fn apply_schema(writer: &mut Writer, schema: Arc<Schema>, schema_text
                 continue;
             }
             let fields: Vec<&str> = index_def.fields.iter().map(FieldPath::as_str).collect();
-            let fields_json = serde_json::to_string(&fields).map_err(|e| DbError::Corrupt(e.to_string()))?;
+            let fields_json =
+                serde_json::to_string(&fields).map_err(|e| DbError::Corrupt(e.to_string()))?;
             let id = writer.create_index(table.number.0, index_name, &fields_json)?;
             report.documents_backfilled += backfill(writer, table, id, &index_def.fields)?;
             report.indexes_added.push(format!("{name}.{index_name}"));
         }
     }
     // Indexes that moved from "changed" to "re-created" appear in both lists; keep the add.
-    report.indexes_dropped.retain(|d| !report.indexes_added.contains(d));
+    report
+        .indexes_dropped
+        .retain(|d| !report.indexes_added.contains(d));
 
     writer.put_config(SCHEMA_CONFIG_KEY, schema_text)?;
     let catalog = load_catalog(writer, schema)?;
@@ -170,7 +194,11 @@ pub(crate) fn apply_schema(writer: &mut Writer, schema: Arc<Schema>, schema_text
 }
 
 /// Walks a table in `_creationTime` order, `BATCH` rows at a time.
-fn for_each_document(writer: &Writer, table: &TableInfo, mut f: impl FnMut(Document) -> Result<(), DbError>) -> Result<(), DbError> {
+fn for_each_document(
+    writer: &Writer,
+    table: &TableInfo,
+    mut f: impl FnMut(Document) -> Result<(), DbError>,
+) -> Result<(), DbError> {
     let mut start = Vec::new();
     loop {
         let rows = writer.scan(table.by_creation_time.id.0, &start, None, Order::Asc, BATCH)?;
@@ -187,13 +215,20 @@ fn for_each_document(writer: &Writer, table: &TableInfo, mut f: impl FnMut(Docum
     }
 }
 
-fn check_documents(writer: &Writer, catalog: &Catalog, table: &TableInfo) -> Result<(usize, Option<String>), DbError> {
+fn check_documents(
+    writer: &Writer,
+    catalog: &Catalog,
+    table: &TableInfo,
+) -> Result<(usize, Option<String>), DbError> {
     let mut checked = 0;
     let mut bad = 0;
     let mut examples = Vec::new();
     for_each_document(writer, table, |doc| {
         checked += 1;
-        if let Err(e) = catalog.schema.validate_document(&table.name, doc.fields, catalog) {
+        if let Err(e) = catalog
+            .schema
+            .validate_document(&table.name, doc.fields, catalog)
+        {
             bad += 1;
             if examples.len() < EXAMPLES {
                 examples.push(format!("{} ({e})", doc.id));
@@ -211,7 +246,12 @@ fn check_documents(writer: &Writer, catalog: &Catalog, table: &TableInfo) -> Res
     Ok((checked, summary))
 }
 
-fn backfill(writer: &mut Writer, table: &TableInfo, index: u32, fields: &[FieldPath]) -> Result<usize, DbError> {
+fn backfill(
+    writer: &mut Writer,
+    table: &TableInfo,
+    index: u32,
+    fields: &[FieldPath],
+) -> Result<usize, DbError> {
     let mut start = Vec::new();
     let mut count = 0;
     loop {
@@ -222,7 +262,8 @@ fn backfill(writer: &mut Writer, table: &TableInfo, index: u32, fields: &[FieldP
         }
         for row in rows {
             let doc = Document::from_storage(&row.value)?;
-            let key = IndexKey::for_document(fields, &doc.fields, doc.creation_time, doc.id.as_str());
+            let key =
+                IndexKey::for_document(fields, &doc.fields, doc.creation_time, doc.id.as_str());
             writer.insert_index_entry(index, &key.0, doc.id.as_str())?;
             count += 1;
         }

@@ -38,7 +38,9 @@ const WRITE_LOG_CAPACITY: usize = 20_000;
 pub enum Registration {
     Subscribed(SubscriptionId),
     /// A commit after the read set's `ts` already touched it; re-run and try again.
-    Invalidated { ts: u64 },
+    Invalidated {
+        ts: u64,
+    },
 }
 
 struct Subscription {
@@ -55,6 +57,9 @@ struct Inner {
     log: VecDeque<(u64, Arc<WriteSet>)>,
     /// The log holds every commit with a timestamp above this.
     log_complete_after: u64,
+    /// The newest commit matched against the trees (its callbacks may still be running).
+    matched_ts: u64,
+    /// The newest commit whose invalidation callbacks have all run.
     processed_ts: u64,
     next_id: SubscriptionId,
 }
@@ -76,6 +81,7 @@ impl Subscriptions {
         Subscriptions {
             inner: Mutex::new(Inner {
                 log_complete_after: initial_ts,
+                matched_ts: initial_ts,
                 processed_ts: initial_ts,
                 ..Inner::default()
             }),
@@ -91,7 +97,11 @@ impl Subscriptions {
         let deadline = std::time::Instant::now() + timeout;
         let mut inner = self.inner.lock();
         while inner.processed_ts < ts {
-            if self.processed_changed.wait_until(&mut inner, deadline).timed_out() {
+            if self
+                .processed_changed
+                .wait_until(&mut inner, deadline)
+                .timed_out()
+            {
                 return inner.processed_ts >= ts;
             }
         }
@@ -110,18 +120,28 @@ impl Subscriptions {
 
     /// Registers a read set computed at snapshot `ts`; `on_invalidate` runs on the first
     /// later commit that writes into it.
-    pub fn subscribe(&self, read_set: Arc<ReadSet>, ts: u64, on_invalidate: OnInvalidate) -> Registration {
+    pub fn subscribe(
+        &self,
+        read_set: Arc<ReadSet>,
+        ts: u64,
+        on_invalidate: OnInvalidate,
+    ) -> Registration {
         let mut inner = self.inner.lock();
-        if ts < inner.processed_ts {
+        if ts < inner.matched_ts {
             if ts < inner.log_complete_after {
-                return Registration::Invalidated { ts: inner.processed_ts };
+                return Registration::Invalidated {
+                    ts: inner.matched_ts,
+                };
             }
+            // Every commit after the snapshot, newest first, until the snapshot's own.
             let conflict = inner
                 .log
                 .iter()
-                .filter(|(commit_ts, _)| *commit_ts > ts)
-                .find(|(_, writes)| read_set.overlaps(writes))
-                .map(|(commit_ts, _)| *commit_ts);
+                .rev()
+                .take_while(|(commit_ts, _)| *commit_ts > ts)
+                .filter(|(_, writes)| read_set.overlaps(writes))
+                .map(|(commit_ts, _)| *commit_ts)
+                .min();
             if let Some(commit_ts) = conflict {
                 return Registration::Invalidated { ts: commit_ts };
             }
@@ -132,7 +152,7 @@ impl Subscriptions {
             inner
                 .trees
                 .entry(*index)
-                .or_insert_with(IntervalTree::new)
+                .or_default()
                 .insert(&range.start, range.end.as_deref(), id);
         }
         inner.subscriptions.insert(
@@ -178,7 +198,10 @@ impl Subscriptions {
             }
             let mut fired = Vec::with_capacity(matched.len());
             for id in matched {
-                let still_valid = inner.subscriptions.get(&id).is_some_and(|s| s.valid_from >= ts);
+                let still_valid = inner
+                    .subscriptions
+                    .get(&id)
+                    .is_some_and(|s| s.valid_from >= ts);
                 if still_valid {
                     continue;
                 }
@@ -195,19 +218,26 @@ impl Subscriptions {
                     inner.log_complete_after = old_ts;
                 }
             }
-            inner.processed_ts = ts;
+            inner.matched_ts = ts;
             fired
         };
-        self.processed.send_replace(ts);
-        self.processed_changed.notify_all();
-        // Callbacks run outside the lock so they may subscribe or unsubscribe.
+        // Callbacks run outside the lock so they may subscribe or unsubscribe, and before
+        // `processed_ts` moves: whoever sees `processed_ts >= ts` also sees every instance
+        // this commit invalidated marked as such.
         for callback in fired {
             callback(ts);
         }
+        self.inner.lock().processed_ts = ts;
+        self.processed.send_replace(ts);
+        self.processed_changed.notify_all();
     }
 }
 
-fn remove_intervals(trees: &mut HashMap<IndexId, IntervalTree>, read_set: &ReadSet, id: SubscriptionId) {
+fn remove_intervals(
+    trees: &mut HashMap<IndexId, IntervalTree>,
+    read_set: &ReadSet,
+    id: SubscriptionId,
+) {
     for (index, range) in read_set.intervals() {
         if let Some(tree) = trees.get_mut(index) {
             tree.remove(&range.start, id);
@@ -257,7 +287,10 @@ mod tests {
     fn overlapping_commit_invalidates_once() {
         let subs = Subscriptions::new(1);
         let (fired, cb) = counter();
-        assert_eq!(subs.subscribe(read(1, b"b", b"d"), 1, cb), Registration::Subscribed(0));
+        assert_eq!(
+            subs.subscribe(read(1, b"b", b"d"), 1, cb),
+            Registration::Subscribed(0)
+        );
         subs.on_commit(2, write(1, b"e"));
         subs.on_commit(3, write(2, b"c"));
         assert_eq!(fired.load(Ordering::SeqCst), 0, "other key, other index");
@@ -271,9 +304,15 @@ mod tests {
         let subs = Subscriptions::new(1);
         subs.on_commit(2, write(1, b"c"));
         let (_, cb) = counter();
-        assert_eq!(subs.subscribe(read(1, b"b", b"d"), 1, cb), Registration::Invalidated { ts: 2 });
+        assert_eq!(
+            subs.subscribe(read(1, b"b", b"d"), 1, cb),
+            Registration::Invalidated { ts: 2 }
+        );
         let (_, cb) = counter();
-        assert!(matches!(subs.subscribe(read(1, b"x", b"z"), 1, cb), Registration::Subscribed(_)));
+        assert!(matches!(
+            subs.subscribe(read(1, b"x", b"z"), 1, cb),
+            Registration::Subscribed(_)
+        ));
     }
 
     #[test]
@@ -282,7 +321,11 @@ mod tests {
         let (fired, cb) = counter();
         subs.subscribe(read(1, b"b", b"d"), 3, cb);
         subs.on_commit(3, write(1, b"c"));
-        assert_eq!(fired.load(Ordering::SeqCst), 0, "commit 3 is already in the result");
+        assert_eq!(
+            fired.load(Ordering::SeqCst),
+            0,
+            "commit 3 is already in the result"
+        );
         subs.on_commit(4, write(1, b"c"));
         assert_eq!(fired.load(Ordering::SeqCst), 4);
     }

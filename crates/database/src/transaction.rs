@@ -118,7 +118,10 @@ impl ScanCursor {
     fn next_bounds(&self) -> (Vec<u8>, Option<Vec<u8>>) {
         match (&self.position, self.order) {
             (None, _) => (self.range.start.clone(), self.range.end.clone()),
-            (Some(p), Order::Asc) => (value::key::successor(p).max(self.range.start.clone()), self.range.end.clone()),
+            (Some(p), Order::Asc) => (
+                value::key::successor(p).max(self.range.start.clone()),
+                self.range.end.clone(),
+            ),
             (Some(p), Order::Desc) => {
                 let end = match &self.range.end {
                     Some(e) if e < p => e.clone(),
@@ -155,15 +158,28 @@ pub trait Transaction {
 /// Where rows come from: a read snapshot or the writer connection.
 trait RowSource {
     fn get_row(&self, id: &str) -> Result<Option<storage::StoredDocument>, StorageError>;
-    fn scan_rows(&self, index: IndexId, start: &[u8], end: Option<&[u8]>, order: Order, limit: usize)
-    -> Result<Vec<ScanRow>, StorageError>;
+    fn scan_rows(
+        &self,
+        index: IndexId,
+        start: &[u8],
+        end: Option<&[u8]>,
+        order: Order,
+        limit: usize,
+    ) -> Result<Vec<ScanRow>, StorageError>;
 }
 
 impl RowSource for Reader {
     fn get_row(&self, id: &str) -> Result<Option<storage::StoredDocument>, StorageError> {
         self.get_document(id)
     }
-    fn scan_rows(&self, index: IndexId, start: &[u8], end: Option<&[u8]>, order: Order, limit: usize) -> Result<Vec<ScanRow>, StorageError> {
+    fn scan_rows(
+        &self,
+        index: IndexId,
+        start: &[u8],
+        end: Option<&[u8]>,
+        order: Order,
+        limit: usize,
+    ) -> Result<Vec<ScanRow>, StorageError> {
         self.scan(index.0, start, end, order, limit)
     }
 }
@@ -172,7 +188,14 @@ impl RowSource for Writer {
     fn get_row(&self, id: &str) -> Result<Option<storage::StoredDocument>, StorageError> {
         self.get_document(id)
     }
-    fn scan_rows(&self, index: IndexId, start: &[u8], end: Option<&[u8]>, order: Order, limit: usize) -> Result<Vec<ScanRow>, StorageError> {
+    fn scan_rows(
+        &self,
+        index: IndexId,
+        start: &[u8],
+        end: Option<&[u8]>,
+        order: Order,
+        limit: usize,
+    ) -> Result<Vec<ScanRow>, StorageError> {
         self.scan(index.0, start, end, order, limit)
     }
 }
@@ -204,9 +227,17 @@ impl Reads {
         Ok(())
     }
 
-    fn get(&mut self, source: &dyn RowSource, catalog: &Catalog, id: &str) -> Result<Option<Document>, DbError> {
+    fn get(
+        &mut self,
+        source: &dyn RowSource,
+        catalog: &Catalog,
+        id: &str,
+    ) -> Result<Option<Document>, DbError> {
         let (parsed, table) = catalog.resolve_id(id)?;
-        self.record(table.by_id, KeyRange::point(IndexKey::for_id(parsed.as_str()).as_bytes()))?;
+        self.record(
+            table.by_id,
+            KeyRange::point(IndexKey::for_id(parsed.as_str()).as_bytes()),
+        )?;
         match source.get_row(parsed.as_str())? {
             Some(row) => {
                 self.count_scanned(1)?;
@@ -227,13 +258,23 @@ impl Reads {
         Ok(())
     }
 
-    fn scan_next(&mut self, source: &dyn RowSource, cursor: &mut ScanCursor) -> Result<Option<Document>, DbError> {
+    fn scan_next(
+        &mut self,
+        source: &dyn RowSource,
+        cursor: &mut ScanCursor,
+    ) -> Result<Option<Document>, DbError> {
         if cursor.buffer.is_empty() && !cursor.storage_exhausted {
             let (start, end) = cursor.next_bounds();
             let rows = if end.as_deref().is_some_and(|e| e <= start.as_slice()) {
                 Vec::new()
             } else {
-                source.scan_rows(cursor.index, &start, end.as_deref(), cursor.order, cursor.page)?
+                source.scan_rows(
+                    cursor.index,
+                    &start,
+                    end.as_deref(),
+                    cursor.order,
+                    cursor.page,
+                )?
             };
             cursor.storage_exhausted = rows.len() < cursor.page;
             cursor.page = (cursor.page * 2).min(512);
@@ -266,7 +307,12 @@ pub struct QueryTxn {
 }
 
 impl QueryTxn {
-    pub(crate) fn new(mut reader: Reader, pool: Arc<ReaderPool>, catalog: Arc<Catalog>, limits: TxnLimits) -> Result<QueryTxn, DbError> {
+    pub(crate) fn new(
+        mut reader: Reader,
+        pool: Arc<ReaderPool>,
+        catalog: Arc<Catalog>,
+        limits: TxnLimits,
+    ) -> Result<QueryTxn, DbError> {
         let ts = match reader.begin() {
             Ok(ts) => ts,
             Err(e) => {
@@ -301,11 +347,17 @@ impl Transaction for QueryTxn {
         self.ts
     }
     fn get(&mut self, id: &str) -> Result<Option<Document>, DbError> {
-        let reader = self.reader.as_ref().ok_or_else(|| DbError::Corrupt("query snapshot already ended".into()))?;
+        let reader = self
+            .reader
+            .as_ref()
+            .ok_or_else(|| DbError::Corrupt("query snapshot already ended".into()))?;
         self.reads.get(reader, &self.catalog, id)
     }
     fn scan_next(&mut self, cursor: &mut ScanCursor) -> Result<Option<Document>, DbError> {
-        let reader = self.reader.as_ref().ok_or_else(|| DbError::Corrupt("query snapshot already ended".into()))?;
+        let reader = self
+            .reader
+            .as_ref()
+            .ok_or_else(|| DbError::Corrupt("query snapshot already ended".into()))?;
         self.reads.scan_next(reader, cursor)
     }
     fn finish_scan(&mut self, cursor: ScanCursor) -> Result<(), DbError> {
@@ -352,7 +404,14 @@ pub struct MutationTxn {
 }
 
 impl MutationTxn {
-    pub(crate) fn new(state: Arc<Mutex<WriterState>>, generation: u64, catalog: Arc<Catalog>, ts: u64, now_ms: f64, limits: TxnLimits) -> MutationTxn {
+    pub(crate) fn new(
+        state: Arc<Mutex<WriterState>>,
+        generation: u64,
+        catalog: Arc<Catalog>,
+        ts: u64,
+        now_ms: f64,
+        limits: TxnLimits,
+    ) -> MutationTxn {
         MutationTxn {
             state,
             generation,
@@ -429,12 +488,19 @@ impl MutationTxn {
     }
 
     /// Writes `new` in place of `old` (either may be absent) in storage and the write set.
-    fn apply(&self, table: &TableInfo, old: Option<&Document>, new: Option<&Document>) -> Result<(), DbError> {
+    fn apply(
+        &self,
+        table: &TableInfo,
+        old: Option<&Document>,
+        new: Option<&Document>,
+    ) -> Result<(), DbError> {
         let mut state = self.lock()?;
         let state = &mut *state;
         let id = old.or(new).map(|d| d.id.to_string()).unwrap_or_default();
         for index in table.stored_indexes() {
-            let key_of = |d: &Document| IndexKey::for_document(&index.fields, &d.fields, d.creation_time, d.id.as_str()).0;
+            let key_of = |d: &Document| {
+                IndexKey::for_document(&index.fields, &d.fields, d.creation_time, d.id.as_str()).0
+            };
             let old_key = old.map(key_of);
             let new_key = new.map(key_of);
             if old_key != new_key {
@@ -459,7 +525,9 @@ impl MutationTxn {
             new_key: new.map(|_| id_key.clone()),
         });
         match new {
-            Some(doc) => state.writer.put_document(&id, table.number.0, &doc.to_storage())?,
+            Some(doc) => state
+                .writer
+                .put_document(&id, table.number.0, &doc.to_storage())?,
             None => state.writer.delete_document(&id)?,
         }
         Ok(())
@@ -470,7 +538,10 @@ impl MutationTxn {
         let table = table.clone();
         match self.lock()?.writer.get_document(parsed.as_str())? {
             Some(row) => Ok((Document::from_storage(&row.value)?, table)),
-            None => Err(DbError::NotFound { op, id: id.to_string() }),
+            None => Err(DbError::NotFound {
+                op,
+                id: id.to_string(),
+            }),
         }
     }
 }
@@ -544,7 +615,10 @@ impl Transaction for MutationTxn {
         Self::check_user_fields(&fields, "replace")?;
         let (old, table) = self.load(id, "replace")?;
         let fields = self.prepare(&table, fields)?;
-        let new = Document { fields, ..old.clone() };
+        let new = Document {
+            fields,
+            ..old.clone()
+        };
         self.count_write(&new)?;
         self.apply(&table, Some(&old), Some(&new))
     }

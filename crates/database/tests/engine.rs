@@ -15,7 +15,9 @@ indexes = { by_user = ["userId"] }
 
 fn open(dir: &tempfile::TempDir) -> Database {
     let schema = Schema::parse(SCHEMA, "schema.toml").expect("schema");
-    Database::open(&dir.path().join("db.sqlite3"), schema, SCHEMA).expect("open").0
+    Database::open(&dir.path().join("db.sqlite3"), schema, SCHEMA)
+        .expect("open")
+        .0
 }
 
 fn todo(text: &str, user: &str) -> Object {
@@ -30,7 +32,11 @@ fn insert(db: &Database, text: &'static str, user: &'static str) -> (u64, String
     let outcome = db
         .mutate_blocking(
             None,
-            Box::new(move |mut txn| txn.insert("todos", todo(text, user)).map(|id| id.to_string()).map_err(|e| e.to_string())),
+            Box::new(move |mut txn| {
+                txn.insert("todos", todo(text, user))
+                    .map(|id| id.to_string())
+                    .map_err(|e| e.to_string())
+            }),
         )
         .expect("mutate");
     match outcome {
@@ -47,7 +53,11 @@ fn user_range(user: &str) -> KeyRange {
 
 fn texts_of(db: &Database, user: &str, order: Order) -> (Vec<String>, database::ReadSet, u64) {
     db.read(|txn| {
-        let index = txn.catalog().index("todos", "by_user").expect("index").clone();
+        let index = txn
+            .catalog()
+            .index("todos", "by_user")
+            .expect("index")
+            .clone();
         let mut cursor = ScanCursor::new(&index, user_range(user), order);
         let mut texts = Vec::new();
         while let Some(doc) = txn.scan_next(&mut cursor).expect("scan") {
@@ -80,12 +90,18 @@ fn failed_mutation_keeps_nothing() {
         .mutate_blocking(
             None,
             Box::new(|mut txn| {
-                txn.insert("todos", todo("kept?", "u1")).map_err(|e| e.to_string())?;
+                txn.insert("todos", todo("kept?", "u1"))
+                    .map_err(|e| e.to_string())?;
                 Err("boom".to_string())
             }),
         )
         .expect("mutate");
-    assert_eq!(outcome, MutationOutcome::Failed { response: "boom".into() });
+    assert_eq!(
+        outcome,
+        MutationOutcome::Failed {
+            response: "boom".into()
+        }
+    );
     assert!(texts_of(&db, "u1", Order::Asc).0.is_empty());
 }
 
@@ -99,25 +115,46 @@ fn schema_violations_are_refused_with_the_field_path() {
             Box::new(|mut txn| {
                 let mut doc = todo("x", "u1");
                 doc.insert("completed".into(), Value::from("yes"));
-                txn.insert("todos", doc).map(|_| String::new()).map_err(|e| e.to_string())
+                txn.insert("todos", doc)
+                    .map(|_| String::new())
+                    .map_err(|e| e.to_string())
             }),
         )
         .expect("mutate");
-    let MutationOutcome::Failed { response } = outcome else { panic!("{outcome:?}") };
-    assert_eq!(response, "document for table \"todos\" does not match the schema: completed: expected boolean, found string \"yes\"");
+    let MutationOutcome::Failed { response } = outcome else {
+        panic!("{outcome:?}")
+    };
+    assert_eq!(
+        response,
+        "document for table \"todos\" does not match the schema: completed: expected boolean, found string \"yes\""
+    );
 }
 
 #[test]
 fn dedup_applies_a_request_once() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = open(&dir);
-    let key = DedupKey { session_id: "s".into(), request_id: 7 };
+    let key = DedupKey {
+        session_id: "s".into(),
+        request_id: 7,
+    };
     let run = || -> database::MutationFn {
-        Box::new(|mut txn| txn.insert("todos", todo("once", "u1")).map(|id| id.to_string()).map_err(|e| e.to_string()))
+        Box::new(|mut txn| {
+            txn.insert("todos", todo("once", "u1"))
+                .map(|id| id.to_string())
+                .map_err(|e| e.to_string())
+        })
     };
     let first = db.mutate_blocking(Some(key.clone()), run()).expect("first");
     let second = db.mutate_blocking(Some(key), run()).expect("second");
-    let (MutationOutcome::Committed { ts, response }, MutationOutcome::Replayed { ts: ts2, response: r2 }) = (first, second) else {
+    let (
+        MutationOutcome::Committed { ts, response },
+        MutationOutcome::Replayed {
+            ts: ts2,
+            response: r2,
+        },
+    ) = (first, second)
+    else {
         panic!("unexpected outcomes");
     };
     assert_eq!((ts, response), (ts2, r2));
@@ -132,12 +169,24 @@ fn commits_invalidate_only_overlapping_read_sets() {
     let (_, read_set, ts) = texts_of(&db, "u1", Order::Asc);
     let fired = Arc::new(AtomicU64::new(0));
     let f = fired.clone();
-    let reg = db.subscriptions().subscribe(Arc::new(read_set), ts, Box::new(move |ts| f.store(ts, Ordering::SeqCst)));
+    let reg = db.subscriptions().subscribe(
+        Arc::new(read_set),
+        ts,
+        Box::new(move |ts| f.store(ts, Ordering::SeqCst)),
+    );
     assert!(matches!(reg, Registration::Subscribed(_)));
     insert(&db, "other user", "u2");
-    assert_eq!(fired.load(Ordering::SeqCst), 0, "u2's write is outside u1's range");
+    assert_eq!(
+        fired.load(Ordering::SeqCst),
+        0,
+        "u2's write is outside u1's range"
+    );
     let (t, _) = insert(&db, "b", "u1");
-    assert_eq!(fired.load(Ordering::SeqCst), t, "invalidated by the commit at its ts, before the mutation returned");
+    assert_eq!(
+        fired.load(Ordering::SeqCst),
+        t,
+        "invalidated by the commit at its ts, before the mutation returned"
+    );
 }
 
 #[test]
@@ -148,7 +197,11 @@ fn take_limits_the_read_set_to_what_was_consumed() {
     insert(&db, "b", "u1");
     let (read_set, ts) = db
         .read(|txn| {
-            let index = txn.catalog().index("todos", "by_user").expect("index").clone();
+            let index = txn
+                .catalog()
+                .index("todos", "by_user")
+                .expect("index")
+                .clone();
             let mut cursor = ScanCursor::new(&index, user_range("u1"), Order::Asc);
             txn.scan_next(&mut cursor).expect("first").expect("a doc");
             txn.finish_scan(cursor).expect("finish");
@@ -157,9 +210,17 @@ fn take_limits_the_read_set_to_what_was_consumed() {
         .expect("read");
     let fired = Arc::new(AtomicU64::new(0));
     let f = fired.clone();
-    db.subscriptions().subscribe(Arc::new(read_set), ts, Box::new(move |ts| f.store(ts, Ordering::SeqCst)));
+    db.subscriptions().subscribe(
+        Arc::new(read_set),
+        ts,
+        Box::new(move |ts| f.store(ts, Ordering::SeqCst)),
+    );
     insert(&db, "c", "u1");
-    assert_eq!(fired.load(Ordering::SeqCst), 0, "an insert after the first document does not change first()");
+    assert_eq!(
+        fired.load(Ordering::SeqCst),
+        0,
+        "an insert after the first document does not change first()"
+    );
 }
 
 #[test]
@@ -172,6 +233,8 @@ fn timestamps_survive_restarts() {
     let db = open(&dir);
     let (t2, _) = insert(&db, "b", "u1");
     assert!(t2 > t1);
-    let got = db.read(|txn| txn.get(&id).expect("get").map(|d| d.fields["text"].clone())).expect("read");
+    let got = db
+        .read(|txn| txn.get(&id).expect("get").map(|d| d.fields["text"].clone()))
+        .expect("read");
     assert_eq!(got, Some(Value::from("a")));
 }

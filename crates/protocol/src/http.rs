@@ -19,7 +19,11 @@ pub struct UdfRequest {
 
 /// The reply to a function call: always HTTP 200 with `status` success or error.
 #[derive(Debug, Serialize)]
-#[serde(tag = "status", rename_all = "camelCase", rename_all_fields = "camelCase")]
+#[serde(
+    tag = "status",
+    rename_all = "camelCase",
+    rename_all_fields = "camelCase"
+)]
 pub enum UdfResponse {
     Success {
         value: serde_json::Value,
@@ -54,10 +58,23 @@ mod tests {
 
     #[test]
     fn responses_have_the_client_shape() {
-        let ok = UdfResponse::Success { value: json!(1), log_lines: vec![] };
-        assert_eq!(serde_json::to_value(ok).expect("json"), json!({"status":"success","value":1,"logLines":[]}));
-        let err = UdfResponse::Error { error_message: "x".into(), error_data: None, log_lines: vec![] };
-        assert_eq!(serde_json::to_value(err).expect("json"), json!({"status":"error","errorMessage":"x","logLines":[]}));
+        let ok = UdfResponse::Success {
+            value: json!(1),
+            log_lines: vec![],
+        };
+        assert_eq!(
+            serde_json::to_value(ok).expect("json"),
+            json!({"status":"success","value":1,"logLines":[]})
+        );
+        let err = UdfResponse::Error {
+            error_message: "x".into(),
+            error_data: None,
+            log_lines: vec![],
+        };
+        assert_eq!(
+            serde_json::to_value(err).expect("json"),
+            json!({"status":"error","errorMessage":"x","logLines":[]})
+        );
     }
 
     #[test]

@@ -12,7 +12,8 @@ mod ts;
 
 pub use http::{UdfRequest, UdfResponse, canonical_args};
 pub use sync::{
-    AuthenticateTokenType, ClientMessage, QueryModification, QuerySetModification, ServerMessage, StateVersion,
+    AuthenticateTokenType, ClientMessage, QueryModification, QuerySetModification, ServerMessage,
+    StateVersion,
 };
 pub use ts::Ts;
 

@@ -169,7 +169,8 @@ impl ServerMessage<'_> {
     /// The text frame for this message.
     pub fn to_text(&self) -> String {
         // Serialising these types cannot fail: every field is a string, number or raw JSON.
-        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"type\":\"FatalError\",\"error\":\"{e}\"}}"))
+        serde_json::to_string(self)
+            .unwrap_or_else(|e| format!("{{\"type\":\"FatalError\",\"error\":\"{e}\"}}"))
     }
 }
 
@@ -198,7 +199,11 @@ mod tests {
         let value = RawValue::from_string("[1]".to_string()).expect("raw");
         let message = ServerMessage::Transition {
             start_version: StateVersion::default(),
-            end_version: StateVersion { query_set: 1, identity: 0, ts: Ts(1) },
+            end_version: StateVersion {
+                query_set: 1,
+                identity: 0,
+                ts: Ts(1),
+            },
             modifications: vec![QueryModification::QueryUpdated {
                 query_id: 0,
                 value: &value,

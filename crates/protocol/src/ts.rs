@@ -18,11 +18,14 @@ impl Ts {
     }
 
     pub fn decode(text: &str) -> Option<Ts> {
-        let normalised: String = text.chars().map(|c| match c {
-            '-' => '+',
-            '_' => '/',
-            c => c,
-        }).collect();
+        let normalised: String = text
+            .chars()
+            .map(|c| match c {
+                '-' => '+',
+                '_' => '/',
+                c => c,
+            })
+            .collect();
         let bytes: [u8; 8] = STANDARD.decode(normalised).ok()?.try_into().ok()?;
         Some(Ts(u64::from_le_bytes(bytes)))
     }
@@ -59,7 +62,10 @@ mod tests {
         assert_eq!(Ts(0).encode(), "AAAAAAAAAAA=");
         assert_eq!(Ts(1).encode(), "AQAAAAAAAAA=");
         assert_eq!(Ts(1_700_000_000_000_000_000).encode(), "AAAqNv6clxc=");
-        assert_eq!(Ts::decode("wJc2h8TW6hg="), Some(Ts(1_795_483_541_031_000_000)));
+        assert_eq!(
+            Ts::decode("wJc2h8TW6hg="),
+            Some(Ts(1_795_483_541_031_000_000))
+        );
         assert_eq!(Ts::decode("nope"), None);
     }
 }

@@ -11,7 +11,9 @@ use crate::cli::{CheckArgs, TokenArgs};
 use crate::paths::AppPaths;
 
 fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 pub fn token(args: TokenArgs) -> anyhow::Result<ExitCode> {
@@ -20,17 +22,24 @@ pub fn token(args: TokenArgs) -> anyhow::Result<ExitCode> {
     let issuer_url = format!("{}/dev-issuer", paths.server_url(args.url.as_deref()));
     let claims = match &args.claims {
         Some(text) => {
-            let value: serde_json::Value =
-                serde_json::from_str(text).with_context(|| format!("--claims is not JSON: {text}"))?;
-            value
-                .as_object()
-                .cloned()
-                .ok_or_else(|| anyhow::anyhow!("--claims must be a JSON object, like '{{\"role\":\"admin\"}}'"))?
+            let value: serde_json::Value = serde_json::from_str(text)
+                .with_context(|| format!("--claims is not JSON: {text}"))?;
+            value.as_object().cloned().ok_or_else(|| {
+                anyhow::anyhow!("--claims must be a JSON object, like '{{\"role\":\"admin\"}}'")
+            })?
         }
         None => serde_json::Map::new(),
     };
     let token = issuer
-        .mint(&issuer_url, &args.sub, args.name.as_deref(), args.email.as_deref(), claims, args.ttl, now())
+        .mint(
+            &issuer_url,
+            &args.sub,
+            args.name.as_deref(),
+            args.email.as_deref(),
+            claims,
+            args.ttl,
+            now(),
+        )
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     println!("{token}");
     Ok(ExitCode::SUCCESS)
@@ -39,15 +48,20 @@ pub fn token(args: TokenArgs) -> anyhow::Result<ExitCode> {
 pub async fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let paths = AppPaths::new(&args.dir);
     let config = authenticator::load_auth_config(&paths.dir).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let auth = Authenticator::new(config, AuthenticatorOptions::new(&paths.dir)).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let auth = Authenticator::new(config, AuthenticatorOptions::new(&paths.dir))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     // The dev issuer is trusted by `pulsebase dev`; check against it too when this app has one.
-    if paths.state.join("dev_issuer_key.pem").exists() {
-        if let Ok(issuer) = DevIssuer::load_or_create(&paths.state) {
-            let url = format!("{}/dev-issuer", paths.server_url(None));
-            auth.set_builtin(vec![issuer.builtin_provider(&url)]);
-        }
+    if paths.state.join("dev_issuer_key.pem").exists()
+        && let Ok(issuer) = DevIssuer::load_or_create(&paths.state)
+    {
+        let url = format!("{}/dev-issuer", paths.server_url(None));
+        auth.set_builtin(vec![issuer.builtin_provider(&url)]);
     }
     let diagnosis = auth.diagnose(args.token.trim()).await;
     println!("{diagnosis}");
-    Ok(if diagnosis.accepted_by().is_some() { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if diagnosis.accepted_by().is_some() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

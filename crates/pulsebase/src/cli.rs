@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "pulsebase", version, about = "A reactive backend in one binary: Convex's protocol, Rhai functions, SQLite, OIDC auth.")]
+#[command(
+    name = "pulsebase",
+    version,
+    about = "A reactive backend in one binary: Convex's protocol, Rhai functions, SQLite, OIDC auth."
+)]
 pub struct Cli {
     /// Log debug details (or set PULSEBASE_LOG, e.g. PULSEBASE_LOG=debug).
     #[arg(long, global = true)]
@@ -101,4 +105,3 @@ pub struct CheckArgs {
     #[arg(long, default_value = ".")]
     pub dir: PathBuf,
 }
-

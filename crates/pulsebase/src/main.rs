@@ -15,7 +15,10 @@ use clap::Parser;
 fn main() -> std::process::ExitCode {
     let cli = cli::Cli::parse();
     init_tracing(&cli);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -42,8 +45,12 @@ fn main() -> std::process::ExitCode {
 
 fn init_tracing(cli: &cli::Cli) {
     let default = if cli.verbose { "debug" } else { "info" };
-    let filter = tracing_subscriber::EnvFilter::try_from_env("PULSEBASE_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("{default},hyper=warn,reqwest=warn,rustls=warn")));
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("PULSEBASE_LOG").unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(format!(
+                "{default},hyper=warn,reqwest=warn,rustls=warn"
+            ))
+        });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)

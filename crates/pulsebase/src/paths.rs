@@ -51,7 +51,8 @@ impl AppPaths {
                 return Ok(key);
             }
         }
-        std::fs::create_dir_all(&self.state).with_context(|| format!("cannot create {}", self.state.display()))?;
+        std::fs::create_dir_all(&self.state)
+            .with_context(|| format!("cannot create {}", self.state.display()))?;
         let mut bytes = [0u8; 32];
         rand::thread_rng().fill_bytes(&mut bytes);
         let key: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
@@ -100,7 +101,9 @@ pub fn write_private(path: &Path, contents: &str) -> anyhow::Result<()> {
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     options.mode(0o600);
-    let mut file = options.open(path).with_context(|| format!("cannot write {}", path.display()))?;
+    let mut file = options
+        .open(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
     file.write_all(contents.as_bytes())
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())

@@ -16,15 +16,23 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
     let url = paths.server_url(args.url.as_deref());
     let key = paths.read_admin_key()?;
     let call_args: serde_json::Value = match &args.args {
-        Some(text) => serde_json::from_str(text).with_context(|| format!("ARGS_JSON is not JSON: {text}"))?,
+        Some(text) => {
+            serde_json::from_str(text).with_context(|| format!("ARGS_JSON is not JSON: {text}"))?
+        }
         None => serde_json::json!({}),
     };
-    anyhow::ensure!(call_args.is_object(), "ARGS_JSON must be a JSON object, like '{{\"clerkId\": \"user_1\"}}'");
+    anyhow::ensure!(
+        call_args.is_object(),
+        "ARGS_JSON must be a JSON object, like '{{\"clerkId\": \"user_1\"}}'"
+    );
     let authorization = match &args.identity {
         Some(identity) => {
-            let parsed: serde_json::Value =
-                serde_json::from_str(identity).with_context(|| format!("--identity is not JSON: {identity}"))?;
-            anyhow::ensure!(parsed.is_object(), "--identity must be a JSON object, like '{{\"subject\":\"user_1\"}}'");
+            let parsed: serde_json::Value = serde_json::from_str(identity)
+                .with_context(|| format!("--identity is not JSON: {identity}"))?;
+            anyhow::ensure!(
+                parsed.is_object(),
+                "--identity must be a JSON object, like '{{\"subject\":\"user_1\"}}'"
+            );
             format!("Convex {key}:{}", STANDARD.encode(parsed.to_string()))
         }
         None => format!("Convex {key}"),
@@ -37,12 +45,14 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         .await
         .with_context(|| format!("cannot reach the server at {url}: is `pulsebase dev` running? (or pass --url)"))?;
     let status = response.status();
-    let body: serde_json::Value = response
-        .json()
-        .await
-        .with_context(|| format!("the server at {url} answered {status} with a body that is not JSON"))?;
+    let body: serde_json::Value = response.json().await.with_context(|| {
+        format!("the server at {url} answered {status} with a body that is not JSON")
+    })?;
     if !status.is_success() {
-        eprintln!("error: {}", body["message"].as_str().unwrap_or(&body.to_string()));
+        eprintln!(
+            "error: {}",
+            body["message"].as_str().unwrap_or(&body.to_string())
+        );
         return Ok(ExitCode::FAILURE);
     }
     for line in body["logLines"].as_array().into_iter().flatten() {
@@ -52,7 +62,12 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
         println!("{}", serde_json::to_string_pretty(&body["value"])?);
         Ok(ExitCode::SUCCESS)
     } else {
-        eprintln!("error: {}", body["errorMessage"].as_str().unwrap_or("the function failed"));
+        eprintln!(
+            "error: {}",
+            body["errorMessage"]
+                .as_str()
+                .unwrap_or("the function failed")
+        );
         if !body["errorData"].is_null() {
             eprintln!("data: {}", body["errorData"]);
         }

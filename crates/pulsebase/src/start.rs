@@ -32,7 +32,9 @@ pub enum Mode {
 pub fn load_schema(path: &Path) -> anyhow::Result<(Schema, String)> {
     let text = match std::fs::read_to_string(path) {
         Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Schema::default(), String::new())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Ok((Schema::default(), String::new()));
+        }
         Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
     };
     let schema = Schema::parse(&text, "schema.toml")?;
@@ -41,24 +43,34 @@ pub fn load_schema(path: &Path) -> anyhow::Result<(Schema, String)> {
 
 pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<ExitCode> {
     let paths = AppPaths::new(&args.dir);
-    anyhow::ensure!(args.dir.is_dir(), "{} is not a directory; pass the app folder with --dir", args.dir.display());
+    anyhow::ensure!(
+        args.dir.is_dir(),
+        "{} is not a directory; pass the app folder with --dir",
+        args.dir.display()
+    );
     let started = std::time::Instant::now();
 
     let (schema, schema_text) = load_schema(&paths.schema())?;
     let data = args.data.clone().unwrap_or_else(|| paths.database());
-    let (db, report) = tokio::task::spawn_blocking(move || Database::open(&data, schema, &schema_text))
-        .await
-        .context("opening the database")?
-        .context("opening the database")?;
+    let (db, report) =
+        tokio::task::spawn_blocking(move || Database::open(&data, schema, &schema_text))
+            .await
+            .context("opening the database")?
+            .context("opening the database")?;
     if !report.is_empty() {
         tracing::info!("schema applied: {report}");
     }
-    let modules = Modules::load_dir(&paths.functions()).map_err(|errors| anyhow::anyhow!("functions/ does not load:\n{errors}"))?;
+    let modules = Modules::load_dir(&paths.functions())
+        .map_err(|errors| anyhow::anyhow!("functions/ does not load:\n{errors}"))?;
     let n_functions = modules.functions().count();
     let app = App::new(db, modules);
 
-    let auth_config = authenticator::load_auth_config(&paths.dir).map_err(|e| anyhow::anyhow!("{e}"))?;
-    let auth = Arc::new(Authenticator::new(auth_config, AuthenticatorOptions::new(&paths.dir)).map_err(|e| anyhow::anyhow!("{e}"))?);
+    let auth_config =
+        authenticator::load_auth_config(&paths.dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let auth = Arc::new(
+        Authenticator::new(auth_config, AuthenticatorOptions::new(&paths.dir))
+            .map_err(|e| anyhow::anyhow!("{e}"))?,
+    );
 
     let listener = TcpListener::bind((args.host.as_str(), args.port))
         .await
@@ -96,7 +108,8 @@ pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<ExitCode> {
         &paths.server_info(),
         &serde_json::json!({ "url": url, "port": port, "pid": std::process::id() }).to_string(),
     )?;
-    let _watcher = watch::start(&paths, mode, app, hub, auth).context("starting the file watcher")?;
+    let _watcher =
+        watch::start(&paths, mode, app, hub, auth).context("starting the file watcher")?;
 
     println!(
         "Pulsebase {} is serving {} at {url} ({n_functions} functions, ready in {} ms)",
@@ -105,7 +118,10 @@ pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<ExitCode> {
         started.elapsed().as_millis()
     );
     if mode == Mode::Dev {
-        println!("  dev issuer: {url}/dev-issuer   (pulsebase token --dir {} --sub user_1)", args.dir.display());
+        println!(
+            "  dev issuer: {url}/dev-issuer   (pulsebase token --dir {} --sub user_1)",
+            args.dir.display()
+        );
     }
     use std::io::Write as _;
     let _ = std::io::stdout().flush();

@@ -39,7 +39,9 @@ pub struct WatchHandle {
 
 fn classify(paths: &AppPaths, path: &Path, mode: Mode) -> Option<Change> {
     let name = path.file_name()?.to_str()?;
-    if matches!(name, "auth.config.toml" | ".env" | ".env.local") && path.parent() == Some(paths.dir.as_path()) {
+    if matches!(name, "auth.config.toml" | ".env" | ".env.local")
+        && path.parent() == Some(paths.dir.as_path())
+    {
         return Some(Change::Auth);
     }
     if mode == Mode::Serve {
@@ -51,9 +53,11 @@ fn classify(paths: &AppPaths, path: &Path, mode: Mode) -> Option<Change> {
     let functions = paths.functions();
     if path.starts_with(&functions) {
         let relative = path.strip_prefix(&functions).ok()?;
-        let hidden = relative
-            .components()
-            .any(|c| c.as_os_str().to_str().is_some_and(|s| s.starts_with('_') || s.starts_with('.')));
+        let hidden = relative.components().any(|c| {
+            c.as_os_str()
+                .to_str()
+                .is_some_and(|s| s.starts_with('_') || s.starts_with('.'))
+        });
         let is_module = path.extension().is_some_and(|e| e == "rhai") || path.extension().is_none();
         if !hidden && is_module {
             return Some(Change::Functions);
@@ -62,7 +66,13 @@ fn classify(paths: &AppPaths, path: &Path, mode: Mode) -> Option<Change> {
     None
 }
 
-pub fn start(paths: &AppPaths, mode: Mode, app: Arc<App>, hub: Arc<SyncHub>, auth: Arc<Authenticator>) -> notify::Result<WatchHandle> {
+pub fn start(
+    paths: &AppPaths,
+    mode: Mode,
+    app: Arc<App>,
+    hub: Arc<SyncHub>,
+    auth: Arc<Authenticator>,
+) -> notify::Result<WatchHandle> {
     let (events, mut received) = mpsc::unbounded_channel::<PathBuf>();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
         if let Ok(event) = event {
@@ -72,7 +82,10 @@ pub fn start(paths: &AppPaths, mode: Mode, app: Arc<App>, hub: Arc<SyncHub>, aut
         }
     })?;
     // Canonical paths: notify reports absolute paths, and `dir` may be relative.
-    let dir = paths.dir.canonicalize().unwrap_or_else(|_| paths.dir.clone());
+    let dir = paths
+        .dir
+        .canonicalize()
+        .unwrap_or_else(|_| paths.dir.clone());
     let paths = AppPaths::new(&dir);
     watcher.watch(&paths.dir, RecursiveMode::NonRecursive)?;
     if mode == Mode::Dev {
@@ -87,7 +100,10 @@ pub fn start(paths: &AppPaths, mode: Mode, app: Arc<App>, hub: Arc<SyncHub>, aut
             while let Ok(Some(path)) = tokio::time::timeout(DEBOUNCE, received.recv()).await {
                 pending.push(path);
             }
-            let mut changes: Vec<Change> = pending.iter().filter_map(|p| classify(&paths, p, mode)).collect();
+            let mut changes: Vec<Change> = pending
+                .iter()
+                .filter_map(|p| classify(&paths, p, mode))
+                .collect();
             changes.sort();
             changes.dedup();
             for change in changes {
@@ -117,14 +133,26 @@ async fn sync_functions(paths: &AppPaths, app: &Arc<App>, hub: &Arc<SyncHub>) {
             return;
         }
     };
-    let before: BTreeMap<String, u64> = app.modules().modules().map(|m| (m.path.clone(), m.source_hash)).collect();
-    let after: BTreeMap<String, u64> = modules.modules().map(|m| (m.path.clone(), m.source_hash)).collect();
+    let before: BTreeMap<String, u64> = app
+        .modules()
+        .modules()
+        .map(|m| (m.path.clone(), m.source_hash))
+        .collect();
+    let after: BTreeMap<String, u64> = modules
+        .modules()
+        .map(|m| (m.path.clone(), m.source_hash))
+        .collect();
     let mut changed: Vec<String> = after
         .iter()
         .filter(|(path, hash)| before.get(*path) != Some(hash))
         .map(|(path, _)| path.clone())
         .collect();
-    changed.extend(before.keys().filter(|p| !after.contains_key(*p)).map(|p| format!("{p} (removed)")));
+    changed.extend(
+        before
+            .keys()
+            .filter(|p| !after.contains_key(*p))
+            .map(|p| format!("{p} (removed)")),
+    );
     if changed.is_empty() {
         return;
     }
@@ -151,7 +179,10 @@ async fn sync_schema(paths: &AppPaths, app: &Arc<App>, hub: &Arc<SyncHub>) {
     match app.db().apply_schema(schema, text).await {
         Ok(report) => {
             hub.schema_changed();
-            println!("✓ schema synced: {report} in {} ms", started.elapsed().as_millis());
+            println!(
+                "✓ schema synced: {report} in {} ms",
+                started.elapsed().as_millis()
+            );
         }
         Err(e) => eprintln!("✗ schema.toml not applied; the previous schema stays:\n{e}"),
     }
@@ -163,7 +194,10 @@ fn sync_auth(paths: &AppPaths, auth: &Authenticator) {
         Ok(config) => {
             let n = config.providers.len();
             auth.set_config(config);
-            println!("✓ auth.config.toml synced: {n} provider(s) in {} ms", started.elapsed().as_millis());
+            println!(
+                "✓ auth.config.toml synced: {n} provider(s) in {} ms",
+                started.elapsed().as_millis()
+            );
         }
         Err(e) => eprintln!("✗ auth.config.toml not applied; the previous providers stay:\n{e}"),
     }

@@ -38,13 +38,22 @@ pub struct SchemaError {
 
 impl fmt::Display for SchemaError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}:{}: {}", self.file, self.line, self.column, self.message)
+        write!(
+            f,
+            "{}:{}:{}: {}",
+            self.file, self.line, self.column, self.message
+        )
     }
 }
 
 impl SchemaError {
     /// Builds an error located at byte `offset` of `text`.
-    pub(crate) fn at(file: &str, text: &str, offset: usize, message: impl Into<String>) -> SchemaError {
+    pub(crate) fn at(
+        file: &str,
+        text: &str,
+        offset: usize,
+        message: impl Into<String>,
+    ) -> SchemaError {
         let (line, column) = line_column(text, offset);
         SchemaError {
             file: file.to_string(),

@@ -12,5 +12,5 @@ mod schema;
 mod types;
 
 pub use error::{SchemaError, ValidationError};
-pub use schema::{IndexDef, Schema, TableDef, SYSTEM_INDEXES};
+pub use schema::{IndexDef, SYSTEM_INDEXES, Schema, TableDef};
 pub use types::{IdTables, ObjectType, Type};

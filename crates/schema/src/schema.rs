@@ -78,7 +78,12 @@ impl Schema {
             let name = name.into_inner();
             check_identifier(&name, "table").map_err(|m| err(name_offset, m))?;
             if name.starts_with('_') {
-                return Err(err(name_offset, format!("table name `{name}` may not start with '_' (reserved for system tables)")));
+                return Err(err(
+                    name_offset,
+                    format!(
+                        "table name `{name}` may not start with '_' (reserved for system tables)"
+                    ),
+                ));
             }
             let raw_table = raw_table.into_inner();
 
@@ -93,10 +98,16 @@ impl Schema {
                         // +1 skips the opening quote so the column points into the expression.
                         let ty_offset = ty_text.span().start + 1;
                         let ty = Type::parse(ty_text.get_ref()).map_err(|e| {
-                            err(ty_offset + e.offset, format!("in the type of field `{name}.{field}`: {}", e.message))
+                            err(
+                                ty_offset + e.offset,
+                                format!("in the type of field `{name}.{field}`: {}", e.message),
+                            )
                         })?;
                         check_id_tables(&ty, &table_names).map_err(|m| {
-                            err(ty_offset, format!("in the type of field `{name}.{field}`: {m}"))
+                            err(
+                                ty_offset,
+                                format!("in the type of field `{name}.{field}`: {m}"),
+                            )
                         })?;
                         object.fields.insert(field, ty);
                     }
@@ -105,7 +116,13 @@ impl Schema {
             };
 
             if raw_table.indexes.len() > MAX_INDEXES_PER_TABLE {
-                return Err(err(name_offset, format!("table `{name}` declares {} indexes (limit {MAX_INDEXES_PER_TABLE})", raw_table.indexes.len())));
+                return Err(err(
+                    name_offset,
+                    format!(
+                        "table `{name}` declares {} indexes (limit {MAX_INDEXES_PER_TABLE})",
+                        raw_table.indexes.len()
+                    ),
+                ));
             }
             let mut indexes = BTreeMap::new();
             for (index_name, fields) in raw_table.indexes {
@@ -113,31 +130,64 @@ impl Schema {
                 let index_name = index_name.into_inner();
                 check_identifier(&index_name, "index").map_err(|m| err(index_offset, m))?;
                 if SYSTEM_INDEXES.contains(&index_name.as_str()) {
-                    return Err(err(index_offset, format!("`{index_name}` is a built-in index of every table; choose another name")));
+                    return Err(err(
+                        index_offset,
+                        format!(
+                            "`{index_name}` is a built-in index of every table; choose another name"
+                        ),
+                    ));
                 }
                 let fields_offset = fields.span().start;
                 let fields = fields.into_inner();
                 if fields.is_empty() {
-                    return Err(err(fields_offset, format!("index `{name}.{index_name}` lists no fields; use the built-in `by_creation_time` or list the fields to index")));
+                    return Err(err(
+                        fields_offset,
+                        format!(
+                            "index `{name}.{index_name}` lists no fields; use the built-in `by_creation_time` or list the fields to index"
+                        ),
+                    ));
                 }
                 if fields.len() > MAX_INDEX_FIELDS {
-                    return Err(err(fields_offset, format!("index `{name}.{index_name}` has {} fields (limit {MAX_INDEX_FIELDS}, plus the implicit _creationTime)", fields.len())));
+                    return Err(err(
+                        fields_offset,
+                        format!(
+                            "index `{name}.{index_name}` has {} fields (limit {MAX_INDEX_FIELDS}, plus the implicit _creationTime)",
+                            fields.len()
+                        ),
+                    ));
                 }
                 let mut paths: Vec<FieldPath> = Vec::new();
                 for field in fields {
                     let field_offset = field.span().start;
                     let field = field.into_inner();
-                    check_index_field(&field, document.as_ref())
-                        .map_err(|m| err(field_offset, format!("index `{name}.{index_name}`: {m}")))?;
+                    check_index_field(&field, document.as_ref()).map_err(|m| {
+                        err(field_offset, format!("index `{name}.{index_name}`: {m}"))
+                    })?;
                     let path = FieldPath::new(field.clone());
                     if paths.contains(&path) {
-                        return Err(err(field_offset, format!("index `{name}.{index_name}` lists `{field}` twice")));
+                        return Err(err(
+                            field_offset,
+                            format!("index `{name}.{index_name}` lists `{field}` twice"),
+                        ));
                     }
                     paths.push(path);
                 }
-                indexes.insert(index_name.clone(), IndexDef { name: index_name, fields: paths });
+                indexes.insert(
+                    index_name.clone(),
+                    IndexDef {
+                        name: index_name,
+                        fields: paths,
+                    },
+                );
             }
-            tables.insert(name.clone(), TableDef { name, document, indexes });
+            tables.insert(
+                name.clone(),
+                TableDef {
+                    name,
+                    document,
+                    indexes,
+                },
+            );
         }
         Ok(Schema { tables })
     }
@@ -148,7 +198,12 @@ impl Schema {
 
     /// Checks (and converts, see [`Type::validate`]) a document about to be written to
     /// `table`. System fields `_id` and `_creationTime` must already be removed.
-    pub fn validate_document(&self, table: &str, doc: Object, ids: &dyn IdTables) -> Result<Object, ValidationError> {
+    pub fn validate_document(
+        &self,
+        table: &str,
+        doc: Object,
+        ids: &dyn IdTables,
+    ) -> Result<Object, ValidationError> {
         let Some(def) = self.tables.get(table) else {
             return Err(ValidationError::Mismatch {
                 path: table.to_string(),
@@ -177,7 +232,10 @@ fn unreachable_object() -> Result<Object, ValidationError> {
 }
 
 fn check_identifier(name: &str, what: &str) -> Result<(), String> {
-    let valid = name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+    let valid = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
         && name.len() <= MAX_NAME_LEN
         && !name.chars().all(|c| c == '_');
@@ -196,7 +254,10 @@ fn check_field_name(name: &str) -> Result<(), String> {
             "field `{name}` starts with '_', which is reserved for system fields like _id and _creationTime"
         ));
     }
-    if name.is_empty() || name.len() > MAX_NAME_LEN || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+    if name.is_empty()
+        || name.len() > MAX_NAME_LEN
+        || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+    {
         return Err(format!(
             "field name `{name}` is not valid: use letters, digits and '_', at most {MAX_NAME_LEN} characters"
         ));
@@ -206,7 +267,9 @@ fn check_field_name(name: &str) -> Result<(), String> {
 
 fn check_index_field(field: &str, document: Option<&ObjectType>) -> Result<(), String> {
     if field.split('.').any(|p| p.starts_with('_')) {
-        return Err(format!("`{field}` cannot be indexed: system fields are always the last index columns"));
+        return Err(format!(
+            "`{field}` cannot be indexed: system fields are always the last index columns"
+        ));
     }
     let Some(mut object) = document else {
         return Ok(());
@@ -221,7 +284,9 @@ fn check_index_field(field: &str, document: Option<&ObjectType>) -> Result<(), S
                 .filter(|k| edit_distance(part, k) <= 2)
                 .map(|k| format!(" (did you mean `{k}`?)"))
                 .unwrap_or_default();
-            return Err(format!("field `{field}` is not declared in the table's fields{hint}"));
+            return Err(format!(
+                "field `{field}` is not declared in the table's fields{hint}"
+            ));
         };
         if parts.peek().is_none() {
             return Ok(());
@@ -232,7 +297,11 @@ fn check_index_field(field: &str, document: Option<&ObjectType>) -> Result<(), S
         match ty {
             Type::Object(inner) => object = inner,
             Type::Any => return Ok(()),
-            other => return Err(format!("`{field}` goes inside `{part}`, which is {other}, not an object")),
+            other => {
+                return Err(format!(
+                    "`{field}` goes inside `{part}`, which is {other}, not an object"
+                ));
+            }
         }
     }
     Ok(())
@@ -240,10 +309,15 @@ fn check_index_field(field: &str, document: Option<&ObjectType>) -> Result<(), S
 
 fn check_id_tables(ty: &Type, tables: &[String]) -> Result<(), String> {
     match ty {
-        Type::Id(table) if !tables.contains(table) => Err(format!("id<{table}> names a table that schema.toml does not declare")),
+        Type::Id(table) if !tables.contains(table) => Err(format!(
+            "id<{table}> names a table that schema.toml does not declare"
+        )),
         Type::Array(t) | Type::Record(t) | Type::Optional(t) => check_id_tables(t, tables),
         Type::Union(options) => options.iter().try_for_each(|t| check_id_tables(t, tables)),
-        Type::Object(o) => o.fields.values().try_for_each(|t| check_id_tables(t, tables)),
+        Type::Object(o) => o
+            .fields
+            .values()
+            .try_for_each(|t| check_id_tables(t, tables)),
         _ => Ok(()),
     }
 }
@@ -281,7 +355,10 @@ indexes = { by_token = ["tokenIdentifier"] }
         let schema = Schema::parse(EXAMPLE, "schema.toml").expect("parses");
         assert_eq!(schema.tables.len(), 3);
         let todos = schema.table("todos").expect("todos");
-        assert_eq!(todos.indexes["by_user"].fields, vec![FieldPath::new("userId")]);
+        assert_eq!(
+            todos.indexes["by_user"].fields,
+            vec![FieldPath::new("userId")]
+        );
         assert!(schema.table("events").expect("events").document.is_none());
     }
 
@@ -291,10 +368,18 @@ indexes = { by_token = ["tokenIdentifier"] }
             err("[tables.todos]\nfields = { text = \"strng\" }\n"),
             "schema.toml:2:20: in the type of field `todos.text`: unknown type `strng` (did you mean `string`?); types are string, number, int64, boolean, null, bytes, any, id<T>, array<T>, optional<T>, record<string, T>, object{..}, literals and unions T | U"
         );
-        let e = err("[tables.todos]\nfields = { text = \"string\" }\nindexes = { by_text = [\"txt\"] }\n");
-        assert!(e.starts_with("schema.toml:3:24:") && e.contains("did you mean `text`"), "{e}");
+        let e = err(
+            "[tables.todos]\nfields = { text = \"string\" }\nindexes = { by_text = [\"txt\"] }\n",
+        );
+        assert!(
+            e.starts_with("schema.toml:3:24:") && e.contains("did you mean `text`"),
+            "{e}"
+        );
         let e = err("[tables.todos]\nfeilds = {}\n");
-        assert!(e.starts_with("schema.toml:2:1:") && e.contains("unknown field"), "{e}");
+        assert!(
+            e.starts_with("schema.toml:2:1:") && e.contains("unknown field"),
+            "{e}"
+        );
         assert!(err("[tables.todos]\nindexes = { by_id = [\"a\"] }\n").contains("built-in"));
         assert!(err("[tables.t]\nfields = { u = \"id<nope>\" }\n").contains("does not declare"));
         assert!(err("[tables.t]\nfields = { _x = \"string\" }\n").contains("reserved"));
@@ -309,10 +394,24 @@ indexes = { by_token = ["tokenIdentifier"] }
             ("userId".to_string(), Value::from("u")),
             ("completed".to_string(), Value::from(1.0)),
         ]);
-        let e = schema.validate_document("todos", doc, &Ids).unwrap_err().to_string();
+        let e = schema
+            .validate_document("todos", doc, &Ids)
+            .unwrap_err()
+            .to_string();
         assert_eq!(e, "completed: expected boolean, found number 1.0");
-        let e = schema.validate_document("nope", Object::new(), &Ids).unwrap_err().to_string();
+        let e = schema
+            .validate_document("nope", Object::new(), &Ids)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("[tables.nope]"), "{e}");
-        assert!(schema.validate_document("events", Object::from([("any".to_string(), Value::Null)]), &Ids).is_ok());
+        assert!(
+            schema
+                .validate_document(
+                    "events",
+                    Object::from([("any".to_string(), Value::Null)]),
+                    &Ids
+                )
+                .is_ok()
+        );
     }
 }

@@ -71,7 +71,12 @@ impl Type {
 
     /// Checks `value` against the type at `path`, returning it with int64 → number
     /// conversions applied.
-    pub fn validate(&self, value: Value, path: &str, ids: &dyn IdTables) -> Result<Value, ValidationError> {
+    pub fn validate(
+        &self,
+        value: Value,
+        path: &str,
+        ids: &dyn IdTables,
+    ) -> Result<Value, ValidationError> {
         if self.accepts(&value, ids, false) {
             return Ok(value);
         }
@@ -89,20 +94,29 @@ impl Type {
             (Type::Boolean, Value::Boolean(_)) => true,
             (Type::String, Value::String(_)) => true,
             (Type::Bytes, Value::Bytes(_)) => true,
-            (Type::Id(table), Value::String(s)) => ids.table_of(s).as_deref() == Some(table.as_str()),
+            (Type::Id(table), Value::String(s)) => {
+                ids.table_of(s).as_deref() == Some(table.as_str())
+            }
             (Type::Literal(expected), v) => match (expected, v) {
                 (Value::Float64(f), Value::Int64(i)) => lenient && *f == *i as f64,
                 _ => expected == v,
             },
-            (Type::Array(item), Value::Array(items)) => items.iter().all(|v| item.accepts(v, ids, lenient)),
-            (Type::Record(item), Value::Object(fields)) => fields.values().all(|v| item.accepts(v, ids, lenient)),
+            (Type::Array(item), Value::Array(items)) => {
+                items.iter().all(|v| item.accepts(v, ids, lenient))
+            }
+            (Type::Record(item), Value::Object(fields)) => {
+                fields.values().all(|v| item.accepts(v, ids, lenient))
+            }
             (Type::Object(object), Value::Object(fields)) => {
                 fields.keys().all(|k| object.fields.contains_key(k))
-                    && object.fields.iter().all(|(name, ty)| match (ty, fields.get(name)) {
-                        (Type::Optional(_), None) => true,
-                        (_, None) => false,
-                        (ty, Some(v)) => ty.accepts(v, ids, lenient),
-                    })
+                    && object
+                        .fields
+                        .iter()
+                        .all(|(name, ty)| match (ty, fields.get(name)) {
+                            (Type::Optional(_), None) => true,
+                            (_, None) => false,
+                            (ty, Some(v)) => ty.accepts(v, ids, lenient),
+                        })
             }
             (Type::Union(options), v) => options.iter().any(|t| t.accepts(v, ids, lenient)),
             (Type::Optional(inner), v) => inner.accepts(v, ids, lenient),
@@ -111,15 +125,24 @@ impl Type {
     }
 
     /// Converts a value that does not fit exactly, or explains the first mismatch.
-    fn convert(&self, value: Value, path: &str, ids: &dyn IdTables) -> Result<Value, ValidationError> {
+    fn convert(
+        &self,
+        value: Value,
+        path: &str,
+        ids: &dyn IdTables,
+    ) -> Result<Value, ValidationError> {
         let mismatch = |value: &Value| ValidationError::Mismatch {
             path: path.to_string(),
             expected: self.to_string(),
             found: describe(value),
         };
         match (self, value) {
-            (Type::Number, Value::Int64(i)) if i.abs() <= MAX_SAFE_INTEGER => Ok(Value::Float64(i as f64)),
-            (Type::Literal(Value::Float64(f)), Value::Int64(i)) if *f == i as f64 => Ok(Value::Float64(*f)),
+            (Type::Number, Value::Int64(i)) if i.abs() <= MAX_SAFE_INTEGER => {
+                Ok(Value::Float64(i as f64))
+            }
+            (Type::Literal(Value::Float64(f)), Value::Int64(i)) if *f == i as f64 => {
+                Ok(Value::Float64(*f))
+            }
             (Type::Optional(inner), value) => inner.validate(value, path, ids),
             (Type::Id(table), Value::String(s)) => Err(match ids.table_of(&s) {
                 Some(actual) => ValidationError::Mismatch {
@@ -147,7 +170,9 @@ impl Type {
                 }
                 Ok(Value::Object(out))
             }
-            (Type::Object(object), Value::Object(fields)) => object.validate_fields(fields, path, ids),
+            (Type::Object(object), Value::Object(fields)) => {
+                object.validate_fields(fields, path, ids)
+            }
             (Type::Union(options), value) => {
                 match options.iter().find(|t| t.accepts(&value, ids, true)) {
                     Some(t) => t.validate(value, path, ids),
@@ -161,7 +186,12 @@ impl Type {
 
 impl ObjectType {
     /// Validates an object's fields: every declared non-optional field present, no others.
-    pub fn validate_fields(&self, mut fields: Object, path: &str, ids: &dyn IdTables) -> Result<Value, ValidationError> {
+    pub fn validate_fields(
+        &self,
+        mut fields: Object,
+        path: &str,
+        ids: &dyn IdTables,
+    ) -> Result<Value, ValidationError> {
         if let Some(extra) = fields.keys().find(|k| !self.fields.contains_key(*k)) {
             return Err(ValidationError::ExtraField {
                 path: join(path, extra),
@@ -265,8 +295,8 @@ struct Parser<'a> {
 }
 
 const TYPE_NAMES: [&str; 13] = [
-    "any", "null", "number", "float64", "int64", "boolean", "string", "bytes", "id", "array", "object", "optional",
-    "record",
+    "any", "null", "number", "float64", "int64", "boolean", "string", "bytes", "id", "array",
+    "object", "optional", "record",
 ];
 
 impl<'a> Parser<'a> {
@@ -279,7 +309,10 @@ impl<'a> Parser<'a> {
 
     fn skip_ws(&mut self) {
         while self.text[self.pos..].starts_with(char::is_whitespace) {
-            self.pos += self.text[self.pos..].chars().next().map_or(1, char::len_utf8);
+            self.pos += self.text[self.pos..]
+                .chars()
+                .next()
+                .map_or(1, char::len_utf8);
         }
     }
 
@@ -380,7 +413,9 @@ impl<'a> Parser<'a> {
                 self.expect('<', "after record (write record<string, TYPE>)")?;
                 let key = self.ident();
                 if key != "string" {
-                    return Err(self.error("record keys must be string: write record<string, TYPE>".to_string()));
+                    return Err(self.error(
+                        "record keys must be string: write record<string, TYPE>".to_string(),
+                    ));
                 }
                 self.expect(',', "after the key type of record<string, TYPE>")?;
                 let inner = Box::new(self.union()?);
@@ -437,7 +472,9 @@ impl<'a> Parser<'a> {
         match self.text[body_start..].find(quote) {
             Some(len) => {
                 self.pos = body_start + len + 1;
-                Ok(Type::Literal(Value::String(self.text[body_start..body_start + len].to_string())))
+                Ok(Type::Literal(Value::String(
+                    self.text[body_start..body_start + len].to_string(),
+                )))
             }
             None => Err(self.error("unterminated string literal".to_string())),
         }
@@ -470,7 +507,11 @@ pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
         row[0] = i + 1;
         for (j, cb) in b.iter().enumerate() {
             let cur = row[j + 1];
-            row[j + 1] = if ca == *cb { prev } else { 1 + prev.min(row[j]).min(row[j + 1]) };
+            row[j + 1] = if ca == *cb {
+                prev
+            } else {
+                1 + prev.min(row[j]).min(row[j + 1])
+            };
             prev = cur;
         }
     }
@@ -515,18 +556,35 @@ mod tests {
     fn parse_errors_point_at_the_problem() {
         let err = Type::parse("array<strin>").unwrap_err();
         assert_eq!(err.offset, 6);
-        assert!(err.message.contains("did you mean `string`"), "{}", err.message);
-        assert!(Type::parse("array<string").unwrap_err().message.contains("close"));
+        assert!(
+            err.message.contains("did you mean `string`"),
+            "{}",
+            err.message
+        );
+        assert!(
+            Type::parse("array<string")
+                .unwrap_err()
+                .message
+                .contains("close")
+        );
         assert!(Type::parse("int").unwrap_err().message.contains("int64"));
     }
 
     #[test]
     fn validation_names_path_expected_and_found() {
-        let err = check("object{text: string}", Value::Object(Object::from([("text".into(), Value::Float64(5.0))]))).unwrap_err();
+        let err = check(
+            "object{text: string}",
+            Value::Object(Object::from([("text".into(), Value::Float64(5.0))])),
+        )
+        .unwrap_err();
         assert_eq!(err, "args.text: expected string, found number 5.0");
         let err = check("object{text: string}", Value::Object(Object::new())).unwrap_err();
         assert!(err.contains("missing required field args.text"), "{err}");
-        let err = check("object{}", Value::Object(Object::from([("x".into(), Value::Null)]))).unwrap_err();
+        let err = check(
+            "object{}",
+            Value::Object(Object::from([("x".into(), Value::Null)])),
+        )
+        .unwrap_err();
         assert!(err.contains("args.x"), "{err}");
         let err = check("array<id<todos>>", Value::Array(vec![Value::from("nope")])).unwrap_err();
         assert!(err.contains("args[0]"), "{err}");
@@ -536,15 +594,25 @@ mod tests {
     fn integers_become_numbers_where_a_number_is_expected() {
         assert_eq!(check("number", Value::Int64(3)), Ok(Value::Float64(3.0)));
         assert_eq!(check("int64", Value::Int64(3)), Ok(Value::Int64(3)));
-        assert_eq!(check("int64 | number", Value::Int64(3)), Ok(Value::Int64(3)));
+        assert_eq!(
+            check("int64 | number", Value::Int64(3)),
+            Ok(Value::Int64(3))
+        );
         assert!(check("int64", Value::Float64(3.0)).is_err());
         assert!(check("number", Value::Int64(i64::MAX)).is_err());
-        assert_eq!(check("array<number>", Value::Array(vec![Value::Int64(1)])), Ok(Value::Array(vec![Value::Float64(1.0)])));
+        assert_eq!(
+            check("array<number>", Value::Array(vec![Value::Int64(1)])),
+            Ok(Value::Array(vec![Value::Float64(1.0)]))
+        );
     }
 
     #[test]
     fn ids_are_checked_against_their_table() {
         assert!(check("id<todos>", Value::from("todos_1")).is_ok());
-        assert!(check("id<users>", Value::from("todos_1")).unwrap_err().contains("\"todos\""));
+        assert!(
+            check("id<users>", Value::from("todos_1"))
+                .unwrap_err()
+                .contains("\"todos\"")
+        );
     }
 }

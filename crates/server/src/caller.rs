@@ -23,26 +23,43 @@ pub(crate) struct HttpCaller {
     pub caller: Caller,
 }
 
-pub(crate) async fn from_headers(headers: &HeaderMap, state: &ServerState) -> Result<HttpCaller, Response> {
+pub(crate) async fn from_headers(
+    headers: &HeaderMap,
+    state: &ServerState,
+) -> Result<HttpCaller, Response> {
     let Some(value) = headers.get(header::AUTHORIZATION) else {
         return Ok(HttpCaller {
             identity: None,
             caller: Caller::Client,
         });
     };
-    let value = value
-        .to_str()
-        .map_err(|_| error_response(StatusCode::BAD_REQUEST, "InvalidAuthHeader", "the Authorization header is not valid text"))?;
+    let value = value.to_str().map_err(|_| {
+        error_response(
+            StatusCode::BAD_REQUEST,
+            "InvalidAuthHeader",
+            "the Authorization header is not valid text",
+        )
+    })?;
     if value.len() >= 7 && value[..7].eq_ignore_ascii_case("bearer ") {
         let token = value[7..].trim();
         return match state.auth.verify(token).await {
             Ok(verified) => Ok(HttpCaller {
-                identity: Some(Identity::from_json(verified.identity.as_map(), Some(verified.expires_at))),
+                identity: Some(Identity::from_json(
+                    verified.identity.as_map(),
+                    Some(verified.expires_at),
+                )),
                 caller: Caller::Client,
             }),
             Err(rejection) => {
-                tracing::debug!(code = rejection.code(), "the HTTP API refused an access token");
-                Err(error_response(StatusCode::UNAUTHORIZED, rejection.code(), rejection.client_message()))
+                tracing::debug!(
+                    code = rejection.code(),
+                    "the HTTP API refused an access token"
+                );
+                Err(error_response(
+                    StatusCode::UNAUTHORIZED,
+                    rejection.code(),
+                    rejection.client_message(),
+                ))
             }
         };
     }
@@ -52,12 +69,19 @@ pub(crate) async fn from_headers(headers: &HeaderMap, state: &ServerState) -> Re
             None => (rest, None),
         };
         if !bool::from(key.trim().as_bytes().ct_eq(state.admin_key.as_bytes())) {
-            return Err(error_response(StatusCode::UNAUTHORIZED, "BadAdminKey", "The provided admin key is invalid; read it from .pulsebase/admin_key"));
+            return Err(error_response(
+                StatusCode::UNAUTHORIZED,
+                "BadAdminKey",
+                "The provided admin key is invalid; read it from .pulsebase/admin_key",
+            ));
         }
-        let identity = match identity {
-            None => None,
-            Some(encoded) => Some(decode_identity(encoded).map_err(|why| error_response(StatusCode::BAD_REQUEST, "InvalidIdentity", &why))?),
-        };
+        let identity =
+            match identity {
+                None => None,
+                Some(encoded) => Some(decode_identity(encoded).map_err(|why| {
+                    error_response(StatusCode::BAD_REQUEST, "InvalidIdentity", &why)
+                })?),
+            };
         return Ok(HttpCaller {
             identity,
             caller: Caller::Trusted,
@@ -74,17 +98,25 @@ fn decode_identity(encoded: &str) -> Result<Identity, String> {
     let bytes = STANDARD
         .decode(encoded.trim())
         .map_err(|e| format!("the identity after the admin key is not base64: {e}"))?;
-    let json: serde_json::Value = serde_json::from_slice(&bytes).map_err(|e| format!("the identity is not JSON: {e}"))?;
-    let object = json.as_object().ok_or("the identity must be a JSON object")?;
+    let json: serde_json::Value =
+        serde_json::from_slice(&bytes).map_err(|e| format!("the identity is not JSON: {e}"))?;
+    let object = json
+        .as_object()
+        .ok_or("the identity must be a JSON object")?;
     let mut claims = object.clone();
     // Like a verified token: subject and issuer make the tokenIdentifier.
-    if !claims.contains_key("tokenIdentifier") {
-        if let (Some(iss), Some(sub)) = (
-            claims.get("issuer").and_then(|v| v.as_str()).map(str::to_string),
-            claims.get("subject").and_then(|v| v.as_str()).map(str::to_string),
-        ) {
-            claims.insert("tokenIdentifier".into(), format!("{iss}|{sub}").into());
-        }
+    let issuer = claims
+        .get("issuer")
+        .and_then(|v| v.as_str())
+        .map(str::to_string);
+    let subject = claims
+        .get("subject")
+        .and_then(|v| v.as_str())
+        .map(str::to_string);
+    if !claims.contains_key("tokenIdentifier")
+        && let (Some(iss), Some(sub)) = (issuer, subject)
+    {
+        claims.insert("tokenIdentifier".into(), format!("{iss}|{sub}").into());
     }
     Ok(Identity::from_json(&claims, None))
 }

@@ -12,34 +12,32 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
+use crate::ServerState;
 use crate::http_api::error_response;
-use crate::{DevIssuerState, ServerState};
 
 /// Default lifetime of tokens minted over HTTP; the client refreshes them before expiry.
 const DEFAULT_TTL_SECS: u64 = 3600;
 const MAX_TTL_SECS: u64 = 30 * 24 * 3600;
 
-fn issuer(state: &ServerState) -> Result<&DevIssuerState, Response> {
-    state.dev_issuer.as_ref().ok_or_else(|| {
-        error_response(
-            StatusCode::NOT_FOUND,
-            "NotFound",
-            "the dev issuer runs only under `pulsebase dev`",
-        )
-    })
+fn not_available() -> Response {
+    error_response(
+        StatusCode::NOT_FOUND,
+        "NotFound",
+        "the dev issuer runs only under `pulsebase dev`",
+    )
 }
 
 pub(crate) async fn openid_configuration(State(state): State<Arc<ServerState>>) -> Response {
-    match issuer(&state) {
-        Ok(dev) => Json(dev.issuer.openid_configuration(&dev.issuer_url)).into_response(),
-        Err(response) => response,
+    match &state.dev_issuer {
+        Some(dev) => Json(dev.issuer.openid_configuration(&dev.issuer_url)).into_response(),
+        None => not_available(),
     }
 }
 
 pub(crate) async fn jwks(State(state): State<Arc<ServerState>>) -> Response {
-    match issuer(&state) {
-        Ok(dev) => Json(dev.issuer.jwks_json()).into_response(),
-        Err(response) => response,
+    match &state.dev_issuer {
+        Some(dev) => Json(dev.issuer.jwks_json()).into_response(),
+        None => not_available(),
     }
 }
 
@@ -56,9 +54,8 @@ struct TokenRequest {
 
 /// `{"sub": "user_1", "name": "..", "email": "..", "claims": {..}, "ttl": 60}` → `{"token": ".."}`.
 pub(crate) async fn token(State(state): State<Arc<ServerState>>, body: Bytes) -> Response {
-    let dev = match issuer(&state) {
-        Ok(dev) => dev,
-        Err(response) => return response,
+    let Some(dev) = &state.dev_issuer else {
+        return not_available();
     };
     let request: TokenRequest = match serde_json::from_slice(&body) {
         Ok(request) => request,
@@ -66,15 +63,26 @@ pub(crate) async fn token(State(state): State<Arc<ServerState>>, body: Bytes) ->
             return error_response(
                 StatusCode::BAD_REQUEST,
                 "BadJsonBody",
-                &format!("expected {{\"sub\": \"user id\", \"name\"?, \"email\"?, \"claims\"?, \"ttl\"?}}: {e}"),
+                &format!(
+                    "expected {{\"sub\": \"user id\", \"name\"?, \"email\"?, \"claims\"?, \"ttl\"?}}: {e}"
+                ),
             );
         }
     };
     if request.sub.is_empty() {
-        return error_response(StatusCode::BAD_REQUEST, "BadJsonBody", "sub must not be empty");
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            "BadJsonBody",
+            "sub must not be empty",
+        );
     }
-    let ttl = request.ttl.unwrap_or(DEFAULT_TTL_SECS).clamp(1, MAX_TTL_SECS);
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let ttl = request
+        .ttl
+        .unwrap_or(DEFAULT_TTL_SECS)
+        .clamp(1, MAX_TTL_SECS);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
     match dev.issuer.mint(
         &dev.issuer_url,
         &request.sub,
@@ -84,7 +92,13 @@ pub(crate) async fn token(State(state): State<Arc<ServerState>>, body: Bytes) ->
         ttl,
         now,
     ) {
-        Ok(token) => Json(serde_json::json!({ "token": token, "expiresAt": now + ttl })).into_response(),
-        Err(e) => error_response(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", &e.to_string()),
+        Ok(token) => {
+            Json(serde_json::json!({ "token": token, "expiresAt": now + ttl })).into_response()
+        }
+        Err(e) => error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalServerError",
+            &e.to_string(),
+        ),
     }
 }

@@ -19,7 +19,11 @@ use crate::ServerState;
 use crate::caller::{self, HttpCaller};
 
 pub(crate) fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
-    (status, Json(serde_json::json!({ "code": code, "message": message }))).into_response()
+    (
+        status,
+        Json(serde_json::json!({ "code": code, "message": message })),
+    )
+        .into_response()
 }
 
 fn udf_response(result: Result<Value, FunctionError>, log_lines: Vec<String>) -> Response {
@@ -39,65 +43,116 @@ fn udf_response(result: Result<Value, FunctionError>, log_lines: Vec<String>) ->
 
 fn db_failure(error: DbError) -> Response {
     match error {
-        DbError::Limit(message) => error_response(StatusCode::SERVICE_UNAVAILABLE, "Overloaded", &message),
+        DbError::Limit(message) => {
+            error_response(StatusCode::SERVICE_UNAVAILABLE, "Overloaded", &message)
+        }
         other => {
             tracing::error!(error = %other, "a request failed inside the database");
-            error_response(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", "internal server error; see the server log")
+            error_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "InternalServerError",
+                "internal server error; see the server log",
+            )
         }
     }
 }
 
 /// Parses the body and the caller; the error side is the finished response.
-async fn prepare(state: &ServerState, headers: &HeaderMap, body: &Bytes) -> Result<(FunctionPath, Value, HttpCaller), Response> {
-    let request: UdfRequest = serde_json::from_slice(body)
-        .map_err(|e| error_response(StatusCode::BAD_REQUEST, "BadJsonBody", &format!("the request body is not a function call: {e}")))?;
-    let args = canonical_args(request.args).map_err(|e| error_response(StatusCode::BAD_REQUEST, "BadArgs", &e))?;
-    let args = Value::from_json(&args)
-        .map_err(|e| error_response(StatusCode::BAD_REQUEST, "BadArgs", &format!("the arguments are not valid convex JSON: {e}")))?;
+async fn prepare(
+    state: &ServerState,
+    headers: &HeaderMap,
+    body: &Bytes,
+) -> Result<(FunctionPath, Value, HttpCaller), Response> {
+    let request: UdfRequest = serde_json::from_slice(body).map_err(|e| {
+        error_response(
+            StatusCode::BAD_REQUEST,
+            "BadJsonBody",
+            &format!("the request body is not a function call: {e}"),
+        )
+    })?;
+    let args = canonical_args(request.args)
+        .map_err(|e| error_response(StatusCode::BAD_REQUEST, "BadArgs", &e))?;
+    let args = Value::from_json(&args).map_err(|e| {
+        error_response(
+            StatusCode::BAD_REQUEST,
+            "BadArgs",
+            &format!("the arguments are not valid convex JSON: {e}"),
+        )
+    })?;
     let caller = caller::from_headers(headers, state).await?;
     Ok((FunctionPath::parse(&request.path), args, caller))
 }
 
-async fn run(state: Arc<ServerState>, kind: FunctionKind, path: FunctionPath, args: Value, caller: HttpCaller) -> Response {
+async fn run(
+    state: Arc<ServerState>,
+    kind: FunctionKind,
+    path: FunctionPath,
+    args: Value,
+    caller: HttpCaller,
+) -> Response {
     match kind {
-        FunctionKind::Query => match state.app.run_query(path, args, caller.identity, caller.caller).await {
+        FunctionKind::Query => match state
+            .app
+            .run_query(path, args, caller.identity, caller.caller)
+            .await
+        {
             Ok(done) => udf_response(done.execution.result, done.execution.log_lines),
             Err(e) => db_failure(e),
         },
-        FunctionKind::Mutation => match state.app.run_mutation(path, args, caller.identity, caller.caller, None).await {
+        FunctionKind::Mutation => match state
+            .app
+            .run_mutation(path, args, caller.identity, caller.caller, None)
+            .await
+        {
             Ok(done) => udf_response(done.result, done.log_lines),
             Err(e) => db_failure(e),
         },
         FunctionKind::HttpAction => udf_response(
             Err(FunctionError::new(
                 functions::ErrorKind::NotFound,
-                format!("'{path}' is an HTTP action; call it through its route in functions/http.rhai"),
+                format!(
+                    "'{path}' is an HTTP action; call it through its route in functions/http.rhai"
+                ),
             )),
             Vec::new(),
         ),
     }
 }
 
-pub(crate) async fn query(State(state): State<Arc<ServerState>>, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn query(
+    State(state): State<Arc<ServerState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     match prepare(&state, &headers, &body).await {
         Ok((path, args, caller)) => run(state, FunctionKind::Query, path, args, caller).await,
         Err(response) => response,
     }
 }
 
-pub(crate) async fn mutation(State(state): State<Arc<ServerState>>, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn mutation(
+    State(state): State<Arc<ServerState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     match prepare(&state, &headers, &body).await {
         Ok((path, args, caller)) => run(state, FunctionKind::Mutation, path, args, caller).await,
         Err(response) => response,
     }
 }
 
-pub(crate) async fn action(State(state): State<Arc<ServerState>>, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn action(
+    State(state): State<Arc<ServerState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     match prepare(&state, &headers, &body).await {
         Ok((path, _, _)) => udf_response(
             Err(FunctionError::new(
                 functions::ErrorKind::NotFound,
-                format!("Could not find public function for '{path}': Pulsebase has no actions; use a mutation, or an HTTP action in functions/http.rhai"),
+                format!(
+                    "Could not find public function for '{path}': Pulsebase has no actions; use a mutation, or an HTTP action in functions/http.rhai"
+                ),
             )),
             Vec::new(),
         ),
@@ -106,7 +161,11 @@ pub(crate) async fn action(State(state): State<Arc<ServerState>>, headers: Heade
 }
 
 /// `/api/function`: any kind, looked up by path (what `pulsebase run` uses).
-pub(crate) async fn function(State(state): State<Arc<ServerState>>, headers: HeaderMap, body: Bytes) -> Response {
+pub(crate) async fn function(
+    State(state): State<Arc<ServerState>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
     let (path, args, caller) = match prepare(&state, &headers, &body).await {
         Ok(prepared) => prepared,
         Err(response) => return response,

@@ -39,7 +39,13 @@ pub struct DevIssuerState {
 }
 
 /// Serves until `shutdown` resolves.
-pub async fn serve(listener: TcpListener, state: Arc<ServerState>, shutdown: impl Future<Output = ()> + Send + 'static) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<ServerState>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
     let router = router::routes(state);
-    axum::serve(listener, router).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown)
+        .await
 }

@@ -32,7 +32,10 @@ pub(crate) fn routes(state: Arc<ServerState>) -> Router {
         .route("/api/query_at_ts", post(http_api::query))
         .route("/api/health", get(http_api::health))
         .route("/api/{version}/sync", get(ws::upgrade))
-        .route("/dev-issuer/.well-known/openid-configuration", get(dev_issuer::openid_configuration))
+        .route(
+            "/dev-issuer/.well-known/openid-configuration",
+            get(dev_issuer::openid_configuration),
+        )
         .route("/dev-issuer/.well-known/jwks.json", get(dev_issuer::jwks))
         .route("/dev-issuer/token", post(dev_issuer::token))
         .fallback(fallback)
@@ -50,17 +53,23 @@ async fn fallback(State(state): State<Arc<ServerState>>, request: Request<Body>)
         normalised.push_str(part);
     }
     let parts: Vec<&str> = normalised.split('/').collect();
-    if request.method() == Method::GET && parts.len() == 4 && parts[1] == "api" && parts[3] == "sync" {
+    if request.method() == Method::GET
+        && parts.len() == 4
+        && parts[1] == "api"
+        && parts[3] == "sync"
+    {
         let (mut head, _) = request.into_parts();
-        return match axum::extract::ws::WebSocketUpgrade::from_request_parts(&mut head, &state).await {
+        return match axum::extract::ws::WebSocketUpgrade::from_request_parts(&mut head, &state)
+            .await
+        {
             Ok(upgrade) => ws::upgrade(upgrade, State(state)).await,
             Err(rejection) => rejection.into_response(),
         };
     }
-    if let Some(dir) = &state.static_dir {
-        if request.method() == Method::GET || request.method() == Method::HEAD {
-            return serve_static(dir, request).await;
-        }
+    if let Some(dir) = &state.static_dir
+        && (request.method() == Method::GET || request.method() == Method::HEAD)
+    {
+        return serve_static(dir, request).await;
     }
     http_api::error_response(
         StatusCode::NOT_FOUND,
@@ -72,9 +81,14 @@ async fn fallback(State(state): State<Arc<ServerState>>, request: Request<Body>)
 /// Serves a built front-end; unknown paths get `index.html` so client-side routing works.
 async fn serve_static(dir: &std::path::Path, request: Request<Body>) -> Response {
     use tower::ServiceExt as _;
-    let service = tower_http::services::ServeDir::new(dir).fallback(tower_http::services::ServeFile::new(dir.join("index.html")));
+    let service = tower_http::services::ServeDir::new(dir)
+        .fallback(tower_http::services::ServeFile::new(dir.join("index.html")));
     match service.oneshot(request).await {
         Ok(response) => response.into_response(),
-        Err(e) => http_api::error_response(StatusCode::INTERNAL_SERVER_ERROR, "InternalServerError", &e.to_string()),
+        Err(e) => http_api::error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalServerError",
+            &e.to_string(),
+        ),
     }
 }

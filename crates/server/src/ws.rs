@@ -26,7 +26,10 @@ const MAX_FRAME: usize = 20 << 20;
 /// updates instead of queueing them.
 const CHANNEL: usize = 4;
 
-pub(crate) async fn upgrade(upgrade: WebSocketUpgrade, State(state): State<Arc<ServerState>>) -> Response {
+pub(crate) async fn upgrade(
+    upgrade: WebSocketUpgrade,
+    State(state): State<Arc<ServerState>>,
+) -> Response {
     upgrade
         .read_buffer_size(4 << 10)
         .write_buffer_size(0)
@@ -71,7 +74,9 @@ async fn connection(socket: WebSocket, state: Arc<ServerState>) {
     let inbound = futures::stream::unfold(stream, |mut stream| async move {
         loop {
             match stream.next().await {
-                Some(Ok(Message::Text(text))) => return Some((Inbound::Text(text.to_string()), stream)),
+                Some(Ok(Message::Text(text))) => {
+                    return Some((Inbound::Text(text.to_string()), stream));
+                }
                 Some(Ok(Message::Binary(_))) => return Some((Inbound::Binary, stream)),
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                 Some(Ok(Message::Close(_)) | Err(_)) | None => return None,

@@ -128,7 +128,10 @@ pub(crate) fn read_catalog(conn: &Connection) -> Result<Catalog, StorageError> {
     Ok(Catalog { tables, indexes })
 }
 
-pub(crate) fn get_document(conn: &Connection, id: &str) -> Result<Option<StoredDocument>, StorageError> {
+pub(crate) fn get_document(
+    conn: &Connection,
+    id: &str,
+) -> Result<Option<StoredDocument>, StorageError> {
     Ok(conn
         .prepare_cached("SELECT table_number, value FROM documents WHERE id = ?1")?
         .query_row([id], |r| {
@@ -181,7 +184,9 @@ pub(crate) fn get_mutation_response(
     request_id: u64,
 ) -> Result<Option<(u64, String)>, StorageError> {
     Ok(conn
-        .prepare_cached("SELECT ts, response FROM _mutations WHERE session_id = ?1 AND request_id = ?2")?
+        .prepare_cached(
+            "SELECT ts, response FROM _mutations WHERE session_id = ?1 AND request_id = ?2",
+        )?
         .query_row(params![session_id, request_id as i64], |r| {
             Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
         })

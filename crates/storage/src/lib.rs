@@ -38,7 +38,12 @@ impl Storage {
             })?;
         }
         let writer = Writer::open(path)?;
-        Ok((Storage { path: path.to_path_buf() }, writer))
+        Ok((
+            Storage {
+                path: path.to_path_buf(),
+            },
+            writer,
+        ))
     }
 
     /// A new read-only connection.

@@ -26,7 +26,10 @@ impl Reader {
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "cache_size", -16_000)?;
         conn.set_prepared_statement_cache_capacity(64);
-        Ok(Reader { conn, in_snapshot: false })
+        Ok(Reader {
+            conn,
+            in_snapshot: false,
+        })
     }
 
     /// Starts a snapshot read and returns the commit timestamp it reflects. Every read until

@@ -51,7 +51,8 @@ impl Writer {
     }
 
     pub fn rollback_to_savepoint(&mut self) -> Result<(), StorageError> {
-        self.conn.execute_batch("ROLLBACK TO mutation; RELEASE mutation")?;
+        self.conn
+            .execute_batch("ROLLBACK TO mutation; RELEASE mutation")?;
         Ok(())
     }
 
@@ -78,9 +79,16 @@ impl Writer {
         Ok(self.conn.last_insert_rowid() as u32)
     }
 
-    pub fn create_index(&mut self, table_number: u32, name: &str, fields_json: &str) -> Result<u32, StorageError> {
+    pub fn create_index(
+        &mut self,
+        table_number: u32,
+        name: &str,
+        fields_json: &str,
+    ) -> Result<u32, StorageError> {
         self.conn
-            .prepare_cached("INSERT INTO _indexes (table_number, name, fields) VALUES (?1, ?2, ?3)")?
+            .prepare_cached(
+                "INSERT INTO _indexes (table_number, name, fields) VALUES (?1, ?2, ?3)",
+            )?
             .execute(params![table_number, name, fields_json])?;
         Ok(self.conn.last_insert_rowid() as u32)
     }
@@ -112,9 +120,16 @@ impl Writer {
     }
 
     /// Inserts or overwrites a document.
-    pub fn put_document(&mut self, id: &str, table_number: u32, value: &str) -> Result<(), StorageError> {
+    pub fn put_document(
+        &mut self,
+        id: &str,
+        table_number: u32,
+        value: &str,
+    ) -> Result<(), StorageError> {
         self.conn
-            .prepare_cached("INSERT OR REPLACE INTO documents (id, table_number, value) VALUES (?1, ?2, ?3)")?
+            .prepare_cached(
+                "INSERT OR REPLACE INTO documents (id, table_number, value) VALUES (?1, ?2, ?3)",
+            )?
             .execute(params![id, table_number, value])?;
         Ok(())
     }
@@ -126,7 +141,12 @@ impl Writer {
         Ok(())
     }
 
-    pub fn insert_index_entry(&mut self, index_id: u32, key: &[u8], id: &str) -> Result<(), StorageError> {
+    pub fn insert_index_entry(
+        &mut self,
+        index_id: u32,
+        key: &[u8],
+        id: &str,
+    ) -> Result<(), StorageError> {
         self.conn
             .prepare_cached("INSERT INTO index_entries (index_id, key, id) VALUES (?1, ?2, ?3)")?
             .execute(params![index_id, key, id])?;
@@ -140,7 +160,11 @@ impl Writer {
         Ok(())
     }
 
-    pub fn get_mutation_response(&self, session_id: &str, request_id: u64) -> Result<Option<(u64, String)>, StorageError> {
+    pub fn get_mutation_response(
+        &self,
+        session_id: &str,
+        request_id: u64,
+    ) -> Result<Option<(u64, String)>, StorageError> {
         conn::get_mutation_response(&self.conn, session_id, request_id)
     }
 
@@ -197,7 +221,9 @@ mod tests {
         let (storage, mut writer) = Storage::open(&dir.path().join("db.sqlite3")).expect("open");
         writer.begin().expect("begin");
         let table = writer.create_table("todos").expect("table");
-        let index = writer.create_index(table, "by_creation_time", "[]").expect("index");
+        let index = writer
+            .create_index(table, "by_creation_time", "[]")
+            .expect("index");
         writer.set_ts(5).expect("ts");
         writer.commit().expect("commit");
 
@@ -206,11 +232,16 @@ mod tests {
 
         writer.begin().expect("begin");
         writer.put_document("a", table, "{}").expect("doc");
-        writer.insert_index_entry(index, &[3, 1], "a").expect("entry");
+        writer
+            .insert_index_entry(index, &[3, 1], "a")
+            .expect("entry");
         writer.set_ts(6).expect("ts");
         writer.commit().expect("commit");
 
-        assert!(reader.get_document("a").expect("read").is_none(), "old snapshot is stable");
+        assert!(
+            reader.get_document("a").expect("read").is_none(),
+            "old snapshot is stable"
+        );
         reader.end();
         assert_eq!(reader.begin().expect("snapshot"), 6);
         let rows = reader.scan(index, &[], None, Order::Asc, 10).expect("scan");

@@ -54,7 +54,10 @@ impl SyncHub {
 
     /// Number of open sessions and of live query instances.
     pub fn stats(&self) -> (usize, usize) {
-        (self.live_sessions.load(Ordering::Relaxed), self.instances.len())
+        (
+            self.live_sessions.load(Ordering::Relaxed),
+            self.instances.len(),
+        )
     }
 
     pub(crate) fn stamp(&self, path: &FunctionPath) -> CodeStamp {
@@ -62,7 +65,11 @@ impl SyncHub {
     }
 
     /// The stamp of `path` under a given version of the modules.
-    pub(crate) fn stamp_with(&self, modules: &functions::Modules, path: &FunctionPath) -> CodeStamp {
+    pub(crate) fn stamp_with(
+        &self,
+        modules: &functions::Modules,
+        path: &FunctionPath,
+    ) -> CodeStamp {
         CodeStamp {
             module_hash: modules.module(path.module()).map_or(0, |m| m.source_hash),
             epoch: self.epoch.load(Ordering::Acquire),

@@ -71,7 +71,10 @@ impl QueryOutput {
         let mut hasher = DefaultHasher::new();
         ("error", &message).hash(&mut hasher);
         QueryOutput {
-            value: Err(QueryError { message, data: None }),
+            value: Err(QueryError {
+                message,
+                data: None,
+            }),
             log_lines: Vec::new(),
             hash: hasher.finish(),
         }
@@ -283,7 +286,8 @@ impl Instance {
 
     /// Marks stale and wakes subscribers (code or schema changed).
     pub(crate) fn wake_all(&self) {
-        let subscribers: Vec<Arc<SessionSignal>> = self.state.lock().subscribers.values().cloned().collect();
+        let subscribers: Vec<Arc<SessionSignal>> =
+            self.state.lock().subscribers.values().cloned().collect();
         for signal in subscribers {
             signal.mark_dirty();
         }
@@ -309,30 +313,55 @@ pub(crate) struct Instances {
 
 impl Instances {
     /// Binds a session to the instance for (family, identity), creating it if needed.
-    pub(crate) fn acquire(&self, family: &FamilyKey, args: &Value, identity_key: &Arc<str>, session: u64, signal: &Arc<SessionSignal>) -> Arc<Instance> {
+    pub(crate) fn acquire(
+        &self,
+        family: &FamilyKey,
+        args: &Value,
+        identity_key: &Arc<str>,
+        session: u64,
+        signal: &Arc<SessionSignal>,
+    ) -> Arc<Instance> {
         let instance = {
             let mut families = self.families.lock();
             let entry = families.entry(family.clone()).or_default();
             let binding = match &mut entry.shared {
                 Some(shared) => shared,
-                None => entry.by_identity.entry(identity_key.clone()).or_insert_with(|| Binding {
-                    instance: Arc::new(Instance::new(family.clone(), args.clone(), identity_key.clone())),
-                    bindings: 0,
-                }),
+                None => entry
+                    .by_identity
+                    .entry(identity_key.clone())
+                    .or_insert_with(|| Binding {
+                        instance: Arc::new(Instance::new(
+                            family.clone(),
+                            args.clone(),
+                            identity_key.clone(),
+                        )),
+                        bindings: 0,
+                    }),
             };
             binding.bindings += 1;
             binding.instance.clone()
         };
-        instance.state.lock().subscribers.insert(session, signal.clone());
+        instance
+            .state
+            .lock()
+            .subscribers
+            .insert(session, signal.clone());
         instance
     }
 
     /// Unbinds a session; the last unbinding drops the instance and its subscription.
-    pub(crate) fn release(&self, instance: &Arc<Instance>, session: u64, subscriptions: &Subscriptions) {
+    pub(crate) fn release(
+        &self,
+        instance: &Arc<Instance>,
+        session: u64,
+        subscriptions: &Subscriptions,
+    ) {
         instance.state.lock().subscribers.remove(&session);
         let dropped = {
             let mut families = self.families.lock();
-            let Some(family) = families.get_mut(&instance.family) else { return };
+            let Some(family) = families.get_mut(&instance.family) else {
+                return;
+            };
             let slot_is_ours = |b: &Binding| Arc::ptr_eq(&b.instance, instance);
             let mut dropped = false;
             if family.shared.as_ref().is_some_and(slot_is_ours) {
@@ -343,7 +372,11 @@ impl Instances {
                         dropped = true;
                     }
                 }
-            } else if let Some(binding) = family.by_identity.get_mut(&instance.identity_key).filter(|b| slot_is_ours(b)) {
+            } else if let Some(binding) = family
+                .by_identity
+                .get_mut(&instance.identity_key)
+                .filter(|b| slot_is_ours(b))
+            {
                 binding.bindings = binding.bindings.saturating_sub(1);
                 if binding.bindings == 0 {
                     family.by_identity.remove(&instance.identity_key);
@@ -355,10 +388,13 @@ impl Instances {
             }
             dropped
         };
-        if dropped {
-            if let Some(id) = instance.state.lock().subscription.take() {
-                subscriptions.unsubscribe(id);
-            }
+        let subscription = if dropped {
+            instance.state.lock().subscription.take()
+        } else {
+            None
+        };
+        if let Some(id) = subscription {
+            subscriptions.unsubscribe(id);
         }
     }
 
@@ -366,18 +402,26 @@ impl Instances {
     /// one whose function now reads it.
     pub(crate) fn after_run(&self, instance: &Arc<Instance>, read_identity: bool) {
         let mut families = self.families.lock();
-        let Some(family) = families.get_mut(&instance.family) else { return };
+        let Some(family) = families.get_mut(&instance.family) else {
+            return;
+        };
         if !read_identity && !instance.is_shared() && family.shared.is_none() {
             if let Some(binding) = family.by_identity.remove(&instance.identity_key) {
                 if Arc::ptr_eq(&binding.instance, instance) {
                     instance.shared.store(true, Ordering::Release);
                     family.shared = Some(binding);
                 } else {
-                    family.by_identity.insert(instance.identity_key.clone(), binding);
+                    family
+                        .by_identity
+                        .insert(instance.identity_key.clone(), binding);
                 }
             }
         } else if read_identity && instance.is_shared() {
-            if family.shared.as_ref().is_some_and(|b| Arc::ptr_eq(&b.instance, instance)) {
+            if family
+                .shared
+                .as_ref()
+                .is_some_and(|b| Arc::ptr_eq(&b.instance, instance))
+            {
                 family.shared = None;
             }
             drop(families);
@@ -391,7 +435,12 @@ impl Instances {
             .families
             .lock()
             .values()
-            .flat_map(|f| f.shared.iter().chain(f.by_identity.values()).map(|b| b.instance.clone()))
+            .flat_map(|f| {
+                f.shared
+                    .iter()
+                    .chain(f.by_identity.values())
+                    .map(|b| b.instance.clone())
+            })
             .collect();
         for instance in instances {
             instance.wake_all();

@@ -20,9 +20,12 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use application::{Identity, MutationResult};
 use database::{DbError, DedupKey};
-use futures::{Stream, StreamExt};
 use functions::{Caller, FunctionPath};
-use protocol::{AuthenticateTokenType, ClientMessage, QuerySetModification, ServerMessage, StateVersion, canonical_args};
+use futures::{Stream, StreamExt};
+use protocol::{
+    AuthenticateTokenType, ClientMessage, QuerySetModification, ServerMessage, StateVersion,
+    canonical_args,
+};
 use serde_json::value::RawValue;
 use tokio::sync::{Notify, mpsc};
 use value::Value;
@@ -135,7 +138,9 @@ pub(crate) struct Session {
 }
 
 fn unix_now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Runs one session until the client goes away or breaks the protocol.
@@ -244,7 +249,9 @@ impl Session {
             match event {
                 Event::Frame(Some(Inbound::Text(text))) => self.handle(&text).await?,
                 Event::Frame(Some(Inbound::Binary)) => {
-                    return Err(End::Fatal("binary frames are not part of the protocol; send JSON text frames".into()));
+                    return Err(End::Fatal(
+                        "binary frames are not part of the protocol; send JSON text frames".into(),
+                    ));
                 }
                 Event::Frame(None) => return Ok(()),
                 Event::Woken => {}
@@ -268,7 +275,10 @@ impl Session {
         if since.elapsed() > STALL_LIMIT {
             return Err(End::Close(
                 1013,
-                format!("client did not read its messages for {} s; reconnect to resync", STALL_LIMIT.as_secs()),
+                format!(
+                    "client did not read its messages for {} s; reconnect to resync",
+                    STALL_LIMIT.as_secs()
+                ),
             ));
         }
         Ok(())
@@ -276,7 +286,10 @@ impl Session {
 
     fn push(&mut self, frame: Outbound) -> Result<(), End> {
         if self.outbox.len() >= MAX_OUTBOX {
-            return Err(End::Close(1013, "too many undelivered messages; the client is not reading".into()));
+            return Err(End::Close(
+                1013,
+                "too many undelivered messages; the client is not reading".into(),
+            ));
         }
         self.outbox.push_back(frame);
         Ok(())
@@ -291,14 +304,17 @@ impl Session {
                     self.outbox.push_front(frame);
                     return self.note_blocked();
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => return Err(End::Close(1000, "transport closed".into())),
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    return Err(End::Close(1000, "transport closed".into()));
+                }
             }
         }
         Ok(())
     }
 
     async fn handle(&mut self, text: &str) -> Result<(), End> {
-        let message = ClientMessage::parse(text).map_err(|e| End::Fatal(format!("could not parse a client message: {e}")))?;
+        let message = ClientMessage::parse(text)
+            .map_err(|e| End::Fatal(format!("could not parse a client message: {e}")))?;
         match message {
             ClientMessage::Connect {
                 session_id,
@@ -306,14 +322,24 @@ impl Session {
                 ..
             } => {
                 self.client_session_id = Some(session_id);
-                self.clock_skew = client_ts.map(|ts| ts as i64 - (SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)));
+                self.clock_skew = client_ts.map(|ts| {
+                    ts as i64
+                        - (SystemTime::now()
+                            .duration_since(UNIX_EPOCH)
+                            .map_or(0, |d| d.as_millis() as i64))
+                });
             }
             ClientMessage::ModifyQuerySet {
                 base_version,
                 new_version,
                 modifications,
             } => self.modify_query_set(base_version, new_version, modifications)?,
-            ClientMessage::Mutation { request_id, udf_path, args, .. } => {
+            ClientMessage::Mutation {
+                request_id,
+                udf_path,
+                args,
+                ..
+            } => {
                 let args = decode_args(args);
                 self.mutations.push_back(PendingMutation {
                     request_id,
@@ -324,7 +350,11 @@ impl Session {
                     self.start_next_mutation();
                 }
             }
-            ClientMessage::Action { request_id, udf_path, .. } => {
+            ClientMessage::Action {
+                request_id,
+                udf_path,
+                ..
+            } => {
                 let message = format!(
                     "Could not find public function for '{}': Pulsebase has no actions; use a mutation, or an HTTP action in functions/http.rhai",
                     FunctionPath::parse(&udf_path)
@@ -345,13 +375,21 @@ impl Session {
                 token_type,
                 value,
                 impersonating,
-            } => self.authenticate(base_version, token_type, value, impersonating).await?,
+            } => {
+                self.authenticate(base_version, token_type, value, impersonating)
+                    .await?
+            }
             ClientMessage::Event {} => {}
         }
         Ok(())
     }
 
-    fn modify_query_set(&mut self, base: u32, new: u32, modifications: Vec<QuerySetModification>) -> Result<(), End> {
+    fn modify_query_set(
+        &mut self,
+        base: u32,
+        new: u32,
+        modifications: Vec<QuerySetModification>,
+    ) -> Result<(), End> {
         if base != self.query_set_version || new != base + 1 {
             return Err(End::Fatal(format!(
                 "ModifyQuerySet from version {base} to {new} does not follow the current query set version {}",
@@ -360,12 +398,19 @@ impl Session {
         }
         for modification in modifications {
             match modification {
-                QuerySetModification::Add { query_id, udf_path, args, .. } => {
+                QuerySetModification::Add {
+                    query_id,
+                    udf_path,
+                    args,
+                    ..
+                } => {
                     if self.queries.contains_key(&query_id) {
                         return Err(End::Fatal(format!("query id {query_id} was added twice")));
                     }
                     if self.queries.len() >= MAX_QUERIES {
-                        return Err(End::Fatal(format!("a session may subscribe to at most {MAX_QUERIES} queries")));
+                        return Err(End::Fatal(format!(
+                            "a session may subscribe to at most {MAX_QUERIES} queries"
+                        )));
                     }
                     let path = FunctionPath::parse(&udf_path);
                     let query = self.new_query(path, decode_args(args));
@@ -398,7 +443,13 @@ impl Session {
                     args_json: args.to_json().to_string(),
                     trusted: self.caller == Caller::Trusted,
                 };
-                let instance = self.hub.instances.acquire(&family, &args, &self.identity_key(), self.id, &self.signal);
+                let instance = self.hub.instances.acquire(
+                    &family,
+                    &args,
+                    &self.identity_key(),
+                    self.id,
+                    &self.signal,
+                );
                 SessionQuery {
                     path,
                     family,
@@ -423,17 +474,28 @@ impl Session {
 
     pub(crate) fn release(&self, query: &SessionQuery) {
         if let Some(instance) = &query.instance {
-            self.hub.instances.release(instance, self.id, self.hub.app.db().subscriptions());
+            self.hub
+                .instances
+                .release(instance, self.id, self.hub.app.db().subscriptions());
         }
     }
 
     /// Points a query at the instance its family and the current identity resolve to.
     pub(crate) fn rebind(&mut self, query_id: u32) {
         let key = self.identity_key();
-        let Some(query) = self.queries.get(&query_id) else { return };
-        let Some(old) = query.instance.clone() else { return };
-        let fresh = self.hub.instances.acquire(&query.family, &old.args, &key, self.id, &self.signal);
-        self.hub.instances.release(&old, self.id, self.hub.app.db().subscriptions());
+        let Some(query) = self.queries.get(&query_id) else {
+            return;
+        };
+        let Some(old) = query.instance.clone() else {
+            return;
+        };
+        let fresh =
+            self.hub
+                .instances
+                .acquire(&query.family, &old.args, &key, self.id, &self.signal);
+        self.hub
+            .instances
+            .release(&old, self.id, self.hub.app.db().subscriptions());
         if let Some(query) = self.queries.get_mut(&query_id) {
             query.instance = Some(fresh);
         }
@@ -486,12 +548,23 @@ impl Session {
                 let token = value.unwrap_or_default();
                 match self.hub.auth.verify(&token).await {
                     Ok(verified) => {
-                        let identity = Identity::from_json(verified.identity.as_map(), Some(verified.expires_at));
-                        tracing::debug!(session = self.id, subject = identity.subject().unwrap_or_default(), "authenticated");
+                        let identity = Identity::from_json(
+                            verified.identity.as_map(),
+                            Some(verified.expires_at),
+                        );
+                        tracing::debug!(
+                            session = self.id,
+                            subject = identity.subject().unwrap_or_default(),
+                            "authenticated"
+                        );
                         self.set_identity(Some(identity));
                     }
                     Err(rejection) => {
-                        tracing::debug!(session = self.id, code = rejection.code(), "Authenticate refused an access token");
+                        tracing::debug!(
+                            session = self.id,
+                            code = rejection.code(),
+                            "Authenticate refused an access token"
+                        );
                         let frame = ServerMessage::AuthError {
                             error: rejection.client_message(),
                             base_version: self.identity_version,
@@ -547,11 +620,17 @@ impl Session {
     /// The token behind the identity expired and no fresh one arrived: tell the client (it
     /// fetches a new token) and stop reading as that user.
     fn expire_identity(&mut self) {
-        let expired = self.identity.as_ref().is_some_and(|i| i.is_expired(unix_now()));
+        let expired = self
+            .identity
+            .as_ref()
+            .is_some_and(|i| i.is_expired(unix_now()));
         if !expired {
             return;
         }
-        tracing::info!(session = self.id, "access token expired without a refresh; the session is now anonymous");
+        tracing::info!(
+            session = self.id,
+            "access token expired without a refresh; the session is now anonymous"
+        );
         let frame = ServerMessage::AuthError {
             error: EXPIRED_MESSAGE,
             base_version: self.identity_version,
@@ -563,20 +642,36 @@ impl Session {
     }
 
     fn start_next_mutation(&mut self) {
-        if self.identity.as_ref().is_some_and(|i| i.is_expired(unix_now())) {
+        if self
+            .identity
+            .as_ref()
+            .is_some_and(|i| i.is_expired(unix_now()))
+        {
             self.expire_identity();
         }
-        let Some(pending) = self.mutations.pop_front() else { return };
-        let PendingMutation { request_id, path, args } = pending;
+        let Some(pending) = self.mutations.pop_front() else {
+            return;
+        };
+        let PendingMutation {
+            request_id,
+            path,
+            args,
+        } = pending;
         let app = self.hub.app.clone();
         let identity = self.identity.clone();
         let caller = self.caller;
-        let dedup = self.client_session_id.clone().map(|session_id| DedupKey { session_id, request_id });
+        let dedup = self.client_session_id.clone().map(|session_id| DedupKey {
+            session_id,
+            request_id,
+        });
         self.in_flight = Some(Box::pin(async move {
             let result = match args {
                 Ok(args) => app.run_mutation(path, args, identity, caller, dedup).await,
                 Err(message) => Ok(MutationResult {
-                    result: Err(functions::FunctionError::new(functions::ErrorKind::BadArgs, message)),
+                    result: Err(functions::FunctionError::new(
+                        functions::ErrorKind::BadArgs,
+                        message,
+                    )),
                     log_lines: Vec::new(),
                     ts: None,
                 }),
@@ -585,9 +680,16 @@ impl Session {
         }));
     }
 
-    fn mutation_done(&mut self, request_id: u64, result: Result<MutationResult, DbError>) -> Result<(), End> {
+    fn mutation_done(
+        &mut self,
+        request_id: u64,
+        result: Result<MutationResult, DbError>,
+    ) -> Result<(), End> {
         let result = result.unwrap_or_else(|e| MutationResult {
-            result: Err(functions::FunctionError::new(functions::ErrorKind::Limit, e.to_string())),
+            result: Err(functions::FunctionError::new(
+                functions::ErrorKind::Limit,
+                e.to_string(),
+            )),
             log_lines: Vec::new(),
             ts: None,
         });
@@ -609,7 +711,10 @@ impl Session {
             }
             Err(error) => {
                 let message = json_string(&error.message);
-                let data = error.data.as_ref().and_then(|d| RawValue::from_string(d.to_json().to_string()).ok());
+                let data = error
+                    .data
+                    .as_ref()
+                    .and_then(|d| RawValue::from_string(d.to_json().to_string()).ok());
                 ServerMessage::MutationResponse {
                     request_id,
                     success: false,
@@ -631,7 +736,9 @@ impl Session {
 
 fn decode_args(args: serde_json::Value) -> Result<Value, String> {
     let args = canonical_args(args).map_err(|e| format!("ArgumentValidationError: {e}"))?;
-    Value::from_json(&args).map_err(|e| format!("ArgumentValidationError: the arguments are not valid convex JSON: {e}"))
+    Value::from_json(&args).map_err(|e| {
+        format!("ArgumentValidationError: the arguments are not valid convex JSON: {e}")
+    })
 }
 
 fn json_string(text: &str) -> Box<RawValue> {

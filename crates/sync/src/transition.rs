@@ -52,12 +52,16 @@ impl Session {
             let ids: Vec<u32> = self.queries.keys().copied().collect();
             'queries: for id in ids {
                 loop {
-                    let Some(query) = self.queries.get(&id) else { continue 'queries };
+                    let Some(query) = self.queries.get(&id) else {
+                        continue 'queries;
+                    };
                     if let Some(fixed) = &query.fixed {
                         outputs.push((id, fixed.clone()));
                         continue 'queries;
                     }
-                    let Some(instance) = query.instance.clone() else { continue 'queries };
+                    let Some(instance) = query.instance.clone() else {
+                        continue 'queries;
+                    };
                     match instance.status(t, self.hub.stamp(&query.path)) {
                         Status::Fresh(output) => outputs.push((id, output)),
                         Status::Retired => {
@@ -128,18 +132,30 @@ impl Session {
     }
 
     /// Runs instances in one snapshot on the blocking pool; claimed ones are published.
-    async fn run_batch(&mut self, items: Vec<(u32, Arc<Instance>, bool)>) -> Result<(u64, Outputs), End> {
+    async fn run_batch(
+        &mut self,
+        items: Vec<(u32, Arc<Instance>, bool)>,
+    ) -> Result<(u64, Outputs), End> {
         let hub = self.hub.clone();
         let identity = self.identity.clone();
         let caller = self.caller;
         let task = tokio::task::spawn_blocking(move || {
-            let mut pending = Unclaim(items.iter().filter(|(_, _, c)| *c).map(|(_, i, _)| i.clone()).collect());
+            let mut pending = Unclaim(
+                items
+                    .iter()
+                    .filter(|(_, _, c)| *c)
+                    .map(|(_, i, _)| i.clone())
+                    .collect(),
+            );
             run_in_snapshot(&hub, &items, identity, caller, &mut pending)
         });
         match task.await {
             Ok(Ok(done)) => Ok(done),
             Ok(Err(e)) => Err(End::Close(1011, format!("InternalServerError: {e}"))),
-            Err(e) => Err(End::Close(1011, format!("InternalServerError: query task failed: {e}"))),
+            Err(e) => Err(End::Close(
+                1011,
+                format!("InternalServerError: query task failed: {e}"),
+            )),
         }
     }
 
@@ -148,7 +164,9 @@ impl Session {
         let mut modifications = Vec::new();
         let mut changed = Vec::new();
         for (id, output) in &outputs {
-            let Some(query) = self.queries.get(id) else { continue };
+            let Some(query) = self.queries.get(id) else {
+                continue;
+            };
             if query.last_hash == Some(output.hash) {
                 continue;
             }
@@ -181,7 +199,9 @@ impl Session {
         if modifications.is_empty() && !self.must_send {
             return None;
         }
-        let server_ts = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+        let server_ts = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
         let text = ServerMessage::Transition {
             start_version: self.sent,
             end_version: end,
@@ -230,7 +250,8 @@ fn run_in_snapshot(
     let db = app.db();
     let mut txn: Box<dyn Transaction + Send> = Box::new(db.snapshot()?);
     let s = txn.ts();
-    db.subscriptions().wait_processed(s, Duration::from_secs(10));
+    db.subscriptions()
+        .wait_processed(s, Duration::from_secs(10));
     let identity_value = identity.as_ref().map(|i| i.value().clone());
     let mut outputs = Vec::with_capacity(items.len());
     for (id, instance, claimed) in items {
@@ -247,11 +268,21 @@ fn run_in_snapshot(
         );
         txn = match back {
             Some(txn) => txn,
-            None => return Err(database::DbError::Corrupt("a query did not return its transaction".into())),
+            None => {
+                return Err(database::DbError::Corrupt(
+                    "a query did not return its transaction".into(),
+                ));
+            }
         };
         let output = Arc::new(QueryOutput::from_execution(&execution));
         if *claimed {
-            instance.publish(output.clone(), s, execution.read_set, stamp, db.subscriptions());
+            instance.publish(
+                output.clone(),
+                s,
+                execution.read_set,
+                stamp,
+                db.subscriptions(),
+            );
             pending.published(instance);
             hub.instances.after_run(instance, execution.read_identity);
         }

@@ -38,7 +38,10 @@ pub(crate) fn check_field_name(key: &str) -> Result<(), String> {
         ));
     }
     if key.len() > 1024 {
-        return Err(format!("field name is {} bytes long (limit 1024)", key.len()));
+        return Err(format!(
+            "field name is {} bytes long (limit 1024)",
+            key.len()
+        ));
     }
     if let Some(c) = key.chars().find(|c| !(' '..='~').contains(c)) {
         return Err(format!(
@@ -64,7 +67,9 @@ impl Value {
             }
             Value::Int64(i) => special("$integer", STANDARD.encode(i.to_le_bytes())),
             Value::Bytes(b) => special("$bytes", STANDARD.encode(b)),
-            Value::Array(items) => serde_json::Value::Array(items.iter().map(Value::to_json).collect()),
+            Value::Array(items) => {
+                serde_json::Value::Array(items.iter().map(Value::to_json).collect())
+            }
             Value::Object(fields) => {
                 let mut map = Map::with_capacity(fields.len());
                 for (k, v) in fields {
@@ -114,12 +119,11 @@ fn decode(json: &serde_json::Value, path: &mut String) -> Result<Value, JsonErro
             Value::Array(out)
         }
         serde_json::Value::Object(map) => {
-            if map.len() == 1 {
-                if let Some((key, payload)) = map.iter().next() {
-                    if key.starts_with('$') {
-                        return decode_special(key, payload, path);
-                    }
-                }
+            if map.len() == 1
+                && let Some((key, payload)) = map.iter().next()
+                && key.starts_with('$')
+            {
+                return decode_special(key, payload, path);
             }
             let mut out = Object::new();
             for (key, item) in map {
@@ -164,7 +168,9 @@ fn decode_special(key: &str, payload: &serde_json::Value, path: &str) -> Result<
         "$bytes" => Ok(Value::Bytes(bytes)),
         other => Err(invalid(
             path,
-            format!("{other:?} is not a supported encoded value (expected $integer, $float or $bytes)"),
+            format!(
+                "{other:?} is not a supported encoded value (expected $integer, $float or $bytes)"
+            ),
         )),
     }
 }
@@ -180,12 +186,30 @@ mod tests {
 
     #[test]
     fn wire_examples_from_the_client() {
-        assert_eq!(Value::Int64(1).to_json(), json!({"$integer": "AQAAAAAAAAA="}));
-        assert_eq!(Value::Int64(-5).to_json(), json!({"$integer": "+/////////8="}));
-        assert_eq!(Value::Float64(f64::NAN).to_json(), json!({"$float": "AAAAAAAA+H8="}));
-        assert_eq!(Value::Float64(-0.0).to_json(), json!({"$float": "AAAAAAAAAIA="}));
-        assert_eq!(Value::Float64(f64::NEG_INFINITY).to_json(), json!({"$float": "AAAAAAAA8P8="}));
-        assert_eq!(Value::Bytes(vec![1, 2, 3, 255]).to_json(), json!({"$bytes": "AQID/w=="}));
+        assert_eq!(
+            Value::Int64(1).to_json(),
+            json!({"$integer": "AQAAAAAAAAA="})
+        );
+        assert_eq!(
+            Value::Int64(-5).to_json(),
+            json!({"$integer": "+/////////8="})
+        );
+        assert_eq!(
+            Value::Float64(f64::NAN).to_json(),
+            json!({"$float": "AAAAAAAA+H8="})
+        );
+        assert_eq!(
+            Value::Float64(-0.0).to_json(),
+            json!({"$float": "AAAAAAAAAIA="})
+        );
+        assert_eq!(
+            Value::Float64(f64::NEG_INFINITY).to_json(),
+            json!({"$float": "AAAAAAAA8P8="})
+        );
+        assert_eq!(
+            Value::Bytes(vec![1, 2, 3, 255]).to_json(),
+            json!({"$bytes": "AQID/w=="})
+        );
         assert_eq!(Value::Float64(3.0).to_json(), json!(3.0));
     }
 
@@ -205,7 +229,10 @@ mod tests {
 
     #[test]
     fn rejects_what_the_client_would_reject() {
-        assert!(Value::from_json(&json!({"$float": "AAAAAAAA8D8="})).is_err(), "1.0 as $float");
+        assert!(
+            Value::from_json(&json!({"$float": "AAAAAAAA8D8="})).is_err(),
+            "1.0 as $float"
+        );
         assert!(Value::from_json(&json!({"$set": []})).is_err());
         assert!(Value::from_json(&json!({"é": 1})).is_err());
         assert!(Value::from_json(&json!({"a": {"$b": 1, "c": 2}})).is_err());

@@ -73,7 +73,11 @@ pub fn encode_component(out: &mut Vec<u8>, value: Option<&Value>) {
 /// Maps a float to bits whose unsigned order is `f64::total_cmp` order.
 fn float_bits(f: f64) -> u64 {
     let bits = f.to_bits();
-    if bits >> 63 == 1 { !bits } else { bits ^ (1 << 63) }
+    if bits >> 63 == 1 {
+        !bits
+    } else {
+        bits ^ (1 << 63)
+    }
 }
 
 /// Escapes 0x00 as 0x00 0xFF and terminates with 0x00 0x00: prefix-free and order-preserving.
@@ -93,7 +97,12 @@ pub struct IndexKey(pub Vec<u8>);
 
 impl IndexKey {
     /// Builds the key of `doc` in an index over `fields` (then `_creationTime`, then `_id`).
-    pub fn for_document(fields: &[FieldPath], doc: &Object, creation_time: f64, id: &str) -> IndexKey {
+    pub fn for_document(
+        fields: &[FieldPath],
+        doc: &Object,
+        creation_time: f64,
+        id: &str,
+    ) -> IndexKey {
         let mut out = Vec::with_capacity(32 + 16 * fields.len());
         let root = DocumentView(doc);
         for field in fields {
@@ -200,14 +209,25 @@ impl KeyRange {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.end.as_deref().is_some_and(|end| end <= self.start.as_slice())
+        self.end
+            .as_deref()
+            .is_some_and(|end| end <= self.start.as_slice())
     }
 
     /// Whether two ranges share at least one key.
     pub fn overlaps(&self, other: &KeyRange) -> bool {
-        let starts_before_other_ends = other.end.as_deref().is_none_or(|end| self.start.as_slice() < end);
-        let other_starts_before_self_ends = self.end.as_deref().is_none_or(|end| other.start.as_slice() < end);
-        !self.is_empty() && !other.is_empty() && starts_before_other_ends && other_starts_before_self_ends
+        let starts_before_other_ends = other
+            .end
+            .as_deref()
+            .is_none_or(|end| self.start.as_slice() < end);
+        let other_starts_before_self_ends = self
+            .end
+            .as_deref()
+            .is_none_or(|end| other.start.as_slice() < end);
+        !self.is_empty()
+            && !other.is_empty()
+            && starts_before_other_ends
+            && other_starts_before_self_ends
     }
 }
 
@@ -238,8 +258,11 @@ mod tests {
             .prop_map(Value::Float64),
             any::<bool>().prop_map(Value::Boolean),
             "[a-c\\x00\\xff]{0,4}".prop_map(Value::String),
-            prop::collection::vec(prop_oneof![Just(0u8), Just(1u8), Just(255u8), any::<u8>()], 0..4)
-                .prop_map(Value::Bytes),
+            prop::collection::vec(
+                prop_oneof![Just(0u8), Just(1u8), Just(255u8), any::<u8>()],
+                0..4
+            )
+            .prop_map(Value::Bytes),
         ];
         leaf.prop_recursive(3, 16, 4, |inner| {
             prop_oneof![
@@ -292,6 +315,12 @@ mod tests {
         let r = KeyRange::point(&[5, 5]);
         assert!(r.contains(&[5, 5]) && !r.contains(&[5, 5, 0]) && !r.contains(&[5, 4]));
         assert!(KeyRange::all().overlaps(&r));
-        assert!(!KeyRange { start: vec![6], end: None }.overlaps(&r));
+        assert!(
+            !KeyRange {
+                start: vec![6],
+                end: None
+            }
+            .overlaps(&r)
+        );
     }
 }

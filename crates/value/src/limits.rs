@@ -28,7 +28,11 @@ impl Default for Limits {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LimitError {
     #[error("{what} is nested more than {limit} levels deep (at {path})")]
-    TooDeep { what: String, limit: usize, path: String },
+    TooDeep {
+        what: String,
+        limit: usize,
+        path: String,
+    },
     #[error("{what} has an object with {found} fields at {path} (limit {limit})")]
     TooManyFields {
         what: String,
@@ -44,9 +48,17 @@ pub enum LimitError {
         path: String,
     },
     #[error("{what} is {found} bytes (limit {limit})")]
-    TooLarge { what: String, found: usize, limit: usize },
+    TooLarge {
+        what: String,
+        found: usize,
+        limit: usize,
+    },
     #[error("{what} has an invalid field name at {path}: {reason}")]
-    BadFieldName { what: String, path: String, reason: String },
+    BadFieldName {
+        what: String,
+        path: String,
+        reason: String,
+    },
 }
 
 impl Limits {
@@ -69,8 +81,20 @@ impl Limits {
         Ok(())
     }
 
-    fn walk(&self, value: &Value, what: &str, depth: usize, path: &mut String) -> Result<(), LimitError> {
-        let at = |path: &str| if path.is_empty() { "the top level".to_string() } else { path.to_string() };
+    fn walk(
+        &self,
+        value: &Value,
+        what: &str,
+        depth: usize,
+        path: &mut String,
+    ) -> Result<(), LimitError> {
+        let at = |path: &str| {
+            if path.is_empty() {
+                "the top level".to_string()
+            } else {
+                path.to_string()
+            }
+        };
         if depth > self.max_depth {
             return Err(LimitError::TooDeep {
                 what: what.to_string(),

@@ -245,7 +245,10 @@ mod tests {
         let mut outer = Object::new();
         outer.insert("a".into(), Value::Object(inner));
         let doc = Value::Object(outer);
-        assert_eq!(doc.get_path(&FieldPath::new("a.b")), Some(&Value::from(1.0)));
+        assert_eq!(
+            doc.get_path(&FieldPath::new("a.b")),
+            Some(&Value::from(1.0))
+        );
         assert_eq!(doc.get_path(&FieldPath::new("a.c")), None);
     }
 }

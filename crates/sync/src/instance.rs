@@ -98,6 +98,9 @@ pub(crate) struct CodeStamp {
 /// The answer to "can this instance serve a transition at `t`?".
 pub(crate) enum Status {
     Fresh(Arc<QueryOutput>),
+    /// Valid at `t` but invalidated by the commit at the given `ts`, which is not processed
+    /// yet; wait until it is and ask again.
+    Superseded(u64),
     /// Another session is computing it; wait and ask again.
     Computing,
     Stale,
@@ -174,13 +177,13 @@ impl Instance {
             return Status::Computing;
         }
         match &state.output {
-            Some(output)
-                if state.computed_at <= t
-                    && state.invalid_since.is_none_or(|i| i > t)
-                    && state.stamp == Some(stamp) =>
-            {
-                Status::Fresh(output.clone())
-            }
+            Some(output) if state.computed_at <= t && state.stamp == Some(stamp) => match state.invalid_since {
+                None => Status::Fresh(output.clone()),
+                // Invalidated by a commit the session's `t` does not reach yet: the commit's
+                // processing is finishing; wait for it instead of serving what it replaces.
+                Some(commit_ts) if commit_ts > t => Status::Superseded(commit_ts),
+                Some(_) => Status::Stale,
+            },
             _ => Status::Stale,
         }
     }

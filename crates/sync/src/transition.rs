@@ -49,6 +49,7 @@ impl Session {
             let mut outputs: Outputs = Vec::with_capacity(self.queries.len());
             let mut stale: Vec<(u32, Arc<Instance>)> = Vec::new();
             let mut busy: Option<Arc<Instance>> = None;
+            let mut superseded_at: Option<u64> = None;
             let ids: Vec<u32> = self.queries.keys().copied().collect();
             'queries: for id in ids {
                 loop {
@@ -64,6 +65,9 @@ impl Session {
                     };
                     match instance.status(t, self.hub.stamp(&query.path)) {
                         Status::Fresh(output) => outputs.push((id, output)),
+                        Status::Superseded(commit_ts) => {
+                            superseded_at = Some(superseded_at.map_or(commit_ts, |s| s.max(commit_ts)));
+                        }
                         Status::Retired => {
                             self.rebind(id);
                             continue;
@@ -84,6 +88,17 @@ impl Session {
                 }
             }
 
+            if let Some(commit_ts) = superseded_at.filter(|_| busy.is_none()) {
+                for (_, claimed) in &stale {
+                    claimed.unclaim();
+                }
+                let mut processed = subscriptions.watch_processed();
+                let caught_up = tokio::time::timeout(Duration::from_secs(5), processed.wait_for(|ts| *ts >= commit_ts)).await;
+                if !matches!(caught_up, Ok(Ok(_))) {
+                    return Err(End::Close(1011, "InternalServerError: commit processing stalled".into()));
+                }
+                continue;
+            }
             if let Some(instance) = busy {
                 for (_, claimed) in &stale {
                     claimed.unclaim();

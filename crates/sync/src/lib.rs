@@ -18,4 +18,4 @@ mod session;
 mod transition;
 
 pub use hub::SyncHub;
-pub use session::{Inbound, Outbound, STALL_LIMIT, SessionSignal, run_session};
+pub use session::{Inbound, Outbound, SessionSignal, run_session, stall_limit};

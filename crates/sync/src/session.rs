@@ -9,7 +9,7 @@
 //! Back-pressure: frames go to a bounded channel drained by the transport's writer. A
 //! Transition is computed only when the channel has room, so while a client is slow the
 //! session coalesces every change into the next Transition instead of queueing. A client that
-//! stays unable to receive for [`STALL_LIMIT`] is disconnected with a log line.
+//! stays unable to receive for [`stall_limit`] is disconnected with a log line.
 
 use std::collections::{BTreeMap, VecDeque};
 use std::future::Future;
@@ -33,8 +33,19 @@ use value::Value;
 use crate::hub::SyncHub;
 use crate::instance::{FamilyKey, Instance, QueryOutput};
 
-/// How long a client may stay unable to receive before it is dropped.
-pub const STALL_LIMIT: Duration = Duration::from_secs(30);
+/// How long a client may stay unable to receive before it is dropped: 30 s, or
+/// `PULSEBASE_STALL_LIMIT_SECS`.
+pub fn stall_limit() -> Duration {
+    static LIMIT: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *LIMIT.get_or_init(|| {
+        let secs = std::env::var("PULSEBASE_STALL_LIMIT_SECS")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|s| *s > 0)
+            .unwrap_or(30);
+        Duration::from_secs(secs)
+    })
+}
 /// Most queries one session may subscribe to.
 const MAX_QUERIES: usize = 10_000;
 /// Most frames waiting in the session's own queue (mutation responses, errors).
@@ -272,12 +283,12 @@ impl Session {
 
     fn note_blocked(&mut self) -> Result<(), End> {
         let since = *self.blocked_since.get_or_insert_with(Instant::now);
-        if since.elapsed() > STALL_LIMIT {
+        if since.elapsed() > stall_limit() {
             return Err(End::Close(
                 1013,
                 format!(
                     "client did not read its messages for {} s; reconnect to resync",
-                    STALL_LIMIT.as_secs()
+                    stall_limit().as_secs()
                 ),
             ));
         }

@@ -9,7 +9,7 @@ echo "== building pulsebase (release)"
 cargo build --release --locked -p pulsebase
 
 echo "== cargo test"
-cargo test --workspace --locked
+cargo test --release --workspace --locked
 
 echo "== end-to-end tests (tests/node)"
 (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)

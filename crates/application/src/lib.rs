@@ -5,6 +5,7 @@
 //! Hot reload is a pointer swap: [`App::replace_modules`] installs a new [`Modules`] behind
 //! an `Arc`; calls already running keep the version they started with.
 
+mod action_host;
 mod identity;
 
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use functions::{Caller, ErrorKind, Execution, FunctionError, FunctionKind, Funct
 use parking_lot::RwLock;
 use value::Value;
 
+pub use action_host::{ActionCaller, AppActionHost};
 pub use identity::Identity;
 
 /// The outcome of a mutation call.

@@ -56,13 +56,17 @@ fn convert(value: &Dynamic, path: &str, depth: usize) -> Result<Value, String> {
         return Ok(Value::String(c.to_string()));
     }
     if value.is_string() {
-        return Ok(Value::String(value.clone().cast::<ImmutableString>().to_string()));
+        return Ok(Value::String(
+            value.clone().cast::<ImmutableString>().to_string(),
+        ));
     }
     if value.is_blob() {
         return Ok(Value::Bytes(value.clone().cast::<Blob>()));
     }
     if value.is_array() {
-        let array = value.read_lock::<Array>().ok_or_else(|| format!("{path} could not be read"))?;
+        let array = value
+            .read_lock::<Array>()
+            .ok_or_else(|| format!("{path} could not be read"))?;
         return array
             .iter()
             .enumerate()
@@ -71,15 +75,22 @@ fn convert(value: &Dynamic, path: &str, depth: usize) -> Result<Value, String> {
             .map(Value::Array);
     }
     if value.is_map() {
-        let map = value.read_lock::<Map>().ok_or_else(|| format!("{path} could not be read"))?;
+        let map = value
+            .read_lock::<Map>()
+            .ok_or_else(|| format!("{path} could not be read"))?;
         let mut object = Object::new();
         for (k, v) in map.iter() {
-            object.insert(k.to_string(), convert(v, &format!("{path}.{k}"), depth + 1)?);
+            object.insert(
+                k.to_string(),
+                convert(v, &format!("{path}.{k}"), depth + 1)?,
+            );
         }
         return Ok(Value::Object(object));
     }
     if value.is::<FnPtr>() {
-        return Err(format!("{path} is a function, which cannot be stored or returned"));
+        return Err(format!(
+            "{path} is a function, which cannot be stored or returned"
+        ));
     }
     Err(format!(
         "{path} is a {}, which is not a value (use null, numbers, booleans, strings, blobs, arrays or object maps)",
@@ -91,7 +102,10 @@ fn convert(value: &Dynamic, path: &str, depth: usize) -> Result<Value, String> {
 pub fn object_from_dynamic(value: &Dynamic, what: &str) -> Result<Object, String> {
     match from_dynamic(value, what)? {
         Value::Object(o) => Ok(o),
-        other => Err(format!("{what} must be an object map like #{{ field: value }}, not {}", other.type_name())),
+        other => Err(format!(
+            "{what} must be an object map like #{{ field: value }}, not {}",
+            other.type_name()
+        )),
     }
 }
 
@@ -105,7 +119,10 @@ mod tests {
             ("i".to_string(), Value::Int64(-3)),
             ("f".to_string(), Value::Float64(1.5)),
             ("b".to_string(), Value::Bytes(vec![1, 2])),
-            ("a".to_string(), Value::Array(vec![Value::Null, Value::from(true), Value::from("s")])),
+            (
+                "a".to_string(),
+                Value::Array(vec![Value::Null, Value::from(true), Value::from("s")]),
+            ),
         ]));
         assert_eq!(from_dynamic(&to_dynamic(&value), "v"), Ok(value));
     }

@@ -7,6 +7,8 @@
 //! - `ctx.auth.getUserIdentity()`;
 //! - `ctx.runQuery(path, args)`, `ctx.runMutation(path, args)`, `ctx.now()`;
 //! - `print` / `debug` (log lines returned with the result).
+//! - `httpRouter().route(...)` (`http_router.rs`), and in HTTP actions the request, `env`,
+//!   `Webhook`/`verifyWebhook` and the action's `ctx` (`http_action.rs`, registered from here).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -55,7 +57,10 @@ fn db_error(e: DbError) -> Box<EvalAltResult> {
 }
 
 /// Runs `f` on the execution's transaction, counting the time as database time.
-pub(crate) fn with_txn<R>(exec: &Exec, f: impl FnOnce(&mut dyn Transaction) -> Result<R, DbError>) -> HostResult<R> {
+pub(crate) fn with_txn<R>(
+    exec: &Exec,
+    f: impl FnOnce(&mut dyn Transaction) -> Result<R, DbError>,
+) -> HostResult<R> {
     let started = Instant::now();
     let mut guard = exec.txn.lock();
     let txn = guard.as_mut().ok_or_else(|| {
@@ -97,7 +102,11 @@ fn parse_args(map: &Map, call: &str) -> HostResult<(Option<ObjectType>, Option<T
     let handler = map
         .get("handler")
         .and_then(|h| h.clone().try_cast::<FnPtr>())
-        .ok_or_else(|| host_error(format!("{call} needs a handler: {call}(#{{ args: #{{}}, handler: |ctx, args| {{ ... }} }})")))?;
+        .ok_or_else(|| {
+            host_error(format!(
+                "{call} needs a handler: {call}(#{{ args: #{{}}, handler: |ctx, args| {{ ... }} }})"
+            ))
+        })?;
     let args = match map.get("args") {
         None => None,
         Some(args) if args.is_map() => {
@@ -105,8 +114,12 @@ fn parse_args(map: &Map, call: &str) -> HostResult<(Option<ObjectType>, Option<T
             let args = args.clone().cast::<Map>();
             for (name, ty) in args {
                 let text = string_arg(&ty, &format!("the validator of argument `{name}`"))?;
-                let ty = Type::parse(&text)
-                    .map_err(|e| host_error(format!("argument `{name}`: invalid type {text:?}: {}", e.message)))?;
+                let ty = Type::parse(&text).map_err(|e| {
+                    host_error(format!(
+                        "argument `{name}`: invalid type {text:?}: {}",
+                        e.message
+                    ))
+                })?;
                 object.fields.insert(name.to_string(), ty);
             }
             Some(object)
@@ -122,18 +135,30 @@ fn parse_args(map: &Map, call: &str) -> HostResult<(Option<ObjectType>, Option<T
         None => None,
         Some(ty) => {
             let text = string_arg(ty, "returns")?;
-            Some(Type::parse(&text).map_err(|e| host_error(format!("returns: invalid type {text:?}: {}", e.message)))?)
+            Some(Type::parse(&text).map_err(|e| {
+                host_error(format!("returns: invalid type {text:?}: {}", e.message))
+            })?)
         }
     };
-    if let Some(unknown) = map.keys().find(|k| !["args", "returns", "handler"].contains(&k.as_str())) {
-        return Err(host_error(format!("{call}: unknown option `{unknown}` (expected args, returns, handler)")));
+    if let Some(unknown) = map
+        .keys()
+        .find(|k| !["args", "returns", "handler"].contains(&k.as_str()))
+    {
+        return Err(host_error(format!(
+            "{call}: unknown option `{unknown}` (expected args, returns, handler)"
+        )));
     }
     Ok((args, returns, handler))
 }
 
-fn registration(kind: FunctionKind, visibility: Visibility, call: &'static str) -> impl Fn(Dynamic) -> HostResult<Registration> {
+fn registration(
+    kind: FunctionKind,
+    visibility: Visibility,
+    call: &'static str,
+) -> impl Fn(Dynamic) -> HostResult<Registration> {
     move |definition: Dynamic| {
-        let (args, returns, handler) = if let Some(handler) = definition.clone().try_cast::<FnPtr>() {
+        let (args, returns, handler) = if let Some(handler) = definition.clone().try_cast::<FnPtr>()
+        {
             (None, None, handler)
         } else if definition.is_map() {
             parse_args(&definition.cast::<Map>(), call)?
@@ -155,6 +180,9 @@ fn registration(kind: FunctionKind, visibility: Visibility, call: &'static str) 
 
 /// Registers the whole host API on `engine`.
 pub(crate) fn register(engine: &mut Engine) {
+    // HTTP routes and the action-only API (request, env, webhooks) live beside their runner.
+    crate::http_router::register(engine);
+    crate::http_action::register(engine);
     engine.register_type_with_name::<Registration>("FunctionDefinition");
     engine.register_type_with_name::<Ctx>("Ctx");
     engine.register_type_with_name::<Db>("Db");
@@ -165,28 +193,71 @@ pub(crate) fn register(engine: &mut Engine) {
     engine.register_fn("to_string", |e: &mut HostError| e.message.clone());
     engine.register_get("message", |e: &mut HostError| e.message.clone());
 
-    engine.register_fn("query", registration(FunctionKind::Query, Visibility::Public, "query"));
-    engine.register_fn("mutation", registration(FunctionKind::Mutation, Visibility::Public, "mutation"));
-    engine.register_fn("internalQuery", registration(FunctionKind::Query, Visibility::Internal, "internalQuery"));
-    engine.register_fn("internalMutation", registration(FunctionKind::Mutation, Visibility::Internal, "internalMutation"));
-    engine.register_fn("httpAction", registration(FunctionKind::HttpAction, Visibility::Internal, "httpAction"));
+    engine.register_fn(
+        "query",
+        registration(FunctionKind::Query, Visibility::Public, "query"),
+    );
+    engine.register_fn(
+        "mutation",
+        registration(FunctionKind::Mutation, Visibility::Public, "mutation"),
+    );
+    engine.register_fn(
+        "internalQuery",
+        registration(FunctionKind::Query, Visibility::Internal, "internalQuery"),
+    );
+    engine.register_fn(
+        "internalMutation",
+        registration(
+            FunctionKind::Mutation,
+            Visibility::Internal,
+            "internalMutation",
+        ),
+    );
+    engine.register_fn(
+        "httpAction",
+        registration(FunctionKind::HttpAction, Visibility::Internal, "httpAction"),
+    );
 
     // ctx
     engine.register_get("db", |ctx: &mut Ctx| Db(ctx.0.clone()));
     engine.register_get("auth", |ctx: &mut Ctx| Auth(ctx.0.clone()));
     engine.register_fn("now", |ctx: &mut Ctx| ctx.0.now_ms);
-    engine.register_fn("runQuery", |c: NativeCallContext, ctx: &mut Ctx, path: &str, args: Dynamic| {
-        run_nested(&c, &ctx.0, path, args, FunctionKind::Query)
-    });
-    engine.register_fn("runQuery", |c: NativeCallContext, ctx: &mut Ctx, path: &str| {
-        run_nested(&c, &ctx.0, path, Dynamic::from_map(Map::new()), FunctionKind::Query)
-    });
-    engine.register_fn("runMutation", |c: NativeCallContext, ctx: &mut Ctx, path: &str, args: Dynamic| {
-        run_nested(&c, &ctx.0, path, args, FunctionKind::Mutation)
-    });
-    engine.register_fn("runMutation", |c: NativeCallContext, ctx: &mut Ctx, path: &str| {
-        run_nested(&c, &ctx.0, path, Dynamic::from_map(Map::new()), FunctionKind::Mutation)
-    });
+    engine.register_fn(
+        "runQuery",
+        |c: NativeCallContext, ctx: &mut Ctx, path: &str, args: Dynamic| {
+            run_nested(&c, &ctx.0, path, args, FunctionKind::Query)
+        },
+    );
+    engine.register_fn(
+        "runQuery",
+        |c: NativeCallContext, ctx: &mut Ctx, path: &str| {
+            run_nested(
+                &c,
+                &ctx.0,
+                path,
+                Dynamic::from_map(Map::new()),
+                FunctionKind::Query,
+            )
+        },
+    );
+    engine.register_fn(
+        "runMutation",
+        |c: NativeCallContext, ctx: &mut Ctx, path: &str, args: Dynamic| {
+            run_nested(&c, &ctx.0, path, args, FunctionKind::Mutation)
+        },
+    );
+    engine.register_fn(
+        "runMutation",
+        |c: NativeCallContext, ctx: &mut Ctx, path: &str| {
+            run_nested(
+                &c,
+                &ctx.0,
+                path,
+                Dynamic::from_map(Map::new()),
+                FunctionKind::Mutation,
+            )
+        },
+    );
 
     // ctx.auth
     engine.register_fn("getUserIdentity", |auth: &mut Auth| {
@@ -200,32 +271,55 @@ pub(crate) fn register(engine: &mut Engine) {
         let doc = with_txn(&db.0, |txn| txn.get(&id))?;
         Ok(doc.map_or(Dynamic::UNIT, |d| to_dynamic(&d.to_value())))
     });
-    engine.register_fn("normalizeId", |db: &mut Db, table: &str, id: Dynamic| -> HostResult<Dynamic> {
-        let Ok(id) = id.into_string() else { return Ok(Dynamic::UNIT) };
-        let table = table.to_string();
-        let matches = with_txn(&db.0, |txn| {
-            Ok(txn.catalog().resolve_id(&id).is_ok_and(|(_, t)| t.name == table))
-        })?;
-        Ok(if matches { Dynamic::from(id) } else { Dynamic::UNIT })
+    engine.register_fn(
+        "normalizeId",
+        |db: &mut Db, table: &str, id: Dynamic| -> HostResult<Dynamic> {
+            let Ok(id) = id.into_string() else {
+                return Ok(Dynamic::UNIT);
+            };
+            let table = table.to_string();
+            let matches = with_txn(&db.0, |txn| {
+                Ok(txn
+                    .catalog()
+                    .resolve_id(&id)
+                    .is_ok_and(|(_, t)| t.name == table))
+            })?;
+            Ok(if matches {
+                Dynamic::from(id)
+            } else {
+                Dynamic::UNIT
+            })
+        },
+    );
+    engine.register_fn("query", |db: &mut Db, table: &str| {
+        QueryBuilder::new(db.0.clone(), table)
     });
-    engine.register_fn("query", |db: &mut Db, table: &str| QueryBuilder::new(db.0.clone(), table));
-    engine.register_fn("insert", |db: &mut Db, table: &str, doc: Dynamic| -> HostResult<String> {
-        writable(&db.0, "insert")?;
-        let doc = object_from_dynamic(&doc, "the inserted document").map_err(host_error)?;
-        with_txn(&db.0, |txn| txn.insert(table, doc)).map(|id| id.to_string())
-    });
-    engine.register_fn("patch", |db: &mut Db, id: Dynamic, fields: Dynamic| -> HostResult<()> {
-        writable(&db.0, "patch")?;
-        let id = string_arg(&id, "ctx.db.patch(id, fields): id")?;
-        let fields = object_from_dynamic(&fields, "the patch").map_err(host_error)?;
-        with_txn(&db.0, |txn| txn.patch(&id, fields))
-    });
-    engine.register_fn("replace", |db: &mut Db, id: Dynamic, doc: Dynamic| -> HostResult<()> {
-        writable(&db.0, "replace")?;
-        let id = string_arg(&id, "ctx.db.replace(id, doc): id")?;
-        let doc = object_from_dynamic(&doc, "the replacement document").map_err(host_error)?;
-        with_txn(&db.0, |txn| txn.replace(&id, doc))
-    });
+    engine.register_fn(
+        "insert",
+        |db: &mut Db, table: &str, doc: Dynamic| -> HostResult<String> {
+            writable(&db.0, "insert")?;
+            let doc = object_from_dynamic(&doc, "the inserted document").map_err(host_error)?;
+            with_txn(&db.0, |txn| txn.insert(table, doc)).map(|id| id.to_string())
+        },
+    );
+    engine.register_fn(
+        "patch",
+        |db: &mut Db, id: Dynamic, fields: Dynamic| -> HostResult<()> {
+            writable(&db.0, "patch")?;
+            let id = string_arg(&id, "ctx.db.patch(id, fields): id")?;
+            let fields = object_from_dynamic(&fields, "the patch").map_err(host_error)?;
+            with_txn(&db.0, |txn| txn.patch(&id, fields))
+        },
+    );
+    engine.register_fn(
+        "replace",
+        |db: &mut Db, id: Dynamic, doc: Dynamic| -> HostResult<()> {
+            writable(&db.0, "replace")?;
+            let id = string_arg(&id, "ctx.db.replace(id, doc): id")?;
+            let doc = object_from_dynamic(&doc, "the replacement document").map_err(host_error)?;
+            with_txn(&db.0, |txn| txn.replace(&id, doc))
+        },
+    );
     engine.register_fn("delete", |db: &mut Db, id: Dynamic| -> HostResult<()> {
         writable(&db.0, "delete")?;
         let id = string_arg(&id, "ctx.db.delete(id): id")?;
@@ -233,33 +327,65 @@ pub(crate) fn register(engine: &mut Engine) {
     });
 
     // ctx.db.query(table) chain
-    engine.register_fn("withIndex", |c: NativeCallContext, q: &mut QueryBuilder, index: &str, f: FnPtr| {
-        q.with_index(&c, index, Some(f))
-    });
-    engine.register_fn("withIndex", |c: NativeCallContext, q: &mut QueryBuilder, index: &str| q.with_index(&c, index, None));
+    engine.register_fn(
+        "withIndex",
+        |c: NativeCallContext, q: &mut QueryBuilder, index: &str, f: FnPtr| {
+            q.with_index(&c, index, Some(f))
+        },
+    );
+    engine.register_fn(
+        "withIndex",
+        |c: NativeCallContext, q: &mut QueryBuilder, index: &str| q.with_index(&c, index, None),
+    );
     engine.register_fn("fullTableScan", |q: &mut QueryBuilder| q.clone());
     engine.register_fn("order", |q: &mut QueryBuilder, order: &str| q.order(order));
     engine.register_fn("filter", |q: &mut QueryBuilder, f: FnPtr| q.filter(f));
-    engine.register_fn("collect", |c: NativeCallContext, q: &mut QueryBuilder| q.collect(&c));
-    engine.register_fn("take", |c: NativeCallContext, q: &mut QueryBuilder, n: Dynamic| q.take(&c, &n));
-    engine.register_fn("first", |c: NativeCallContext, q: &mut QueryBuilder| q.first(&c));
-    engine.register_fn("unique", |c: NativeCallContext, q: &mut QueryBuilder| q.unique(&c));
-    engine.register_fn("paginate", |c: NativeCallContext, q: &mut QueryBuilder, opts: Map| q.paginate(&c, opts));
+    engine.register_fn("collect", |c: NativeCallContext, q: &mut QueryBuilder| {
+        q.collect(&c)
+    });
+    engine.register_fn(
+        "take",
+        |c: NativeCallContext, q: &mut QueryBuilder, n: Dynamic| q.take(&c, &n),
+    );
+    engine.register_fn("first", |c: NativeCallContext, q: &mut QueryBuilder| {
+        q.first(&c)
+    });
+    engine.register_fn("unique", |c: NativeCallContext, q: &mut QueryBuilder| {
+        q.unique(&c)
+    });
+    engine.register_fn(
+        "paginate",
+        |c: NativeCallContext, q: &mut QueryBuilder, opts: Map| q.paginate(&c, opts),
+    );
 
     // withIndex(name, |q| q.eq(..).gt(..))
-    engine.register_fn("eq", |r: &mut IndexRangeBuilder, field: &str, v: Dynamic| r.eq(field, &v).map_err(host_error));
+    engine.register_fn(
+        "eq",
+        |r: &mut IndexRangeBuilder, field: &str, v: Dynamic| r.eq(field, &v).map_err(host_error),
+    );
     for op in ["gt", "gte", "lt", "lte"] {
-        engine.register_fn(op, move |r: &mut IndexRangeBuilder, field: &str, v: Dynamic| {
-            r.bound(op, field, &v).map_err(host_error)
-        });
+        engine.register_fn(
+            op,
+            move |r: &mut IndexRangeBuilder, field: &str, v: Dynamic| {
+                r.bound(op, field, &v).map_err(host_error)
+            },
+        );
     }
 }
 
 /// `ctx.runQuery` / `ctx.runMutation`: runs another function inline, in the caller's
 /// transaction and with the caller's identity.
-fn run_nested(call: &NativeCallContext, exec: &Arc<Exec>, path: &str, args: Dynamic, kind: FunctionKind) -> HostResult<Dynamic> {
+fn run_nested(
+    call: &NativeCallContext,
+    exec: &Arc<Exec>,
+    path: &str,
+    args: Dynamic,
+    kind: FunctionKind,
+) -> HostResult<Dynamic> {
     if kind == FunctionKind::Mutation && exec.kind == FunctionKind::Query {
-        return Err(host_error("ctx.runMutation is not available in a query; queries are read-only".to_string()));
+        return Err(host_error(
+            "ctx.runMutation is not available in a query; queries are read-only".to_string(),
+        ));
     }
     let args = from_dynamic(&args, "the arguments").map_err(host_error)?;
     let path = FunctionPath::parse(path);

@@ -9,12 +9,13 @@
 
 use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use rhai::{AST, Engine, Module, ParseError, Position, Scope};
 
 use crate::definition::{FunctionDef, Registration};
 use crate::error::{LoadError, LoadErrors};
+use crate::http_router::{HTTP_MODULE, HttpRouter};
 use crate::path::FunctionPath;
 use crate::{host_api, runner, sandbox};
 
@@ -36,12 +37,16 @@ pub struct LoadedModule {
     pub source_hash: u64,
     pub(crate) ast: AST,
     pub functions: BTreeMap<String, FunctionDef>,
+    /// The routes `functions/http.rhai` exports (`httpRouter()...`).
+    pub(crate) http_router: Option<HttpRouter>,
 }
 
 /// All loaded modules and the engine that runs them.
 pub struct Modules {
     pub(crate) engine: Engine,
     modules: BTreeMap<String, LoadedModule>,
+    /// The `functions/` folder these were loaded from, when loaded from disk.
+    functions_dir: Option<PathBuf>,
 }
 
 impl Modules {
@@ -50,6 +55,7 @@ impl Modules {
         Modules {
             engine: engine(),
             modules: BTreeMap::new(),
+            functions_dir: None,
         }
     }
 
@@ -63,7 +69,15 @@ impl Modules {
         if !errors.is_empty() {
             return Err(LoadErrors(errors));
         }
-        Modules::from_sources(sources)
+        let mut modules = Modules::from_sources(sources)?;
+        modules.functions_dir = Some(dir.to_path_buf());
+        Ok(modules)
+    }
+
+    /// The app folder (the parent of `functions/`), where `.env.local` and `.env` live;
+    /// `None` for modules not loaded from disk.
+    pub fn app_dir(&self) -> Option<&Path> {
+        self.functions_dir.as_deref().and_then(Path::parent)
     }
 
     /// Compiles and evaluates the given sources.
@@ -80,7 +94,11 @@ impl Modules {
             }
         }
         if errors.is_empty() {
-            Ok(Modules { engine, modules })
+            Ok(Modules {
+                engine,
+                modules,
+                functions_dir: None,
+            })
         } else {
             Err(LoadErrors(errors))
         }
@@ -102,9 +120,11 @@ impl Modules {
 
     /// Every function, with its path.
     pub fn functions(&self) -> impl Iterator<Item = (FunctionPath, &FunctionDef)> {
-        self.modules
-            .values()
-            .flat_map(|m| m.functions.iter().map(move |(name, def)| (FunctionPath::new(&m.path, name), def)))
+        self.modules.values().flat_map(|m| {
+            m.functions
+                .iter()
+                .map(move |(name, def)| (FunctionPath::new(&m.path, name), def))
+        })
     }
 }
 
@@ -114,7 +134,12 @@ fn engine() -> Engine {
     engine
 }
 
-fn collect_sources(root: &Path, dir: &Path, sources: &mut Vec<ModuleSource>, errors: &mut Vec<LoadError>) {
+fn collect_sources(
+    root: &Path,
+    dir: &Path,
+    sources: &mut Vec<ModuleSource>,
+    errors: &mut Vec<LoadError>,
+) {
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
         Err(e) => {
@@ -130,7 +155,10 @@ fn collect_sources(root: &Path, dir: &Path, sources: &mut Vec<ModuleSource>, err
     let mut entries: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
     entries.sort();
     for path in entries {
-        let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
         if name.starts_with('_') || name.starts_with('.') {
             continue;
         }
@@ -150,7 +178,11 @@ fn collect_sources(root: &Path, dir: &Path, sources: &mut Vec<ModuleSource>, err
             .join("/");
         let file = format!("functions/{}", relative.display());
         match std::fs::read_to_string(&path) {
-            Ok(source) => sources.push(ModuleSource { module, file, source }),
+            Ok(source) => sources.push(ModuleSource {
+                module,
+                file,
+                source,
+            }),
             Err(e) => errors.push(LoadError {
                 file,
                 line: 0,
@@ -171,24 +203,35 @@ fn at(file: &str, position: Position, message: String) -> LoadError {
 }
 
 fn load_module(engine: &Engine, source: ModuleSource) -> Result<LoadedModule, LoadError> {
-    let ModuleSource { module, file, source } = source;
+    let ModuleSource {
+        module,
+        file,
+        source,
+    } = source;
     let mut hasher = DefaultHasher::new();
     source.hash(&mut hasher);
     let source_hash = hasher.finish();
 
-    let mut ast = engine.compile(&source).map_err(|ParseError(kind, position)| {
-        at(&file, position, format!("syntax error: {kind}"))
-    })?;
+    let mut ast = engine
+        .compile(&source)
+        .map_err(|ParseError(kind, position)| {
+            at(&file, position, format!("syntax error: {kind}"))
+        })?;
     ast.set_source(file.as_str());
     let evaluated = Module::eval_ast_as_new(Scope::new(), &ast, engine).map_err(|e| {
         let error = runner::describe_error(&e, &file);
-        at(&file, error.position, format!("error while loading the module: {}", error.message))
+        // "Uncaught Error:" describes a failed call; here the module itself failed to load.
+        let message = error.message.strip_prefix("Uncaught Error: ").unwrap_or(&error.message);
+        at(&file, error.position, format!("error while loading the module: {message}"))
     })?;
 
     let mut functions = BTreeMap::new();
+    let mut http_router = None;
     for (name, value) in evaluated.iter_var() {
         if let Some(registration) = value.clone().try_cast::<Registration>() {
             functions.insert(name.to_string(), FunctionDef::from(registration));
+        } else if let Some(router) = value.clone().try_cast::<HttpRouter>() {
+            http_router = Some(check_router(&file, &module, name, router, http_router)?);
         }
     }
     Ok(LoadedModule {
@@ -197,5 +240,34 @@ fn load_module(engine: &Engine, source: ModuleSource) -> Result<LoadedModule, Lo
         source_hash,
         ast,
         functions,
+        http_router,
     })
+}
+
+/// Routes are served from `functions/http.rhai` only, from one exported router.
+fn check_router(
+    file: &str,
+    module: &str,
+    name: &str,
+    router: HttpRouter,
+    previous: Option<HttpRouter>,
+) -> Result<HttpRouter, LoadError> {
+    let line = router.line;
+    let error = |message: String| LoadError {
+        file: file.to_string(),
+        line,
+        column: 1,
+        message,
+    };
+    if module != HTTP_MODULE {
+        return Err(error(format!(
+            "`{name}` is an HTTP router; routes are served only from functions/{HTTP_MODULE}.rhai, so move it there"
+        )));
+    }
+    if previous.is_some() {
+        return Err(error(format!(
+            "`{name}` is a second HTTP router; export one router and add every route to it"
+        )));
+    }
+    Ok(router)
 }

@@ -54,9 +54,18 @@ mod tests {
 
     #[test]
     fn canonicalises_like_the_client() {
-        assert_eq!(FunctionPath::parse("todos:getMyTodos").to_string(), "todos:getMyTodos");
+        assert_eq!(
+            FunctionPath::parse("todos:getMyTodos").to_string(),
+            "todos:getMyTodos"
+        );
         assert_eq!(FunctionPath::parse("bump").to_string(), "bump:default");
-        assert_eq!(FunctionPath::parse("messages.js:list").to_string(), "messages:list");
-        assert_eq!(FunctionPath::parse("dir/file:fn").to_string(), "dir/file:fn");
+        assert_eq!(
+            FunctionPath::parse("messages.js:list").to_string(),
+            "messages:list"
+        );
+        assert_eq!(
+            FunctionPath::parse("dir/file:fn").to_string(),
+            "dir/file:fn"
+        );
     }
 }

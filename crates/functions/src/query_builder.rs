@@ -34,7 +34,11 @@ pub(crate) struct IndexRangeBuilder {
 
 impl IndexRangeBuilder {
     fn describe_fields(&self) -> String {
-        self.fields.iter().map(FieldPath::as_str).collect::<Vec<_>>().join(", ")
+        self.fields
+            .iter()
+            .map(FieldPath::as_str)
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     fn next_field(&self, op: &str, field: &str) -> Result<usize, String> {
@@ -58,16 +62,17 @@ impl IndexRangeBuilder {
     fn coerce(&self, position: usize, value: &Dynamic) -> Result<Value, String> {
         let value = from_dynamic(value, "index bound")?;
         match &self.types[position] {
-            Some(ty) => Ok(ty
-                .validate(value.clone(), "", &NoIds)
-                .unwrap_or(value)),
+            Some(ty) => Ok(ty.validate(value.clone(), "", &NoIds).unwrap_or(value)),
             None => Ok(value),
         }
     }
 
     pub(crate) fn eq(&mut self, field: &str, value: &Dynamic) -> Result<Self, String> {
         if self.lower.is_some() || self.upper.is_some() {
-            return Err(format!("withIndex({:?}): eq({field:?}) cannot follow a range bound; put eq first", self.index));
+            return Err(format!(
+                "withIndex({:?}): eq({field:?}) cannot follow a range bound; put eq first",
+                self.index
+            ));
         }
         let position = self.next_field("eq", field)?;
         let value = self.coerce(position, value)?;
@@ -85,7 +90,10 @@ impl IndexRangeBuilder {
             _ => (&mut self.upper, true),
         };
         if slot.is_some() {
-            return Err(format!("withIndex({:?}): {op}({field:?}) repeats a bound that is already set", self.index));
+            return Err(format!(
+                "withIndex({:?}): {op}({field:?}) repeats a bound that is already set",
+                self.index
+            ));
         }
         *slot = Some((value, inclusive));
         Ok(self.clone())
@@ -162,9 +170,17 @@ impl QueryBuilder {
         })
     }
 
-    pub(crate) fn with_index(&mut self, ctx: &NativeCallContext, index: &str, build: Option<FnPtr>) -> HostResult<QueryBuilder> {
+    pub(crate) fn with_index(
+        &mut self,
+        ctx: &NativeCallContext,
+        index: &str,
+        build: Option<FnPtr>,
+    ) -> HostResult<QueryBuilder> {
         if self.has_index {
-            return Err(host_error(format!("query({:?}) already has an index; call withIndex once", self.table)));
+            return Err(host_error(format!(
+                "query({:?}) already has an index; call withIndex once",
+                self.table
+            )));
         }
         let table = self.table.clone();
         let (fields, types) = with_txn(&self.exec, |txn| {
@@ -211,12 +227,18 @@ impl QueryBuilder {
 
     pub(crate) fn order(&mut self, order: &str) -> HostResult<QueryBuilder> {
         if self.order.is_some() {
-            return Err(host_error("Queries may only specify order at most once".to_string()));
+            return Err(host_error(
+                "Queries may only specify order at most once".to_string(),
+            ));
         }
         let order = match order {
             "asc" => Order::Asc,
             "desc" => Order::Desc,
-            other => return Err(host_error(format!("order({other:?}) is not valid; use \"asc\" or \"desc\""))),
+            other => {
+                return Err(host_error(format!(
+                    "order({other:?}) is not valid; use \"asc\" or \"desc\""
+                )));
+            }
         };
         let mut next = self.clone();
         next.order = Some(order);
@@ -230,7 +252,12 @@ impl QueryBuilder {
     }
 
     fn cursor(&self) -> HostResult<ScanCursor> {
-        let (table, index, range, order) = (self.table.clone(), self.index.clone(), self.range.clone(), self.order.unwrap_or(Order::Asc));
+        let (table, index, range, order) = (
+            self.table.clone(),
+            self.index.clone(),
+            self.range.clone(),
+            self.order.unwrap_or(Order::Asc),
+        );
         with_txn(&self.exec, |txn| {
             let info = txn.catalog().index(&table, &index)?;
             Ok(ScanCursor::new(info, range, order))
@@ -244,7 +271,9 @@ impl QueryBuilder {
                 Ok(true) => {}
                 Ok(false) => return Ok(false),
                 Err(found) => {
-                    return Err(host_error(format!("a filter must return true or false, not {found}")));
+                    return Err(host_error(format!(
+                        "a filter must return true or false, not {found}"
+                    )));
                 }
             }
         }
@@ -252,14 +281,20 @@ impl QueryBuilder {
     }
 
     /// Scans until `limit` documents pass the filters (or the range ends).
-    fn scan(&self, ctx: &NativeCallContext, mut cursor: ScanCursor, limit: Option<usize>, stop_at: Option<&[u8]>) -> HostResult<Scanned> {
+    fn scan(
+        &self,
+        ctx: &NativeCallContext,
+        mut cursor: ScanCursor,
+        limit: Option<usize>,
+        stop_at: Option<&[u8]>,
+    ) -> HostResult<Scanned> {
         let mut docs = Array::new();
         let mut exhausted = false;
         while limit.is_none_or(|n| docs.len() < n) {
-            if let (Some(stop), Some(at)) = (stop_at, cursor.position()) {
-                if at == stop {
-                    break;
-                }
+            if let (Some(stop), Some(at)) = (stop_at, cursor.position())
+                && at == stop
+            {
+                break;
             }
             let Some(doc) = with_txn(&self.exec, |txn| txn.scan_next(&mut cursor))? else {
                 exhausted = true;
@@ -289,7 +324,12 @@ impl QueryBuilder {
     }
 
     pub(crate) fn first(&mut self, ctx: &NativeCallContext) -> HostResult<Dynamic> {
-        Ok(self.scan(ctx, self.cursor()?, Some(1), None)?.docs.into_iter().next().unwrap_or(Dynamic::UNIT))
+        Ok(self
+            .scan(ctx, self.cursor()?, Some(1), None)?
+            .docs
+            .into_iter()
+            .next()
+            .unwrap_or(Dynamic::UNIT))
     }
 
     pub(crate) fn unique(&mut self, ctx: &NativeCallContext) -> HostResult<Dynamic> {
@@ -297,7 +337,10 @@ impl QueryBuilder {
         if docs.len() > 1 {
             let ids: Vec<String> = docs
                 .iter()
-                .filter_map(|d| d.read_lock::<Map>().and_then(|m| m.get("_id").map(|id| id.to_string())))
+                .filter_map(|d| {
+                    d.read_lock::<Map>()
+                        .and_then(|m| m.get("_id").map(|id| id.to_string()))
+                })
                 .collect();
             return Err(host_error(format!(
                 "unique() query returned more than one result from table {}:\n [{}]",
@@ -312,13 +355,22 @@ impl QueryBuilder {
     pub(crate) fn paginate(&mut self, ctx: &NativeCallContext, opts: Map) -> HostResult<Map> {
         let num_items = match opts.get("numItems") {
             Some(n) => count(n, "paginate numItems")?,
-            None => return Err(host_error("paginate needs numItems, e.g. paginate(#{ numItems: 10, cursor: () })".to_string())),
+            None => {
+                return Err(host_error(
+                    "paginate needs numItems, e.g. paginate(#{ numItems: 10, cursor: () })"
+                        .to_string(),
+                ));
+            }
         };
         if num_items == 0 {
             return Err(host_error("paginate numItems must be positive".to_string()));
         }
         let start = opts.get("cursor").map(parse_cursor).transpose()?.flatten();
-        let end = opts.get("endCursor").map(parse_cursor).transpose()?.flatten();
+        let end = opts
+            .get("endCursor")
+            .map(parse_cursor)
+            .transpose()?
+            .flatten();
         let mut cursor = self.cursor()?;
         match start {
             Some(CursorPosition::End) => {
@@ -370,10 +422,15 @@ fn count(n: &Dynamic, what: &str) -> HostResult<usize> {
     } else if let Ok(f) = n.as_float() {
         f
     } else {
-        return Err(host_error(format!("{what} needs a number, not {}", n.type_name())));
+        return Err(host_error(format!(
+            "{what} needs a number, not {}",
+            n.type_name()
+        )));
     };
     if !(n >= 0.0 && n.fract() == 0.0) {
-        return Err(host_error(format!("{what} needs a whole number of at least 0, not {n}")));
+        return Err(host_error(format!(
+            "{what} needs a whole number of at least 0, not {n}"
+        )));
     }
     Ok(n as usize)
 }
@@ -403,7 +460,11 @@ fn parse_cursor(cursor: &Dynamic) -> HostResult<Option<CursorPosition>> {
     text.strip_prefix('k')
         .and_then(|b| URL_SAFE_NO_PAD.decode(b).ok())
         .map(|key| Some(CursorPosition::After(key)))
-        .ok_or_else(|| host_error(format!("InvalidCursor: {text:?} is not a cursor returned by paginate")))
+        .ok_or_else(|| {
+            host_error(format!(
+                "InvalidCursor: {text:?} is not a cursor returned by paginate"
+            ))
+        })
 }
 
 fn page_result(page: Array, is_done: bool, continue_cursor: String) -> Map {

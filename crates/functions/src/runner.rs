@@ -50,18 +50,41 @@ pub(crate) struct Described {
 
 impl Modules {
     /// Finds `path`, checking that it is a function of `kind` that `caller` may call.
-    pub fn resolve(&self, path: &FunctionPath, kind: FunctionKind, caller: Caller) -> Result<(&LoadedModule, &FunctionDef), FunctionError> {
-        let not_found = |why: String| FunctionError::new(ErrorKind::NotFound, format!("Could not find public function for '{path}': {why}"));
+    pub fn resolve(
+        &self,
+        path: &FunctionPath,
+        kind: FunctionKind,
+        caller: Caller,
+    ) -> Result<(&LoadedModule, &FunctionDef), FunctionError> {
+        let not_found = |why: String| {
+            FunctionError::new(
+                ErrorKind::NotFound,
+                format!("Could not find public function for '{path}': {why}"),
+            )
+        };
         let Some(module) = self.module(path.module()) else {
-            return Err(not_found(format!("there is no module functions/{}.rhai", path.module())));
+            return Err(not_found(format!(
+                "there is no module functions/{}.rhai",
+                path.module()
+            )));
         };
         let Some(def) = module.functions.get(path.name()) else {
-            let exported: Vec<&str> = module.functions.keys().map(String::as_str).collect();
+            // Internal functions stay unnamed to clients.
+            let exported: Vec<&str> = module
+                .functions
+                .iter()
+                .filter(|(_, d)| caller == Caller::Trusted || d.visibility == Visibility::Public)
+                .map(|(name, _)| name.as_str())
+                .collect();
             return Err(not_found(format!(
                 "{} does not export `{}` (it exports: {})",
                 module.file,
                 path.name(),
-                if exported.is_empty() { "nothing".to_string() } else { exported.join(", ") }
+                if exported.is_empty() {
+                    "nothing".to_string()
+                } else {
+                    exported.join(", ")
+                }
             )));
         };
         if def.visibility == Visibility::Internal && caller == Caller::Client {
@@ -76,7 +99,12 @@ impl Modules {
         if def.kind != kind {
             return Err(FunctionError::new(
                 ErrorKind::NotFound,
-                format!("'{path}' is a {}, not a {}; call it as a {}", def.kind.as_str(), kind.as_str(), def.kind.as_str()),
+                format!(
+                    "'{path}' is a {}, not a {}; call it as a {}",
+                    def.kind.as_str(),
+                    kind.as_str(),
+                    def.kind.as_str()
+                ),
             ));
         }
         Ok((module, def))
@@ -151,27 +179,47 @@ impl Modules {
     }
 }
 
-fn check_args(def: &FunctionDef, args: Value, ids: &dyn schema::IdTables) -> Result<Value, FunctionError> {
-    let bad = |message: String| FunctionError::new(ErrorKind::BadArgs, format!("ArgumentValidationError: {message}"));
+fn check_args(
+    def: &FunctionDef,
+    args: Value,
+    ids: &dyn schema::IdTables,
+) -> Result<Value, FunctionError> {
+    let bad = |message: String| {
+        FunctionError::new(
+            ErrorKind::BadArgs,
+            format!("ArgumentValidationError: {message}"),
+        )
+    };
     let Value::Object(fields) = args else {
-        return Err(bad(format!("arguments must be an object, not {}", args.type_name())));
+        return Err(bad(format!(
+            "arguments must be an object, not {}",
+            args.type_name()
+        )));
     };
     let args = Value::Object(fields);
     Limits::check_size(&args, "the arguments", MAX_VALUE_BYTES).map_err(|e| bad(e.to_string()))?;
-    Limits::default().check_shape(&args, "the arguments").map_err(|e| bad(e.to_string()))?;
+    Limits::default()
+        .check_shape(&args, "the arguments")
+        .map_err(|e| bad(e.to_string()))?;
     match &def.args {
         None => Ok(args),
         Some(validator) => {
-            let Value::Object(fields) = args else { return Err(bad("arguments must be an object".into())) };
-            validator.validate_fields(fields, "args", ids).map_err(|e| bad(e.to_string()))
+            let Value::Object(fields) = args else {
+                return Err(bad("arguments must be an object".into()));
+            };
+            validator
+                .validate_fields(fields, "args", ids)
+                .map_err(|e| bad(e.to_string()))
         }
     }
 }
 
 fn check_result(def: &FunctionDef, value: &Dynamic) -> Result<Value, FunctionError> {
     let limit = |message: String| FunctionError::new(ErrorKind::Limit, message);
-    let value = from_dynamic(value, "the return value").map_err(|e| FunctionError::new(ErrorKind::Uncaught, e))?;
-    Limits::check_size(&value, "the return value", MAX_VALUE_BYTES).map_err(|e| limit(e.to_string()))?;
+    let value = from_dynamic(value, "the return value")
+        .map_err(|e| FunctionError::new(ErrorKind::Uncaught, e))?;
+    Limits::check_size(&value, "the return value", MAX_VALUE_BYTES)
+        .map_err(|e| limit(e.to_string()))?;
     Limits::default()
         .check_shape(&value, "the return value")
         .map_err(|e| limit(e.to_string()))?;
@@ -191,7 +239,7 @@ impl schema::IdTables for NoIdCheck {
     }
 }
 
-fn with_location(message: &str, file: &str, position: Position) -> String {
+pub(crate) fn with_location(message: &str, file: &str, position: Position) -> String {
     match (position.line(), position.position()) {
         (Some(line), Some(column)) => format!("{message}\n    at {file}:{line}:{column}"),
         (Some(line), None) => format!("{message}\n    at {file}:{line}"),
@@ -204,16 +252,13 @@ pub(crate) fn describe_error(error: &EvalAltResult, file: &str) -> Described {
     let _ = file;
     let mut error = error;
     let mut position = error.position();
-    loop {
-        match error {
-            EvalAltResult::ErrorInFunctionCall(_, _, inner, pos) | EvalAltResult::ErrorInModule(_, inner, pos) => {
-                if !pos.is_none() {
-                    position = *pos;
-                }
-                error = inner;
-            }
-            _ => break,
+    while let EvalAltResult::ErrorInFunctionCall(_, _, inner, pos)
+    | EvalAltResult::ErrorInModule(_, inner, pos) = error
+    {
+        if !pos.is_none() {
+            position = *pos;
         }
+        error = inner;
     }
     if !error.position().is_none() {
         position = error.position();
@@ -227,7 +272,11 @@ pub(crate) fn describe_error(error: &EvalAltResult, file: &str) -> Described {
     match error {
         EvalAltResult::ErrorRuntime(value, _) => {
             if let Some(host) = value.clone().try_cast::<HostError>() {
-                let kind = if host.is_limit { ErrorKind::Limit } else { ErrorKind::Uncaught };
+                let kind = if host.is_limit {
+                    ErrorKind::Limit
+                } else {
+                    ErrorKind::Uncaught
+                };
                 return described(kind, format!("Uncaught Error: {}", host.message), None);
             }
             if let Ok(text) = value.clone().into_string() {
@@ -242,22 +291,31 @@ pub(crate) fn describe_error(error: &EvalAltResult, file: &str) -> Described {
                 Err(e) => described(ErrorKind::Uncaught, format!("Uncaught Error: {e}"), None),
             }
         }
-        EvalAltResult::ErrorTerminated(token, _) if token.clone().into_string().is_ok_and(|t| t == TIMEOUT_TOKEN) => described(
-            ErrorKind::Limit,
-            format!(
-                "Function execution timed out (maximum duration: {}s of user code)",
-                USER_TIME_LIMIT.as_secs()
-            ),
-            None,
-        ),
+        EvalAltResult::ErrorTerminated(token, _)
+            if token
+                .clone()
+                .into_string()
+                .is_ok_and(|t| t == TIMEOUT_TOKEN) =>
+        {
+            described(
+                ErrorKind::Limit,
+                format!(
+                    "Function execution timed out (maximum duration: {}s of user code)",
+                    USER_TIME_LIMIT.as_secs()
+                ),
+                None,
+            )
+        }
         EvalAltResult::ErrorTooManyOperations(_) => described(
             ErrorKind::Limit,
-            "Function execution exceeded the operation limit; it is probably in an endless loop".to_string(),
+            "Function execution exceeded the operation limit; it is probably in an endless loop"
+                .to_string(),
             None,
         ),
         EvalAltResult::ErrorStackOverflow(_) => described(
             ErrorKind::Limit,
-            "Function exceeded the maximum call depth (64); check for unbounded recursion".to_string(),
+            "Function exceeded the maximum call depth (64); check for unbounded recursion"
+                .to_string(),
             None,
         ),
         EvalAltResult::ErrorDataTooLarge(what, _) => described(
@@ -277,13 +335,20 @@ pub(crate) fn describe_error(error: &EvalAltResult, file: &str) -> Described {
 }
 
 /// `ctx.runQuery` / `ctx.runMutation`: runs `path` inline in the caller's transaction.
-pub(crate) fn run_inline(call: &NativeCallContext, parent: &Arc<Exec>, path: &FunctionPath, kind: FunctionKind, args: Value) -> HostResult<Value> {
+pub(crate) fn run_inline(
+    call: &NativeCallContext,
+    parent: &Arc<Exec>,
+    path: &FunctionPath,
+    kind: FunctionKind,
+    args: Value,
+) -> HostResult<Value> {
     let _ = call;
     let modules = parent.modules.clone();
     let (module, def) = modules
         .resolve(path, kind, Caller::Trusted)
         .map_err(|e| host_error(e.message))?;
-    let args = with_txn(parent, |txn| Ok(check_args(def, args, txn.catalog())))?.map_err(|e| host_error(e.message))?;
+    let args = with_txn(parent, |txn| Ok(check_args(def, args, txn.catalog())))?
+        .map_err(|e| host_error(e.message))?;
     let txn = parent
         .txn
         .lock()
@@ -292,11 +357,17 @@ pub(crate) fn run_inline(call: &NativeCallContext, parent: &Arc<Exec>, path: &Fu
     let child = Arc::new(Exec::nested(parent, txn, kind));
     let outcome = {
         let _current = Enter::new(child.clone());
-        def.handler
-            .call::<Dynamic>(&modules.engine, &module.ast, (Ctx(child.clone()).into_dynamic(), to_dynamic(&args)))
+        def.handler.call::<Dynamic>(
+            &modules.engine,
+            &module.ast,
+            (Ctx(child.clone()).into_dynamic(), to_dynamic(&args)),
+        )
     };
     *parent.txn.lock() = child.txn.lock().take();
-    parent.logs.lock().extend(std::mem::take(&mut *child.logs.lock()));
+    parent
+        .logs
+        .lock()
+        .extend(std::mem::take(&mut *child.logs.lock()));
     if child.identity_read.load(Ordering::Relaxed) {
         parent.identity_read.store(true, Ordering::Relaxed);
     }

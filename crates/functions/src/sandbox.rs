@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use database::Transaction;
 use parking_lot::Mutex;
 use rhai::packages::{
-    BasicArrayPackage, BasicBlobPackage, BasicMapPackage, BasicMathPackage, BitFieldPackage, CorePackage,
-    LogicPackage, MoreStringPackage, Package,
+    BasicArrayPackage, BasicBlobPackage, BasicMapPackage, BasicMathPackage, BitFieldPackage,
+    CorePackage, LogicPackage, MoreStringPackage, Package,
 };
 use rhai::{Dynamic, Engine};
 use value::Value;
@@ -77,7 +77,11 @@ impl Exec {
 
     /// The execution of `ctx.runQuery`/`ctx.runMutation` inside `parent`: same identity,
     /// clock and time budget; read-only if either is.
-    pub(crate) fn nested(parent: &Exec, txn: Box<dyn Transaction + Send>, kind: FunctionKind) -> Exec {
+    pub(crate) fn nested(
+        parent: &Exec,
+        txn: Box<dyn Transaction + Send>,
+        kind: FunctionKind,
+    ) -> Exec {
         Exec {
             txn: Mutex::new(Some(txn)),
             identity: parent.identity.clone(),
@@ -92,8 +96,26 @@ impl Exec {
         }
     }
 
+    /// The execution of an HTTP action: no transaction (it reaches data only through
+    /// `ctx.runQuery`/`ctx.runMutation`, each its own transaction), same sandbox budget.
+    pub(crate) fn for_action(identity: Option<Value>, now_ms: f64, modules: Arc<Modules>) -> Exec {
+        Exec {
+            txn: Mutex::new(None),
+            identity,
+            identity_read: AtomicBool::new(false),
+            logs: Mutex::new(Vec::new()),
+            kind: FunctionKind::HttpAction,
+            read_only: true,
+            now_ms,
+            modules,
+            started: Instant::now(),
+            db_nanos: AtomicU64::new(0),
+        }
+    }
+
     pub(crate) fn add_db_time(&self, spent: Duration) {
-        self.db_nanos.fetch_add(spent.as_nanos() as u64, Ordering::Relaxed);
+        self.db_nanos
+            .fetch_add(spent.as_nanos() as u64, Ordering::Relaxed);
     }
 
     fn user_time(&self) -> Duration {
@@ -148,7 +170,7 @@ impl Drop for Enter {
     }
 }
 
-fn with_current<R>(f: impl FnOnce(&Exec) -> R) -> Option<R> {
+pub(crate) fn with_current<R>(f: impl FnOnce(&Exec) -> R) -> Option<R> {
     CURRENT.with(|c| c.borrow().last().map(|e| f(e)))
 }
 

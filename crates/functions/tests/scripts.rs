@@ -109,17 +109,40 @@ fn app() -> App {
         source: TODOS.into(),
     }])
     .expect("modules load");
-    App { _dir: dir, db, modules: Arc::new(modules) }
+    App {
+        _dir: dir,
+        db,
+        modules: Arc::new(modules),
+    }
 }
 
 fn args(pairs: &[(&str, Value)]) -> Value {
-    Value::Object(pairs.iter().map(|(k, v)| (k.to_string(), v.clone())).collect::<Object>())
+    Value::Object(
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect::<Object>(),
+    )
 }
 
 impl App {
-    fn query_as(&self, path: &str, a: Value, identity: Option<Value>, caller: Caller) -> Result<Value, functions::FunctionError> {
+    fn query_as(
+        &self,
+        path: &str,
+        a: Value,
+        identity: Option<Value>,
+        caller: Caller,
+    ) -> Result<Value, functions::FunctionError> {
         let txn = self.db.snapshot().expect("snapshot");
-        let (exec, _) = self.modules.run(&FunctionPath::parse(path), FunctionKind::Query, caller, a, identity, Box::new(txn), 0.0);
+        let (exec, _) = self.modules.run(
+            &FunctionPath::parse(path),
+            FunctionKind::Query,
+            caller,
+            a,
+            identity,
+            Box::new(txn),
+            0.0,
+        );
         exec.result
     }
 
@@ -135,7 +158,15 @@ impl App {
             .mutate_blocking(
                 None,
                 Box::new(move |txn| {
-                    let (exec, _) = modules.run(&path, FunctionKind::Mutation, Caller::Client, a, None, Box::new(txn), 0.0);
+                    let (exec, _) = modules.run(
+                        &path,
+                        FunctionKind::Mutation,
+                        Caller::Client,
+                        a,
+                        None,
+                        Box::new(txn),
+                        0.0,
+                    );
                     match exec.result {
                         Ok(v) => Ok(v.to_json().to_string()),
                         Err(e) => Err(e.message),
@@ -144,7 +175,9 @@ impl App {
             )
             .expect("mutate");
         match outcome {
-            MutationOutcome::Committed { response, .. } => Ok(Value::from_json_str(&response).expect("json")),
+            MutationOutcome::Committed { response, .. } => {
+                Ok(Value::from_json_str(&response).expect("json"))
+            }
             MutationOutcome::Failed { response } => Err(response),
             MutationOutcome::Replayed { .. } => panic!("no dedup key was given"),
         }
@@ -153,7 +186,10 @@ impl App {
 
 fn strings(v: &Value) -> Vec<String> {
     match v {
-        Value::Array(items) => items.iter().map(|i| i.as_str().expect("string").to_string()).collect(),
+        Value::Array(items) => items
+            .iter()
+            .map(|i| i.as_str().expect("string").to_string())
+            .collect(),
         other => panic!("not an array: {other}"),
     }
 }
@@ -162,11 +198,25 @@ fn strings(v: &Value) -> Vec<String> {
 fn insert_then_query_through_an_index_in_both_orders() {
     let app = app();
     for (text, user) in [("a", "u1"), ("b", "u2"), ("c", "u1")] {
-        app.mutation("todos:add", args(&[("text", text.into()), ("userId", user.into())])).expect("add");
+        app.mutation(
+            "todos:add",
+            args(&[("text", text.into()), ("userId", user.into())]),
+        )
+        .expect("add");
     }
-    let asc = app.query("todos:list", args(&[("userId", "u1".into()), ("order", "asc".into())])).expect("list");
+    let asc = app
+        .query(
+            "todos:list",
+            args(&[("userId", "u1".into()), ("order", "asc".into())]),
+        )
+        .expect("list");
     assert_eq!(strings(&asc), ["a", "c"]);
-    let desc = app.query("todos:list", args(&[("userId", "u1".into()), ("order", "desc".into())])).expect("list");
+    let desc = app
+        .query(
+            "todos:list",
+            args(&[("userId", "u1".into()), ("order", "desc".into())]),
+        )
+        .expect("list");
     assert_eq!(strings(&desc), ["c", "a"]);
 }
 
@@ -174,10 +224,22 @@ fn insert_then_query_through_an_index_in_both_orders() {
 fn integer_literals_become_numbers_in_number_fields_and_ranges() {
     let app = app();
     for rank in [1.0, 2.0, 3.0] {
-        app.mutation("todos:addRanked", args(&[("userId", "u".into()), ("rank", Value::Float64(rank))])).expect("add");
+        app.mutation(
+            "todos:addRanked",
+            args(&[("userId", "u".into()), ("rank", Value::Float64(rank))]),
+        )
+        .expect("add");
     }
-    let got = app.query("todos:ranked", args(&[("userId", "u".into()), ("min", Value::Int64(2))])).expect("ranked");
-    assert_eq!(got, Value::Array(vec![Value::Float64(2.0), Value::Float64(3.0)]));
+    let got = app
+        .query(
+            "todos:ranked",
+            args(&[("userId", "u".into()), ("min", Value::Int64(2))]),
+        )
+        .expect("ranked");
+    assert_eq!(
+        got,
+        Value::Array(vec![Value::Float64(2.0), Value::Float64(3.0)])
+    );
 }
 
 #[test]
@@ -185,21 +247,43 @@ fn paginate_visits_every_document_once() {
     let app = app();
     let mut inserted = Vec::new();
     for i in 0..23 {
-        let id = app.mutation("todos:add", args(&[("text", format!("t{i}").into()), ("userId", "u".into())])).expect("add");
+        let id = app
+            .mutation(
+                "todos:add",
+                args(&[("text", format!("t{i}").into()), ("userId", "u".into())]),
+            )
+            .expect("add");
         inserted.push(id.as_str().expect("id").to_string());
     }
     let mut seen = Vec::new();
     let mut cursor = Value::Null;
     for _ in 0..10 {
-        let opts = args(&[("numItems", Value::Float64(5.0)), ("cursor", cursor.clone())]);
-        let result = app.query("todos:page", args(&[("paginationOpts", opts)])).expect("page");
-        let Value::Object(result) = result else { panic!("not an object") };
-        let Value::Array(page) = &result["page"] else { panic!("no page") };
+        let opts = args(&[
+            ("numItems", Value::Float64(5.0)),
+            ("cursor", cursor.clone()),
+        ]);
+        let result = app
+            .query("todos:page", args(&[("paginationOpts", opts)]))
+            .expect("page");
+        let Value::Object(result) = result else {
+            panic!("not an object")
+        };
+        let Value::Array(page) = &result["page"] else {
+            panic!("no page")
+        };
         assert!(page.len() <= 5);
         for doc in page {
-            seen.push(doc.as_object().expect("doc")["_id"].as_str().expect("id").to_string());
+            seen.push(
+                doc.as_object().expect("doc")["_id"]
+                    .as_str()
+                    .expect("id")
+                    .to_string(),
+            );
         }
-        assert!(result["continueCursor"].as_str().is_some(), "continueCursor is always a string");
+        assert!(
+            result["continueCursor"].as_str().is_some(),
+            "continueCursor is always a string"
+        );
         if result["isDone"] == Value::Boolean(true) {
             break;
         }
@@ -212,8 +296,16 @@ fn paginate_visits_every_document_once() {
 fn a_mutation_that_throws_after_writing_keeps_nothing() {
     let app = app();
     let err = app.mutation("todos:failAfterWrite", args(&[])).unwrap_err();
-    assert!(err.starts_with("Uncaught Error: changed my mind\n    at functions/todos.rhai:"), "{err}");
-    let all = app.query("todos:list", args(&[("userId", "u".into()), ("order", "asc".into())])).expect("list");
+    assert!(
+        err.starts_with("Uncaught Error: changed my mind\n    at functions/todos.rhai:"),
+        "{err}"
+    );
+    let all = app
+        .query(
+            "todos:list",
+            args(&[("userId", "u".into()), ("order", "asc".into())]),
+        )
+        .expect("list");
     assert_eq!(all, Value::Array(vec![]));
 }
 
@@ -222,9 +314,17 @@ fn thrown_values_become_structured_errors() {
     let app = app();
     let err = app.query("todos:structured", args(&[])).unwrap_err();
     assert_eq!(err.kind, ErrorKind::Uncaught);
-    assert!(err.message.starts_with("Uncaught ConvexError: {\"code\":\"NOPE\""), "{}", err.message);
+    assert!(
+        err.message
+            .starts_with("Uncaught ConvexError: {\"code\":\"NOPE\""),
+        "{}",
+        err.message
+    );
     let data = err.data.expect("data");
-    assert_eq!(data.as_object().expect("object")["code"], Value::from("NOPE"));
+    assert_eq!(
+        data.as_object().expect("object")["code"],
+        Value::from("NOPE")
+    );
 }
 
 #[test]
@@ -234,7 +334,10 @@ fn an_endless_loop_times_out_and_the_next_call_works() {
     let err = app.query("todos:spin", args(&[])).unwrap_err();
     assert_eq!(err.kind, ErrorKind::Limit);
     assert!(err.message.contains("timed out"), "{}", err.message);
-    assert!(started.elapsed() < Duration::from_secs(5), "stopped near its 1 s budget");
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "stopped near its 1 s budget"
+    );
     assert!(app.query("todos:whoami", args(&[])).is_ok());
 }
 
@@ -243,17 +346,43 @@ fn clear_errors_for_unknown_internal_wrong_kind_and_bad_args() {
     let app = app();
     let e = app.query("todos:nope", args(&[])).unwrap_err();
     assert_eq!(e.kind, ErrorKind::NotFound);
-    assert!(e.message.contains("does not export `nope`"), "{}", e.message);
+    assert!(
+        e.message.contains("does not export `nope`"),
+        "{}",
+        e.message
+    );
     let e = app.query("nothere:x", args(&[])).unwrap_err();
-    assert!(e.message.contains("no module functions/nothere.rhai"), "{}", e.message);
+    assert!(
+        e.message.contains("no module functions/nothere.rhai"),
+        "{}",
+        e.message
+    );
     let e = app.query("todos:secret", args(&[])).unwrap_err();
     assert_eq!(e.kind, ErrorKind::Internal);
-    assert_eq!(app.query_as("todos:secret", args(&[]), None, Caller::Trusted).expect("trusted"), Value::Int64(42));
+    assert_eq!(
+        app.query_as("todos:secret", args(&[]), None, Caller::Trusted)
+            .expect("trusted"),
+        Value::Int64(42)
+    );
     let e = app.query("todos:add", args(&[])).unwrap_err();
-    assert!(e.message.contains("is a mutation, not a query"), "{}", e.message);
-    let e = app.mutation("todos:add", args(&[("text", Value::Float64(5.0)), ("userId", "u".into())])).unwrap_err();
-    assert_eq!(e, "ArgumentValidationError: args.text: expected string, found number 5.0");
-    let e = app.mutation("todos:toggle", args(&[("id", "not-an-id".into())])).unwrap_err();
+    assert!(
+        e.message.contains("is a mutation, not a query"),
+        "{}",
+        e.message
+    );
+    let e = app
+        .mutation(
+            "todos:add",
+            args(&[("text", Value::Float64(5.0)), ("userId", "u".into())]),
+        )
+        .unwrap_err();
+    assert_eq!(
+        e,
+        "ArgumentValidationError: args.text: expected string, found number 5.0"
+    );
+    let e = app
+        .mutation("todos:toggle", args(&[("id", "not-an-id".into())]))
+        .unwrap_err();
     assert!(e.contains("args.id"), "{e}");
 }
 
@@ -262,21 +391,46 @@ fn queries_cannot_write_even_inside_a_mutation() {
     let app = app();
     let e = app.query("todos:sneakyWrite", args(&[])).unwrap_err();
     assert!(e.message.contains("queries are read-only"), "{}", e.message);
-    app.mutation("todos:add", args(&[("text", "a".into()), ("userId", "u1".into())])).expect("add");
-    let via = app.mutation("todos:viaRunQuery", args(&[])).expect("runQuery in a mutation");
+    app.mutation(
+        "todos:add",
+        args(&[("text", "a".into()), ("userId", "u1".into())]),
+    )
+    .expect("add");
+    let via = app
+        .mutation("todos:viaRunQuery", args(&[]))
+        .expect("runQuery in a mutation");
     assert_eq!(strings(&via), ["a"]);
 }
 
 #[test]
 fn identity_reads_are_reported() {
     let app = app();
-    let identity = Value::Object(Object::from([("subject".to_string(), Value::from("user_1"))]));
+    let identity = Value::Object(Object::from([(
+        "subject".to_string(),
+        Value::from("user_1"),
+    )]));
     let txn = app.db.snapshot().expect("snapshot");
-    let (exec, _) = app.modules.run(&FunctionPath::parse("todos:whoami"), FunctionKind::Query, Caller::Client, args(&[]), Some(identity), Box::new(txn), 0.0);
+    let (exec, _) = app.modules.run(
+        &FunctionPath::parse("todos:whoami"),
+        FunctionKind::Query,
+        Caller::Client,
+        args(&[]),
+        Some(identity),
+        Box::new(txn),
+        0.0,
+    );
     assert_eq!(exec.result.expect("whoami"), Value::from("user_1"));
     assert!(exec.read_identity);
     let txn = app.db.snapshot().expect("snapshot");
-    let (exec, _) = app.modules.run(&FunctionPath::parse("todos:list"), FunctionKind::Query, Caller::Client, args(&[("userId", "u".into()), ("order", "asc".into())]), None, Box::new(txn), 0.0);
+    let (exec, _) = app.modules.run(
+        &FunctionPath::parse("todos:list"),
+        FunctionKind::Query,
+        Caller::Client,
+        args(&[("userId", "u".into()), ("order", "asc".into())]),
+        None,
+        Box::new(txn),
+        0.0,
+    );
     assert!(!exec.read_identity);
     assert!(!exec.read_set.is_empty());
 }
@@ -284,15 +438,33 @@ fn identity_reads_are_reported() {
 #[test]
 fn get_patch_first_and_unique() {
     let app = app();
-    let id = app.mutation("todos:add", args(&[("text", "a".into()), ("userId", "u1".into())])).expect("add");
-    assert_eq!(app.mutation("todos:toggle", args(&[("id", id.clone())])).expect("toggle"), Value::Boolean(true));
+    let id = app
+        .mutation(
+            "todos:add",
+            args(&[("text", "a".into()), ("userId", "u1".into())]),
+        )
+        .expect("add");
+    assert_eq!(
+        app.mutation("todos:toggle", args(&[("id", id.clone())]))
+            .expect("toggle"),
+        Value::Boolean(true)
+    );
     assert_eq!(
         app.query("todos:firstAndUnique", args(&[])).expect("first"),
         Value::Array(vec![Value::from("a"), Value::Null])
     );
-    app.mutation("todos:add", args(&[("text", "b".into()), ("userId", "u1".into())])).expect("add");
+    app.mutation(
+        "todos:add",
+        args(&[("text", "b".into()), ("userId", "u1".into())]),
+    )
+    .expect("add");
     let e = app.query("todos:notUnique", args(&[])).unwrap_err();
-    assert!(e.message.contains("unique() query returned more than one result from table todos"), "{}", e.message);
+    assert!(
+        e.message
+            .contains("unique() query returned more than one result from table todos"),
+        "{}",
+        e.message
+    );
 }
 
 #[test]
@@ -307,7 +479,11 @@ fn load_errors_name_file_line_and_column() {
     assert_eq!(err.0.len(), 1);
     let e = &err.0[0];
     assert_eq!((e.file.as_str(), e.line), ("functions/broken.rhai", 2));
-    assert!(e.to_string().starts_with("functions/broken.rhai:2:13: syntax error"), "{e}");
+    assert!(
+        e.to_string()
+            .starts_with("functions/broken.rhai:2:13: syntax error"),
+        "{e}"
+    );
 
     let err = Modules::from_sources(vec![ModuleSource {
         module: "typo".into(),
@@ -321,10 +497,14 @@ fn load_errors_name_file_line_and_column() {
     let err = Modules::from_sources(vec![ModuleSource {
         module: "badargs".into(),
         file: "functions/badargs.rhai".into(),
-        source: "\nexport const a = query(#{ args: #{ x: \"strng\" }, handler: |ctx, args| 1 });\n".into(),
+        source: "\nexport const a = query(#{ args: #{ x: \"strng\" }, handler: |ctx, args| 1 });\n"
+            .into(),
     }])
     .err()
     .expect("bad validator");
-    assert!(err.to_string().starts_with("functions/badargs.rhai:2:"), "{err}");
+    assert!(
+        err.to_string().starts_with("functions/badargs.rhai:2:"),
+        "{err}"
+    );
     assert!(err.to_string().contains("did you mean `string`"), "{err}");
 }

@@ -32,6 +32,8 @@ pub enum Command {
     /// Diagnose access tokens.
     #[command(subcommand)]
     Auth(AuthCommand),
+    /// Write typed client code (`api.js`, `api.d.ts`, `dataModel.d.ts`) for the convex client.
+    Codegen(CodegenArgs),
 }
 
 #[derive(Args, Clone)]
@@ -104,4 +106,17 @@ pub struct CheckArgs {
     pub token: String,
     #[arg(long, default_value = ".")]
     pub dir: PathBuf,
+}
+
+#[derive(Args)]
+pub struct CodegenArgs {
+    /// The app directory (schema.toml, functions/).
+    #[arg(long, default_value = ".")]
+    pub dir: PathBuf,
+    /// Where to write the files [default: DIR/functions/_generated].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Write nothing; exit with an error if the files in OUT are out of date.
+    #[arg(long)]
+    pub check: bool,
 }

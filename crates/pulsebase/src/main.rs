@@ -1,10 +1,11 @@
 //! `pulsebase`: the one binary. Parses the command line (`cli.rs`) and hands off to the
 //! command: `dev` / `serve` (`start.rs`), `run` (`run_cmd.rs`), `token` and `auth check`
-//! (`auth_cmd.rs`). Wiring only; everything else lives in the
+//! (`auth_cmd.rs`), `codegen` (`codegen.rs`). Wiring only; everything else lives in the
 //! library crates.
 
 mod auth_cmd;
 mod cli;
+mod codegen;
 mod paths;
 mod run_cmd;
 mod start;
@@ -32,6 +33,7 @@ fn main() -> std::process::ExitCode {
             cli::Command::Run(args) => run_cmd::run(args).await,
             cli::Command::Token(args) => auth_cmd::token(args),
             cli::Command::Auth(cli::AuthCommand::Check(args)) => auth_cmd::check(args).await,
+            cli::Command::Codegen(args) => codegen::run(args),
         }
     });
     match result {

@@ -64,6 +64,9 @@ pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<ExitCode> {
         .map_err(|errors| anyhow::anyhow!("functions/ does not load:\n{errors}"))?;
     let n_functions = modules.functions().count();
     let app = App::new(db, modules);
+    if mode == Mode::Dev {
+        crate::codegen::dev_regenerate(&paths.dir, &app);
+    }
 
     let auth_config =
         authenticator::load_auth_config(&paths.dir).map_err(|e| anyhow::anyhow!("{e}"))?;

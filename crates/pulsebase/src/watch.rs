@@ -5,7 +5,8 @@
 //! validated completely before it is swapped in: functions become a new `Modules`, the schema
 //! is applied on the Committer (refused if stored data violates it), the auth config replaces
 //! the Authenticator's. A broken edit prints one report and the last good version keeps
-//! serving. Each successful sync prints one line saying what changed and how long it took.
+//! serving. Each successful sync prints one line saying what changed and how long it took,
+//! and in `dev` regenerates the typed client code (`codegen.rs`).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -75,7 +76,11 @@ pub fn start(
 ) -> notify::Result<WatchHandle> {
     let (events, mut received) = mpsc::unbounded_channel::<PathBuf>();
     let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        if let Ok(event) = event {
+        // Reads (inotify open/close-nowrite) are not changes; reacting to them would loop,
+        // since a sync reads the file it was told about.
+        if let Ok(event) = event
+            && !matches!(event.kind, notify::EventKind::Access(_))
+        {
             for path in event.paths {
                 let _ = events.send(path);
             }
@@ -159,6 +164,7 @@ async fn sync_functions(paths: &AppPaths, app: &Arc<App>, hub: &Arc<SyncHub>) {
     let n_functions = modules.functions().count();
     app.replace_modules(modules);
     hub.code_changed();
+    crate::codegen::dev_regenerate(&paths.dir, app);
     println!(
         "✓ functions synced: {} ({} functions) in {} ms",
         changed.join(", "),
@@ -179,6 +185,7 @@ async fn sync_schema(paths: &AppPaths, app: &Arc<App>, hub: &Arc<SyncHub>) {
     match app.db().apply_schema(schema, text).await {
         Ok(report) => {
             hub.schema_changed();
+            crate::codegen::dev_regenerate(&paths.dir, app);
             println!(
                 "✓ schema synced: {report} in {} ms",
                 started.elapsed().as_millis()

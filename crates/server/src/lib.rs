@@ -7,6 +7,7 @@
 
 mod caller;
 mod dev_issuer;
+mod http_actions;
 mod http_api;
 mod router;
 mod ws;
@@ -45,7 +46,15 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let router = router::routes(state);
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    // Paths are normalised before routing: the client keeps a trailing slash of the
+    // deployment URL, so `http://h/` produces `//api/query` and `//api/1.48.0/sync`.
+    let service = tower::ServiceBuilder::new()
+        .map_request(router::collapse_slashes)
+        .service(router);
+    axum::serve(
+        listener,
+        axum::ServiceExt::<axum::extract::Request>::into_make_service(service),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

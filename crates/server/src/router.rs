@@ -7,20 +7,21 @@
 //! | `GET /api/health` | liveness |
 //! | `GET /api/{version}/sync` | the sync WebSocket (`ws.rs`) |
 //! | `GET /dev-issuer/.well-known/*`, `POST /dev-issuer/token` | built-in OIDC issuer (`dev_issuer.rs`) |
+//! | routes of `functions/http.rhai` | HTTP actions (`http_actions.rs`), outside `/api` and `/dev-issuer` |
 //! | anything else | static files from `--static-dir` (GET), else 404 with the reason |
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tower_http::cors::CorsLayer;
 
 use crate::ServerState;
-use crate::{dev_issuer, http_api, ws};
+use crate::{dev_issuer, http_actions, http_api, ws};
 
 pub(crate) fn routes(state: Arc<ServerState>) -> Router {
     Router::new()
@@ -43,29 +44,40 @@ pub(crate) fn routes(state: Arc<ServerState>) -> Router {
         .with_state(state)
 }
 
-/// The client keeps a trailing slash of the deployment URL (`http://h/` → `//api/…/sync`),
-/// so paths with doubled slashes are normalised here before giving up.
+/// Rewrites runs of `/` in the path to one `/` (applied before routing).
+pub(crate) fn collapse_slashes(mut request: Request<Body>) -> Request<Body> {
+    let path = request.uri().path();
+    if !path.contains("//") {
+        return request;
+    }
+    let mut collapsed = String::with_capacity(path.len());
+    for part in path.split('/').filter(|p| !p.is_empty()) {
+        collapsed.push('/');
+        collapsed.push_str(part);
+    }
+    if collapsed.is_empty() {
+        collapsed.push('/');
+    }
+    if let Some(query) = request.uri().query() {
+        collapsed.push('?');
+        collapsed.push_str(query);
+    }
+    let mut parts = request.uri().clone().into_parts();
+    if let Ok(path_and_query) = collapsed.parse() {
+        parts.path_and_query = Some(path_and_query);
+        if let Ok(uri) = axum::http::Uri::from_parts(parts) {
+            *request.uri_mut() = uri;
+        }
+    }
+    request
+}
+
 async fn fallback(State(state): State<Arc<ServerState>>, request: Request<Body>) -> Response {
     let path = request.uri().path().to_string();
-    let mut normalised = String::with_capacity(path.len());
-    for part in path.split('/').filter(|p| !p.is_empty()) {
-        normalised.push('/');
-        normalised.push_str(part);
-    }
-    let parts: Vec<&str> = normalised.split('/').collect();
-    if request.method() == Method::GET
-        && parts.len() == 4
-        && parts[1] == "api"
-        && parts[3] == "sync"
-    {
-        let (mut head, _) = request.into_parts();
-        return match axum::extract::ws::WebSocketUpgrade::from_request_parts(&mut head, &state)
-            .await
-        {
-            Ok(upgrade) => ws::upgrade(upgrade, State(state)).await,
-            Err(rejection) => rejection.into_response(),
-        };
-    }
+    let (request, no_route) = match http_actions::dispatch(&state, request).await {
+        Ok(response) => return response,
+        Err(unrouted) => unrouted,
+    };
     if let Some(dir) = &state.static_dir
         && (request.method() == Method::GET || request.method() == Method::HEAD)
     {
@@ -74,7 +86,7 @@ async fn fallback(State(state): State<Arc<ServerState>>, request: Request<Body>)
     http_api::error_response(
         StatusCode::NOT_FOUND,
         "NotFound",
-        &format!("no route for {} {path}", request.method()),
+        &format!("no route for {} {path}: {no_route}", request.method()),
     )
 }
 

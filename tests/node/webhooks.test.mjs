@@ -1,0 +1,300 @@
+// Issue 5 parts 2–4 through the real binary: POST /clerk-users-webhook of the example app,
+// signed with the real `svix` npm package, applied to the users table and read back with
+// `pulsebase run users:getByClerkId`. Everything the verifier must refuse gets a 400 and
+// writes nothing; a redelivered message (same svix-id) is applied once.
+
+import { after, before, describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { readFileSync, renameSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { Webhook } from "svix";
+
+import { Server, copyExampleApp, waitFor } from "./lib/server.mjs";
+
+const SECRET = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+const OTHER_SECRET = "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYX";
+
+let server;
+let nextId = 0;
+const msgId = () => `msg_test_${process.pid}_${++nextId}`;
+
+/** A Clerk-shaped user (AUTH_FACTS §6). */
+function clerkUser(id, overrides = {}) {
+  return {
+    id,
+    object: "user",
+    username: "maria",
+    first_name: "Maria",
+    last_name: "Doe",
+    image_url: "https://img.clerk.com/maria",
+    has_image: true,
+    primary_email_address_id: "idn_2",
+    primary_phone_number_id: null,
+    email_addresses: [
+      { id: "idn_1", object: "email_address", email_address: "maria@example.com", linked_to: [], verification: { status: "verified" } },
+      { id: "idn_2", object: "email_address", email_address: "maria@work.example", linked_to: [], verification: { status: "verified" } },
+    ],
+    phone_numbers: [],
+    external_accounts: [],
+    public_metadata: { role: "admin" },
+    private_metadata: {},
+    unsafe_metadata: {},
+    created_at: 1700000000000,
+    updated_at: 1700000000000,
+    ...overrides,
+  };
+}
+
+function event(type, data) {
+  return JSON.stringify({
+    data,
+    event_attributes: { http_request: { client_ip: "203.0.113.7", user_agent: "test" } },
+    instance_id: "ins_test",
+    object: "event",
+    timestamp: Date.now(),
+    type,
+  });
+}
+
+/** Signs `body` like Clerk/Svix does; returns the three svix-* headers. */
+function signed(body, { id = msgId(), date = new Date(), secret = SECRET, prefix = "svix" } = {}) {
+  const signature = new Webhook(secret).sign(id, date, body);
+  return {
+    [`${prefix}-id`]: id,
+    [`${prefix}-timestamp`]: String(Math.floor(date.getTime() / 1000)),
+    [`${prefix}-signature`]: signature,
+  };
+}
+
+async function post(body, headers, path = "/clerk-users-webhook") {
+  const res = await fetch(`${server.url}${path}`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...headers },
+    body,
+  });
+  const text = await res.text();
+  let json = null;
+  try {
+    json = JSON.parse(text);
+  } catch {}
+  return { status: res.status, text, json };
+}
+
+async function userByClerkId(clerkId) {
+  const { code, stdout, stderr } = await server.cli(["run", "users:getByClerkId", JSON.stringify({ clerkId })]);
+  assert.equal(code, 0, `pulsebase run failed: ${stderr}`);
+  return JSON.parse(stdout);
+}
+
+before(async () => {
+  const dir = copyExampleApp();
+  writeFileSync(join(dir, ".env.local"), `CLERK_WEBHOOK_SECRET=${SECRET}\n`);
+  server = await new Server({ dir }).start();
+});
+
+after(async () => {
+  await server?.dispose();
+});
+
+describe("Clerk user sync", () => {
+  test("user.created, user.updated and user.deleted are applied", async () => {
+    const created = event("user.created", clerkUser("user_lifecycle"));
+    const r1 = await post(created, signed(created));
+    assert.equal(r1.status, 200, r1.text);
+    assert.equal(r1.json.outcome, "applied");
+    const user = await userByClerkId("user_lifecycle");
+    assert.equal(user.clerkId, "user_lifecycle");
+    assert.equal(user.name, "Maria Doe");
+    assert.equal(user.email, "maria@work.example", "the primary email, not the first one");
+    assert.equal(user.imageUrl, "https://img.clerk.com/maria");
+    assert.equal(user.role, "admin");
+
+    const updated = event(
+      "user.updated",
+      clerkUser("user_lifecycle", {
+        first_name: null,
+        last_name: null,
+        username: "maria_d",
+        primary_email_address_id: "idn_1",
+        public_metadata: {},
+        updated_at: 1700000600000,
+      }),
+    );
+    const r2 = await post(updated, signed(updated));
+    assert.equal(r2.status, 200, r2.text);
+    const updatedUser = await userByClerkId("user_lifecycle");
+    assert.equal(updatedUser._id, user._id, "updated in place");
+    assert.equal(updatedUser.name, "maria_d", "falls back to the username");
+    assert.equal(updatedUser.email, "maria@example.com");
+    assert.equal(updatedUser.role, undefined, "a role Clerk no longer sends is removed");
+
+    const deleted = event("user.deleted", { deleted: true, id: "user_lifecycle", object: "user" });
+    const r3 = await post(deleted, signed(deleted));
+    assert.equal(r3.status, 200, r3.text);
+    assert.equal(await userByClerkId("user_lifecycle"), null);
+  });
+
+  test("user.updated for an unknown user creates it (upsert), unbranded webhook-* headers work", async () => {
+    const body = event("user.updated", clerkUser("user_unbranded", { first_name: "Ada", last_name: null }));
+    const res = await post(body, signed(body, { prefix: "webhook" }));
+    assert.equal(res.status, 200, res.text);
+    assert.equal((await userByClerkId("user_unbranded")).name, "Ada");
+  });
+
+  test("a redelivered message (same svix-id) is applied once", async () => {
+    const id = msgId();
+    const v1 = event("user.created", clerkUser("user_redelivered", { first_name: "First" }));
+    const headers = signed(v1, { id });
+    const first = await post(v1, headers);
+    assert.equal(first.json.outcome, "applied", first.text);
+    // Svix retries with the same body and id, identical or re-signed with a new timestamp.
+    const again = await post(v1, headers);
+    assert.equal(again.status, 200, again.text);
+    assert.equal(again.json.outcome, "duplicate");
+
+    const v2 = event("user.updated", clerkUser("user_redelivered", { first_name: "Second" }));
+    assert.equal((await post(v2, signed(v2))).json.outcome, "applied");
+    const resigned = await post(v1, signed(v1, { id, date: new Date(Date.now() - 1000) }));
+    assert.equal(resigned.status, 200, resigned.text);
+    assert.equal(resigned.json.outcome, "duplicate");
+    assert.equal((await userByClerkId("user_redelivered")).name, "Second Doe", "the late redelivery changed nothing");
+  });
+
+  test("unknown event types are acknowledged and ignored", async () => {
+    const body = event("session.created", { id: "sess_1", object: "session" });
+    const res = await post(body, signed(body));
+    assert.equal(res.status, 200, res.text);
+    assert.equal(res.json.outcome, "ignored");
+  });
+});
+
+describe("refused webhooks write nothing", () => {
+  /** Posts a refused message, checks the 400, then proves nothing was written: neither the
+   *  user, nor the message id (the same id, correctly signed, is then applied, not a duplicate). */
+  async function refused(clerkId, send, reason) {
+    const id = msgId();
+    const body = event("user.created", clerkUser(clerkId));
+    const res = await send(body, id);
+    assert.equal(res.status, 400, res.text);
+    assert.match(res.json.error, reason);
+    assert.equal(await userByClerkId(clerkId), null, "no user written");
+    const ok = await post(body, signed(body, { id }));
+    assert.equal(ok.json?.outcome, "applied", `the id was not recorded: ${ok.text}`);
+  }
+
+  test("tampered body", async () => {
+    await refused(
+      "user_tampered",
+      (body, id) => post(body.replace("Maria", "Mallory"), signed(body, { id })),
+      /No matching signature/,
+    );
+  });
+
+  test("wrong secret", async () => {
+    await refused("user_wrong_secret", (body, id) => post(body, signed(body, { id, secret: OTHER_SECRET })), /No matching signature/);
+  });
+
+  test("stale timestamp (signed 6 minutes ago) and one from the future", async () => {
+    await refused(
+      "user_stale",
+      (body, id) => post(body, signed(body, { id, date: new Date(Date.now() - 6 * 60 * 1000) })),
+      /too old/,
+    );
+    await refused(
+      "user_future",
+      (body, id) => post(body, signed(body, { id, date: new Date(Date.now() + 6 * 60 * 1000) })),
+      /too new/,
+    );
+  });
+
+  test("missing headers", async () => {
+    for (const missing of ["svix-id", "svix-timestamp", "svix-signature"]) {
+      await refused(
+        `user_missing_${missing.replace("svix-", "")}`,
+        (body, id) => {
+          const headers = signed(body, { id });
+          delete headers[missing];
+          return post(body, headers);
+        },
+        /Missing required headers/,
+      );
+    }
+  });
+
+  test("malformed bodies, correctly signed", async () => {
+    for (const body of ["not json", JSON.stringify({ type: "user.created" }), JSON.stringify({ type: "user.created", data: { id: 7 } })]) {
+      const res = await post(body, signed(body));
+      assert.equal(res.status, 400, `${body}: ${res.text}`);
+    }
+  });
+
+  test("a missing secret is a 500 naming the variable, and nothing is written", async () => {
+    const env = join(server.dir, ".env.local");
+    renameSync(env, `${env}.off`);
+    try {
+      const body = event("user.created", clerkUser("user_no_secret"));
+      const res = await post(body, signed(body));
+      assert.equal(res.status, 500, res.text);
+      assert.match(res.json.message, /CLERK_WEBHOOK_SECRET/);
+      assert.equal(await userByClerkId("user_no_secret"), null);
+    } finally {
+      renameSync(`${env}.off`, env);
+    }
+  });
+});
+
+describe("HTTP action routing", () => {
+  test("unknown routes and methods are 404 with the reason", async () => {
+    const res = await post("{}", {}, "/no-such-route");
+    assert.equal(res.status, 404);
+    assert.match(res.json.message, /no HTTP route/);
+    const get = await fetch(`${server.url}/clerk-users-webhook`);
+    assert.equal(get.status, 404);
+    assert.match((await get.json()).message, /accept POST, not GET/);
+  });
+
+  test("an invalid bearer token does not fail the request", async () => {
+    const body = event("user.created", clerkUser("user_with_bad_token"));
+    const res = await post(body, { ...signed(body), authorization: "Bearer not.a.jwt" });
+    assert.equal(res.status, 200, res.text);
+    assert.equal((await userByClerkId("user_with_bad_token")).name, "Maria Doe");
+  });
+
+  test("routes reload live; a route in the reserved space is a load error at file:line", async () => {
+    const file = join(server.dir, "functions", "http.rhai");
+    const original = readFileSync(file, "utf8");
+    const withRoute = (route) =>
+      original.replace("export const http = httpRouter()\n", `export const http = httpRouter()\n${route}\n`);
+    try {
+      writeFileSync(
+        file,
+        withRoute(`    .route(#{ pathPrefix: "/hello/", method: "GET", handler: httpAction(|ctx, request| #{ body: #{ path: request.path, q: request.query } }) })`),
+      );
+      const hello = await waitFor(
+        async () => {
+          const res = await fetch(`${server.url}/hello/there?x=1`);
+          return res.status === 200 ? res.json() : null;
+        },
+        { what: "the new route" },
+      );
+      assert.deepEqual(hello, { path: "/hello/there", q: { x: "1" } });
+
+      const stderrMark = server.stderr.length;
+      const lines = original.split("\n");
+      const routeLine = lines.indexOf("export const http = httpRouter()") + 2;
+      writeFileSync(file, withRoute(`    .route(#{ path: "/api/mine", method: "GET", handler: httpAction(|ctx, request| #{}) })`));
+      const report = await waitFor(() => server.stderr.slice(stderrMark).match(/functions\/http\.rhai:(\d+):\d+:[^\n]*/), {
+        what: "the load error",
+      });
+      assert.match(report[0], /reserved/);
+      assert.equal(Number(report[1]), routeLine, report[0]);
+      // The last good version keeps serving, the /hello/ route included.
+      assert.equal((await fetch(`${server.url}/hello/again`)).status, 200);
+      const body = event("user.created", clerkUser("user_during_broken_edit"));
+      assert.equal((await post(body, signed(body))).status, 200);
+    } finally {
+      writeFileSync(file, original);
+    }
+    await waitFor(async () => (await fetch(`${server.url}/hello/x`)).status === 404, { what: "the original routes back" });
+  });
+});

@@ -221,8 +221,15 @@ fn load_module(engine: &Engine, source: ModuleSource) -> Result<LoadedModule, Lo
     let evaluated = Module::eval_ast_as_new(Scope::new(), &ast, engine).map_err(|e| {
         let error = runner::describe_error(&e, &file);
         // "Uncaught Error:" describes a failed call; here the module itself failed to load.
-        let message = error.message.strip_prefix("Uncaught Error: ").unwrap_or(&error.message);
-        at(&file, error.position, format!("error while loading the module: {message}"))
+        let message = error
+            .message
+            .strip_prefix("Uncaught Error: ")
+            .unwrap_or(&error.message);
+        at(
+            &file,
+            error.position,
+            format!("error while loading the module: {message}"),
+        )
     })?;
 
     let mut functions = BTreeMap::new();

@@ -51,6 +51,14 @@ pub async fn serve(
     let service = tower::ServiceBuilder::new()
         .map_request(router::collapse_slashes)
         .service(router);
+    // Small frames go out at once: a MutationResponse followed by its Transition would
+    // otherwise wait ~40 ms for a delayed ACK (Nagle's algorithm).
+    let listener =
+        axum::serve::ListenerExt::tap_io(listener, |stream: &mut tokio::net::TcpStream| {
+            if let Err(e) = stream.set_nodelay(true) {
+                tracing::debug!(error = %e, "could not set TCP_NODELAY on a connection");
+            }
+        });
     axum::serve(
         listener,
         axum::ServiceExt::<axum::extract::Request>::into_make_service(service),

@@ -40,7 +40,7 @@ impl Identity {
 
     pub fn from_object(object: Object, expires_at: Option<u64>) -> Identity {
         let value = Value::Object(object);
-        let digest = Sha256::digest(value.to_json().to_string().as_bytes());
+        let digest = Sha256::digest(value.to_json_string().as_bytes());
         let key: String = digest.iter().take(16).map(|b| format!("{b:02x}")).collect();
         Identity {
             object: Arc::new(value),

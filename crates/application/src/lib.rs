@@ -147,11 +147,11 @@ impl App {
 /// The stored form of a mutation outcome (also what de-duplication replays).
 fn encode_outcome(execution: Execution) -> Result<String, String> {
     match execution.result {
-        Ok(value) => Ok(serde_json::json!({
-            "value": value.to_json(),
-            "logLines": execution.log_lines,
-        })
-        .to_string()),
+        Ok(value) => Ok(format!(
+            "{{\"value\":{},\"logLines\":{}}}",
+            value.to_json_string(),
+            serde_json::to_string(&execution.log_lines).unwrap_or_else(|_| "[]".to_string())
+        )),
         Err(error) => Err(serde_json::json!({
             "message": error.message,
             "data": error.data.map(|d| d.to_json()),

@@ -34,6 +34,8 @@ pub struct Database {
     /// Bounded queue to the Committer; a full queue is reported as overload, never waited on.
     jobs: Option<SyncSender<Job>>,
     committer: Option<JoinHandle<()>>,
+    /// Folds the WAL into the database file in the background; dropping the sender stops it.
+    checkpointer: Option<(std::sync::mpsc::Sender<()>, JoinHandle<()>)>,
     subscriptions: Arc<Subscriptions>,
     limits: TxnLimits,
 }
@@ -63,6 +65,7 @@ impl Database {
         let subscriptions = Arc::new(Subscriptions::new(ts));
         let limits = TxnLimits::default();
         let committer = Committer::new(writer, catalog.clone(), subscriptions.clone(), limits)?;
+        let checkpointer = start_checkpointer(&storage)?;
         let (jobs, receiver) = sync_channel(COMMIT_QUEUE);
         let handle = std::thread::Builder::new()
             .name("committer".into())
@@ -77,6 +80,7 @@ impl Database {
                 catalog,
                 jobs: Some(jobs),
                 committer: Some(handle),
+                checkpointer: Some(checkpointer),
                 subscriptions,
                 limits,
             },
@@ -179,11 +183,41 @@ impl ReaderPool {
     }
 }
 
+/// WAL size above which a checkpoint runs (SQLite's default threshold is about 4 MB).
+const CHECKPOINT_AT_BYTES: u64 = 4 << 20;
+
+fn start_checkpointer(
+    storage: &Storage,
+) -> Result<(std::sync::mpsc::Sender<()>, JoinHandle<()>), DbError> {
+    let checkpointer = storage.checkpointer()?;
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let handle = std::thread::Builder::new()
+        .name("checkpointer".into())
+        .spawn(move || {
+            // Wakes every 100 ms, or at once when the Database is dropped.
+            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                stopped.recv_timeout(std::time::Duration::from_millis(100))
+            {
+                if let Err(e) = checkpointer.run_if_needed(CHECKPOINT_AT_BYTES) {
+                    tracing::warn!(error = %e, "WAL checkpoint failed; will retry");
+                }
+            }
+            // Leave a small WAL behind on shutdown.
+            let _ = checkpointer.run_if_needed(0);
+        })
+        .map_err(|e| DbError::Corrupt(format!("cannot start the checkpointer thread: {e}")))?;
+    Ok((stop, handle))
+}
+
 impl Drop for Database {
     fn drop(&mut self) {
         // Closing the queue lets the Committer finish what is queued and exit.
         self.jobs.take();
         if let Some(handle) = self.committer.take() {
+            let _ = handle.join();
+        }
+        if let Some((stop, handle)) = self.checkpointer.take() {
+            drop(stop);
             let _ = handle.join();
         }
     }

@@ -28,7 +28,7 @@ impl Document {
     }
 
     pub(crate) fn to_storage(&self) -> String {
-        self.to_value().to_json().to_string()
+        self.to_value().to_json_string()
     }
 
     pub(crate) fn from_storage(text: &str) -> Result<Document, DbError> {
@@ -55,8 +55,36 @@ impl Document {
         })
     }
 
-    /// Size counted against the 1 MiB document limit (system fields included).
+    /// Size counted against the 1 MiB document limit (system fields included), computed
+    /// without building the full value.
     pub fn size(&self) -> usize {
-        self.to_value().size()
+        let fields: usize = self
+            .fields
+            .iter()
+            .map(|(k, v)| k.len() + 1 + v.size())
+            .sum();
+        // `_id` (string) and `_creationTime` (float) as `Value::size` counts them.
+        2 + fields
+            + ("_id".len() + 1 + self.id.as_str().len() + 2)
+            + ("_creationTime".len() + 1 + 9)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use value::TableNumber;
+
+    #[test]
+    fn size_matches_the_full_value() {
+        let doc = Document {
+            id: DocumentId::generate(TableNumber(3)),
+            creation_time: 1.5,
+            fields: Object::from([
+                ("text".to_string(), Value::from("hello")),
+                ("n".to_string(), Value::Int64(1)),
+            ]),
+        };
+        assert_eq!(doc.size(), doc.to_value().size());
     }
 }

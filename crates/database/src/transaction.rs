@@ -533,11 +533,13 @@ impl MutationTxn {
         Ok(())
     }
 
-    fn load(&self, id: &str, op: &'static str) -> Result<(Document, TableInfo), DbError> {
-        let (parsed, table) = self.catalog.resolve_id(id)?;
-        let table = table.clone();
+    /// Loads a document and the catalog that resolved its table (an `Arc` clone, so callers
+    /// can hold the table while mutating `self`).
+    fn load(&self, id: &str, op: &'static str) -> Result<(Document, Arc<Catalog>), DbError> {
+        let catalog = self.catalog.clone();
+        let (parsed, _) = catalog.resolve_id(id)?;
         match self.lock()?.writer.get_document(parsed.as_str())? {
-            Some(row) => Ok((Document::from_storage(&row.value)?, table)),
+            Some(row) => Ok((Document::from_storage(&row.value)?, catalog)),
             None => Err(DbError::NotFound {
                 op,
                 id: id.to_string(),
@@ -575,8 +577,9 @@ impl Transaction for MutationTxn {
 
     fn insert(&mut self, table: &str, fields: Object) -> Result<DocumentId, DbError> {
         Self::check_user_fields(&fields, "insert")?;
-        let table = self.catalog.table(table)?.clone();
-        let fields = self.prepare(&table, fields)?;
+        let catalog = self.catalog.clone();
+        let table = catalog.table(table)?;
+        let fields = self.prepare(table, fields)?;
         let creation_time = {
             let mut state = self.lock()?;
             let t = if self.now_ms > state.last_creation_time {
@@ -593,40 +596,43 @@ impl Transaction for MutationTxn {
             fields,
         };
         self.count_write(&doc)?;
-        self.apply(&table, None, Some(&doc))?;
+        self.apply(table, None, Some(&doc))?;
         Ok(doc.id)
     }
 
     fn patch(&mut self, id: &str, fields: Object) -> Result<(), DbError> {
         Self::check_user_fields(&fields, "patch")?;
-        let (old, table) = self.load(id, "patch")?;
+        let (old, catalog) = self.load(id, "patch")?;
+        let (_, table) = catalog.resolve_id(id)?;
         let mut merged = old.fields.clone();
         merged.extend(fields);
-        let merged = self.prepare(&table, merged)?;
+        let merged = self.prepare(table, merged)?;
         let new = Document {
             fields: merged,
             ..old.clone()
         };
         self.count_write(&new)?;
-        self.apply(&table, Some(&old), Some(&new))
+        self.apply(table, Some(&old), Some(&new))
     }
 
     fn replace(&mut self, id: &str, fields: Object) -> Result<(), DbError> {
         Self::check_user_fields(&fields, "replace")?;
-        let (old, table) = self.load(id, "replace")?;
-        let fields = self.prepare(&table, fields)?;
+        let (old, catalog) = self.load(id, "replace")?;
+        let (_, table) = catalog.resolve_id(id)?;
+        let fields = self.prepare(table, fields)?;
         let new = Document {
             fields,
             ..old.clone()
         };
         self.count_write(&new)?;
-        self.apply(&table, Some(&old), Some(&new))
+        self.apply(table, Some(&old), Some(&new))
     }
 
     fn delete(&mut self, id: &str) -> Result<(), DbError> {
-        let (old, table) = self.load(id, "delete")?;
+        let (old, catalog) = self.load(id, "delete")?;
+        let (_, table) = catalog.resolve_id(id)?;
         self.count_write(&old)?;
-        self.apply(&table, Some(&old), None)
+        self.apply(table, Some(&old), None)
     }
 
     fn read_set(&self) -> &ReadSet {

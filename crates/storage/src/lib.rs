@@ -10,11 +10,13 @@
 //! Index keys are BLOBs compared by SQLite with `memcmp`, so a range scan here is exactly the
 //! byte range the subscription index reasons about.
 
+mod checkpointer;
 mod conn;
 mod error;
 mod reader;
 mod writer;
 
+pub use checkpointer::Checkpointer;
 pub use conn::{Catalog, IndexRow, Order, ScanRow, StoredDocument, TableRow};
 pub use error::StorageError;
 pub use reader::Reader;
@@ -44,6 +46,11 @@ impl Storage {
             },
             writer,
         ))
+    }
+
+    /// The connection that folds the WAL back into the database file.
+    pub fn checkpointer(&self) -> Result<Checkpointer, StorageError> {
+        Checkpointer::open(&self.path)
     }
 
     /// A new read-only connection.

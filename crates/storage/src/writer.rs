@@ -20,6 +20,9 @@ impl Writer {
     pub(crate) fn open(path: &Path) -> Result<Writer, StorageError> {
         let conn = Connection::open(path)?;
         conn::configure(&conn)?;
+        // Checkpoints run on their own connection (see `Checkpointer`), so a commit never
+        // waits for the WAL to be copied into the database file.
+        conn.pragma_update(None, "wal_autocheckpoint", 0)?;
         conn.execute_batch(conn::SCHEMA_SQL)?;
         Ok(Writer { conn })
     }

@@ -47,12 +47,12 @@ impl QueryOutput {
         let mut hasher = DefaultHasher::new();
         let value = match &execution.result {
             Ok(value) => {
-                let text = value.to_json().to_string();
+                let text = value.to_json_string();
                 text.hash(&mut hasher);
                 raw(text)
             }
             Err(error) => {
-                let data = error.data.as_ref().map(|d| d.to_json().to_string());
+                let data = error.data.as_ref().map(|d| d.to_json_string());
                 ("error", &error.message, &data).hash(&mut hasher);
                 Err(QueryError {
                     message: error.message.clone(),
@@ -177,13 +177,15 @@ impl Instance {
             return Status::Computing;
         }
         match &state.output {
-            Some(output) if state.computed_at <= t && state.stamp == Some(stamp) => match state.invalid_since {
-                None => Status::Fresh(output.clone()),
-                // Invalidated by a commit the session's `t` does not reach yet: the commit's
-                // processing is finishing; wait for it instead of serving what it replaces.
-                Some(commit_ts) if commit_ts > t => Status::Superseded(commit_ts),
-                Some(_) => Status::Stale,
-            },
+            Some(output) if state.computed_at <= t && state.stamp == Some(stamp) => {
+                match state.invalid_since {
+                    None => Status::Fresh(output.clone()),
+                    // Invalidated by a commit the session's `t` does not reach yet: the commit's
+                    // processing is finishing; wait for it instead of serving what it replaces.
+                    Some(commit_ts) if commit_ts > t => Status::Superseded(commit_ts),
+                    Some(_) => Status::Stale,
+                }
+            }
             _ => Status::Stale,
         }
     }

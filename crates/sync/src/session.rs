@@ -451,7 +451,7 @@ impl Session {
             Ok(args) => {
                 let family = FamilyKey {
                     path: path.clone(),
-                    args_json: args.to_json().to_string(),
+                    args_json: args.to_json_string(),
                     trusted: self.caller == Caller::Trusted,
                 };
                 let instance = self.hub.instances.acquire(
@@ -706,7 +706,7 @@ impl Session {
         });
         let frame = match &result.result {
             Ok(value) => {
-                let value = RawValue::from_string(value.to_json().to_string()).unwrap_or_default();
+                let value = RawValue::from_string(value.to_json_string()).unwrap_or_default();
                 let frame = ServerMessage::MutationResponse {
                     request_id,
                     success: true,
@@ -725,7 +725,7 @@ impl Session {
                 let data = error
                     .data
                     .as_ref()
-                    .and_then(|d| RawValue::from_string(d.to_json().to_string()).ok());
+                    .and_then(|d| RawValue::from_string(d.to_json_string()).ok());
                 ServerMessage::MutationResponse {
                     request_id,
                     success: false,

@@ -66,7 +66,8 @@ impl Session {
                     match instance.status(t, self.hub.stamp(&query.path)) {
                         Status::Fresh(output) => outputs.push((id, output)),
                         Status::Superseded(commit_ts) => {
-                            superseded_at = Some(superseded_at.map_or(commit_ts, |s| s.max(commit_ts)));
+                            superseded_at =
+                                Some(superseded_at.map_or(commit_ts, |s| s.max(commit_ts)));
                         }
                         Status::Retired => {
                             self.rebind(id);
@@ -93,9 +94,16 @@ impl Session {
                     claimed.unclaim();
                 }
                 let mut processed = subscriptions.watch_processed();
-                let caught_up = tokio::time::timeout(Duration::from_secs(5), processed.wait_for(|ts| *ts >= commit_ts)).await;
+                let caught_up = tokio::time::timeout(
+                    Duration::from_secs(5),
+                    processed.wait_for(|ts| *ts >= commit_ts),
+                )
+                .await;
                 if !matches!(caught_up, Ok(Ok(_))) {
-                    return Err(End::Close(1011, "InternalServerError: commit processing stalled".into()));
+                    return Err(End::Close(
+                        1011,
+                        "InternalServerError: commit processing stalled".into(),
+                    ));
                 }
                 continue;
             }

@@ -51,7 +51,39 @@ pub(crate) fn check_field_name(key: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Serialises as convex JSON directly (no intermediate `serde_json::Value`), which is how
+/// documents are stored and results are sent.
+impl serde::Serialize for Value {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let special = |serializer: S, tag: &str, payload: String| {
+            let mut map = serializer.serialize_map(Some(1))?;
+            map.serialize_entry(tag, &payload)?;
+            map.end()
+        };
+        match self {
+            Value::Null => serializer.serialize_unit(),
+            Value::Boolean(b) => serializer.serialize_bool(*b),
+            Value::String(s) => serializer.serialize_str(s),
+            Value::Float64(f) if f.is_finite() && !(*f == 0.0 && f.is_sign_negative()) => {
+                serializer.serialize_f64(*f)
+            }
+            Value::Float64(f) => special(serializer, "$float", STANDARD.encode(f.to_le_bytes())),
+            Value::Int64(i) => special(serializer, "$integer", STANDARD.encode(i.to_le_bytes())),
+            Value::Bytes(b) => special(serializer, "$bytes", STANDARD.encode(b)),
+            Value::Array(items) => serializer.collect_seq(items),
+            Value::Object(fields) => serializer.collect_map(fields),
+        }
+    }
+}
+
 impl Value {
+    /// The convex JSON text of the value.
+    pub fn to_json_string(&self) -> String {
+        // Serialising a `Value` cannot fail: keys are strings and floats are finite here.
+        serde_json::to_string(self).unwrap_or_else(|_| "null".to_string())
+    }
+
     /// Encodes the value as convex JSON.
     pub fn to_json(&self) -> serde_json::Value {
         match self {
@@ -211,6 +243,24 @@ mod tests {
             json!({"$bytes": "AQID/w=="})
         );
         assert_eq!(Value::Float64(3.0).to_json(), json!(3.0));
+    }
+
+    #[test]
+    fn direct_serialisation_matches_the_json_value() {
+        let v = Value::Object(Object::from([
+            (
+                "a".to_string(),
+                Value::Array(vec![
+                    Value::Int64(-5),
+                    Value::Float64(1.5),
+                    Value::Float64(-0.0),
+                ]),
+            ),
+            ("b".to_string(), Value::Bytes(vec![1, 2])),
+            ("c".to_string(), Value::from("q\"uote")),
+            ("d".to_string(), Value::Float64(3.0)),
+        ]));
+        assert_eq!(v.to_json_string(), v.to_json().to_string());
     }
 
     #[test]

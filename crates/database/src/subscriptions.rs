@@ -73,6 +73,8 @@ pub struct Subscriptions {
     processed: watch::Sender<u64>,
     /// Wakes blocking waiters of [`Subscriptions::wait_processed`]; paired with `inner`.
     processed_changed: Condvar,
+    /// `processed_ts`, readable without the lock (every session reads it per Transition).
+    processed_now: std::sync::atomic::AtomicU64,
 }
 
 impl Subscriptions {
@@ -87,6 +89,7 @@ impl Subscriptions {
             }),
             processed,
             processed_changed: Condvar::new(),
+            processed_now: std::sync::atomic::AtomicU64::new(initial_ts),
         }
     }
 
@@ -110,7 +113,8 @@ impl Subscriptions {
 
     /// The newest commit whose writes have been matched against every subscription.
     pub fn processed_ts(&self) -> u64 {
-        self.inner.lock().processed_ts
+        self.processed_now
+            .load(std::sync::atomic::Ordering::Acquire)
     }
 
     /// A receiver of `processed_ts`, for waiting until a commit has been processed.
@@ -228,6 +232,8 @@ impl Subscriptions {
             callback(ts);
         }
         self.inner.lock().processed_ts = ts;
+        self.processed_now
+            .store(ts, std::sync::atomic::Ordering::Release);
         self.processed.send_replace(ts);
         self.processed_changed.notify_all();
     }

@@ -10,7 +10,11 @@ use authenticator::Authenticator;
 use functions::FunctionPath;
 use subtle::ConstantTimeEq;
 
-use crate::instance::{CodeStamp, Instances};
+use functions::Caller;
+
+use crate::instance::{CodeStamp, Instance, Instances};
+use crate::session::SessionSignal;
+use crate::transition::{Unclaim, run_in_snapshot};
 
 /// Shared state of all sync sessions.
 pub struct SyncHub {
@@ -22,6 +26,8 @@ pub struct SyncHub {
     epoch: AtomicU64,
     next_session: AtomicU64,
     live_sessions: AtomicUsize,
+    /// Where invalidated instances are recomputed (the runtime the hub was created in).
+    runtime: Option<tokio::runtime::Handle>,
 }
 
 impl SyncHub {
@@ -34,6 +40,7 @@ impl SyncHub {
             epoch: AtomicU64::new(0),
             next_session: AtomicU64::new(1),
             live_sessions: AtomicUsize::new(0),
+            runtime: tokio::runtime::Handle::try_current().ok(),
         })
     }
 
@@ -74,6 +81,49 @@ impl SyncHub {
             module_hash: modules.module(path.module()).map_or(0, |m| m.source_hash),
             epoch: self.epoch.load(Ordering::Acquire),
         }
+    }
+
+    /// Recomputes an invalidated instance once, on the blocking pool, then wakes the
+    /// sessions subscribed to it. Called from the Committer's invalidation callback, so it
+    /// only schedules work. If another session already claimed the instance, the sessions
+    /// are woken at once and wait for that computation.
+    pub(crate) fn recompute(
+        self: &Arc<Self>,
+        instance: Arc<Instance>,
+        subscribers: Vec<Arc<SessionSignal>>,
+    ) {
+        let wake = |subscribers: Vec<Arc<SessionSignal>>| {
+            for signal in subscribers {
+                signal.mark_dirty();
+            }
+        };
+        let Some(runtime) = &self.runtime else {
+            return wake(subscribers);
+        };
+        if !instance.try_claim() {
+            return wake(subscribers);
+        }
+        let hub = self.clone();
+        runtime.spawn_blocking(move || {
+            let identity = instance.identity.clone();
+            let caller = if instance.family.trusted {
+                Caller::Trusted
+            } else {
+                Caller::Client
+            };
+            let mut pending = Unclaim(vec![instance.clone()]);
+            if let Err(e) = run_in_snapshot(
+                &hub,
+                &[(0, instance.clone(), true)],
+                identity,
+                caller,
+                &mut pending,
+            ) {
+                tracing::warn!(error = %e, "recomputing a query failed; its sessions will retry");
+            }
+            drop(pending);
+            wake(subscribers);
+        });
     }
 
     pub(crate) fn is_admin_key(&self, key: &str) -> bool {

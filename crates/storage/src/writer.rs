@@ -28,34 +28,35 @@ impl Writer {
     }
 
     pub fn begin(&mut self) -> Result<(), StorageError> {
-        self.conn.execute_batch("BEGIN IMMEDIATE")?;
-        Ok(())
+        self.execute_cached("BEGIN IMMEDIATE")
     }
 
     pub fn commit(&mut self) -> Result<(), StorageError> {
-        self.conn.execute_batch("COMMIT")?;
-        Ok(())
+        self.execute_cached("COMMIT")
     }
 
     pub fn rollback(&mut self) -> Result<(), StorageError> {
-        self.conn.execute_batch("ROLLBACK")?;
-        Ok(())
+        self.execute_cached("ROLLBACK")
     }
 
     /// Starts a nested unit that can be undone alone (one mutation inside a group commit).
     pub fn savepoint(&mut self) -> Result<(), StorageError> {
-        self.conn.execute_batch("SAVEPOINT mutation")?;
-        Ok(())
+        self.execute_cached("SAVEPOINT mutation")
     }
 
     pub fn release_savepoint(&mut self) -> Result<(), StorageError> {
-        self.conn.execute_batch("RELEASE mutation")?;
-        Ok(())
+        self.execute_cached("RELEASE mutation")
     }
 
     pub fn rollback_to_savepoint(&mut self) -> Result<(), StorageError> {
-        self.conn
-            .execute_batch("ROLLBACK TO mutation; RELEASE mutation")?;
+        self.execute_cached("ROLLBACK TO mutation")?;
+        self.execute_cached("RELEASE mutation")
+    }
+
+    /// Runs a parameterless statement through the statement cache: these run several times
+    /// per mutation, and `execute_batch` would parse them every time.
+    fn execute_cached(&mut self, sql: &str) -> Result<(), StorageError> {
+        self.conn.prepare_cached(sql)?.execute([])?;
         Ok(())
     }
 

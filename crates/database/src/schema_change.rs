@@ -10,7 +10,7 @@ use std::fmt;
 use std::sync::Arc;
 
 use schema::Schema;
-use storage::{Order, Writer};
+use storage::{Order, ReadRows, Writer};
 use value::{FieldPath, IndexKey, TableNumber};
 
 use crate::catalog::{BY_CREATION_TIME, BY_ID, Catalog, IndexId, IndexInfo, TableInfo};

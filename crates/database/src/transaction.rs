@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
-use storage::{Order, Reader, ScanRow, StorageError, Writer};
+use storage::{Order, ReadRows, Reader, ScanRow};
 use value::{DocumentId, IndexKey, KeyRange, Limits, Object};
 
 use crate::catalog::{Catalog, IndexId, IndexInfo, TableInfo};
@@ -155,51 +155,6 @@ pub trait Transaction {
     fn into_any(self: Box<Self>) -> Box<dyn Any + Send>;
 }
 
-/// Where rows come from: a read snapshot or the writer connection.
-trait RowSource {
-    fn get_row(&self, id: &str) -> Result<Option<storage::StoredDocument>, StorageError>;
-    fn scan_rows(
-        &self,
-        index: IndexId,
-        start: &[u8],
-        end: Option<&[u8]>,
-        order: Order,
-        limit: usize,
-    ) -> Result<Vec<ScanRow>, StorageError>;
-}
-
-impl RowSource for Reader {
-    fn get_row(&self, id: &str) -> Result<Option<storage::StoredDocument>, StorageError> {
-        self.get_document(id)
-    }
-    fn scan_rows(
-        &self,
-        index: IndexId,
-        start: &[u8],
-        end: Option<&[u8]>,
-        order: Order,
-        limit: usize,
-    ) -> Result<Vec<ScanRow>, StorageError> {
-        self.scan(index.0, start, end, order, limit)
-    }
-}
-
-impl RowSource for Writer {
-    fn get_row(&self, id: &str) -> Result<Option<storage::StoredDocument>, StorageError> {
-        self.get_document(id)
-    }
-    fn scan_rows(
-        &self,
-        index: IndexId,
-        start: &[u8],
-        end: Option<&[u8]>,
-        order: Order,
-        limit: usize,
-    ) -> Result<Vec<ScanRow>, StorageError> {
-        self.scan(index.0, start, end, order, limit)
-    }
-}
-
 /// Read bookkeeping shared by both transaction kinds.
 struct Reads {
     read_set: ReadSet,
@@ -229,7 +184,7 @@ impl Reads {
 
     fn get(
         &mut self,
-        source: &dyn RowSource,
+        source: &dyn ReadRows,
         catalog: &Catalog,
         id: &str,
     ) -> Result<Option<Document>, DbError> {
@@ -238,7 +193,7 @@ impl Reads {
             table.by_id,
             KeyRange::point(IndexKey::for_id(parsed.as_str()).as_bytes()),
         )?;
-        match source.get_row(parsed.as_str())? {
+        match source.get_document(parsed.as_str())? {
             Some(row) => {
                 self.count_scanned(1)?;
                 Document::from_storage(&row.value).map(Some)
@@ -260,7 +215,7 @@ impl Reads {
 
     fn scan_next(
         &mut self,
-        source: &dyn RowSource,
+        source: &dyn ReadRows,
         cursor: &mut ScanCursor,
     ) -> Result<Option<Document>, DbError> {
         if cursor.buffer.is_empty() && !cursor.storage_exhausted {
@@ -268,8 +223,8 @@ impl Reads {
             let rows = if end.as_deref().is_some_and(|e| e <= start.as_slice()) {
                 Vec::new()
             } else {
-                source.scan_rows(
-                    cursor.index,
+                source.scan(
+                    cursor.index.0,
                     &start,
                     end.as_deref(),
                     cursor.order,

@@ -199,3 +199,35 @@ pub(crate) fn get_config(conn: &Connection, key: &str) -> Result<Option<String>,
         .query_row([key], |r| r.get(0))
         .optional()?)
 }
+
+pub(crate) mod sealed {
+    /// Gives [`super::ReadRows`] its connection; private to this crate, so nobody outside
+    /// storage can reach rusqlite through it.
+    pub trait Connected {
+        fn connection(&self) -> &rusqlite::Connection;
+    }
+}
+
+/// Reads shared by the writer (which sees its own uncommitted writes) and the readers (which
+/// see their snapshot): one definition, so both read exactly the same way.
+pub trait ReadRows: sealed::Connected {
+    fn catalog(&self) -> Result<Catalog, StorageError> {
+        read_catalog(self.connection())
+    }
+
+    fn get_document(&self, id: &str) -> Result<Option<StoredDocument>, StorageError> {
+        get_document(self.connection(), id)
+    }
+
+    /// Up to `limit` rows of index `index_id` with keys in `[start, end)`, in `order`.
+    fn scan(
+        &self,
+        index_id: u32,
+        start: &[u8],
+        end: Option<&[u8]>,
+        order: Order,
+        limit: usize,
+    ) -> Result<Vec<ScanRow>, StorageError> {
+        scan(self.connection(), index_id, start, end, order, limit)
+    }
+}

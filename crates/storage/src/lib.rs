@@ -17,7 +17,7 @@ mod reader;
 mod writer;
 
 pub use checkpointer::Checkpointer;
-pub use conn::{Catalog, IndexRow, Order, ScanRow, StoredDocument, TableRow};
+pub use conn::{Catalog, IndexRow, Order, ReadRows, ScanRow, StoredDocument, TableRow};
 pub use error::StorageError;
 pub use reader::Reader;
 pub use writer::Writer;

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use rusqlite::{Connection, OpenFlags};
 
-use crate::conn::{self, Catalog, Order, ScanRow, StoredDocument};
+use crate::conn;
 use crate::error::StorageError;
 
 /// One read-only connection.
@@ -60,26 +60,15 @@ impl Reader {
             }
         }
     }
+}
 
-    pub fn catalog(&self) -> Result<Catalog, StorageError> {
-        conn::read_catalog(&self.conn)
-    }
-
-    pub fn get_document(&self, id: &str) -> Result<Option<StoredDocument>, StorageError> {
-        conn::get_document(&self.conn, id)
-    }
-
-    pub fn scan(
-        &self,
-        index_id: u32,
-        start: &[u8],
-        end: Option<&[u8]>,
-        order: Order,
-        limit: usize,
-    ) -> Result<Vec<ScanRow>, StorageError> {
-        conn::scan(&self.conn, index_id, start, end, order, limit)
+impl conn::sealed::Connected for Reader {
+    fn connection(&self) -> &Connection {
+        &self.conn
     }
 }
+
+impl conn::ReadRows for Reader {}
 
 impl Drop for Reader {
     fn drop(&mut self) {

@@ -8,13 +8,21 @@ use std::path::Path;
 
 use rusqlite::{Connection, params};
 
-use crate::conn::{self, Catalog, Order, ScanRow, StoredDocument};
+use crate::conn;
 use crate::error::StorageError;
 
 /// The one read-write connection.
 pub struct Writer {
     conn: Connection,
 }
+
+impl conn::sealed::Connected for Writer {
+    fn connection(&self) -> &Connection {
+        &self.conn
+    }
+}
+
+impl conn::ReadRows for Writer {}
 
 impl Writer {
     pub(crate) fn open(path: &Path) -> Result<Writer, StorageError> {
@@ -72,10 +80,6 @@ impl Writer {
         Ok(())
     }
 
-    pub fn catalog(&self) -> Result<Catalog, StorageError> {
-        conn::read_catalog(&self.conn)
-    }
-
     pub fn create_table(&mut self, name: &str) -> Result<u32, StorageError> {
         self.conn
             .prepare_cached("INSERT INTO _tables (name) VALUES (?1)")?
@@ -106,21 +110,6 @@ impl Writer {
             .prepare_cached("DELETE FROM _indexes WHERE id = ?1")?
             .execute([index_id])?;
         Ok(())
-    }
-
-    pub fn get_document(&self, id: &str) -> Result<Option<StoredDocument>, StorageError> {
-        conn::get_document(&self.conn, id)
-    }
-
-    pub fn scan(
-        &self,
-        index_id: u32,
-        start: &[u8],
-        end: Option<&[u8]>,
-        order: Order,
-        limit: usize,
-    ) -> Result<Vec<ScanRow>, StorageError> {
-        conn::scan(&self.conn, index_id, start, end, order, limit)
     }
 
     /// Inserts or overwrites a document.
@@ -217,7 +206,7 @@ impl Writer {
 
 #[cfg(test)]
 mod tests {
-    use crate::{Order, Storage};
+    use crate::{Order, ReadRows, Storage};
 
     #[test]
     fn writes_become_visible_to_new_snapshots_only() {

@@ -10,6 +10,7 @@
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -98,6 +99,10 @@ pub(crate) struct Committer {
     limits: TxnLimits,
     last_ts: u64,
     last_prune: Instant,
+    /// Set by the background checkpointer when the WAL is long: the Committer then copies
+    /// the rest itself between two batches so the WAL can start over (see
+    /// `storage::Checkpointer`).
+    restart_wal: Arc<AtomicBool>,
 }
 
 pub(crate) fn now_nanos() -> u64 {
@@ -112,6 +117,7 @@ impl Committer {
         catalog: Arc<RwLock<Arc<Catalog>>>,
         subscriptions: Arc<Subscriptions>,
         limits: TxnLimits,
+        restart_wal: Arc<AtomicBool>,
     ) -> Result<Committer, DbError> {
         let last_ts = writer.ts()?;
         Ok(Committer {
@@ -126,6 +132,7 @@ impl Committer {
             limits,
             last_ts,
             last_prune: Instant::now(),
+            restart_wal,
         })
     }
 
@@ -156,8 +163,27 @@ impl Committer {
                 }
             }
             self.commit_batch(mutations);
+            if self.restart_wal.load(Ordering::Acquire) {
+                self.finish_checkpoint();
+            }
         }
         tracing::debug!("committer stopped");
+    }
+
+    /// Copies the tail of the WAL while no commit can append to it, so the next commit
+    /// starts the WAL over instead of growing it. Callers of the batch just committed are
+    /// already answered; the jobs queued meanwhile wait for this copy (a few frames, since
+    /// the background thread copied the rest) and its fsync.
+    fn finish_checkpoint(&mut self) {
+        match self.state.lock().writer.checkpoint() {
+            Ok(progress) if progress.is_complete() => {
+                self.restart_wal.store(false, Ordering::Release);
+                tracing::debug!(frames = progress.frames, "WAL fully checkpointed");
+            }
+            // A reader still holds an old snapshot; try again after the next batch.
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "WAL checkpoint on the writer failed"),
+        }
     }
 
     /// Commit timestamps are nanoseconds since the epoch when the clock allows, and always

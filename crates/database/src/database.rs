@@ -6,6 +6,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 use std::thread::JoinHandle;
 
@@ -64,8 +65,15 @@ impl Database {
         let catalog = Arc::new(RwLock::new(Arc::new(catalog)));
         let subscriptions = Arc::new(Subscriptions::new(ts));
         let limits = TxnLimits::default();
-        let committer = Committer::new(writer, catalog.clone(), subscriptions.clone(), limits)?;
-        let checkpointer = start_checkpointer(&storage)?;
+        let restart_wal = Arc::new(AtomicBool::new(false));
+        let committer = Committer::new(
+            writer,
+            catalog.clone(),
+            subscriptions.clone(),
+            limits,
+            restart_wal.clone(),
+        )?;
+        let checkpointer = start_checkpointer(&storage, restart_wal)?;
         let (jobs, receiver) = sync_channel(COMMIT_QUEUE);
         let handle = std::thread::Builder::new()
             .name("committer".into())
@@ -183,27 +191,40 @@ impl ReaderPool {
     }
 }
 
-/// WAL size above which a checkpoint runs (SQLite's default threshold is about 4 MB).
-const CHECKPOINT_AT_BYTES: u64 = 4 << 20;
+/// WAL length (in frames, one page each) past which the Committer finishes a checkpoint
+/// itself so that the WAL starts over: about 16 MB with 4 KiB pages.
+const RESTART_WAL_AT_FRAMES: u64 = 4096;
+/// How often the background thread copies the WAL into the database file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(100);
 
 fn start_checkpointer(
     storage: &Storage,
+    restart_due: Arc<AtomicBool>,
 ) -> Result<(std::sync::mpsc::Sender<()>, JoinHandle<()>), DbError> {
     let checkpointer = storage.checkpointer()?;
     let (stop, stopped) = std::sync::mpsc::channel::<()>();
     let handle = std::thread::Builder::new()
         .name("checkpointer".into())
         .spawn(move || {
-            // Wakes every 100 ms, or at once when the Database is dropped.
+            // Wakes every CHECKPOINT_EVERY, or at once when the Database is dropped.
             while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
-                stopped.recv_timeout(std::time::Duration::from_millis(100))
+                stopped.recv_timeout(CHECKPOINT_EVERY)
             {
-                if let Err(e) = checkpointer.run_if_needed(CHECKPOINT_AT_BYTES) {
-                    tracing::warn!(error = %e, "WAL checkpoint failed; will retry");
+                // The Committer finishes this one; a pass here would only make its attempt
+                // find the checkpoint lock taken.
+                if restart_due.load(Ordering::Acquire) {
+                    continue;
+                }
+                match checkpointer.checkpoint() {
+                    Ok(progress) if progress.frames >= RESTART_WAL_AT_FRAMES => {
+                        restart_due.store(true, Ordering::Release);
+                    }
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; will retry"),
                 }
             }
             // Leave a small WAL behind on shutdown.
-            let _ = checkpointer.run_if_needed(0);
+            let _ = checkpointer.checkpoint();
         })
         .map_err(|e| DbError::Corrupt(format!("cannot start the checkpointer thread: {e}")))?;
     Ok((stop, handle))

@@ -16,7 +16,7 @@ mod error;
 mod reader;
 mod writer;
 
-pub use checkpointer::Checkpointer;
+pub use checkpointer::{Checkpointer, WalProgress};
 pub use conn::{Catalog, IndexRow, Order, ReadRows, ScanRow, StoredDocument, TableRow};
 pub use error::StorageError;
 pub use reader::Reader;

@@ -8,6 +8,7 @@ use std::path::Path;
 
 use rusqlite::{Connection, params};
 
+use crate::checkpointer::WalProgress;
 use crate::conn;
 use crate::error::StorageError;
 
@@ -197,10 +198,11 @@ impl Writer {
         Ok(())
     }
 
-    /// Folds the WAL back into the database file when nobody is reading (called when idle).
-    pub fn checkpoint(&mut self) -> Result<(), StorageError> {
-        self.conn.execute_batch("PRAGMA wal_checkpoint(PASSIVE)")?;
-        Ok(())
+    /// Copies what is left of the WAL into the database file, between two transactions.
+    /// While the writer does it no commit can append, so it completes (unless a reader
+    /// holds an old snapshot) and the next commit starts the WAL over; see `Checkpointer`.
+    pub fn checkpoint(&mut self) -> Result<WalProgress, StorageError> {
+        crate::checkpointer::passive_checkpoint(&self.conn)
     }
 }
 

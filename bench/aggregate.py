@@ -212,6 +212,18 @@ def main():
     w(f"| HTTP mutation latency, within 250 ms of an edit: p50 / p99 / max ms | {cell(P('auth.reload.during.p50_ms'), 3)} / {cell(P('auth.reload.during.p99_ms'), 2)} / {cell(P('auth.reload.during.max_ms'), 2)} |")
     w("")
 
+    # ---- issue 5: live sync under `pulsebase dev`, webhooks
+    w("## Live sync and webhooks (Pulsebase, Node clients)\n")
+    w("| figure | value |")
+    w("|---|---|")
+    w(f"| save a function file → first subscriber receives the re-run result, median / p95 / max ms | "
+      f"{cell(P('dev-sync.median_ms'))} / {cell(P('dev-sync.p95_ms'))} / {cell(P('dev-sync.max_ms'))} |")
+    w(f"| of which the server's load + swap (its own \"synced in N ms\"), median ms | {cell(P('dev-sync.server_reload_median_ms'))} |")
+    w(f"| Svix-signed `user.updated` webhooks applied per second (4 keep-alive connections) | {cell(P('webhook.rps'), 0)} |")
+    w(f"| webhook latency p50 / p99 ms | {cell(P('webhook.p50_ms'), 2)} / {cell(P('webhook.p99_ms'), 2)} |")
+    w(f"| webhooks refused or failed | {cell(P('webhook.failed'), 0)} |")
+    w("")
+
     # ---- aims
     w("## Aims (DESIGN, issues 2–4, 7)\n")
     w("| aim | figure | median | met? |")
@@ -235,6 +247,7 @@ def main():
     aim("nothing lost, per-user 500/s", "per-user.s1000.r500.lost", 0, "lower")
     aim("19,000 idle sessions ≤ 1 GiB", "idle.19000.rss_mib", 1024, "lower")
     aim("cold start ≤ 100 ms (50 functions)", "cold-start.first_query_ms", 100, "lower")
+    aim("save → push ≤ 300 ms in `pulsebase dev` (median)", "dev-sync.median_ms", 300, "lower")
     aim("≥ 20,000 RS256 validations/s on one core (cache hits)", "auth.verify.a.per_s", 20000, "higher")
     aim("≥ 20,000 RS256 validations/s on one core (cold, no cache)", "auth.verify.b.per_s", 20000, "higher")
     w("")

@@ -5,7 +5,8 @@
 #                           scripts, aggregate + ratios + plots; about 30 minutes
 #   bench/run.sh --quick    smoke run (small counts, 1 run each side); under 3 minutes once built
 #
-# Options: --runs N (default 3; --quick: 1), --only a,b (Pulsebase scenarios, e.g. fanout,idle),
+# Options: --runs N (default 3; --quick: 1), --only a,b (Pulsebase scenarios, e.g. fanout,idle;
+#          `node` = issue 5's Node-driven figures: dev save->push latency and webhooks/s),
 #          --skip-pb (Pulsebase only), --pb-results DIR (reuse PocketBase run-*.json from DIR),
 #          --out DIR (default bench/results/<date-time>[-quick]).
 # Env: CARGO_TARGET_DIR (default <repo>/target), PB_PEER (default <repo>/../shared/peers/pocketbase),
@@ -78,9 +79,32 @@ SCEN="${ONLY:-all}"
 for i in $(seq 1 "$RUNS"); do
   echo "--- Pulsebase run $i of $RUNS ($(date +%H:%M:%S), load $(cut -d' ' -f1-3 /proc/loadavg))"
   # the binary bounds every scenario itself; this timeout is a last resort
-  timeout 3000 "$BIN/pulsebase-bench" $QFLAG --repo "$ROOT" --work "$WORK" --server-bin "$BIN/pulsebase" \
-    --verify-bench "$BIN/examples/verify_bench" --out "$OUT/pulsebase/run-$i.json" ${BENCH_ARGS:-} ${SCEN//,/ } \
+  BSCEN="$(echo ",$SCEN," | sed 's/,node,/,/g; s/^,//; s/,$//')"
+  if [ -z "$BSCEN" ]; then BSCEN=none; fi
+  [ "$BSCEN" = none ] || timeout 3000 "$BIN/pulsebase-bench" $QFLAG --repo "$ROOT" --work "$WORK" --server-bin "$BIN/pulsebase" \
+    --verify-bench "$BIN/examples/verify_bench" --out "$OUT/pulsebase/run-$i.json" ${BENCH_ARGS:-} ${BSCEN//,/ } \
     2>&1 | tee "$OUT/pulsebase/bench-$i.log"
+  # Issue 5's figures come from the official convex client and svix in Node (tests/node's
+  # packages): save -> first pushed re-run under `pulsebase dev`, and signed webhooks per second.
+  # Their numbers are merged into this run's JSON as dev-sync.* and webhook.* metrics.
+  if [ "$SCEN" = all ] || [[ ",$ONLY," == *",node,"* ]]; then
+    [ -d "$ROOT/tests/node/node_modules" ] || (cd "$ROOT/tests/node" && npm ci --no-audit --no-fund --loglevel=error)
+    NARGS=(); WARGS=()
+    if [ "$QUICK" = 1 ]; then NARGS=(--saves 5); WARGS=(--seconds 2); fi
+    PULSEBASE_BIN="$BIN/pulsebase" timeout 300 node "$HERE/dev_sync_latency.mjs" "${NARGS[@]}" | tail -1 > "$OUT/pulsebase/dev-sync-$i.json"
+    PULSEBASE_BIN="$BIN/pulsebase" timeout 300 node "$HERE/webhook_rps.mjs" "${WARGS[@]}" | tail -1 > "$OUT/pulsebase/webhook-$i.json"
+    cat "$OUT/pulsebase/dev-sync-$i.json" "$OUT/pulsebase/webhook-$i.json"
+    python3 - "$OUT/pulsebase/run-$i.json" "$OUT/pulsebase/dev-sync-$i.json" "$OUT/pulsebase/webhook-$i.json" <<'PY'
+import json, os, sys
+run_path, parts = sys.argv[1], {"dev-sync": sys.argv[2], "webhook": sys.argv[3]}
+run = json.load(open(run_path)) if os.path.exists(run_path) else {"metrics": {}}
+for prefix, path in parts.items():
+    for k, v in json.load(open(path)).items():
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            run.setdefault("metrics", {})[f"{prefix}.{k}"] = v
+json.dump(run, open(run_path, "w"), indent=1)
+PY
+  fi
 done
 
 PB_DIR=""

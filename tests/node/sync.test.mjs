@@ -646,3 +646,129 @@ describe("server restart mid-session", () => {
     assert.ok(tsAfter >= tsBefore, `ts went backwards across the restart: ${tsBefore} -> ${tsAfter}`);
   });
 });
+
+// A query that ignores the identity and logs the time of each execution (`ctx.now()` is
+// frozen per call), so the log lines a session receives tell which execution it was served.
+const SHARED_MODULE = `
+export const roomCount = query(#{
+    args: #{ room: "string" },
+    handler: |ctx, args| {
+        print("ran at " + ctx.now());
+        ctx.db.query("todos").withIndex("by_user", |q| q.eq("userId", args.room)).collect().len().to_float()
+    }
+});
+
+export const touch = mutation(#{
+    args: #{ room: "string" },
+    handler: |ctx, args| {
+        for t in ctx.db.query("todos").withIndex("by_user", |q| q.eq("userId", args.room)).collect() {
+            ctx.db.patch(t._id, #{ completed: !t.completed });
+        }
+    }
+});
+`;
+
+describe("shared query instances across sessions", () => {
+  let server;
+  const factory = clientFactory();
+
+  before(async () => {
+    const dir = exampleWithTestModule();
+    writeFileSync(join(dir, "functions", "shared.rhai"), SHARED_MODULE);
+    server = await new Server({ dir }).start();
+  });
+
+  after(async () => {
+    await factory.closeAll();
+    await server?.dispose();
+  });
+
+  const health = async () => (await fetch(`${server.url}/api/health`)).json();
+  const runTime = (line) => line.match(/ran at ([0-9.e+-]+)/)?.[1];
+
+  /** A ConvexClient (signed in as `sub`, or anonymous) watching the room, with its own log. */
+  function session(sub, room) {
+    const lines = [];
+    const logger = {
+      logVerbose: () => {},
+      log: (...a) => lines.push(a.join(" ")),
+      warn: (...a) => lines.push(`warn ${a.join(" ")}`),
+      error: (...a) => lines.push(`error ${a.join(" ")}`),
+    };
+    const client = factory.make(server, { logger });
+    if (sub) client.setAuth(devFetcher(server, sub));
+    const subscribedAt = Date.now();
+    const w = watch(client, "shared:roomCount", room);
+    return { sub, client, w, subscribedAt, runs: () => lines.filter((l) => l.includes("shared:roomCount")).map(runTime) };
+  }
+
+  test("subscriptions with the same function and args share one execution and cached result across sessions; a re-run that gives the same value sends nothing", async () => {
+    const room = { room: "share-room" };
+    const http = new ConvexHttpClient(server.url);
+
+    // The first session runs the query; every later one, of any user, gets that cached result.
+    const first = session(null, room);
+    await first.w.until((e) => e.value === 0, { what: "the first session's result" });
+    const sessions = [first, ...["share_ada", "share_bob", null, "share_cy", "share_di"].map((sub) => session(sub, room))];
+    for (const s of sessions) await s.w.until((e) => e.value === 0, { what: `${s.sub ?? "anonymous"}'s first result` });
+    const [firstRun] = first.runs();
+    assert.ok(firstRun, `no log line reached the first client: ${first.runs()}`);
+    for (const s of sessions.slice(1)) {
+      assert.deepEqual(s.runs(), [firstRun], `${s.sub ?? "anonymous"} was served another execution`);
+      assert.ok(Number(firstRun) <= s.subscribedAt, "the result was computed before this session subscribed");
+    }
+    const h = await health();
+    assert.equal(h.queryInstances, 1, `one shared instance for ${sessions.length} sessions: ${safeJson(h)}`);
+    assert.ok(h.sessions >= sessions.length, safeJson(h));
+
+    // A raw session on the same query sees the same cached execution in its frames.
+    const raw = await RawSocket.open(server.url);
+    try {
+      raw.send({ type: "ModifyQuerySet", baseVersion: 0, newVersion: 1, modifications: [{ type: "Add", queryId: 0, udfPath: "shared:roomCount", args: [room] }] });
+      const t0 = await raw.next((msg) => msg.type === "Transition", { what: "the raw session's first result" });
+      assert.deepEqual(t0.modifications.map((x) => [x.value, x.logLines.map(runTime)]), [[0, [firstRun]]]);
+
+      // A commit that changes the result: one shared re-run, every session gets it.
+      await http.mutation(m("e2e:post"), { channel: "share-room", text: "one" });
+      for (const s of sessions) await s.w.until((e) => e.value === 1, { what: `${s.sub ?? "anonymous"} to see 1` });
+      const secondRun = sessions[0].runs()[1];
+      assert.ok(secondRun && secondRun !== firstRun, `${sessions[0].runs()}`);
+      for (const s of sessions) assert.deepEqual(s.runs(), [firstRun, secondRun], `${s.sub ?? "anonymous"}: one re-run for all`);
+      await raw.next((msg) => msg.type === "Transition" && msg.modifications.some((x) => x.queryId === 0 && x.value === 1), { what: "the raw session to see 1" });
+
+      // A commit into the read set that leaves the result as it was: the query is re-run, and
+      // the Transition covering the commit carries nothing for it.
+      const counts = sessions.map((s) => s.w.events.length);
+      const mark = raw.messages.length;
+      const touchedAt = Date.now();
+      raw.send({ type: "Mutation", requestId: 0, udfPath: "shared:touch", args: [room] });
+      const resp = await raw.next((msg) => msg.type === "MutationResponse", { from: mark, what: "the touch's response" });
+      assert.equal(resp.success, true, safeJson(resp));
+      const covering = await raw.next((msg) => msg.type === "Transition" && decodeTs(msg.endVersion.ts) >= decodeTs(resp.ts), { from: mark, what: "a Transition covering the touch" });
+      assert.deepEqual(covering.modifications, [], "an unchanged result was sent again");
+      // A session subscribing now is served the re-run made after the touch.
+      const late = await RawSocket.open(server.url);
+      try {
+        late.send({ type: "ModifyQuerySet", baseVersion: 0, newVersion: 1, modifications: [{ type: "Add", queryId: 0, udfPath: "shared:roomCount", args: [room] }] });
+        const lt = await late.next((msg) => msg.type === "Transition", { what: "the late session's result" });
+        const [lateRun] = lt.modifications[0].logLines.map(runTime);
+        assert.equal(lt.modifications[0].value, 1);
+        assert.ok(Number(lateRun) >= touchedAt, `the late session got an execution from before the touch: ${lateRun} < ${touchedAt}`);
+      } finally {
+        late.close();
+      }
+
+      // The next real change reaches everyone exactly once: the touch sent them nothing.
+      await http.mutation(m("e2e:post"), { channel: "share-room", text: "two" });
+      for (const s of sessions) await s.w.until((e) => e.value === 2, { what: `${s.sub ?? "anonymous"} to see 2` });
+      assert.deepEqual(sessions.map((s) => s.w.events.length), counts.map((c) => c + 1), "the touch produced an update on some client");
+      await raw.next((msg) => msg.type === "Transition" && msg.modifications.some((x) => x.queryId === 0 && x.value === 2), { from: mark, what: "the raw session to see 2" });
+      const updates = raw.transitions().flatMap((t) => t.modifications).filter((x) => x.queryId === 0).map((x) => x.value);
+      assert.deepEqual(updates, [0, 1, 2]);
+      checkChain(raw.transitions());
+      assert.equal((await health()).queryInstances, 1);
+    } finally {
+      raw.close();
+    }
+  });
+});

@@ -1,13 +1,19 @@
 //! [`SyncHub`]: what every session shares — the app, the authenticator, the registry of
-//! query instances, and the code/schema epoch that decides whether a cached result was made
-//! by the live code.
+//! query instances, and the code stamp (a fingerprint of the whole function set plus the
+//! schema epoch) that decides whether a cached result was made by the live code.
+//!
+//! The stamp covers every module, not only the query's own: a query reaches other modules
+//! through `ctx.runQuery`, so any deploy re-runs every subscribed query (as a Convex push
+//! does); a re-run whose value did not change sends nothing.
 
+use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use application::App;
 use authenticator::Authenticator;
-use functions::FunctionPath;
+use functions::Modules;
+use parking_lot::RwLock;
 use subtle::ConstantTimeEq;
 
 use functions::Caller;
@@ -24,6 +30,11 @@ pub struct SyncHub {
     pub(crate) instances: Instances,
     /// Bumped on a schema change: every cached result becomes stale.
     epoch: AtomicU64,
+    /// The fingerprint of the function set last asked about, kept with that set so a pointer
+    /// comparison (never reused while we hold it) answers most requests.
+    code: RwLock<Option<(Arc<Modules>, u64)>>,
+    /// Query executions so far (diagnostics and tests).
+    executions: AtomicU64,
     next_session: AtomicU64,
     live_sessions: AtomicUsize,
     /// Where invalidated instances are recomputed (the runtime the hub was created in).
@@ -38,6 +49,8 @@ impl SyncHub {
             admin_key,
             instances: Instances::default(),
             epoch: AtomicU64::new(0),
+            code: RwLock::new(None),
+            executions: AtomicU64::new(0),
             next_session: AtomicU64::new(1),
             live_sessions: AtomicUsize::new(0),
             runtime: tokio::runtime::Handle::try_current().ok(),
@@ -48,7 +61,8 @@ impl SyncHub {
         &self.app
     }
 
-    /// Call after `App::replace_modules`: sessions re-run queries whose module changed.
+    /// Call after `App::replace_modules`: sessions re-run their queries (those whose result
+    /// did not change send nothing).
     pub fn code_changed(&self) {
         self.instances.wake_all();
     }
@@ -67,26 +81,53 @@ impl SyncHub {
         )
     }
 
-    pub(crate) fn stamp(&self, path: &FunctionPath) -> CodeStamp {
-        self.stamp_with(&self.app.modules(), path)
+    /// The stamp of the live code.
+    pub(crate) fn stamp(&self) -> CodeStamp {
+        self.stamp_with(&self.app.modules())
     }
 
-    /// The stamp of `path` under a given version of the modules.
-    pub(crate) fn stamp_with(
-        &self,
-        modules: &functions::Modules,
-        path: &FunctionPath,
-    ) -> CodeStamp {
+    /// The stamp of a given version of the functions.
+    pub(crate) fn stamp_with(&self, modules: &Arc<Modules>) -> CodeStamp {
         CodeStamp {
-            module_hash: modules.module(path.module()).map_or(0, |m| m.source_hash),
+            code_hash: self.code_hash(modules),
             epoch: self.epoch.load(Ordering::Acquire),
         }
+    }
+
+    fn code_hash(&self, modules: &Arc<Modules>) -> u64 {
+        if let Some((seen, hash)) = &*self.code.read()
+            && Arc::ptr_eq(seen, modules)
+        {
+            return *hash;
+        }
+        let mut hasher = DefaultHasher::new();
+        for module in modules.modules() {
+            (module.path.as_str(), module.source_hash).hash(&mut hasher);
+        }
+        let hash = hasher.finish();
+        *self.code.write() = Some((modules.clone(), hash));
+        hash
+    }
+
+    /// Counts one query execution; returns the count so far.
+    pub(crate) fn count_execution(&self) -> u64 {
+        self.executions.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    #[cfg(test)]
+    pub(crate) fn executions(&self) -> u64 {
+        self.executions.load(Ordering::Relaxed)
     }
 
     /// Recomputes an invalidated instance once, on the blocking pool, then wakes the
     /// sessions subscribed to it. Called from the Committer's invalidation callback, so it
     /// only schedules work. If another session already claimed the instance, the sessions
     /// are woken at once and wait for that computation.
+    ///
+    /// It runs with the identity the instance was created for. That is right for a
+    /// per-identity instance; a shared one serves every identity only while its function
+    /// ignores the identity, and a run that reads it is refused by `publish` (the instance
+    /// is retired and each session re-runs the query as itself).
     pub(crate) fn recompute(
         self: &Arc<Self>,
         instance: Arc<Instance>,

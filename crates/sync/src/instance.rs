@@ -8,10 +8,19 @@
 //! yes when it was computed at or before `t`, no invalidating commit happened up to `t`, and
 //! the code that produced it is still the live code.
 //!
+//! [`Instance::publish`] installs an output and registers its read set in one step under the
+//! instance's lock, so an output is never observable before the commits that landed after its
+//! snapshot have been checked against it: whoever sees it also sees `invalid_since`.
+//!
 //! [`Instances`] is the registry. A new instance is keyed by its subscriber's identity; once a
 //! run shows the function did not read the identity, it is promoted to the family's shared
-//! instance that every identity uses. If a shared instance later reads the identity it is
-//! retired, and its sessions re-resolve to per-identity instances.
+//! instance that every identity uses. A run of a shared instance that reads the identity is
+//! never installed there: the instance is retired, its sessions re-resolve to per-identity
+//! instances, and the session that ran it adopts its result into its own.
+//!
+//! Lock order: the registry (`Instances::families`), then an instance's state, then the
+//! subscription index. `Subscriptions::on_commit` runs invalidation callbacks outside its own
+//! lock, so a callback taking an instance's lock never waits inside the index.
 
 use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
@@ -89,11 +98,33 @@ fn raw(text: String) -> Result<Box<RawValue>, QueryError> {
     })
 }
 
-/// Which code produced an output: the function's module source and the schema epoch.
+/// Which code produced an output: the whole deployed function set (a query reaches other
+/// modules through `ctx.runQuery`) and the schema epoch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) struct CodeStamp {
-    pub module_hash: u64,
+    pub code_hash: u64,
     pub epoch: u64,
+}
+
+/// One run of an instance's function, ready to be published.
+pub(crate) struct Run {
+    pub output: Arc<QueryOutput>,
+    /// The snapshot it ran at.
+    pub ts: u64,
+    pub read_set: ReadSet,
+    pub stamp: CodeStamp,
+    /// The function read the identity it ran with.
+    pub read_identity: bool,
+}
+
+/// What [`Instance::publish`] did with a run.
+pub(crate) enum Published {
+    Installed,
+    /// Not installed: the instance is shared across identities and the run read the identity
+    /// it ran with. The instance is retired; the run is handed back for its own session.
+    Refused(Run),
+    /// Not installed: the instance was retired or released while it ran.
+    Discarded,
 }
 
 /// The answer to "can this instance serve a transition at `t`?".
@@ -127,7 +158,12 @@ struct State {
     stamp: Option<CodeStamp>,
     computing: bool,
     subscription: Option<SubscriptionId>,
+    /// Bumped by every publish; an invalidation callback of an older registration (its read
+    /// set is no longer the output's) is ignored.
+    generation: u64,
     subscribers: HashMap<u64, Arc<SessionSignal>>,
+    /// Never serves again: shared but its function read the identity, or released by its last
+    /// session.
     retired: bool,
 }
 
@@ -167,6 +203,7 @@ impl Instance {
                 stamp: None,
                 computing: false,
                 subscription: None,
+                generation: 0,
                 subscribers: HashMap::new(),
                 retired: false,
             }),
@@ -225,70 +262,100 @@ impl Instance {
         notified.await;
     }
 
-    /// Installs an output computed at snapshot `ts` and registers its read set.
-    pub(crate) fn publish(
-        self: &Arc<Self>,
-        output: Arc<QueryOutput>,
-        ts: u64,
-        read_set: ReadSet,
-        stamp: CodeStamp,
-        hub: &Arc<SyncHub>,
-    ) {
+    /// Installs a run claimed with [`Instance::try_claim`] and registers its read set, or
+    /// refuses it when the instance is shared and the run read the identity.
+    ///
+    /// The read set is validated against the commits after `run.ts` while the instance's lock
+    /// is held, and the output, `computed_at` and `invalid_since` change in that same critical
+    /// section: nobody can see the new output as fresh at a `t` past a commit that changed it.
+    pub(crate) fn publish(self: &Arc<Self>, run: Run, hub: &Arc<SyncHub>) -> Published {
         let subscriptions = hub.app().db().subscriptions();
-        let old_subscription = {
-            let mut state = self.state.lock();
-            state.output = Some(output);
-            state.computed_at = ts;
-            state.invalid_since = None;
-            state.stamp = Some(stamp);
-            state.computing = false;
-            state.subscription.take()
-        };
-        if let Some(id) = old_subscription {
-            subscriptions.unsubscribe(id);
+        // `shared` changes only in `publish`, under the claim the caller holds: reading it
+        // without a lock is exact here.
+        if run.read_identity && self.is_shared() {
+            hub.instances.retire_claimed(self, subscriptions);
+            return Published::Refused(run);
         }
+        let promote = !run.read_identity && !self.is_shared();
+        let mut families = promote.then(|| hub.instances.families.lock());
+        let mut state = self.state.lock();
+        if state.retired {
+            state.computing = false;
+            drop(state);
+            drop(families);
+            self.computed.notify_waiters();
+            return Published::Discarded;
+        }
+        let generation = state.generation.wrapping_add(1);
         let weak: Weak<Instance> = Arc::downgrade(self);
         let weak_hub: Weak<SyncHub> = Arc::downgrade(hub);
         let registration = subscriptions.subscribe(
-            Arc::new(read_set),
-            ts,
+            Arc::new(run.read_set),
+            run.ts,
             Box::new(move |commit_ts| {
                 if let Some(instance) = weak.upgrade() {
-                    instance.invalidate(commit_ts, weak_hub.upgrade());
+                    instance.invalidate(generation, commit_ts, weak_hub.upgrade());
                 }
             }),
         );
-        match registration {
+        let old_subscription = state.subscription.take();
+        state.generation = generation;
+        state.output = Some(run.output);
+        state.computed_at = run.ts;
+        state.stamp = Some(run.stamp);
+        state.computing = false;
+        let invalidated = match registration {
             Registration::Subscribed(id) => {
-                let mut state = self.state.lock();
-                if state.computed_at == ts && state.invalid_since.is_none() {
-                    state.subscription = Some(id);
-                } else {
-                    drop(state);
-                    subscriptions.unsubscribe(id);
-                }
+                state.subscription = Some(id);
+                state.invalid_since = None;
+                false
             }
             Registration::Invalidated { ts: commit_ts } => {
-                self.invalidate(commit_ts, Some(hub.clone()))
+                state.invalid_since = Some(commit_ts);
+                true
             }
+        };
+        if let Some(families) = families.as_mut() {
+            promote_locked(families, self);
+        }
+        let subscribers: Vec<Arc<SessionSignal>> = if invalidated {
+            state.subscribers.values().cloned().collect()
+        } else {
+            Vec::new()
+        };
+        drop(state);
+        drop(families);
+        if let Some(id) = old_subscription {
+            subscriptions.unsubscribe(id);
         }
         self.computed.notify_waiters();
+        self.invalidated(subscribers, Some(hub.clone()));
+        Published::Installed
     }
 
-    /// A commit at `ts` touched the read set: the output is stale from `ts` on. With a hub,
-    /// the instance is recomputed once right away and its sessions are woken when the new
-    /// output is published, so each wakes once and finds a fresh result; without one, the
-    /// sessions are woken now and recompute it themselves.
-    pub(crate) fn invalidate(self: &Arc<Self>, ts: u64, hub: Option<Arc<SyncHub>>) {
+    /// A commit at `ts` touched the read set registered by publish number `generation`: the
+    /// output is stale from `ts` on.
+    fn invalidate(self: &Arc<Self>, generation: u64, ts: u64, hub: Option<Arc<SyncHub>>) {
         let subscribers: Vec<Arc<SessionSignal>> = {
             let mut state = self.state.lock();
-            if ts <= state.computed_at {
+            if state.generation != generation || ts <= state.computed_at {
                 return;
             }
             state.invalid_since = Some(state.invalid_since.map_or(ts, |i| i.min(ts)));
             state.subscription = None;
             state.subscribers.values().cloned().collect()
         };
+        self.invalidated(subscribers, hub);
+    }
+
+    /// After an invalidation: with a hub, the instance is recomputed once right away and its
+    /// sessions are woken when the new output is published, so each wakes once and finds a
+    /// fresh result; without one, the sessions are woken now and recompute it themselves.
+    fn invalidated(
+        self: &Arc<Self>,
+        subscribers: Vec<Arc<SessionSignal>>,
+        hub: Option<Arc<SyncHub>>,
+    ) {
         if subscribers.is_empty() {
             return;
         }
@@ -299,18 +366,6 @@ impl Instance {
                     signal.mark_dirty();
                 }
             }
-        }
-    }
-
-    /// Retires the instance: every session re-resolves it on its next transition.
-    fn retire(&self) {
-        let subscribers: Vec<Arc<SessionSignal>> = {
-            let mut state = self.state.lock();
-            state.retired = true;
-            state.subscribers.values().cloned().collect()
-        };
-        for signal in subscribers {
-            signal.mark_dirty();
         }
     }
 
@@ -422,7 +477,11 @@ impl Instances {
             dropped
         };
         let subscription = if dropped {
-            instance.state.lock().subscription.take()
+            // Retired too, so a run still in flight does not register a read set nobody
+            // would ever unsubscribe.
+            let mut state = instance.state.lock();
+            state.retired = true;
+            state.subscription.take()
         } else {
             None
         };
@@ -431,34 +490,38 @@ impl Instances {
         }
     }
 
-    /// After a run: share an instance whose function ignored the identity, retire a shared
-    /// one whose function now reads it.
-    pub(crate) fn after_run(&self, instance: &Arc<Instance>, read_identity: bool) {
-        let mut families = self.families.lock();
-        let Some(family) = families.get_mut(&instance.family) else {
-            return;
-        };
-        if !read_identity && !instance.is_shared() && family.shared.is_none() {
-            if let Some(binding) = family.by_identity.remove(&instance.identity_key) {
-                if Arc::ptr_eq(&binding.instance, instance) {
-                    instance.shared.store(true, Ordering::Release);
-                    family.shared = Some(binding);
-                } else {
-                    family
-                        .by_identity
-                        .insert(instance.identity_key.clone(), binding);
+    /// Retires a shared instance whose run read the identity, before anything of that run is
+    /// installed. The caller holds the claim, which this releases. Every session re-resolves
+    /// the query on its next transition (to a per-identity instance) and the read set is
+    /// unregistered, since the instance never serves again.
+    fn retire_claimed(&self, instance: &Arc<Instance>, subscriptions: &Subscriptions) {
+        let (subscription, subscribers) = {
+            let mut families = self.families.lock();
+            if let Some(family) = families.get_mut(&instance.family) {
+                if family
+                    .shared
+                    .as_ref()
+                    .is_some_and(|b| Arc::ptr_eq(&b.instance, instance))
+                {
+                    family.shared = None;
+                }
+                if family.shared.is_none() && family.by_identity.is_empty() {
+                    families.remove(&instance.family);
                 }
             }
-        } else if read_identity && instance.is_shared() {
-            if family
-                .shared
-                .as_ref()
-                .is_some_and(|b| Arc::ptr_eq(&b.instance, instance))
-            {
-                family.shared = None;
-            }
-            drop(families);
-            instance.retire();
+            let mut state = instance.state.lock();
+            state.retired = true;
+            state.computing = false;
+            let subscribers: Vec<Arc<SessionSignal>> =
+                state.subscribers.values().cloned().collect();
+            (state.subscription.take(), subscribers)
+        };
+        if let Some(id) = subscription {
+            subscriptions.unsubscribe(id);
+        }
+        instance.computed.notify_waiters();
+        for signal in subscribers {
+            signal.mark_dirty();
         }
     }
 
@@ -486,5 +549,29 @@ impl Instances {
             .values()
             .map(|f| usize::from(f.shared.is_some()) + f.by_identity.len())
             .sum()
+    }
+}
+
+/// Makes a per-identity instance the family's shared one, after a run that did not read the
+/// identity (its output is then right for every identity). Called by `publish` with the
+/// registry and the instance's state locked, so the flag and the output it is justified by
+/// change together. A family that already has a shared instance keeps it.
+fn promote_locked(families: &mut HashMap<FamilyKey, Family>, instance: &Arc<Instance>) {
+    let Some(family) = families.get_mut(&instance.family) else {
+        return;
+    };
+    if family.shared.is_some() {
+        return;
+    }
+    let ours = family
+        .by_identity
+        .get(&instance.identity_key)
+        .is_some_and(|b| Arc::ptr_eq(&b.instance, instance));
+    if !ours {
+        return;
+    }
+    if let Some(binding) = family.by_identity.remove(&instance.identity_key) {
+        instance.shared.store(true, Ordering::Release);
+        family.shared = Some(binding);
     }
 }

@@ -15,6 +15,8 @@
 mod hub;
 mod instance;
 mod session;
+#[cfg(test)]
+mod tests;
 mod transition;
 
 pub use hub::SyncHub;

@@ -7,6 +7,9 @@
 //! 3. If nothing is stale, send at `t`. Otherwise run the claimed instances together in one
 //!    snapshot `s` (on the blocking pool), wait until commit `s` is processed, publish them
 //!    (registering their read sets at `s`), and start over: the next `t` is at least `s`.
+//!    A run of a shared instance that read the session's identity is not published there
+//!    (the instance is retired); the session re-binds the query to its per-identity instance
+//!    and installs the run there, so the run is not wasted and no other user sees it.
 //! 4. If writes keep invalidating the session's queries faster than this converges, the last
 //!    attempt runs every query of the session in one snapshot and sends exactly that.
 //!
@@ -16,20 +19,49 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use database::Transaction;
+use database::{DbError, Transaction};
 use functions::FunctionKind;
 use protocol::{QueryModification, ServerMessage, StateVersion, Ts};
 
 use crate::hub::SyncHub;
-use crate::instance::{Instance, QueryOutput, Status};
+use crate::instance::{Instance, Published, QueryOutput, Run, Status};
 use crate::session::{End, Session};
 
 /// Rounds of "run what is stale, then re-check" before falling back to one full snapshot.
 const MAX_ROUNDS: usize = 4;
 /// Waits for other sessions' computations, across all rounds.
 const MAX_WAITS: usize = 64;
+/// How long a batch waits for the Committer to finish processing its snapshot's commit.
+const PROCESSING_WAIT: Duration = Duration::from_secs(10);
 
 type Outputs = Vec<(u32, Arc<QueryOutput>)>;
+
+/// What one snapshot's runs produced.
+pub(crate) struct Batch {
+    /// The snapshot.
+    pub s: u64,
+    pub outputs: Outputs,
+    /// Runs of shared instances that read the identity: not published (see
+    /// [`Published::Refused`]); the session that ran them may adopt them.
+    pub refused: Vec<(u32, Run)>,
+}
+
+/// Why a batch of query runs failed.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RunError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("a query did not return its transaction")]
+    LostTransaction,
+    /// The Committer did not finish processing the snapshot's commit in time; results at that
+    /// snapshot could overtake mutation responses or miss invalidations, so none is published.
+    #[error("commit {snapshot} was not processed within {waited:?} (processed up to {processed})")]
+    ProcessingStalled {
+        snapshot: u64,
+        processed: u64,
+        waited: Duration,
+    },
+}
 
 fn now_ms() -> f64 {
     SystemTime::now()
@@ -46,6 +78,7 @@ impl Session {
         let mut waits = 0;
         loop {
             let t = subscriptions.processed_ts().max(self.sent.ts.0);
+            let stamp = self.hub.stamp();
             let mut outputs: Outputs = Vec::with_capacity(self.queries.len());
             let mut stale: Vec<(u32, Arc<Instance>)> = Vec::new();
             let mut busy: Option<Arc<Instance>> = None;
@@ -63,7 +96,7 @@ impl Session {
                     let Some(instance) = query.instance.clone() else {
                         continue 'queries;
                     };
-                    match instance.status(t, self.hub.stamp(&query.path)) {
+                    match instance.status(t, stamp) {
                         Status::Fresh(output) => outputs.push((id, output)),
                         Status::Superseded(commit_ts) => {
                             superseded_at =
@@ -155,6 +188,8 @@ impl Session {
     }
 
     /// Runs instances in one snapshot on the blocking pool; claimed ones are published.
+    /// Returns the snapshot and every run's output (each computed with this session's
+    /// identity, so all of them are right for this session).
     async fn run_batch(
         &mut self,
         items: Vec<(u32, Arc<Instance>, bool)>,
@@ -173,12 +208,51 @@ impl Session {
             run_in_snapshot(&hub, &items, identity, caller, &mut pending)
         });
         match task.await {
-            Ok(Ok(done)) => Ok(done),
+            Ok(Ok(batch)) => {
+                self.adopt(batch.refused);
+                Ok((batch.s, batch.outputs))
+            }
             Ok(Err(e)) => Err(End::Close(1011, format!("InternalServerError: {e}"))),
             Err(e) => Err(End::Close(
                 1011,
                 format!("InternalServerError: query task failed: {e}"),
             )),
+        }
+    }
+
+    /// Installs runs that a shared instance refused (they read this session's identity) into
+    /// the per-identity instances the queries now resolve to. The identity cannot have
+    /// changed since the runs started: `build_transition` holds the session.
+    fn adopt(&mut self, refused: Vec<(u32, Run)>) {
+        for (id, run) in refused {
+            self.rebind(id);
+            let Some(query) = self.queries.get(&id) else {
+                continue;
+            };
+            tracing::debug!(
+                session = self.id,
+                function = %query.path,
+                "a shared query read the identity; it now runs per identity"
+            );
+            let Some(instance) = query.instance.clone() else {
+                continue;
+            };
+            // Another session of this identity may have filled it already.
+            let t = self.hub.app().db().subscriptions().processed_ts();
+            if matches!(instance.status(t, run.stamp), Status::Fresh(_)) {
+                continue;
+            }
+            if !instance.try_claim() {
+                // Someone else is computing it; the next round waits for that run instead.
+                continue;
+            }
+            // A family may have gained another shared instance meanwhile (a run elsewhere did
+            // not read the identity); an identity-reading result never goes there.
+            if instance.is_shared() {
+                instance.unclaim();
+                continue;
+            }
+            instance.publish(run, &self.hub);
         }
     }
 
@@ -261,25 +335,40 @@ impl Drop for Unclaim {
     }
 }
 
+/// Runs `items` with `identity` in one snapshot and publishes the claimed ones. The code
+/// stamp is taken before the snapshot, so a deploy or schema change racing with the run can
+/// only make the output look older than it is (one extra run), never newer.
 pub(crate) fn run_in_snapshot(
     hub: &Arc<SyncHub>,
     items: &[(u32, Arc<Instance>, bool)],
     identity: Option<application::Identity>,
     caller: functions::Caller,
     pending: &mut Unclaim,
-) -> Result<(u64, Outputs), database::DbError> {
+) -> Result<Batch, RunError> {
     let app = hub.app();
     let modules = app.modules();
+    let stamp = hub.stamp_with(&modules);
     let db = app.db();
     let mut txn: Box<dyn Transaction + Send> = Box::new(db.snapshot()?);
     let s = txn.ts();
-    db.subscriptions()
-        .wait_processed(s, Duration::from_secs(10));
+    if !db.subscriptions().wait_processed(s, PROCESSING_WAIT) {
+        let processed = db.subscriptions().processed_ts();
+        tracing::warn!(
+            snapshot = s,
+            processed,
+            "the Committer has not processed the snapshot's commit; abandoning the query runs"
+        );
+        return Err(RunError::ProcessingStalled {
+            snapshot: s,
+            processed,
+            waited: PROCESSING_WAIT,
+        });
+    }
     let identity_value = identity.as_ref().map(|i| i.value().clone());
     let mut outputs = Vec::with_capacity(items.len());
+    let mut refused = Vec::new();
     for (id, instance, claimed) in items {
         let path = &instance.family.path;
-        let stamp = hub.stamp_with(&modules, path);
         let (execution, back) = modules.run(
             path,
             FunctionKind::Query,
@@ -289,21 +378,29 @@ pub(crate) fn run_in_snapshot(
             txn,
             now_ms(),
         );
-        txn = match back {
-            Some(txn) => txn,
-            None => {
-                return Err(database::DbError::Corrupt(
-                    "a query did not return its transaction".into(),
-                ));
-            }
-        };
+        let runs = hub.count_execution();
+        tracing::trace!(function = %path, snapshot = s, runs, "query ran");
+        txn = back.ok_or(RunError::LostTransaction)?;
         let output = Arc::new(QueryOutput::from_execution(&execution));
         if *claimed {
-            instance.publish(output.clone(), s, execution.read_set, stamp, hub);
+            let run = Run {
+                output: output.clone(),
+                ts: s,
+                read_set: execution.read_set,
+                stamp,
+                read_identity: execution.read_identity,
+            };
+            let published = instance.publish(run, hub);
             pending.published(instance);
-            hub.instances.after_run(instance, execution.read_identity);
+            if let Published::Refused(run) = published {
+                refused.push((*id, run));
+            }
         }
         outputs.push((*id, output));
     }
-    Ok((s, outputs))
+    Ok(Batch {
+        s,
+        outputs,
+        refused,
+    })
 }

@@ -36,7 +36,7 @@ use crate::host_api::{HostResult, host_error};
 use crate::http_router::{HTTP_MODULE, HttpRoute, HttpRouter};
 use crate::modules::Modules;
 use crate::path::FunctionPath;
-use crate::runner::{describe_error, with_location};
+use crate::runner::describe_error;
 use crate::sandbox::{Enter, Exec, with_current};
 use crate::webhook::{self, SignedHeaders};
 
@@ -131,7 +131,12 @@ impl Modules {
             RequestIdentity::User(value) => Some(value.clone()),
             _ => None,
         };
-        let exec = Arc::new(Exec::for_action(user, now_ms, self.clone()));
+        let exec = Arc::new(Exec::for_action(
+            user,
+            now_ms,
+            self.clone(),
+            format!("the HTTP action {}", route.describe()),
+        ));
         let ctx = ActionCtx {
             exec: exec.clone(),
             host: host.clone(),
@@ -161,10 +166,10 @@ impl Modules {
                 )
             }),
             Err(e) => {
-                let d = describe_error(&e, &module.file);
+                let d = describe_error(&e, &module.file, None);
                 Err(FunctionError {
                     kind: d.kind,
-                    message: with_location(&d.message, &module.file, d.position),
+                    message: d.located(),
                     data: d.data,
                 })
             }

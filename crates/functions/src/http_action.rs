@@ -598,7 +598,12 @@ fn percent_decode(text: &str) -> String {
     while i < bytes.len() {
         match bytes[i] {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
+            // `i + 2 < len`: both digits exist, also for an escape that ends the text.
+            b'%' if i + 2 < bytes.len()
+                && bytes[i + 1].is_ascii_hexdigit()
+                && bytes[i + 2].is_ascii_hexdigit() =>
+            {
+                // Two ASCII hex digits: `from_str_radix` alone would also take "+f" (a sign).
                 let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
                 match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
                     Some(b) => {
@@ -625,6 +630,20 @@ mod tests {
         assert_eq!(percent_decode("100%"), "100%");
         assert_eq!(percent_decode("%zz"), "%zz");
         assert_eq!(percent_decode("%41"), "A");
+    }
+
+    #[test]
+    fn escapes_at_the_very_end_and_signs_in_escapes() {
+        // An escape that ends the text is decoded (the last two bytes are its digits).
+        assert_eq!(percent_decode("a%41"), "aA");
+        assert_eq!(percent_decode("path%2F"), "path/");
+        assert_eq!(percent_decode("caf%C3%A9"), "café");
+        // One digit short of an escape stays as it is.
+        assert_eq!(percent_decode("a%4"), "a%4");
+        assert_eq!(percent_decode("%"), "%");
+        // `u8::from_str_radix` accepts a leading sign; an escape needs two hex digits, so
+        // "%+41" is a literal '%', a space and "41" (not byte 0x04 followed by "1").
+        assert_eq!(percent_decode("%+41"), "% 41");
     }
 
     #[test]

@@ -486,3 +486,392 @@ describe("HTTP API on the example app", () => {
     assert.equal(await client.query(q("users:getCurrentUser"), {}), null);
   });
 });
+
+// Errors, limits and the query chain through the real binary: every limit fails only the
+// call that hit it, with a message naming the limit, and the server keeps serving.
+
+const LIMITS_SCHEMA = `
+[tables.rows]
+fields = { n = "number", tag = "string" }
+indexes = { by_tag = ["tag"] }
+
+[tables.notes]
+fields = { title = "string", body = "optional<string>", meta = "optional<any>" }
+`;
+
+const LIMITS = `
+export const seed = mutation(#{
+    args: #{ count: "number", tag: "string" },
+    handler: |ctx, args| {
+        for i in 0..args.count.to_int() {
+            ctx.db.insert("rows", #{ n: i.to_float(), tag: args.tag });
+        }
+        args.count
+    }
+});
+
+export const count = query(#{
+    args: #{ tag: "string" },
+    handler: |ctx, args| ctx.db.query("rows").withIndex("by_tag", |q| q.eq("tag", args.tag)).collect().len()
+});
+
+export const spinAfterWriting = mutation(#{
+    args: #{ tag: "string" },
+    handler: |ctx, args| {
+        ctx.db.insert("rows", #{ n: 1.0, tag: args.tag });
+        let i = 0;
+        loop { i += 1; }
+    }
+});
+
+export const scanRepeatedly = query(#{
+    args: #{ tag: "string", times: "number" },
+    handler: |ctx, args| {
+        let total = 0;
+        for i in 0..args.times.to_int() {
+            total += ctx.db.query("rows").withIndex("by_tag", |q| q.eq("tag", args.tag)).collect().len();
+        }
+        total
+    }
+});
+
+export const getRepeatedly = query(#{
+    args: #{ id: "id<rows>", times: "number" },
+    handler: |ctx, args| {
+        for i in 0..args.times.to_int() { ctx.db.get(args.id); }
+        args.times
+    }
+});
+
+export const writeBig = mutation(#{
+    args: #{ text: "string", copies: "number" },
+    handler: |ctx, args| {
+        for i in 0..args.copies.to_int() { ctx.db.insert("notes", #{ title: "big", body: args.text }); }
+        args.copies
+    }
+});
+
+export const countNotes = query(#{
+    args: #{ title: "string" },
+    handler: |ctx, args| ctx.db.query("notes").filter(|d| d.title == args.title).collect().len()
+});
+
+fn down(n) { down(n + 1) }
+export const recurse = query(#{ args: #{}, handler: |ctx, args| down(0) });
+
+export const recurseViaRunMutation = mutation(#{
+    args: #{},
+    handler: |ctx, args| ctx.runMutation("limits:recurseViaRunMutation", #{})
+});
+
+export const nested = mutation(#{
+    args: #{ depth: "number" },
+    handler: |ctx, args| {
+        let v = "leaf";
+        for i in 0..args.depth.to_int() { v = #{ inner: v }; }
+        ctx.db.insert("notes", #{ title: "deep", meta: v })
+    }
+});
+
+export const wide = mutation(#{
+    args: #{ fields: "number" },
+    handler: |ctx, args| {
+        let m = #{};
+        for i in 0..args.fields.to_int() { m["f" + i] = i; }
+        ctx.db.insert("notes", #{ title: "wide", meta: m })
+    }
+});
+
+export const longArray = query(#{
+    args: #{ len: "number" },
+    handler: |ctx, args| {
+        let a = [];
+        for i in 0..args.len.to_int() { a.push(i); }
+        a
+    }
+});
+
+export const page = query(#{
+    args: #{ tag: "string", order: "string", paginationOpts: "any" },
+    handler: |ctx, args| ctx.db.query("rows")
+        .withIndex("by_tag", |q| q.eq("tag", args.tag))
+        .order(args.order)
+        .paginate(args.paginationOpts)
+});
+
+export const pageEven = query(#{
+    args: #{ tag: "string", order: "string", paginationOpts: "any" },
+    handler: |ctx, args| ctx.db.query("rows")
+        .withIndex("by_tag", |q| q.eq("tag", args.tag))
+        .order(args.order)
+        .filter(|r| r.n % 2.0 == 0.0)
+        .paginate(args.paginationOpts)
+});
+
+export const takeEven = query(#{
+    args: #{ tag: "string", order: "string", n: "number" },
+    handler: |ctx, args| ctx.db.query("rows")
+        .withIndex("by_tag", |q| q.eq("tag", args.tag))
+        .order(args.order)
+        .filter(|r| r.n % 2.0 == 0.0)
+        .take(args.n)
+        .map(|r| r.n)
+});
+
+export const typeError = query(#{
+    args: #{},
+    handler: |ctx, args| {
+        let n = 1;
+        n - "a"
+    }
+});
+
+export const clock = query(#{ args: #{}, handler: |ctx, args| timestamp() });
+
+export const hidden = internalQuery(#{ args: #{}, handler: |ctx, args| "hidden" });
+`;
+
+const CALLER = `
+export const callsTypeError = query(#{
+    args: #{},
+    handler: |ctx, args| {
+        let result = ctx.runQuery("limits:typeError", #{});
+        result
+    }
+});
+`;
+
+/** 1-based line and column of the first occurrence of `needle` in `source`. */
+function positionOf(source, needle) {
+  const lines = source.split("\n");
+  for (let i = 0; i < lines.length; i++) {
+    const column = lines[i].indexOf(needle);
+    if (column >= 0) return [i + 1, column + 1];
+  }
+  throw new Error(`${needle} is not in the source`);
+}
+
+describe("limits, errors and the query chain through the binary (ConvexHttpClient)", () => {
+  let server;
+  let client;
+
+  before(async () => {
+    const dir = writeApp({
+      "schema.toml": LIMITS_SCHEMA,
+      "functions/limits.rhai": LIMITS,
+      "functions/caller.rhai": CALLER,
+    });
+    server = await new Server({ dir }).start();
+    client = new ConvexHttpClient(server.url);
+  });
+
+  after(async () => {
+    await server?.dispose();
+  });
+
+  /** Follows continueCursor until isDone (bounded); the `n` of every page. */
+  async function paginate(fn, args, numItems) {
+    const pages = [];
+    let cursor = null;
+    for (let i = 0; i < 30; i++) {
+      const res = await client.query(q(fn), { ...args, paginationOpts: { numItems, cursor } });
+      assert.ok(res.page.length <= numItems, `page of ${res.page.length} exceeds numItems`);
+      assert.equal(typeof res.continueCursor, "string");
+      pages.push(res.page.map((d) => d.n));
+      if (res.isDone) return pages;
+      cursor = res.continueCursor;
+    }
+    throw new Error(`${fn} did not finish within 30 pages`);
+  }
+
+  test("descending pagination and pagination with a filter visit every document once", async () => {
+    await client.mutation(m("limits:seed"), { count: 57, tag: "pages" });
+    const desc = await paginate("limits:page", { tag: "pages", order: "desc" }, 10);
+    assert.deepEqual(desc.map((p) => p.length), [10, 10, 10, 10, 10, 7]);
+    assert.deepEqual(desc.flat(), [...Array(57).keys()].reverse(), "newest first, no duplicate or missing document");
+
+    const evens = [...Array(57).keys()].filter((n) => n % 2 === 0);
+    const asc = await paginate("limits:pageEven", { tag: "pages", order: "asc" }, 8);
+    assert.deepEqual(asc.flat(), evens);
+    assert.ok(asc.slice(0, -1).every((p) => p.length === 8), `pages are filled with matching documents: ${JSON.stringify(asc)}`);
+    const descEven = await paginate("limits:pageEven", { tag: "pages", order: "desc" }, 8);
+    assert.deepEqual(descEven.flat(), [...evens].reverse());
+  });
+
+  test("filter and take: take(n) counts the documents that pass the filter", async () => {
+    await client.mutation(m("limits:seed"), { count: 9, tag: "take" });
+    assert.deepEqual(await client.query(q("limits:takeEven"), { tag: "take", order: "asc", n: 3 }), [0, 2, 4]);
+    assert.deepEqual(await client.query(q("limits:takeEven"), { tag: "take", order: "desc", n: 2 }), [8, 6]);
+    assert.deepEqual(await client.query(q("limits:takeEven"), { tag: "take", order: "asc", n: 100 }), [0, 2, 4, 6, 8]);
+    assert.deepEqual(await client.query(q("limits:takeEven"), { tag: "take", order: "asc", n: 0 }), []);
+  });
+
+  test("a cursor passed to a different query fails with InvalidCursor instead of an empty page", async () => {
+    await client.mutation(m("limits:seed"), { count: 5, tag: "cursorA" });
+    await client.mutation(m("limits:seed"), { count: 5, tag: "cursorB" });
+    const first = await client.query(q("limits:page"), { tag: "cursorA", order: "asc", paginationOpts: { numItems: 2, cursor: null } });
+    const cursor = first.continueCursor;
+    const same = await client.query(q("limits:page"), { tag: "cursorA", order: "asc", paginationOpts: { numItems: 2, cursor } });
+    assert.deepEqual(same.page.map((d) => d.n), [2, 3]);
+    for (const [fn, args] of [
+      ["limits:page", { tag: "cursorB", order: "asc" }],
+      ["limits:page", { tag: "cursorA", order: "desc" }],
+      ["limits:pageEven", { tag: "cursorB", order: "asc" }],
+    ]) {
+      const err = await rejection(client.query(q(fn), { ...args, paginationOpts: { numItems: 2, cursor } }), `${fn} ${JSON.stringify(args)}`);
+      assert.match(err.message, /InvalidCursor/);
+      assert.match(err.message, /different query/);
+    }
+    const bogus = await rejection(client.query(q("limits:page"), { tag: "cursorA", order: "asc", paginationOpts: { numItems: 2, cursor: "kAAAA" } }));
+    assert.match(bogus.message, /InvalidCursor/);
+  });
+
+  test("a mutation that loops forever fails within its ~1 s limit, keeps none of its writes, and the next call works", async () => {
+    const started = Date.now();
+    const err = await rejection(client.mutation(m("limits:spinAfterWriting"), { tag: "spin" }));
+    const elapsed = Date.now() - started;
+    assert.ok(elapsed < 3_000, `the runaway mutation took ${elapsed} ms to fail`);
+    assert.match(err.message, /timed out: limits:spinAfterWriting ran longer than the limit of 1 s of user code/);
+    const [line] = positionOf(LIMITS, "export const spinAfterWriting");
+    assert.match(err.message, new RegExp(`at functions/limits\\.rhai:${line}:\\d+ \\(limits:spinAfterWriting\\)`));
+    assert.equal(await client.query(q("limits:count"), { tag: "spin" }), 0n, "the insert before the loop was rolled back");
+    const after = Date.now();
+    assert.equal(await client.mutation(m("limits:seed"), { count: 1, tag: "afterSpin" }), 1);
+    assert.ok(Date.now() - after < 1_000, "the next mutation is fast");
+  });
+
+  test("reading more than 32,000 documents fails naming the limit (each read counts, also of the same documents)", async () => {
+    await client.mutation(m("limits:seed"), { count: 100, tag: "scan" });
+    assert.equal(await client.query(q("limits:scanRepeatedly"), { tag: "scan", times: 320 }), 32_000n, "exactly at the limit is allowed");
+    const err = await rejection(client.query(q("limits:scanRepeatedly"), { tag: "scan", times: 321 }));
+    assert.match(err.message, /Too many documents read in a single function execution \(limit: 32000\)/);
+    assert.match(err.message, /at functions\/limits\.rhai:\d+:\d+ \(limits:scanRepeatedly\)/);
+  });
+
+  test("reading more than 4,096 index ranges fails naming the limit", async () => {
+    assert.equal(await client.mutation(m("limits:seed"), { count: 1, tag: "ranges" }), 1);
+    const page = await client.query(q("limits:page"), { tag: "ranges", order: "asc", paginationOpts: { numItems: 1, cursor: null } });
+    const docId = page.page[0]._id;
+    assert.equal(await client.query(q("limits:getRepeatedly"), { id: docId, times: 4096 }), 4096);
+    const err = await rejection(client.query(q("limits:getRepeatedly"), { id: docId, times: 4097 }));
+    assert.match(err.message, /Too many reads in a single function execution \(limit: 4096 index ranges\)/);
+  });
+
+  test("writing more than 16,000 documents or 16 MiB in one mutation fails naming the limit and keeps nothing", async () => {
+    const err = await rejection(client.mutation(m("limits:seed"), { count: 16_001, tag: "many" }));
+    assert.match(err.message, /Too many writes in a single function execution \(limit: 16000\)/);
+    assert.equal(await client.query(q("limits:count"), { tag: "many" }), 0n);
+
+    const text = "x".repeat(1_000_000);
+    const big = await rejection(client.mutation(m("limits:writeBig"), { text, copies: 17 }));
+    assert.match(big.message, /Too many bytes written in a single function execution \(limit: 16777216 bytes\)/);
+    assert.equal(await client.query(q("limits:countNotes"), { title: "big" }), 0n);
+    assert.equal(await client.mutation(m("limits:writeBig"), { text: "small", copies: 2 }), 2, "the next mutation works");
+  });
+
+  test("unbounded recursion hits the call-depth limit, also through ctx.runMutation, naming the function and its file:line", async () => {
+    for (const [fn, declaration] of [
+      ["limits:recurse", "export const recurse"],
+      ["limits:recurseViaRunMutation", "export const recurseViaRunMutation"],
+    ]) {
+      const call = fn.endsWith("ViaRunMutation") ? client.mutation(m(fn), {}) : client.query(q(fn), {});
+      const err = await rejection(call, fn);
+      assert.match(err.message, new RegExp(`maximum call depth in ${fn} \\(limit: 64 nested calls`));
+      const [line] = positionOf(LIMITS, declaration);
+      assert.match(err.message, new RegExp(`at functions/limits\\.rhai:${line}:\\d+ \\(${fn}\\)`));
+    }
+    assert.equal(await client.query(q("limits:count"), { tag: "none" }), 0n, "the server keeps serving");
+  });
+
+  test("nesting depth, field count and array length limits apply to what a function writes and returns", async () => {
+    assert.equal(typeof (await client.mutation(m("limits:nested"), { depth: 10 })), "string");
+    const deep = await rejection(client.mutation(m("limits:nested"), { depth: 20 }));
+    assert.match(deep.message, /nested more than 16 levels deep/);
+
+    assert.equal(typeof (await client.mutation(m("limits:wide"), { fields: 1024 })), "string");
+    const wide = await rejection(client.mutation(m("limits:wide"), { fields: 1025 }));
+    assert.match(wide.message, /object with 1025 fields at meta \(limit 1024\)/);
+
+    assert.equal((await client.query(q("limits:longArray"), { len: 8192 })).length, 8192);
+    const long = await rejection(client.query(q("limits:longArray"), { len: 8193 }));
+    assert.match(long.message, /array with 8193 elements at the top level \(limit 8192\)/);
+  });
+
+  test("a runtime type error explains the mismatch at the callee's file:line:column, then the caller's", async () => {
+    const err = await rejection(client.query(q("caller:callsTypeError"), {}));
+    const [line, column] = positionOf(LIMITS, '- "a"');
+    const [callLine] = positionOf(CALLER, "ctx.runQuery");
+    const lines = err.message.split("\n");
+    assert.equal(lines[0], "Uncaught Error: Function not found: - (i64, string): cannot apply `-` to an integer and a string; convert the string with parse_int(s) or parse_float(s), or the number with to_string()");
+    assert.equal(lines[1], `    at functions/limits.rhai:${line}:${column} (limits:typeError)`);
+    assert.match(lines[2], new RegExp(`^    at functions/caller\\.rhai:${callLine}:\\d+ \\(caller:callsTypeError\\)$`));
+  });
+
+  test("timestamp() is refused with a sandbox message pointing to ctx.now()", async () => {
+    const err = await rejection(client.query(q("limits:clock"), {}));
+    assert.match(err.message, /^Uncaught Error: timestamp\(\) is not available in Pulsebase functions: functions must be deterministic/);
+    assert.match(err.message, /use ctx\.now\(\)/);
+    assert.match(err.message, /at functions\/limits\.rhai:\d+:\d+ \(limits:clock\)/);
+  });
+
+  test("an internal function looks to a client exactly like a missing one; the server log says why", async () => {
+    const hidden = await rejection(client.query(q("limits:hidden"), {}));
+    const missing = await rejection(client.query(q("limits:nosuch"), {}));
+    assert.equal(hidden.message, missing.message.replaceAll("nosuch", "hidden"));
+    assert.match(hidden.message, /^Could not find public function for 'limits:hidden'/);
+    assert.doesNotMatch(hidden.message, /internal/i);
+    await server.waitForOutput(/internal query limits:hidden/);
+  });
+});
+
+describe("the example app's messages through the HTTP API (dev-issuer tokens)", () => {
+  let server;
+  before(async () => {
+    server = await startExample();
+  });
+  after(async () => {
+    await server?.dispose();
+  });
+
+  async function signedIn(sub, claims) {
+    const client = new ConvexHttpClient(server.url);
+    client.setAuth(await server.token(sub, claims));
+    return client;
+  }
+
+  test("messages:send stores the caller's email as author and getForCurrentUser returns only the caller's messages", async () => {
+    const ada = await signedIn("user_ada", { name: "Ada", email: "ada@example.com" });
+    const bob = await signedIn("user_bob", { name: "Bob", email: "bob@example.com" });
+    const first = await ada.mutation(m("messages:send"), { body: "hello from ada" });
+    assert.equal(typeof first, "string");
+    await bob.mutation(m("messages:send"), { body: "hi from bob" });
+    await ada.mutation(m("messages:send"), { body: "second from ada" });
+
+    const adas = await ada.query(q("messages:getForCurrentUser"), {});
+    assert.deepEqual(adas.map((x) => x.body), ["hello from ada", "second from ada"]);
+    assert.ok(adas.every((x) => x.author === "ada@example.com"), JSON.stringify(adas));
+    assert.equal(adas[0]._id, first);
+    const bobs = await bob.query(q("messages:getForCurrentUser"), {});
+    assert.deepEqual(bobs.map((x) => [x.body, x.author]), [["hi from bob", "bob@example.com"]]);
+
+    // A second token of the same email sees the same messages.
+    const adaAgain = await signedIn("user_ada_2", { name: "Ada", email: "ada@example.com" });
+    assert.equal((await adaAgain.query(q("messages:getForCurrentUser"), {})).length, 2);
+  });
+
+  test("anonymous callers get Not authenticated; a token without email cannot send; nothing is written", async () => {
+    const anonymous = new ConvexHttpClient(server.url);
+    assert.match((await rejection(anonymous.query(q("messages:getForCurrentUser"), {}))).message, /Not authenticated/);
+    assert.match((await rejection(anonymous.mutation(m("messages:send"), { body: "x" }))).message, /Not authenticated/);
+
+    const noEmail = await signedIn("user_nomail", { name: "No Mail" });
+    const err = await rejection(noEmail.mutation(m("messages:send"), { body: "x" }));
+    assert.match(err.message, /no email claim/);
+    assert.deepEqual(await noEmail.query(q("messages:getForCurrentUser"), {}), []);
+
+    const carol = await signedIn("user_carol", { name: "Carol", email: "carol@example.com" });
+    const bad = await rejection(carol.mutation(m("messages:send"), { body: 5 }));
+    assert.match(bad.message, /ArgumentValidationError: args\.body: expected string/);
+    assert.deepEqual(await carol.query(q("messages:getForCurrentUser"), {}), []);
+  });
+});

@@ -35,6 +35,16 @@ pub enum DbError {
     #[error("{0}")]
     Limit(String),
     #[error(
+        "{op}: field {field:?} starts with '_', which is reserved for system fields (_id, _creationTime are set by the database)"
+    )]
+    ReservedField { op: &'static str, field: String },
+    /// A field name the value model refuses (empty, control characters, ...).
+    #[error("{0}")]
+    InvalidFieldName(String),
+    /// A `ctx.db` handle kept past the end of its mutation.
+    #[error("this mutation has already finished; ctx.db cannot be used after the handler returns")]
+    MutationFinished,
+    #[error(
         "ctx.db.{0} is not available in a query; queries are read-only, move the write into a mutation"
     )]
     ReadOnly(&'static str),

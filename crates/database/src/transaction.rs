@@ -5,15 +5,18 @@
 //! document exists, and a scan records exactly what it consumed (see [`ScanCursor`]). Only
 //! `MutationTxn` writes; every write is validated against the schema, checked against the
 //! limits, applied to SQLite at once (so the mutation reads its own writes) and added to the
-//! commit's [`WriteSet`] with the old and new key of every index.
+//! commit's [`WriteSet`] with the old and new key of every index. A null written to a field
+//! declared `optional<T>` whose `T` refuses null means "absent" (scripts have no `undefined`):
+//! insert and replace leave the field out, patch removes it.
 
 use std::any::Any;
 use std::collections::VecDeque;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
+use schema::Type;
 use storage::{Order, ReadRows, Reader, ScanRow};
-use value::{DocumentId, IndexKey, KeyRange, Limits, Object};
+use value::{DocumentId, IndexKey, KeyRange, LimitError, Limits, Object, Value};
 
 use crate::catalog::{Catalog, IndexId, IndexInfo, TableInfo};
 use crate::committer::WriterState;
@@ -383,18 +386,45 @@ impl MutationTxn {
     fn lock(&self) -> Result<parking_lot::MutexGuard<'_, WriterState>, DbError> {
         let state = self.state.lock();
         if state.generation != self.generation {
-            return Err(DbError::Limit("this mutation has already finished; ctx.db cannot be used after the handler returns".into()));
+            return Err(DbError::MutationFinished);
         }
         Ok(state)
     }
 
-    fn check_user_fields(fields: &Object, op: &str) -> Result<(), DbError> {
+    fn check_user_fields(fields: &Object, op: &'static str) -> Result<(), DbError> {
         if let Some(system) = fields.keys().find(|k| k.starts_with('_')) {
-            return Err(DbError::Limit(format!(
-                "{op}: field {system:?} starts with '_', which is reserved for system fields (_id, _creationTime are set by the database)"
-            )));
+            return Err(DbError::ReservedField {
+                op,
+                field: system.clone(),
+            });
         }
         Ok(())
+    }
+
+    /// Fields set to null that the schema declares `optional<T>` with a `T` that refuses
+    /// null. Scripts have no `undefined` (Rhai's `()` is null), so null there can only mean
+    /// "absent": insert and replace leave such a field out, and patch removes it.
+    fn absent_fields(&self, table: &TableInfo, fields: &Object) -> Vec<String> {
+        let Some(declared) = self
+            .catalog
+            .schema
+            .table(&table.name)
+            .and_then(|t| t.document.as_ref())
+        else {
+            return Vec::new();
+        };
+        fields
+            .iter()
+            .filter(|(name, value)| {
+                matches!(value, Value::Null)
+                    && matches!(
+                        declared.fields.get(name.as_str()),
+                        Some(Type::Optional(inner))
+                            if inner.validate(Value::Null, name, &*self.catalog).is_err()
+                    )
+            })
+            .map(|(name, _)| name.clone())
+            .collect()
     }
 
     /// Validates a new version of a document's fields for its table.
@@ -410,7 +440,10 @@ impl MutationTxn {
         let value = value::Value::Object(fields);
         Limits::default()
             .check_shape(&value, "document")
-            .map_err(|e| DbError::Limit(e.to_string()))?;
+            .map_err(|e| match e {
+                LimitError::BadFieldName { .. } => DbError::InvalidFieldName(e.to_string()),
+                e => DbError::Limit(e.to_string()),
+            })?;
         let value::Value::Object(fields) = value else {
             return Err(DbError::Corrupt("document stopped being an object".into()));
         };
@@ -514,7 +547,7 @@ impl Transaction for MutationTxn {
         let state = self.state.clone();
         let state = state.lock();
         if state.generation != self.generation {
-            return Err(DbError::Limit("this mutation has already finished".into()));
+            return Err(DbError::MutationFinished);
         }
         self.reads.get(&state.writer, &self.catalog, id)
     }
@@ -522,7 +555,7 @@ impl Transaction for MutationTxn {
         let state = self.state.clone();
         let state = state.lock();
         if state.generation != self.generation {
-            return Err(DbError::Limit("this mutation has already finished".into()));
+            return Err(DbError::MutationFinished);
         }
         self.reads.scan_next(&state.writer, cursor)
     }
@@ -534,6 +567,10 @@ impl Transaction for MutationTxn {
         Self::check_user_fields(&fields, "insert")?;
         let catalog = self.catalog.clone();
         let table = catalog.table(table)?;
+        let mut fields = fields;
+        for name in self.absent_fields(table, &fields) {
+            fields.remove(&name);
+        }
         let fields = self.prepare(table, fields)?;
         let creation_time = {
             let mut state = self.lock()?;
@@ -559,8 +596,12 @@ impl Transaction for MutationTxn {
         Self::check_user_fields(&fields, "patch")?;
         let (old, catalog) = self.load(id, "patch")?;
         let (_, table) = catalog.resolve_id(id)?;
+        let removed = self.absent_fields(table, &fields);
         let mut merged = old.fields.clone();
         merged.extend(fields);
+        for name in removed {
+            merged.remove(&name);
+        }
         let merged = self.prepare(table, merged)?;
         let new = Document {
             fields: merged,
@@ -574,6 +615,10 @@ impl Transaction for MutationTxn {
         Self::check_user_fields(&fields, "replace")?;
         let (old, catalog) = self.load(id, "replace")?;
         let (_, table) = catalog.resolve_id(id)?;
+        let mut fields = fields;
+        for name in self.absent_fields(table, &fields) {
+            fields.remove(&name);
+        }
         let fields = self.prepare(table, fields)?;
         let new = Document {
             fields,

@@ -1,7 +1,7 @@
 //! What a module declares: [`FunctionDef`]s built by `query(...)`, `mutation(...)`,
 //! `internalQuery(...)`, `internalMutation(...)` and `httpAction(...)` at load time.
 
-use rhai::FnPtr;
+use rhai::{FnPtr, Position};
 use schema::{ObjectType, Type};
 
 /// The kinds of user function.
@@ -39,6 +39,8 @@ pub(crate) struct Registration {
     pub args: Option<ObjectType>,
     pub returns: Option<Type>,
     pub handler: FnPtr,
+    /// Where `query(...)` (or its kind) was called.
+    pub declared_at: Position,
 }
 
 /// One exported function.
@@ -51,6 +53,9 @@ pub struct FunctionDef {
     /// Result validator, when declared.
     pub returns: Option<Type>,
     pub(crate) handler: FnPtr,
+    /// Where the function was declared; errors without a line of their own (time and call
+    /// depth limits) point here.
+    pub(crate) declared_at: Position,
 }
 
 impl From<Registration> for FunctionDef {
@@ -61,6 +66,7 @@ impl From<Registration> for FunctionDef {
             args: r.args,
             returns: r.returns,
             handler: r.handler,
+            declared_at: r.declared_at,
         }
     }
 }

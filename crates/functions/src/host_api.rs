@@ -9,6 +9,10 @@
 //! - `print` / `debug` (log lines returned with the result).
 //! - `httpRouter().route(...)` (`http_router.rs`), and in HTTP actions the request, `env`,
 //!   `Webhook`/`verifyWebhook` and the action's `ctx` (`http_action.rs`, registered from here).
+//!
+//! Also registered here, to refuse with a reason instead of Rhai's "Function not found":
+//! `timestamp()`, `rand()`, `random()` (functions are deterministic; `ctx.now()` is the
+//! clock) and `sleep(..)` (Rhai's core package has it; it would block the thread).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -155,8 +159,8 @@ fn registration(
     kind: FunctionKind,
     visibility: Visibility,
     call: &'static str,
-) -> impl Fn(Dynamic) -> HostResult<Registration> {
-    move |definition: Dynamic| {
+) -> impl Fn(NativeCallContext, Dynamic) -> HostResult<Registration> {
+    move |context: NativeCallContext, definition: Dynamic| {
         let (args, returns, handler) = if let Some(handler) = definition.clone().try_cast::<FnPtr>()
         {
             (None, None, handler)
@@ -174,6 +178,7 @@ fn registration(
             args,
             returns,
             handler,
+            declared_at: context.call_position(),
         })
     }
 }
@@ -217,6 +222,23 @@ pub(crate) fn register(engine: &mut Engine) {
         "httpAction",
         registration(FunctionKind::HttpAction, Visibility::Internal, "httpAction"),
     );
+
+    // Refused: registered so the script gets the reason (and `sleep` from Rhai's core
+    // package is shadowed: it would hold the Committer without counting as user time).
+    engine.register_fn("timestamp", || -> HostResult<()> {
+        Err(refused("timestamp()", NO_CLOCK))
+    });
+    for name in ["rand", "random"] {
+        engine.register_fn(name, move || -> HostResult<()> {
+            Err(refused(&format!("{name}()"), NO_RANDOM))
+        });
+    }
+    engine.register_fn("sleep", |_: rhai::INT| -> HostResult<()> {
+        Err(refused("sleep()", NO_SLEEP))
+    });
+    engine.register_fn("sleep", |_: rhai::FLOAT| -> HostResult<()> {
+        Err(refused("sleep()", NO_SLEEP))
+    });
 
     // ctx
     engine.register_get("db", |ctx: &mut Ctx| Db(ctx.0.clone()));
@@ -371,6 +393,20 @@ pub(crate) fn register(engine: &mut Engine) {
             },
         );
     }
+}
+
+pub(crate) const NO_CLOCK: &str = "functions must be deterministic (query results are cached and shared between clients); use ctx.now(), the time the call started";
+pub(crate) const NO_RANDOM: &str = "functions must be deterministic (query results are cached and shared between clients); derive values from the arguments, and let ctx.db.insert make ids";
+const NO_SLEEP: &str =
+    "it would block the server's thread; a function should finish as fast as it can";
+
+/// What a sandboxed-away feature says: what was called and why it is not there.
+pub(crate) fn refusal(what: &str, why: &str) -> String {
+    format!("{what} is not available in Pulsebase functions: {why}")
+}
+
+fn refused(what: &str, why: &str) -> Box<EvalAltResult> {
+    host_error(refusal(what, why))
 }
 
 /// `ctx.runQuery` / `ctx.runMutation`: runs another function inline, in the caller's

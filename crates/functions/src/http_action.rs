@@ -36,7 +36,7 @@ use crate::host_api::{HostResult, host_error};
 use crate::http_router::{HTTP_MODULE, HttpRoute, HttpRouter};
 use crate::modules::Modules;
 use crate::path::FunctionPath;
-use crate::runner::{describe_error, with_location};
+use crate::runner::describe_error;
 use crate::sandbox::{Enter, Exec, with_current};
 use crate::webhook::{self, SignedHeaders};
 
@@ -131,7 +131,12 @@ impl Modules {
             RequestIdentity::User(value) => Some(value.clone()),
             _ => None,
         };
-        let exec = Arc::new(Exec::for_action(user, now_ms, self.clone()));
+        let exec = Arc::new(Exec::for_action(
+            user,
+            now_ms,
+            self.clone(),
+            format!("the HTTP action {}", route.describe()),
+        ));
         let ctx = ActionCtx {
             exec: exec.clone(),
             host: host.clone(),
@@ -161,10 +166,10 @@ impl Modules {
                 )
             }),
             Err(e) => {
-                let d = describe_error(&e, &module.file);
+                let d = describe_error(&e, &module.file, None);
                 Err(FunctionError {
                     kind: d.kind,
-                    message: with_location(&d.message, &module.file, d.position),
+                    message: d.located(),
                     data: d.data,
                 })
             }
@@ -593,7 +598,12 @@ fn percent_decode(text: &str) -> String {
     while i < bytes.len() {
         match bytes[i] {
             b'+' => out.push(b' '),
-            b'%' if i + 2 < bytes.len() => {
+            // `i + 2 < len`: both digits exist, also for an escape that ends the text.
+            b'%' if i + 2 < bytes.len()
+                && bytes[i + 1].is_ascii_hexdigit()
+                && bytes[i + 2].is_ascii_hexdigit() =>
+            {
+                // Two ASCII hex digits: `from_str_radix` alone would also take "+f" (a sign).
                 let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
                 match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
                     Some(b) => {
@@ -620,6 +630,20 @@ mod tests {
         assert_eq!(percent_decode("100%"), "100%");
         assert_eq!(percent_decode("%zz"), "%zz");
         assert_eq!(percent_decode("%41"), "A");
+    }
+
+    #[test]
+    fn escapes_at_the_very_end_and_signs_in_escapes() {
+        // An escape that ends the text is decoded (the last two bytes are its digits).
+        assert_eq!(percent_decode("a%41"), "aA");
+        assert_eq!(percent_decode("path%2F"), "path/");
+        assert_eq!(percent_decode("caf%C3%A9"), "café");
+        // One digit short of an escape stays as it is.
+        assert_eq!(percent_decode("a%4"), "a%4");
+        assert_eq!(percent_decode("%"), "%");
+        // `u8::from_str_radix` accepts a leading sign; an escape needs two hex digits, so
+        // "%+41" is a literal '%', a space and "41" (not byte 0x04 followed by "1").
+        assert_eq!(percent_decode("%+41"), "% 41");
     }
 
     #[test]

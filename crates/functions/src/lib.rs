@@ -15,6 +15,7 @@
 mod convert;
 mod definition;
 mod error;
+mod hints;
 mod host_api;
 mod http_action;
 mod http_router;

@@ -17,7 +17,7 @@ use crate::definition::{FunctionDef, Registration};
 use crate::error::{LoadError, LoadErrors};
 use crate::http_router::{HTTP_MODULE, HttpRouter};
 use crate::path::FunctionPath;
-use crate::{host_api, runner, sandbox};
+use crate::{hints, host_api, runner, sandbox};
 
 /// The source of one module.
 #[derive(Clone, Debug)]
@@ -215,11 +215,15 @@ fn load_module(engine: &Engine, source: ModuleSource) -> Result<LoadedModule, Lo
     let mut ast = engine
         .compile(&source)
         .map_err(|ParseError(kind, position)| {
-            at(&file, position, format!("syntax error: {kind}"))
+            at(
+                &file,
+                position,
+                format!("syntax error: {}", hints::explain_syntax(&kind.to_string())),
+            )
         })?;
     ast.set_source(file.as_str());
     let evaluated = Module::eval_ast_as_new(Scope::new(), &ast, engine).map_err(|e| {
-        let error = runner::describe_error(&e, &file);
+        let error = runner::describe_error(&e, &file, None);
         // "Uncaught Error:" describes a failed call; here the module itself failed to load.
         let message = error
             .message

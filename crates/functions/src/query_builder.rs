@@ -5,6 +5,11 @@
 //! Index ranges follow Convex: `eq` on a prefix of the index fields in order, then at most one
 //! lower (`gt`/`gte`) and one upper (`lt`/`lte`) bound on the next field. Every index ends
 //! with `_creationTime`, which can be bounded too.
+//!
+//! Pagination cursors are opaque strings: the key of the last document of a page, behind a
+//! hash of the query's table, index, range and order. A cursor given to a query it did not
+//! come from fails with `InvalidCursor` (which the Convex client's `usePaginatedQuery` answers
+//! by starting over) instead of silently reading from an unrelated position.
 
 use std::sync::Arc;
 
@@ -13,6 +18,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use database::{Order, ScanCursor};
 use rhai::{Array, Dynamic, FnPtr, Map, NativeCallContext};
 use schema::Type;
+use sha2::{Digest, Sha256};
 use value::key::{encode_component, prefix_end};
 use value::{FieldPath, KeyRange, Value};
 
@@ -252,6 +258,13 @@ impl QueryBuilder {
     }
 
     fn cursor(&self) -> HostResult<ScanCursor> {
+        Ok(self.cursor_and_tag()?.0)
+    }
+
+    /// A scan of this query, and the tag its pagination cursors carry: a hash of the table,
+    /// the index (name and fields), the range and the order, so a cursor is only accepted by
+    /// the query it came from.
+    fn cursor_and_tag(&self) -> HostResult<(ScanCursor, CursorTag)> {
         let (table, index, range, order) = (
             self.table.clone(),
             self.index.clone(),
@@ -260,7 +273,29 @@ impl QueryBuilder {
         );
         with_txn(&self.exec, |txn| {
             let info = txn.catalog().index(&table, &index)?;
-            Ok(ScanCursor::new(info, range, order))
+            let mut hash = Sha256::new();
+            let mut part = |bytes: &[u8]| {
+                hash.update((bytes.len() as u64).to_be_bytes());
+                hash.update(bytes);
+            };
+            part(b"pulsebase paginate v1");
+            part(table.as_bytes());
+            part(index.as_bytes());
+            for field in &info.fields {
+                part(field.as_str().as_bytes());
+            }
+            part(&range.start);
+            match &range.end {
+                Some(end) => part(end),
+                None => part(b"unbounded"),
+            }
+            part(match order {
+                Order::Asc => b"asc",
+                Order::Desc => b"desc",
+            });
+            let mut tag = [0u8; TAG_LEN];
+            tag.copy_from_slice(&hash.finalize()[..TAG_LEN]);
+            Ok((ScanCursor::new(info, range, order), tag))
         })
     }
 
@@ -365,16 +400,16 @@ impl QueryBuilder {
         if num_items == 0 {
             return Err(host_error("paginate numItems must be positive".to_string()));
         }
-        let start = opts.get("cursor").map(parse_cursor).transpose()?.flatten();
-        let end = opts
-            .get("endCursor")
-            .map(parse_cursor)
-            .transpose()?
-            .flatten();
-        let mut cursor = self.cursor()?;
+        let (mut cursor, tag) = self.cursor_and_tag()?;
+        let parse = |name: &str| match opts.get(name) {
+            Some(value) => parse_cursor(value, &tag, name),
+            None => Ok(None),
+        };
+        let start = parse("cursor")?;
+        let end = parse("endCursor")?;
         match start {
             Some(CursorPosition::End) => {
-                return Ok(page_result(Array::new(), true, END_CURSOR.to_string()));
+                return Ok(page_result(Array::new(), true, encode_end(&tag)));
             }
             Some(CursorPosition::After(key)) => cursor = cursor.resume_after(key),
             None => {}
@@ -387,10 +422,10 @@ impl QueryBuilder {
         let scanned = self.scan(ctx, cursor, limit, stop_at)?;
         let is_done = scanned.exhausted;
         let continue_cursor = match (&end, scanned.last_key) {
-            (Some(CursorPosition::After(key)), _) => encode_cursor(key),
-            (_, _) if is_done => END_CURSOR.to_string(),
-            (_, Some(key)) => encode_cursor(&key),
-            (_, None) => END_CURSOR.to_string(),
+            (Some(CursorPosition::After(key)), _) => encode_after(&tag, key),
+            (_, _) if is_done => encode_end(&tag),
+            (_, Some(key)) => encode_after(&tag, &key),
+            (_, None) => encode_end(&tag),
         };
         Ok(page_result(scanned.docs, is_done, continue_cursor))
     }
@@ -435,36 +470,73 @@ fn count(n: &Dynamic, what: &str) -> HostResult<usize> {
     Ok(n as usize)
 }
 
-const END_CURSOR: &str = "_end";
+/// Bytes of the query's hash at the front of each cursor.
+const TAG_LEN: usize = 8;
+type CursorTag = [u8; TAG_LEN];
 
 enum CursorPosition {
     After(Vec<u8>),
     End,
 }
 
-fn encode_cursor(key: &[u8]) -> String {
-    format!("k{}", URL_SAFE_NO_PAD.encode(key))
+/// `k` + base64url(tag ++ key of the last document of the page).
+fn encode_after(tag: &CursorTag, key: &[u8]) -> String {
+    let mut bytes = tag.to_vec();
+    bytes.extend_from_slice(key);
+    format!("k{}", URL_SAFE_NO_PAD.encode(bytes))
 }
 
-fn parse_cursor(cursor: &Dynamic) -> HostResult<Option<CursorPosition>> {
+/// `e` + base64url(tag): the query has nothing after this page.
+fn encode_end(tag: &CursorTag) -> String {
+    format!("e{}", URL_SAFE_NO_PAD.encode(tag))
+}
+
+/// Decodes `paginationOpts[name]`, which must be `()` or a cursor of the query tagged `tag`.
+fn parse_cursor(
+    cursor: &Dynamic,
+    tag: &CursorTag,
+    name: &str,
+) -> HostResult<Option<CursorPosition>> {
     if cursor.is_unit() {
         return Ok(None);
     }
-    let text = cursor
-        .clone()
-        .into_string()
-        .map_err(|_| host_error("a pagination cursor must be a string or ()".to_string()))?;
-    if text == END_CURSOR {
-        return Ok(Some(CursorPosition::End));
+    let text = cursor.clone().into_string().map_err(|found| {
+        host_error(format!(
+            "paginate: {name} must be a string returned as continueCursor, or () for the first page, not {found}"
+        ))
+    })?;
+    let decode = |body: &str| {
+        URL_SAFE_NO_PAD
+            .decode(body)
+            .ok()
+            .filter(|bytes| bytes.len() >= TAG_LEN)
+    };
+    let (position, found_tag) = match text.split_at_checked(1) {
+        Some(("k", body)) => match decode(body) {
+            Some(mut bytes) => {
+                let key = bytes.split_off(TAG_LEN);
+                (CursorPosition::After(key), bytes)
+            }
+            None => return Err(not_a_cursor(&text)),
+        },
+        Some(("e", body)) => match decode(body) {
+            Some(bytes) if bytes.len() == TAG_LEN => (CursorPosition::End, bytes),
+            _ => return Err(not_a_cursor(&text)),
+        },
+        _ => return Err(not_a_cursor(&text)),
+    };
+    if found_tag.as_slice() != tag.as_slice() {
+        return Err(host_error(format!(
+            "InvalidCursor: Tried to run a query starting from a cursor, but it looks like this cursor is from a different query (another table, index, range or order). Pass back the continueCursor this same query returned, or () to start from the first page ({name}: {text:?})"
+        )));
     }
-    text.strip_prefix('k')
-        .and_then(|b| URL_SAFE_NO_PAD.decode(b).ok())
-        .map(|key| Some(CursorPosition::After(key)))
-        .ok_or_else(|| {
-            host_error(format!(
-                "InvalidCursor: {text:?} is not a cursor returned by paginate"
-            ))
-        })
+    Ok(Some(position))
+}
+
+fn not_a_cursor(text: &str) -> Box<rhai::EvalAltResult> {
+    host_error(format!(
+        "InvalidCursor: {text:?} is not a cursor returned by paginate; pass back continueCursor, or () to start from the first page"
+    ))
 }
 
 fn page_result(page: Array, is_done: bool, continue_cursor: String) -> Map {

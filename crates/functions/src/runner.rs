@@ -8,16 +8,17 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use database::{ReadSet, Transaction};
-use rhai::{Dynamic, EvalAltResult, NativeCallContext, Position};
-use value::{Limits, Value};
+use rhai::{Dynamic, Engine, EvalAltResult, NativeCallContext, Position};
+use value::{LimitError, Limits, Value};
 
 use crate::convert::{from_dynamic, to_dynamic};
 use crate::definition::{FunctionDef, FunctionKind, Visibility};
 use crate::error::{ErrorKind, FunctionError};
+use crate::hints;
 use crate::host_api::{Ctx, HostError, HostResult, host_error, with_txn};
 use crate::modules::{LoadedModule, Modules};
 use crate::path::FunctionPath;
-use crate::sandbox::{Enter, Exec, TIMEOUT_TOKEN, USER_TIME_LIMIT};
+use crate::sandbox::{Enter, Exec, MAX_CALL_DEPTH, MAX_OPERATIONS, Timeout, USER_TIME_LIMIT};
 
 /// Arguments and results are at most 16 MiB (DESIGN §3).
 const MAX_VALUE_BYTES: usize = 16 << 20;
@@ -40,14 +41,6 @@ pub struct Execution {
     pub read_identity: bool,
 }
 
-/// A script error reduced to a message and where it happened.
-pub(crate) struct Described {
-    pub message: String,
-    pub data: Option<Value>,
-    pub kind: ErrorKind,
-    pub position: Position,
-}
-
 impl Modules {
     /// Finds `path`, checking that it is a function of `kind` that `caller` may call.
     pub fn resolve(
@@ -68,33 +61,39 @@ impl Modules {
                 path.module()
             )));
         };
-        let Some(def) = module.functions.get(path.name()) else {
-            // Internal functions stay unnamed to clients.
-            let exported: Vec<&str> = module
+        // Internal functions stay unnamed to clients: to them, one is exactly as absent as a
+        // function that does not exist (Convex answers the same).
+        let exported = || {
+            let names: Vec<&str> = module
                 .functions
                 .iter()
                 .filter(|(_, d)| caller == Caller::Trusted || d.visibility == Visibility::Public)
                 .map(|(name, _)| name.as_str())
                 .collect();
-            return Err(not_found(format!(
+            not_found(format!(
                 "{} does not export `{}` (it exports: {})",
                 module.file,
                 path.name(),
-                if exported.is_empty() {
+                if names.is_empty() {
                     "nothing".to_string()
                 } else {
-                    exported.join(", ")
+                    names.join(", ")
                 }
-            )));
+            ))
+        };
+        let Some(def) = module.functions.get(path.name()) else {
+            return Err(exported());
         };
         if def.visibility == Visibility::Internal && caller == Caller::Client {
-            return Err(FunctionError::new(
-                ErrorKind::Internal,
-                format!(
-                    "Could not find public function for '{path}': it is an internal {}; call it from another function or with `pulsebase run`",
-                    def.kind.as_str()
-                ),
-            ));
+            tracing::info!(
+                function = %path,
+                "a client called internal {} {path}; answered as not found (internal functions are callable from other functions, HTTP actions and `pulsebase run`)",
+                def.kind.as_str()
+            );
+            return Err(FunctionError {
+                kind: ErrorKind::Internal,
+                ..exported()
+            });
         }
         if def.kind != kind {
             return Err(FunctionError::new(
@@ -144,23 +143,33 @@ impl Modules {
         };
         txn.take_read_set();
 
-        let exec = Arc::new(Exec::new(txn, identity, kind, now_ms, self.clone()));
+        let function = path.to_string();
+        let exec = Arc::new(Exec::new(
+            txn,
+            identity,
+            kind,
+            now_ms,
+            self.clone(),
+            function.clone(),
+        ));
         let outcome = {
             let _current = Enter::new(exec.clone());
-            def.handler.call::<Dynamic>(
+            call_handler(
                 &self.engine,
-                &module.ast,
-                (Ctx(exec.clone()).into_dynamic(), to_dynamic(&args)),
+                module,
+                def,
+                0,
+                [Ctx(exec.clone()).into_dynamic(), to_dynamic(&args)],
             )
         };
         let mut txn = exec.txn.lock().take();
         let result = match outcome {
             Ok(value) => check_result(def, &value),
             Err(e) => {
-                let d = describe_error(&e, &module.file);
+                let d = describe_error(&e, &module.file, Some(&function));
                 Err(FunctionError {
                     kind: d.kind,
-                    message: with_location(&d.message, &module.file, d.position),
+                    message: d.located(),
                     data: d.data,
                 })
             }
@@ -222,7 +231,12 @@ fn check_result(def: &FunctionDef, value: &Dynamic) -> Result<Value, FunctionErr
         .map_err(|e| limit(e.to_string()))?;
     Limits::default()
         .check_shape(&value, "the return value")
-        .map_err(|e| limit(e.to_string()))?;
+        .map_err(|e| match e {
+            LimitError::BadFieldName { .. } => {
+                FunctionError::new(ErrorKind::Uncaught, e.to_string())
+            }
+            e => limit(e.to_string()),
+        })?;
     match &def.returns {
         None => Ok(value),
         Some(ty) => ty.validate(value, "return value", &NoIdCheck).map_err(|e| {
@@ -239,35 +253,136 @@ impl schema::IdTables for NoIdCheck {
     }
 }
 
-pub(crate) fn with_location(message: &str, file: &str, position: Position) -> String {
-    match (position.line(), position.position()) {
-        (Some(line), Some(column)) => format!("{message}\n    at {file}:{line}:{column}"),
-        (Some(line), None) => format!("{message}\n    at {file}:{line}"),
-        _ => message.to_string(),
+/// Calls a function's handler closure. Rhai's call depth starts at `level` (the depth of the
+/// `ctx.runQuery`/`ctx.runMutation` call that got here, 0 at the top), so the depth limit
+/// counts across nested calls: each nested handler would otherwise start again at 0, and
+/// recursion through `ctx.runQuery` would overflow the thread's stack and take the server
+/// down. The call position is the `query(...)` declaration, which is where errors Rhai does
+/// not locate itself (time and depth limits) point.
+fn call_handler(
+    engine: &Engine,
+    module: &LoadedModule,
+    def: &FunctionDef,
+    level: usize,
+    mut args: [Dynamic; 2],
+) -> Result<Dynamic, Box<EvalAltResult>> {
+    let mut global = engine.new_global_runtime_state();
+    global.lib.push(module.ast.shared_lib().clone());
+    global.source = Some(module.file.as_str().into());
+    global.level = level;
+    let context = NativeCallContext::new_with_all_fields(
+        engine,
+        def.handler.fn_name(),
+        None,
+        &global,
+        def.declared_at,
+    );
+    def.handler.call_raw(&context, None, &mut args)
+}
+
+/// Names the error of a function called by `ctx.runQuery`/`ctx.runMutation` (see
+/// [`run_inline`]), so that [`describe_error`] can tell which file each position is in.
+const NESTED_CALL: &str = "pulsebase:nested-call:";
+
+/// One line of an error's location: where, in which file, in which function.
+pub(crate) struct Frame {
+    pub file: String,
+    pub position: Position,
+    pub function: Option<String>,
+}
+
+/// A script error reduced to a message and where it happened.
+pub(crate) struct Described {
+    pub message: String,
+    pub data: Option<Value>,
+    pub kind: ErrorKind,
+    /// Where it happened in the innermost file (the file of `frames[0]`).
+    pub position: Position,
+    /// Innermost first: the failing line, then each `ctx.runQuery`/`ctx.runMutation` call
+    /// that led there.
+    pub frames: Vec<Frame>,
+}
+
+impl Described {
+    /// The message followed by one `at file:line:column (function)` line per frame.
+    pub(crate) fn located(&self) -> String {
+        let mut text = self.message.clone();
+        for frame in &self.frames {
+            let name = frame
+                .function
+                .as_deref()
+                .map(|f| format!(" ({f})"))
+                .unwrap_or_default();
+            match (frame.position.line(), frame.position.position()) {
+                (Some(line), Some(column)) => {
+                    text.push_str(&format!("\n    at {}:{line}:{column}{name}", frame.file));
+                }
+                (Some(line), None) => {
+                    text.push_str(&format!("\n    at {}:{line}{name}", frame.file))
+                }
+                _ if !name.is_empty() => text.push_str(&format!("\n    at {}{name}", frame.file)),
+                _ => {}
+            }
+        }
+        text
     }
 }
 
-/// Reduces a Rhai error (possibly wrapped by nested calls) to what the user needs.
-pub(crate) fn describe_error(error: &EvalAltResult, file: &str) -> Described {
-    let _ = file;
-    let mut error = error;
+/// Reduces a Rhai error (possibly wrapped by nested calls) to what the user needs. `file` and
+/// `function` say what was called; errors of functions it called through `ctx.runQuery` /
+/// `ctx.runMutation` carry their own file and name (see [`run_inline`]).
+pub(crate) fn describe_error(
+    error: &EvalAltResult,
+    file: &str,
+    function: Option<&str>,
+) -> Described {
+    let mut call_sites = Vec::new();
+    let mut file = file.to_string();
+    let mut function = function.map(str::to_string);
     let mut position = error.position();
-    while let EvalAltResult::ErrorInFunctionCall(_, _, inner, pos)
-    | EvalAltResult::ErrorInModule(_, inner, pos) = error
-    {
-        if !pos.is_none() {
-            position = *pos;
+    let mut error = error;
+    loop {
+        match error {
+            EvalAltResult::ErrorInFunctionCall(name, source, inner, pos)
+                if name.starts_with(NESTED_CALL) =>
+            {
+                let site = if pos.is_none() { position } else { *pos };
+                call_sites.push(Frame {
+                    file: std::mem::replace(&mut file, source.clone()),
+                    position: site,
+                    function: function.replace(name[NESTED_CALL.len()..].to_string()),
+                });
+                position = Position::NONE;
+                error = inner;
+            }
+            EvalAltResult::ErrorInFunctionCall(_, _, inner, pos)
+            | EvalAltResult::ErrorInModule(_, inner, pos) => {
+                if !pos.is_none() {
+                    position = *pos;
+                }
+                error = inner;
+            }
+            _ => break,
         }
-        error = inner;
     }
     if !error.position().is_none() {
         position = error.position();
     }
+    let running = function
+        .clone()
+        .unwrap_or_else(|| "the function".to_string());
+    let mut frames = vec![Frame {
+        file,
+        position,
+        function,
+    }];
+    frames.extend(call_sites.into_iter().rev());
     let described = |kind, message: String, data| Described {
         message,
         data,
         kind,
         position,
+        frames,
     };
     match error {
         EvalAltResult::ErrorRuntime(value, _) => {
@@ -291,16 +406,15 @@ pub(crate) fn describe_error(error: &EvalAltResult, file: &str) -> Described {
                 Err(e) => described(ErrorKind::Uncaught, format!("Uncaught Error: {e}"), None),
             }
         }
-        EvalAltResult::ErrorTerminated(token, _)
-            if token
+        EvalAltResult::ErrorTerminated(token, _) => {
+            let function = token
                 .clone()
-                .into_string()
-                .is_ok_and(|t| t == TIMEOUT_TOKEN) =>
-        {
+                .try_cast::<Timeout>()
+                .map_or(running, |t| t.function);
             described(
                 ErrorKind::Limit,
                 format!(
-                    "Function execution timed out (maximum duration: {}s of user code)",
+                    "Function execution timed out: {function} ran longer than the limit of {} s of user code per call (time in database calls is not counted); check for an endless loop",
                     USER_TIME_LIMIT.as_secs()
                 ),
                 None,
@@ -308,19 +422,26 @@ pub(crate) fn describe_error(error: &EvalAltResult, file: &str) -> Described {
         }
         EvalAltResult::ErrorTooManyOperations(_) => described(
             ErrorKind::Limit,
-            "Function execution exceeded the operation limit; it is probably in an endless loop"
-                .to_string(),
+            format!(
+                "Function execution exceeded the operation limit in {running} (limit: {MAX_OPERATIONS} operations per call); check for an endless loop"
+            ),
             None,
         ),
         EvalAltResult::ErrorStackOverflow(_) => described(
             ErrorKind::Limit,
-            "Function exceeded the maximum call depth (64); check for unbounded recursion"
-                .to_string(),
+            format!(
+                "Function exceeded the maximum call depth in {running} (limit: {MAX_CALL_DEPTH} nested calls, ctx.runQuery and ctx.runMutation included); check for unbounded recursion"
+            ),
             None,
         ),
         EvalAltResult::ErrorDataTooLarge(what, _) => described(
             ErrorKind::Limit,
             format!("{what} exceeds the sandbox size limit"),
+            None,
+        ),
+        EvalAltResult::Exit(..) => described(
+            ErrorKind::Uncaught,
+            "Uncaught Error: exit() is not available in functions; return the value from the handler instead".to_string(),
             None,
         ),
         other => {
@@ -329,6 +450,7 @@ pub(crate) fn describe_error(error: &EvalAltResult, file: &str) -> Described {
             if let Some(cut) = text.rfind(" (line ") {
                 text.truncate(cut);
             }
+            let text = hints::explain(other, &text);
             described(ErrorKind::Uncaught, format!("Uncaught Error: {text}"), None)
         }
     }
@@ -342,7 +464,6 @@ pub(crate) fn run_inline(
     kind: FunctionKind,
     args: Value,
 ) -> HostResult<Value> {
-    let _ = call;
     let modules = parent.modules.clone();
     let (module, def) = modules
         .resolve(path, kind, Caller::Trusted)
@@ -354,13 +475,15 @@ pub(crate) fn run_inline(
         .lock()
         .take()
         .ok_or_else(|| host_error("ctx was used after the function returned".to_string()))?;
-    let child = Arc::new(Exec::nested(parent, txn, kind));
+    let child = Arc::new(Exec::nested(parent, txn, kind, path.to_string()));
     let outcome = {
         let _current = Enter::new(child.clone());
-        def.handler.call::<Dynamic>(
+        call_handler(
             &modules.engine,
-            &module.ast,
-            (Ctx(child.clone()).into_dynamic(), to_dynamic(&args)),
+            module,
+            def,
+            call.call_level(),
+            [Ctx(child.clone()).into_dynamic(), to_dynamic(&args)],
         )
     };
     *parent.txn.lock() = child.txn.lock().take();
@@ -371,6 +494,21 @@ pub(crate) fn run_inline(
     if child.identity_read.load(Ordering::Relaxed) {
         parent.identity_read.store(true, Ordering::Relaxed);
     }
-    let value = outcome?;
+    let value = outcome.map_err(|e| {
+        if e.is_catchable() {
+            // Wrapped so the report names the callee's file for the positions inside it, and
+            // the call site for this one; `try`/`catch` in the caller still sees what the
+            // callee threw (Rhai unwraps function-call errors for `catch`).
+            Box::new(EvalAltResult::ErrorInFunctionCall(
+                format!("{NESTED_CALL}{path}"),
+                module.file.clone(),
+                e,
+                call.call_position(),
+            ))
+        } else {
+            // Limits stay as they are: a wrapper would make them catchable.
+            e
+        }
+    })?;
     check_result(def, &value).map_err(|e| host_error(format!("{path}: {}", e.message)))
 }

@@ -1,9 +1,9 @@
 //! The sandboxed Rhai [`Engine`] and the per-execution state its hooks consult.
 //!
 //! Scripts get Rhai's core language, strings, maths, arrays, blobs and maps, and nothing that
-//! reaches the outside world: no clock (`timestamp()` is not registered), no randomness, no
-//! `eval`, no `import`, no file or network access. Determinism matters because query results
-//! are cached and shared between sessions.
+//! reaches the outside world: no clock (`timestamp()` is refused, pointing to `ctx.now()`), no
+//! randomness, no `sleep`, no `eval`, no `import`, no file or network access. Determinism
+//! matters because query results are cached and shared between sessions.
 //!
 //! Limits: an operation cap, a wall-clock budget of user-code time per call (time spent in
 //! database calls is not counted, as in Convex), call depth, expression depth, and string,
@@ -29,7 +29,11 @@ use crate::modules::Modules;
 /// Wall-clock budget of user code per top-level call (DESIGN §3: 1 s, like Convex).
 pub const USER_TIME_LIMIT: Duration = Duration::from_secs(1);
 /// Hard cap on Rhai operations per call, a backstop behind the time budget.
-const MAX_OPERATIONS: u64 = 5_000_000_000;
+pub(crate) const MAX_OPERATIONS: u64 = 5_000_000_000;
+/// Nested function calls per top-level call, counted across `ctx.runQuery` /
+/// `ctx.runMutation` (see `runner::call_handler`). Rhai's default for release builds, which
+/// keeps deep recursion well inside a 2 MiB thread stack.
+pub(crate) const MAX_CALL_DEPTH: usize = 64;
 const MAX_LOG_LINES: usize = 256;
 const MAX_LOG_LINE: usize = 4096;
 
@@ -48,6 +52,8 @@ pub(crate) struct Exec {
     /// Frozen clock for `ctx.now()`.
     pub now_ms: f64,
     pub modules: Arc<Modules>,
+    /// What is running (`module:name`, or the route of an HTTP action), for limit messages.
+    pub function: String,
     started: Instant,
     /// Nanoseconds spent inside database calls, excluded from the user-time budget.
     db_nanos: AtomicU64,
@@ -60,6 +66,7 @@ impl Exec {
         kind: FunctionKind,
         now_ms: f64,
         modules: Arc<Modules>,
+        function: String,
     ) -> Exec {
         Exec {
             txn: Mutex::new(Some(txn)),
@@ -70,6 +77,7 @@ impl Exec {
             read_only: kind == FunctionKind::Query,
             now_ms,
             modules,
+            function,
             started: Instant::now(),
             db_nanos: AtomicU64::new(0),
         }
@@ -81,6 +89,7 @@ impl Exec {
         parent: &Exec,
         txn: Box<dyn Transaction + Send>,
         kind: FunctionKind,
+        function: String,
     ) -> Exec {
         Exec {
             txn: Mutex::new(Some(txn)),
@@ -91,6 +100,7 @@ impl Exec {
             read_only: parent.read_only || kind == FunctionKind::Query,
             now_ms: parent.now_ms,
             modules: parent.modules.clone(),
+            function,
             started: parent.started,
             db_nanos: AtomicU64::new(parent.db_nanos.load(Ordering::Relaxed)),
         }
@@ -98,7 +108,12 @@ impl Exec {
 
     /// The execution of an HTTP action: no transaction (it reaches data only through
     /// `ctx.runQuery`/`ctx.runMutation`, each its own transaction), same sandbox budget.
-    pub(crate) fn for_action(identity: Option<Value>, now_ms: f64, modules: Arc<Modules>) -> Exec {
+    pub(crate) fn for_action(
+        identity: Option<Value>,
+        now_ms: f64,
+        modules: Arc<Modules>,
+        function: String,
+    ) -> Exec {
         Exec {
             txn: Mutex::new(None),
             identity,
@@ -108,6 +123,7 @@ impl Exec {
             read_only: true,
             now_ms,
             modules,
+            function,
             started: Instant::now(),
             db_nanos: AtomicU64::new(0),
         }
@@ -174,8 +190,12 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&Exec) -> R) -> Option<R> {
     CURRENT.with(|c| c.borrow().last().map(|e| f(e)))
 }
 
-/// The reason the progress hook stopped a script, recognised by the runner.
-pub(crate) const TIMEOUT_TOKEN: &str = "pulsebase:user-time-limit";
+/// The reason the progress hook stopped a script, recognised by the runner: the function that
+/// was running when its call ran out of user time.
+#[derive(Clone)]
+pub(crate) struct Timeout {
+    pub function: String,
+}
 
 /// A fresh sandboxed engine (host API registered by `host_api::register`).
 pub(crate) fn new_engine() -> Engine {
@@ -193,9 +213,11 @@ pub(crate) fn new_engine() -> Engine {
         engine.register_global_module(package);
     }
     engine.set_strict_variables(true);
+    // Both become load errors at the line that uses them (`hints::explain_syntax` says why).
     engine.disable_symbol("eval");
+    engine.disable_symbol("import");
     engine.set_max_operations(MAX_OPERATIONS);
-    engine.set_max_call_levels(64);
+    engine.set_max_call_levels(MAX_CALL_DEPTH);
     engine.set_max_expr_depths(64, 32);
     engine.set_max_string_size(16 << 20);
     engine.set_max_array_size(100_000);
@@ -206,8 +228,14 @@ pub(crate) fn new_engine() -> Engine {
         if ops % 1024 != 0 {
             return None;
         }
-        let over = with_current(|exec| exec.user_time() > USER_TIME_LIMIT).unwrap_or(false);
-        over.then(|| Dynamic::from(TIMEOUT_TOKEN))
+        with_current(|exec| {
+            (exec.user_time() > USER_TIME_LIMIT).then(|| {
+                Dynamic::from(Timeout {
+                    function: exec.function.clone(),
+                })
+            })
+        })
+        .flatten()
     });
     engine.on_print(|text| {
         with_current(|exec| exec.log("LOG", text));

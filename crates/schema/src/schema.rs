@@ -307,10 +307,28 @@ fn check_index_field(field: &str, document: Option<&ObjectType>) -> Result<(), S
     Ok(())
 }
 
+/// Every `id<T>` names a declared table; `doc<T>` (a whole document) is for function
+/// validators, not for stored fields.
 fn check_id_tables(ty: &Type, tables: &[String]) -> Result<(), String> {
     match ty {
-        Type::Id(table) if !tables.contains(table) => Err(format!(
-            "id<{table}> names a table that schema.toml does not declare"
+        Type::Id(table) if !tables.contains(table) => {
+            let hint = tables
+                .iter()
+                .min_by_key(|t| edit_distance(table, t))
+                .filter(|t| edit_distance(table, t) <= 2)
+                .map(|t| format!("did you mean id<{t}>?"))
+                .unwrap_or_else(|| {
+                    format!(
+                        "declare it with [tables.{table}] or name one of: {}",
+                        tables.join(", ")
+                    )
+                });
+            Err(format!(
+                "id<{table}> names a table that schema.toml does not declare ({hint})"
+            ))
+        }
+        Type::Doc(table) => Err(format!(
+            "doc<{table}> is for function validators such as `returns`; a field refers to another document with id<{table}>"
         )),
         Type::Array(t) | Type::Record(t) | Type::Optional(t) => check_id_tables(t, tables),
         Type::Union(options) => options.iter().try_for_each(|t| check_id_tables(t, tables)),
@@ -383,6 +401,7 @@ indexes = { by_token = ["tokenIdentifier"] }
         assert!(err("[tables.todos]\nindexes = { by_id = [\"a\"] }\n").contains("built-in"));
         assert!(err("[tables.t]\nfields = { u = \"id<nope>\" }\n").contains("does not declare"));
         assert!(err("[tables.t]\nfields = { _x = \"string\" }\n").contains("reserved"));
+        assert!(err("[tables.t]\nfields = { d = \"doc<t>\" }\n").contains("id<t>"));
         assert!(err("[tables.todos\n").starts_with("schema.toml:1:"));
     }
 

@@ -5,7 +5,7 @@
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { renameSync, writeFileSync } from "node:fs";
+import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import WebSocket from "ws";
 import { ConvexClient, ConvexHttpClient } from "convex/browser";
@@ -107,6 +107,8 @@ describe("pulsebase dev live sync", () => {
     );
   }
   const marks = () => [server.stdout.length, server.stderr.length];
+  /** The sync lines (✓ ...) printed after the marks. */
+  const syncLines = (o, e) => (server.stdout.slice(o) + server.stderr.slice(e)).split("\n").filter((l) => l.startsWith("✓"));
 
   before(async () => {
     const dir = writeApp({ "schema.toml": SCHEMA_V1, "functions/notes.rhai": notesModule("v1") });
@@ -170,10 +172,51 @@ describe("pulsebase dev live sync", () => {
     assert.equal(greeting.events.at(-1).value, "v3");
     assert.ok(greeting.events.every((ev) => !ev.error));
 
-    // Fixing the file syncs again.
+    // Fixing the file syncs again, in one line that says the error is gone.
+    const [o2, e2] = marks();
     writeFileSync(file("functions/notes.rhai"), notesModule("v5"));
     await greeting.until((ev) => ev.value === "v5", "the fixed version");
+    const fixed = await waitForNewOutput(/✓ functions synced: notes[^\n]*/, o2, e2, "the sync line of the fix");
+    assert.match(fixed[0], /error fixed/, fixed[0]);
     greeting.unsubscribe();
+  });
+
+  test("undoing a broken edit prints one back-in-sync line; later syncs are plain", async () => {
+    const good = readFileSync(file("functions/notes.rhai"), "utf8");
+    const [o, e] = marks();
+    writeFileSync(file("functions/notes.rhai"), `${good}\nlet oops = (1 + ;\n`);
+    await waitForNewOutput(/functions\/notes\.rhai:\d+:\d+/, o, e, "the error report");
+
+    // Back to exactly the version that kept serving: nothing to swap, but the user saw an
+    // error and must see it resolved.
+    const [o2, e2] = marks();
+    writeFileSync(file("functions/notes.rhai"), good);
+    const line = await waitForNewOutput(/✓ functions back in sync:[^\n]*/, o2, e2, "the back-in-sync line");
+    assert.match(line[0], /error fixed/);
+    assert.match(line[0], /\(\d+ functions\) in \d+ ms$/, line[0]);
+    await sleep(300);
+    assert.deepEqual(syncLines(o2, e2), [line[0]], "exactly one line for the fix");
+    assert.equal(await http.query(q("notes:greeting"), {}), "v5");
+
+    // The next sync is an ordinary one: one line, naming the module, with no "fixed".
+    const [o3, e3] = marks();
+    writeFileSync(file("functions/notes.rhai"), notesModule("v6"));
+    const next = await waitForNewOutput(/✓ functions synced: notes[^\n]*/, o3, e3, "the next sync line");
+    assert.doesNotMatch(next[0], /fixed/);
+    await sleep(300);
+    assert.equal(syncLines(o3, e3).length, 1, `one line per sync: ${syncLines(o3, e3).join(" | ")}`);
+    // Only the handler changed, so the generated types did not; codegen never prints a line of
+    // its own (a sync that changes them says so in its line, see the back-fill test).
+    assert.doesNotMatch(next[0], /types regenerated/, next[0]);
+    assert.doesNotMatch(server.stdout + server.stderr, /codegen: wrote/);
+  });
+
+  test("editing .env.local names .env.local in its sync line", async () => {
+    const [o, e] = marks();
+    writeFileSync(file(".env.local"), "SOME_SETTING=1\n");
+    const line = await waitForNewOutput(/✓ [^\n]*synced[^\n]*/, o, e, "the sync line");
+    assert.match(line[0], /^✓ \.env\.local synced: \d+ auth provider\(s\) in \d+ ms$/, line[0]);
+    assert.doesNotMatch(line[0], /auth\.config\.toml/);
   });
 
   test("broken schema.toml is reported with its line and the schema stays", async () => {
@@ -198,6 +241,9 @@ describe("pulsebase dev live sync", () => {
     const synced = await waitForNewOutput(/schema synced:[^\n]*/, o, e, "the schema sync line");
     assert.match(synced[0], /notes\.by_n/);
     assert.match(synced[0], /3 documents back-filled/);
+    assert.match(synced[0], /types regenerated/, "codegen is folded into the sync line");
+    await sleep(200);
+    assert.equal(syncLines(o, e).length, 1, syncLines(o, e).join(" | "));
 
     writeFileSync(file("functions/ranked.rhai"), RANKED_MODULE);
     const ranked = subscribe(client, "ranked:atLeast", { min: 5 });

@@ -88,16 +88,24 @@ pub fn run(args: CodegenArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Regenerates `DIR/functions/_generated/` from the app's live functions and schema; used by
-/// `pulsebase dev` at startup and after each successful sync. A failure is a warning only.
-pub fn dev_regenerate(dir: &Path, app: &App) {
+/// `pulsebase dev` at startup and after each successful sync. Returns the files rewritten, so
+/// the sync line can say so (one line per sync); a failure is a warning only.
+pub fn dev_regenerate(dir: &Path, app: &App) -> Vec<&'static str> {
     let modules = app.modules();
     let catalog = app.db().catalog();
     let generated = generate(&modules, &catalog.schema);
     let out = default_out(dir);
     match write(&out, &generated) {
-        Ok(written) if written.is_empty() => {}
-        Ok(written) => tracing::info!("codegen: wrote {} in {}", written.join(", "), out.display()),
-        Err(e) => eprintln!("⚠ codegen: {e:#} (the server keeps running)"),
+        Ok(written) => {
+            if !written.is_empty() {
+                tracing::debug!("codegen: wrote {} in {}", written.join(", "), out.display());
+            }
+            written
+        }
+        Err(e) => {
+            eprintln!("⚠ codegen: {e:#} (the server keeps running)");
+            Vec::new()
+        }
     }
 }
 

@@ -1,7 +1,8 @@
 // Issue 5 part 1 through the real binary: `pulsebase dev` watching a purpose-built app while
 // an official ConvexClient keeps a subscription open. Edits to a function file, a broken
-// edit, an added index and a refused schema change, each checked from the client's side and
-// in the server's output.
+// edit (and undoing it), an added and a dropped index, a refused schema change and broken
+// schema edits, each checked from the client's side and in the server's output (one line per
+// sync).
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -11,7 +12,7 @@ import WebSocket from "ws";
 import { ConvexClient, ConvexHttpClient } from "convex/browser";
 
 import { Server, waitFor } from "./lib/server.mjs";
-import { writeApp, q, m, sleep, safeJson } from "./lib/app.mjs";
+import { writeApp, q, m, sleep, safeJson, rejection } from "./lib/app.mjs";
 
 const SCHEMA_V1 = `
 [tables.notes]
@@ -30,6 +31,13 @@ indexes = { by_tag = ["tag"], by_n = ["n"] }
 const SCHEMA_WITHOUT_TAG = `
 [tables.notes]
 fields = { text = "string", n = "number" }
+indexes = { by_n = ["n"] }
+`;
+
+// SCHEMA_WITH_BY_N without the index by_tag (the field stays).
+const SCHEMA_WITHOUT_BY_TAG = `
+[tables.notes]
+fields = { text = "string", tag = "string", n = "number" }
 indexes = { by_n = ["n"] }
 `;
 
@@ -274,5 +282,80 @@ describe("pulsebase dev live sync", () => {
     writeFileSync(file("schema.toml"), SCHEMA_WITH_BY_N);
     await sleep(500);
     assert.doesNotMatch(server.stdout.slice(o2) + server.stderr.slice(e2), /not applied/);
+  });
+  test("an index dropped from schema.toml is removed; a function using it fails naming it, others keep working", async () => {
+    const byTag = subscribe(client, "notes:byTag", { tag: "t" });
+    await byTag.until((ev) => Array.isArray(ev.value) && ev.value.length === 5, "the notes by tag");
+    const ranked = subscribe(client, "ranked:atLeast", { min: 9 });
+    await ranked.until((ev) => safeJson(ev.value) === safeJson(["high", "top"]), "the ranked notes");
+
+    const [o, e] = marks();
+    writeFileSync(file("schema.toml"), SCHEMA_WITHOUT_BY_TAG);
+    const synced = await waitForNewOutput(/✓ schema synced:[^\n]*/, o, e, "the schema sync line");
+    assert.match(synced[0], /indexes dropped: notes\.by_tag/, synced[0]);
+    await sleep(200);
+    assert.equal(syncLines(o, e).length, 1, syncLines(o, e).join(" | "));
+
+    // The subscriber of the function that reads the dropped index is told why, by name.
+    const pushed = await byTag.until((ev) => ev.error, "the error pushed to the by_tag subscriber");
+    assert.match(pushed.error.message, /table "notes" has no index "by_tag"/, pushed.error.message);
+    const called = await rejection(http.query(q("notes:byTag"), { tag: "t" }), "notes:byTag");
+    assert.match(called.message, /table "notes" has no index "by_tag" \(known: by_creation_time, by_n\)/, called.message);
+
+    // Everything else keeps working: writes, the remaining index and its subscription.
+    await client.mutation(m("notes:add"), { text: "summit", tag: "t", n: 12 });
+    await ranked.until((ev) => safeJson(ev.value) === safeJson(["high", "top", "summit"]), "an update through by_n");
+    assert.equal(await http.query(q("notes:greeting"), {}), "v6");
+    byTag.unsubscribe();
+    ranked.unsubscribe();
+  });
+
+  /** Line and column (1-based) of the first `needle` in `text`. */
+  function position(text, needle) {
+    const at = text.indexOf(needle);
+    assert.ok(at >= 0, `${needle} is in the schema`);
+    const before = text.slice(0, at).split("\n");
+    return `${before.length}:${before.at(-1).length + 1}`;
+  }
+
+  test("broken schema edits name schema.toml:line:column with a fix; the old schema keeps serving", async () => {
+    const cases = [
+      {
+        what: "an index on an unknown field",
+        schema: SCHEMA_WITHOUT_BY_TAG.replace('by_n = ["n"]', 'by_n = ["n"], by_tag = ["tagg"]'),
+        at: '"tagg"',
+        message: /index `notes\.by_tag`: field `tagg` is not declared in the table's fields \(did you mean `tag`\?\)/,
+      },
+      {
+        what: "another table named in an index",
+        schema: `${SCHEMA_WITHOUT_BY_TAG.replace('by_n = ["n"]', 'by_n = ["n"], by_author = ["users.name"]')}\n[tables.users]\nfields = { name = "string" }\n`,
+        at: '"users.name"',
+        message: /index `notes\.by_author`: field `users\.name` is not declared in the table's fields; `users` is a table: an index covers its own table's fields only, so index the field that holds an id<users>/,
+      },
+      {
+        what: "an id of an undeclared table",
+        schema: SCHEMA_WITHOUT_BY_TAG.replace('n = "number" }', 'n = "number", owner = "optional<id<userz>>" }'),
+        at: "optional<id<userz>>",
+        message: /in the type of field `notes\.owner`: id<userz> names a table that schema\.toml does not declare \(declare it with \[tables\.userz\] or name one of: notes\)/,
+      },
+    ];
+    for (const c of cases) {
+      const [o, e] = marks();
+      writeFileSync(file("schema.toml"), c.schema);
+      const report = await waitForNewOutput(/✗ schema\.toml not applied[^\n]*\n(schema\.toml:(\d+:\d+): [^\n]*)/, o, e, c.what);
+      assert.equal(report[2], position(c.schema, c.at), `${c.what}: ${report[1]}`);
+      assert.match(report[1], c.message, c.what);
+
+      // The previous schema serves: its index answers and writes of its shape pass.
+      await client.mutation(m("notes:add"), { text: `during ${c.what}`, tag: "t", n: 100 });
+      const top = await http.query(q("ranked:atLeast"), { min: 100 });
+      assert.ok(top.includes(`during ${c.what}`), `${c.what}: ${safeJson(top)}`);
+
+      // Putting the good schema back is one line that says the error is fixed.
+      const [o2, e2] = marks();
+      writeFileSync(file("schema.toml"), SCHEMA_WITHOUT_BY_TAG);
+      const back = await waitForNewOutput(/✓ schema synced:[^\n]*/, o2, e2, `the fix of ${c.what}`);
+      assert.match(back[0], /no table or index changes in \d+ ms, error fixed$/, back[0]);
+    }
   });
 });

@@ -266,6 +266,22 @@ describe("HTTP action routing", () => {
     assert.match((await get.json()).message, /accept POST, not GET/);
   });
 
+  test("GET / without --static-dir explains how to serve a front-end, not a bare 404", async () => {
+    const json = await fetch(`${server.url}/`);
+    assert.equal(json.status, 200);
+    const body = await json.json();
+    assert.match(body.message, /no front-end is served at \/ because the server was started without --static-dir/);
+    assert.match(body.example, /bash scripts\/example\.sh/);
+    assert.match(body.ownFrontEnd, /--static-dir DIR/);
+    const page = await fetch(`${server.url}/`, { headers: { accept: "text/html,application/xhtml+xml" } });
+    assert.equal(page.status, 200);
+    assert.match(page.headers.get("content-type"), /^text\/html/);
+    const html = await page.text();
+    assert.match(html, /<pre>bash scripts\/example\.sh<\/pre>/);
+    // Only / is special: other unknown paths keep the 404 with its reason.
+    assert.equal((await fetch(`${server.url}/index.html`)).status, 404);
+  });
+
   test("an invalid bearer token does not fail the request", async () => {
     const body = event("user.created", clerkUser("user_with_bad_token"));
     const res = await post(body, { ...signed(body), authorization: "Bearer not.a.jwt" });

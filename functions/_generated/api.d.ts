@@ -6,7 +6,7 @@
  */
 import type { FunctionReference } from "convex/server";
 import type { GenericId } from "convex/values";
-import type { Id } from "./dataModel.js";
+import type { Doc, Id } from "./dataModel.js";
 
 /**
  * References to the app's public functions, for the convex client.
@@ -24,7 +24,7 @@ export declare const api: {
     /** mutation `todos:addTodo` */
     addTodo: FunctionReference<"mutation", "public", { text: string }, any>;
     /** query `todos:getMyTodos` */
-    getMyTodos: FunctionReference<"query", "public", Record<string, never>, any>;
+    getMyTodos: FunctionReference<"query", "public", Record<string, never>, Array<Doc<"todos">>>;
     /** mutation `todos:toggle` */
     toggle: FunctionReference<"mutation", "public", { id: Id<"todos"> }, any>;
   };

@@ -17,8 +17,8 @@ import { Server, copyExampleApp, runCli, waitFor } from "./lib/server.mjs";
 const HERE = dirname(fileURLToPath(import.meta.url));
 const TSC = join(HERE, "node_modules", "typescript", "bin", "tsc");
 
-// Every kind of validator, a nested module, internal functions, a `returns` validator and an
-// HTTP action (which gets no reference).
+// Every kind of validator, a nested module, internal functions, `returns` validators (also
+// `doc<TABLE>`, a stored document) and an HTTP action (which gets no reference).
 const ADMIN_USERS = `
 export const list = query(#{
     args: #{ limit: "optional<int64>", role: "'admin' | 'user'", tags: "array<string>",
@@ -29,6 +29,8 @@ export const list = query(#{
 });
 export const promote = internalMutation(#{ args: #{ id: "id<users>" }, handler: |ctx, args| () });
 export const count = query(#{ args: #{}, returns: "number", handler: |ctx, args| 0.0 });
+export const newest = query(#{ args: #{}, returns: "doc<users> | null", handler: |ctx, args| ctx.db.query("users").order("desc").first() });
+export const fake = query(#{ args: #{}, returns: "doc<users>", handler: |ctx, args| #{ name: "not a stored document" } });
 `;
 
 const SCHEMA_EXTRA = `
@@ -49,6 +51,13 @@ const client = new ConvexHttpClient("http://127.0.0.1:9");
 
 export async function usage(todo: Id<"todos">, user: Id<"users">): Promise<void> {
   const todos: Doc<"todos">[] = await client.query(api.todos.getMyTodos);
+  const firstText: string = todos[0].text;
+  const firstId: Id<"todos"> = todos[0]._id;
+  // @ts-expect-error getMyTodos declares returns: "array<doc<todos>>", so its result is not any
+  const notStrings: string[] = await client.query(api.todos.getMyTodos);
+  const newest: Doc<"users"> | null = await client.query(api.admin.users.newest);
+  // @ts-expect-error "doc<users> | null" may be null
+  const surely: Doc<"users"> = await client.query(api.admin.users.newest);
   await client.query(api.todos.getMyTodos, {});
   await client.mutation(api.todos.addTodo, { text: "x" });
   // @ts-expect-error text must be a string
@@ -100,7 +109,7 @@ export async function usage(todo: Id<"todos">, user: Id<"users">): Promise<void>
   // @ts-expect-error not a table
   const wrong: TableNames = "nope";
   const index: DataModel["profiles"]["indexes"]["by_user"] = ["user", "_creationTime"];
-  void [todos, n, name, id, count, byClerk, promote, args, c, bio, loose, tables, wrong, index];
+  void [todos, firstText, firstId, notStrings, newest, surely, n, name, id, count, byClerk, promote, args, c, bio, loose, tables, wrong, index];
 }
 `;
 
@@ -151,6 +160,9 @@ describe("pulsebase codegen", () => {
     for (const f of ["api.js", "api.d.ts", "dataModel.d.ts"]) {
       assert.ok(existsSync(join(dir, "functions", "_generated", f)), `${f} written`);
     }
+    const apiDts = readFileSync(join(dir, "functions", "_generated", "api.d.ts"), "utf8");
+    assert.match(apiDts, /getMyTodos: FunctionReference<"query", "public", Record<string, never>, Array<Doc<"todos">>>;/);
+    assert.match(apiDts, /newest: FunctionReference<"query", "public", Record<string, never>, \(Doc<"users"> \| null\)>;/);
     writeFileSync(join(dir, "usage.ts"), USAGE_TS);
     writeFileSync(
       join(dir, "tsconfig.json"),
@@ -212,6 +224,12 @@ describe("pulsebase codegen", () => {
       await client.mutation(api.todos.addTodo, { text: "typed" });
       await waitFor(() => seen.some((list) => list.includes("typed")), { timeout: 5_000, what: "the todo through api.todos" });
       assert.equal(await client.query(api.admin.users.count, {}), 0);
+      // doc<TABLE> results are checked at run time: documents pass, other objects do not.
+      const stored = await client.mutation(api.users.storeUser, {});
+      const newest = await client.query(api.admin.users.newest, {});
+      assert.equal(newest._id, stored);
+      assert.equal(newest.name, "Cody");
+      await assert.rejects(client.query(api.admin.users.fake, {}), /ReturnsValidationError: missing required field return value\._id/);
     } finally {
       await client.close();
       await server.stop();

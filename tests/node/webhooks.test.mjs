@@ -1,7 +1,8 @@
 // Issue 5 parts 2–4 through the real binary: POST /clerk-users-webhook of the example app,
 // signed with the real `svix` npm package, applied to the users table and read back with
 // `pulsebase run users:getByClerkId`. Everything the verifier must refuse gets a 400 and
-// writes nothing; a redelivered message (same svix-id) is applied once.
+// writes nothing; a redelivered message (same svix-id) is applied once. Also `pulsebase run
+// --identity` and `ctx.auth` in an HTTP action called with a valid bearer token.
 
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
@@ -10,6 +11,7 @@ import { join } from "node:path";
 import { Webhook } from "svix";
 
 import { Server, copyExampleApp, waitFor } from "./lib/server.mjs";
+import { writeApp } from "./lib/app.mjs";
 
 const SECRET = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
 const OTHER_SECRET = "whsec_AAECAwQFBgcICQoLDA0ODxAREhMUFRYX";
@@ -222,9 +224,20 @@ describe("refused webhooks write nothing", () => {
   });
 
   test("malformed bodies, correctly signed", async () => {
-    for (const body of ["not json", JSON.stringify({ type: "user.created" }), JSON.stringify({ type: "user.created", data: { id: 7 } })]) {
-      const res = await post(body, signed(body));
-      assert.equal(res.status, 400, `${body}: ${res.text}`);
+    const malformed = [
+      ["not json", () => "not json", /the payload is not JSON/],
+      ["no data", () => JSON.stringify({ type: "user.created" }), /malformed Clerk event/],
+      ["a numeric id", () => JSON.stringify({ type: "user.created", data: { id: 7 } }), /malformed Clerk event/],
+      // A complete user, but no event type: it must not be written either.
+      ["no type", (clerkId) => JSON.stringify({ data: clerkUser(clerkId), object: "event" }), /malformed Clerk event/],
+    ];
+    for (const [what, make, reason] of malformed) {
+      const clerkId = `user_malformed_${what.replaceAll(" ", "_")}`;
+      // Sent under the message id of a well-formed event for clerkId, signed correctly.
+      await refused(clerkId, (_, id) => {
+        const body = make(clerkId);
+        return post(body, signed(body, { id }));
+      }, reason);
     }
   });
 
@@ -251,6 +264,22 @@ describe("HTTP action routing", () => {
     const get = await fetch(`${server.url}/clerk-users-webhook`);
     assert.equal(get.status, 404);
     assert.match((await get.json()).message, /accept POST, not GET/);
+  });
+
+  test("GET / without --static-dir explains how to serve a front-end, not a bare 404", async () => {
+    const json = await fetch(`${server.url}/`);
+    assert.equal(json.status, 200);
+    const body = await json.json();
+    assert.match(body.message, /no front-end is served at \/ because the server was started without --static-dir/);
+    assert.match(body.example, /bash scripts\/example\.sh/);
+    assert.match(body.ownFrontEnd, /--static-dir DIR/);
+    const page = await fetch(`${server.url}/`, { headers: { accept: "text/html,application/xhtml+xml" } });
+    assert.equal(page.status, 200);
+    assert.match(page.headers.get("content-type"), /^text\/html/);
+    const html = await page.text();
+    assert.match(html, /<pre>bash scripts\/example\.sh<\/pre>/);
+    // Only / is special: other unknown paths keep the 404 with its reason.
+    assert.equal((await fetch(`${server.url}/index.html`)).status, 404);
   });
 
   test("an invalid bearer token does not fail the request", async () => {
@@ -296,5 +325,117 @@ describe("HTTP action routing", () => {
       writeFileSync(file, original);
     }
     await waitFor(async () => (await fetch(`${server.url}/hello/x`)).status === 404, { what: "the original routes back" });
+  });
+});
+
+describe("pulsebase run", () => {
+  test("--identity runs a query as that user; internal functions are callable", async () => {
+    // A todo of run_user, added through the HTTP API with a dev-issuer token.
+    const token = await server.token("run_user", { name: "Runner" });
+    const added = await fetch(`${server.url}/api/mutation`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${token}`, "content-type": "application/json" },
+      body: JSON.stringify({ path: "todos:addTodo", args: [{ text: "run me" }], format: "convex_encoded_json" }),
+    }).then((r) => r.json());
+    assert.equal(added.status, "success", JSON.stringify(added));
+
+    // The README's form: any issuer, the subject is what the function reads.
+    const mine = await server.cli(["run", "todos:getMyTodos", "--identity", '{"subject":"run_user","issuer":"x"}']);
+    assert.equal(mine.code, 0, mine.stderr);
+    const todos = JSON.parse(mine.stdout);
+    assert.deepEqual(todos.map((t) => [t.text, t.userId, t.completed]), [["run me", "run_user", false]]);
+    assert.equal(todos[0]._id, added.value);
+
+    const other = await server.cli(["run", "todos:getMyTodos", "--identity", '{"subject":"someone_else","issuer":"x"}']);
+    assert.equal(other.code, 0, other.stderr);
+    assert.deepEqual(JSON.parse(other.stdout), []);
+
+    const anonymous = await server.cli(["run", "todos:getMyTodos"]);
+    assert.equal(anonymous.code, 1);
+    assert.match(anonymous.stderr, /Unauthorized/);
+
+    const identity = await server.cli(["run", "users:getCurrentUser", "--identity", '{"subject":"run_user","issuer":"x","name":"Runner"}']);
+    assert.equal(identity.code, 0, identity.stderr);
+    const me = JSON.parse(identity.stdout);
+    assert.equal(me.subject, "run_user");
+    assert.equal(me.name, "Runner");
+
+    const bad = await server.cli(["run", "todos:getMyTodos", "--identity", "not json"]);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /--identity is not JSON/);
+  });
+
+  test("an internal function (users:getByClerkId) is callable by run and refused to clients", async () => {
+    const body = event("user.created", clerkUser("user_for_run", { first_name: "Rita", last_name: null }));
+    assert.equal((await post(body, signed(body))).status, 200);
+    const run = await server.cli(["run", "users:getByClerkId", JSON.stringify({ clerkId: "user_for_run" })]);
+    assert.equal(run.code, 0, run.stderr);
+    const user = JSON.parse(run.stdout);
+    assert.equal(user.name, "Rita");
+    assert.equal(user.clerkId, "user_for_run");
+    // As a given identity too: --identity changes who calls, not what may be called.
+    const asUser = await server.cli(["run", "users:getByClerkId", JSON.stringify({ clerkId: "user_for_run" }), "--identity", '{"subject":"u","issuer":"x"}']);
+    assert.equal(asUser.code, 0, asUser.stderr);
+    assert.equal(JSON.parse(asUser.stdout)._id, user._id);
+
+    const client = await fetch(`${server.url}/api/query`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ path: "users:getByClerkId", args: [{ clerkId: "user_for_run" }], format: "convex_encoded_json" }),
+    }).then((r) => r.json());
+    assert.equal(client.status, "error", JSON.stringify(client));
+    assert.doesNotMatch(JSON.stringify(client), /Rita/);
+  });
+});
+
+describe("ctx.auth in HTTP actions", () => {
+  let app;
+
+  before(async () => {
+    app = await new Server({
+      dir: writeApp({
+        "functions/me.rhai": `
+export const viewer = query(#{ args: #{}, handler: |ctx, args| {
+    let identity = ctx.auth.getUserIdentity();
+    if identity == () { () } else { identity.subject }
+} });
+`,
+        "functions/http.rhai": `
+export const http = httpRouter()
+    .route(#{ path: "/whoami", method: "GET", handler: httpAction(|ctx, request| {
+        #{ status: 200, body: #{ identity: ctx.auth.getUserIdentity(), viaQuery: ctx.runQuery("me:viewer", #{}) } }
+    }) });
+`,
+      }),
+    }).start();
+  });
+
+  after(async () => {
+    await app?.dispose();
+  });
+
+  const whoami = (headers = {}) =>
+    fetch(`${app.url}/whoami`, { headers }).then(async (r) => ({ status: r.status, body: await r.json() }));
+
+  test("a valid bearer token is the action's identity, and its runQuery's", async () => {
+    const token = await app.token("http_user", { name: "Hattie", email: "hattie@example.com", claims: { role: "admin" } });
+    const res = await whoami({ authorization: `Bearer ${token}` });
+    assert.equal(res.status, 200, JSON.stringify(res.body));
+    const { identity, viaQuery } = res.body;
+    const issuer = `${app.url}/dev-issuer`;
+    assert.equal(identity.subject, "http_user");
+    assert.equal(identity.issuer, issuer);
+    assert.equal(identity.tokenIdentifier, `${issuer}|http_user`);
+    assert.equal(identity.name, "Hattie");
+    assert.equal(identity.email, "hattie@example.com");
+    assert.equal(identity.role, "admin");
+    assert.equal(viaQuery, "http_user");
+  });
+
+  test("no token is anonymous; a bad one makes getUserIdentity throw (500)", async () => {
+    assert.deepEqual(await whoami(), { status: 200, body: { identity: null, viaQuery: null } });
+    const bad = await whoami({ authorization: "Bearer not.a.jwt" });
+    assert.equal(bad.status, 500, JSON.stringify(bad.body));
+    assert.doesNotMatch(JSON.stringify(bad.body), /not\.a\.jwt/, "the token is not echoed");
   });
 });

@@ -7,7 +7,7 @@
 //!   (`useQuery(api.todos.getMyTodos)`); `admin/users.rhai` becomes `api.admin.users.NAME`.
 //! - `api.d.ts`: their types, `FunctionReference<"query" | "mutation", visibility, Args,
 //!   Returns>`, with `Args` from each function's argument validators and `Returns` from its
-//!   `returns` validator (`any` when it declares none).
+//!   `returns` validator (`any` when it declares none; `doc<todos>` becomes `Doc<"todos">`).
 //! - `dataModel.d.ts`: `TableNames`, `Id<"todos">`, `Doc<"todos">` and `DataModel`, from
 //!   `schema.toml`; every document type has `_id` and `_creationTime`.
 //!
@@ -88,16 +88,24 @@ pub fn run(args: CodegenArgs) -> anyhow::Result<ExitCode> {
 }
 
 /// Regenerates `DIR/functions/_generated/` from the app's live functions and schema; used by
-/// `pulsebase dev` at startup and after each successful sync. A failure is a warning only.
-pub fn dev_regenerate(dir: &Path, app: &App) {
+/// `pulsebase dev` at startup and after each successful sync. Returns the files rewritten, so
+/// the sync line can say so (one line per sync); a failure is a warning only.
+pub fn dev_regenerate(dir: &Path, app: &App) -> Vec<&'static str> {
     let modules = app.modules();
     let catalog = app.db().catalog();
     let generated = generate(&modules, &catalog.schema);
     let out = default_out(dir);
     match write(&out, &generated) {
-        Ok(written) if written.is_empty() => {}
-        Ok(written) => tracing::info!("codegen: wrote {} in {}", written.join(", "), out.display()),
-        Err(e) => eprintln!("⚠ codegen: {e:#} (the server keeps running)"),
+        Ok(written) => {
+            if !written.is_empty() {
+                tracing::debug!("codegen: wrote {} in {}", written.join(", "), out.display());
+            }
+            written
+        }
+        Err(e) => {
+            eprintln!("⚠ codegen: {e:#} (the server keeps running)");
+            Vec::new()
+        }
     }
 }
 
@@ -250,7 +258,7 @@ fn api_dts(public: &Namespace, internal: &Namespace, tables: &TypeContext) -> St
     let mut out = String::from(HEADER);
     out.push_str("import type { FunctionReference } from \"convex/server\";\n");
     out.push_str("import type { GenericId } from \"convex/values\";\n");
-    out.push_str("import type { Id } from \"./dataModel.js\";\n\n");
+    out.push_str("import type { Doc, Id } from \"./dataModel.js\";\n\n");
     out.push_str(
         "/**\n * References to the app's public functions, for the convex client.\n *\n \
          * Usage: `useQuery(api.todos.getMyTodos)`.\n */\nexport declare const api: ",
@@ -415,6 +423,13 @@ impl TypeContext<'_> {
             }
             // A validator may name a table the schema does not declare (yet).
             Type::Id(table) => format!("GenericId<{}>", js_string(table)),
+            Type::Doc(table) if self.schema.tables.contains_key(table) => {
+                format!("Doc<{}>", js_string(table))
+            }
+            Type::Doc(table) => format!(
+                "{{ _id: GenericId<{}>; _creationTime: number; [field: string]: any }}",
+                js_string(table)
+            ),
             Type::Literal(value) => literal(value),
             Type::Array(item) => format!("Array<{}>", self.ts(item)),
             Type::Record(item) => format!("Record<string, {}>", self.ts(item)),
@@ -615,6 +630,28 @@ mod tests {
         assert!(
             !dts.contains("hook"),
             "HTTP actions have no client reference"
+        );
+    }
+
+    #[test]
+    fn doc_returns_become_doc_types() {
+        let docs = r#"
+            export const mine = query(#{ args: #{}, returns: "array<doc<todos>>", handler: |ctx, args| [] });
+            export const one = query(#{ args: #{}, returns: "doc<users> | null", handler: |ctx, args| () });
+            export const odd = query(#{ args: #{}, returns: "doc<nope>", handler: |ctx, args| () });
+        "#;
+        let generated = generate(&modules(&[("docs", docs)]), &schema(SCHEMA));
+        let dts = file(&generated, "api.d.ts");
+        assert!(dts.contains("import type { Doc, Id } from \"./dataModel.js\";"));
+        assert!(dts.contains(
+            "mine: FunctionReference<\"query\", \"public\", Record<string, never>, Array<Doc<\"todos\">>>;"
+        ), "{dts}");
+        assert!(dts.contains(", (Doc<\"users\"> | null)>;"), "{dts}");
+        assert!(
+            dts.contains(
+                ", { _id: GenericId<\"nope\">; _creationTime: number; [field: string]: any }>;"
+            ),
+            "{dts}"
         );
     }
 

@@ -5,10 +5,12 @@
 //! validated completely before it is swapped in: functions become a new `Modules`, the schema
 //! is applied on the Committer (refused if stored data violates it), the auth config replaces
 //! the Authenticator's. A broken edit prints one report and the last good version keeps
-//! serving. Each successful sync prints one line saying what changed and how long it took,
-//! and in `dev` regenerates the typed client code (`codegen.rs`).
+//! serving. Each successful sync prints one line saying what changed and how long it took
+//! (and, in `dev`, whether the typed client code of `codegen.rs` was regenerated); a sync that
+//! follows a failed one says the error is fixed, also when the fixed files are the version that
+//! kept serving, so nothing else changed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -33,6 +35,27 @@ enum Change {
     Auth,
 }
 
+/// The files whose change reloads the auth config, in the order a sync line names them.
+const AUTH_FILES: [&str; 3] = [".env", ".env.local", "auth.config.toml"];
+
+/// Whether the last attempt to sync a kind of change failed. A fix is worth a line even when
+/// it restores the version that kept serving: the user saw the error and needs to see it go.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Previous {
+    Synced,
+    Failed,
+}
+
+impl Previous {
+    /// Appended to a sync line after a failed attempt.
+    fn suffix(self) -> &'static str {
+        match self {
+            Previous::Synced => "",
+            Previous::Failed => ", error fixed",
+        }
+    }
+}
+
 /// Keeps the watcher alive; dropping it stops watching.
 pub struct WatchHandle {
     _watcher: RecommendedWatcher,
@@ -40,9 +63,7 @@ pub struct WatchHandle {
 
 fn classify(paths: &AppPaths, path: &Path, mode: Mode) -> Option<Change> {
     let name = path.file_name()?.to_str()?;
-    if matches!(name, "auth.config.toml" | ".env" | ".env.local")
-        && path.parent() == Some(paths.dir.as_path())
-    {
+    if AUTH_FILES.contains(&name) && path.parent() == Some(paths.dir.as_path()) {
         return Some(Change::Auth);
     }
     if mode == Mode::Serve {
@@ -100,6 +121,7 @@ pub fn start(
         watcher.watch(&paths.functions(), RecursiveMode::Recursive)?;
     }
     tokio::spawn(async move {
+        let mut failed: BTreeSet<Change> = BTreeSet::new();
         while let Some(first) = received.recv().await {
             let mut pending: Vec<PathBuf> = vec![first];
             while let Ok(Some(path)) = tokio::time::timeout(DEBOUNCE, received.recv()).await {
@@ -112,10 +134,27 @@ pub fn start(
             changes.sort();
             changes.dedup();
             for change in changes {
-                match change {
-                    Change::Schema => sync_schema(&paths, &app, &hub).await,
-                    Change::Functions => sync_functions(&paths, &app, &hub).await,
-                    Change::Auth => sync_auth(&paths, &auth),
+                let previous = if failed.contains(&change) {
+                    Previous::Failed
+                } else {
+                    Previous::Synced
+                };
+                let synced = match change {
+                    Change::Schema => sync_schema(&paths, &app, &hub, previous).await,
+                    Change::Functions => sync_functions(&paths, &app, &hub, previous).await,
+                    Change::Auth => {
+                        let files: BTreeSet<&str> = pending
+                            .iter()
+                            .filter(|p| classify(&paths, p, mode) == Some(Change::Auth))
+                            .filter_map(|p| p.file_name()?.to_str())
+                            .collect();
+                        sync_auth(&paths, &auth, &files, previous)
+                    }
+                };
+                if synced {
+                    failed.remove(&change);
+                } else {
+                    failed.insert(change);
                 }
             }
         }
@@ -123,7 +162,13 @@ pub fn start(
     Ok(WatchHandle { _watcher: watcher })
 }
 
-async fn sync_functions(paths: &AppPaths, app: &Arc<App>, hub: &Arc<SyncHub>) {
+/// Loads `functions/` and swaps it in; false when it does not load.
+async fn sync_functions(
+    paths: &AppPaths,
+    app: &Arc<App>,
+    hub: &Arc<SyncHub>,
+    previous: Previous,
+) -> bool {
     let started = Instant::now();
     let dir = paths.functions();
     let loaded = tokio::task::spawn_blocking(move || Modules::load_dir(&dir)).await;
@@ -131,11 +176,11 @@ async fn sync_functions(paths: &AppPaths, app: &Arc<App>, hub: &Arc<SyncHub>) {
         Ok(Ok(modules)) => modules,
         Ok(Err(errors)) => {
             eprintln!("✗ functions/ not synced; the previous version keeps serving:\n{errors}");
-            return;
+            return false;
         }
         Err(e) => {
             eprintln!("✗ functions/ not synced: {e}");
-            return;
+            return false;
         }
     };
     let before: BTreeMap<String, u64> = app
@@ -158,54 +203,104 @@ async fn sync_functions(paths: &AppPaths, app: &Arc<App>, hub: &Arc<SyncHub>) {
             .filter(|p| !after.contains_key(*p))
             .map(|p| format!("{p} (removed)")),
     );
-    if changed.is_empty() {
-        return;
-    }
     let n_functions = modules.functions().count();
+    if changed.is_empty() {
+        // Saving unchanged files is not worth a line, but undoing a broken edit is.
+        if previous == Previous::Failed {
+            println!(
+                "✓ functions back in sync: error fixed, same as the version that kept serving ({n_functions} functions) in {} ms",
+                started.elapsed().as_millis()
+            );
+        }
+        return true;
+    }
     app.replace_modules(modules);
     hub.code_changed();
-    crate::codegen::dev_regenerate(&paths.dir, app);
+    let codegen = codegen_note(&paths.dir, app);
     println!(
-        "✓ functions synced: {} ({} functions) in {} ms",
+        "✓ functions synced: {} ({n_functions} functions) in {} ms{codegen}{}",
         changed.join(", "),
-        n_functions,
-        started.elapsed().as_millis()
+        started.elapsed().as_millis(),
+        previous.suffix()
     );
+    true
 }
 
-async fn sync_schema(paths: &AppPaths, app: &Arc<App>, hub: &Arc<SyncHub>) {
+/// Regenerates the typed client code; the note for the sync line says whether it changed.
+fn codegen_note(dir: &Path, app: &App) -> &'static str {
+    if crate::codegen::dev_regenerate(dir, app).is_empty() {
+        ""
+    } else {
+        ", types regenerated"
+    }
+}
+
+/// Parses `schema.toml` and applies it on the Committer; false when it is broken or refused.
+async fn sync_schema(
+    paths: &AppPaths,
+    app: &Arc<App>,
+    hub: &Arc<SyncHub>,
+    previous: Previous,
+) -> bool {
     let started = Instant::now();
     let (schema, text) = match load_schema(&paths.schema()) {
         Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("✗ schema.toml not applied; the previous schema stays:\n{e:#}");
-            return;
+            return false;
         }
     };
     match app.db().apply_schema(schema, text).await {
         Ok(report) => {
             hub.schema_changed();
-            crate::codegen::dev_regenerate(&paths.dir, app);
+            let codegen = codegen_note(&paths.dir, app);
             println!(
-                "✓ schema synced: {report} in {} ms",
-                started.elapsed().as_millis()
+                "✓ schema synced: {report} in {} ms{codegen}{}",
+                started.elapsed().as_millis(),
+                previous.suffix()
             );
+            true
         }
-        Err(e) => eprintln!("✗ schema.toml not applied; the previous schema stays:\n{e}"),
+        Err(e) => {
+            eprintln!("✗ schema.toml not applied; the previous schema stays:\n{e}");
+            false
+        }
     }
 }
 
-fn sync_auth(paths: &AppPaths, auth: &Authenticator) {
+/// Reloads the auth config after `files` (some of [`AUTH_FILES`]) changed; false when the
+/// result does not load.
+fn sync_auth(
+    paths: &AppPaths,
+    auth: &Authenticator,
+    files: &BTreeSet<&str>,
+    previous: Previous,
+) -> bool {
     let started = Instant::now();
+    let named: Vec<&str> = AUTH_FILES
+        .iter()
+        .copied()
+        .filter(|f| files.contains(f))
+        .collect();
+    let named = if named.is_empty() {
+        "auth.config.toml".to_string()
+    } else {
+        named.join(", ")
+    };
     match authenticator::load_auth_config(&paths.dir) {
         Ok(config) => {
             let n = config.providers.len();
             auth.set_config(config);
             println!(
-                "✓ auth.config.toml synced: {n} provider(s) in {} ms",
-                started.elapsed().as_millis()
+                "✓ {named} synced: {n} auth provider(s) in {} ms{}",
+                started.elapsed().as_millis(),
+                previous.suffix()
             );
+            true
         }
-        Err(e) => eprintln!("✗ auth.config.toml not applied; the previous providers stay:\n{e}"),
+        Err(e) => {
+            eprintln!("✗ {named} not applied; the previous auth providers stay:\n{e}");
+            false
+        }
     }
 }

@@ -160,7 +160,7 @@ impl Schema {
                 for field in fields {
                     let field_offset = field.span().start;
                     let field = field.into_inner();
-                    check_index_field(&field, document.as_ref()).map_err(|m| {
+                    check_index_field(&field, document.as_ref(), &table_names).map_err(|m| {
                         err(field_offset, format!("index `{name}.{index_name}`: {m}"))
                     })?;
                     let path = FieldPath::new(field.clone());
@@ -265,7 +265,11 @@ fn check_field_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-fn check_index_field(field: &str, document: Option<&ObjectType>) -> Result<(), String> {
+fn check_index_field(
+    field: &str,
+    document: Option<&ObjectType>,
+    tables: &[String],
+) -> Result<(), String> {
     if field.split('.').any(|p| p.starts_with('_')) {
         return Err(format!(
             "`{field}` cannot be indexed: system fields are always the last index columns"
@@ -277,13 +281,27 @@ fn check_index_field(field: &str, document: Option<&ObjectType>) -> Result<(), S
     let mut parts = field.split('.').peekable();
     while let Some(part) = parts.next() {
         let Some(mut ty) = object.fields.get(part) else {
-            let hint = object
+            let close = object
                 .fields
                 .keys()
                 .min_by_key(|k| edit_distance(part, k))
-                .filter(|k| edit_distance(part, k) <= 2)
-                .map(|k| format!(" (did you mean `{k}`?)"))
-                .unwrap_or_default();
+                .filter(|k| edit_distance(part, k) <= 2);
+            let hint = match close {
+                Some(k) => format!(" (did you mean `{k}`?)"),
+                // Indexing another table's field by naming the table is a common first try.
+                None if tables.iter().any(|t| t == part) => format!(
+                    "; `{part}` is a table: an index covers its own table's fields only, so index the field that holds an id<{part}> and read that document with ctx.db.get"
+                ),
+                None => format!(
+                    "; declare it in `fields` first, or index one of: {}",
+                    object
+                        .fields
+                        .keys()
+                        .map(String::as_str)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            };
             return Err(format!(
                 "field `{field}` is not declared in the table's fields{hint}"
             ));
@@ -297,6 +315,12 @@ fn check_index_field(field: &str, document: Option<&ObjectType>) -> Result<(), S
         match ty {
             Type::Object(inner) => object = inner,
             Type::Any => return Ok(()),
+            Type::Id(table) => {
+                return Err(format!(
+                    "`{field}` goes inside `{part}`, which is {}, not an object; an index cannot follow an id into table `{table}`: index `{part}` and read that document with ctx.db.get",
+                    Type::Id(table.clone())
+                ));
+            }
             other => {
                 return Err(format!(
                     "`{field}` goes inside `{part}`, which is {other}, not an object"
@@ -307,10 +331,28 @@ fn check_index_field(field: &str, document: Option<&ObjectType>) -> Result<(), S
     Ok(())
 }
 
+/// Every `id<T>` names a declared table; `doc<T>` (a whole document) is for function
+/// validators, not for stored fields.
 fn check_id_tables(ty: &Type, tables: &[String]) -> Result<(), String> {
     match ty {
-        Type::Id(table) if !tables.contains(table) => Err(format!(
-            "id<{table}> names a table that schema.toml does not declare"
+        Type::Id(table) if !tables.contains(table) => {
+            let hint = tables
+                .iter()
+                .min_by_key(|t| edit_distance(table, t))
+                .filter(|t| edit_distance(table, t) <= 2)
+                .map(|t| format!("did you mean id<{t}>?"))
+                .unwrap_or_else(|| {
+                    format!(
+                        "declare it with [tables.{table}] or name one of: {}",
+                        tables.join(", ")
+                    )
+                });
+            Err(format!(
+                "id<{table}> names a table that schema.toml does not declare ({hint})"
+            ))
+        }
+        Type::Doc(table) => Err(format!(
+            "doc<{table}> is for function validators such as `returns`; a field refers to another document with id<{table}>"
         )),
         Type::Array(t) | Type::Record(t) | Type::Optional(t) => check_id_tables(t, tables),
         Type::Union(options) => options.iter().try_for_each(|t| check_id_tables(t, tables)),
@@ -383,7 +425,42 @@ indexes = { by_token = ["tokenIdentifier"] }
         assert!(err("[tables.todos]\nindexes = { by_id = [\"a\"] }\n").contains("built-in"));
         assert!(err("[tables.t]\nfields = { u = \"id<nope>\" }\n").contains("does not declare"));
         assert!(err("[tables.t]\nfields = { _x = \"string\" }\n").contains("reserved"));
+        assert!(err("[tables.t]\nfields = { d = \"doc<t>\" }\n").contains("id<t>"));
         assert!(err("[tables.todos\n").starts_with("schema.toml:1:"));
+    }
+
+    #[test]
+    fn table_and_field_mistakes_come_with_a_fix() {
+        let e = err(
+            "[tables.users]\nfields = { name = \"string\" }\n[tables.notes]\nfields = { owner = \"id<user>\" }\n",
+        );
+        assert!(
+            e.starts_with("schema.toml:4:21:") && e.contains("(did you mean id<users>?)"),
+            "{e}"
+        );
+        let e = err("[tables.notes]\nfields = { owner = \"array<id<widgets>>\" }\n");
+        assert!(
+            e.contains("declare it with [tables.widgets] or name one of: notes"),
+            "{e}"
+        );
+        let e = err(
+            "[tables.users]\nfields = { name = \"string\" }\n[tables.notes]\nfields = { text = \"string\" }\nindexes = { by_user = [\"users.name\"] }\n",
+        );
+        assert!(
+            e.starts_with("schema.toml:5:24:") && e.contains("`users` is a table"),
+            "{e}"
+        );
+        let e = err(
+            "[tables.notes]\nfields = { text = \"string\", n = \"number\" }\nindexes = { by_x = [\"priority\"] }\n",
+        );
+        assert!(e.contains("index one of: n, text"), "{e}");
+        let e = err(
+            "[tables.users]\nfields = { name = \"string\" }\n[tables.notes]\nfields = { owner = \"id<users>\" }\nindexes = { by_owner_name = [\"owner.name\"] }\n",
+        );
+        assert!(
+            e.contains("cannot follow an id into table `users`: index `owner`"),
+            "{e}"
+        );
     }
 
     #[test]

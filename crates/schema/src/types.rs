@@ -4,6 +4,11 @@
 //! Validation also converts: Rhai integer literals are int64, so a value typed `number`
 //! accepts an int64 that a float64 represents exactly (|n| ≤ 2^53) and stores it as a float64.
 //! This keeps `#{ count: 0 }` in a script meaning what `{ count: 0 }` means in Convex.
+//!
+//! `doc<TABLE>` (function validators only, e.g. `returns: "array<doc<todos>>"`) is a document
+//! read from TABLE: it checks the system fields `_id` and `_creationTime` and leaves the other
+//! fields alone, since every stored document passed `schema.toml` when it was written. Its
+//! purpose is the client type: codegen turns it into `Doc<"todos">`.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -24,6 +29,8 @@ pub enum Type {
     Bytes,
     /// A document id of the named table.
     Id(String),
+    /// A document of the named table, with `_id` and `_creationTime` (validators only).
+    Doc(String),
     Literal(Value),
     Array(Box<Type>),
     /// `record<string, T>`: an object with arbitrary field names and values of one type.
@@ -97,6 +104,9 @@ impl Type {
             (Type::Id(table), Value::String(s)) => {
                 ids.table_of(s).as_deref() == Some(table.as_str())
             }
+            (Type::Doc(table), Value::Object(fields)) => {
+                check_system_fields(table, fields, "", ids).is_ok()
+            }
             (Type::Literal(expected), v) => match (expected, v) {
                 (Value::Float64(f), Value::Int64(i)) => lenient && *f == *i as f64,
                 _ => expected == v,
@@ -156,6 +166,10 @@ impl Type {
                     found: describe(&Value::String(s)),
                 },
             }),
+            (Type::Doc(table), Value::Object(fields)) => {
+                check_system_fields(table, &fields, path, ids)?;
+                Ok(Value::Object(fields))
+            }
             (Type::Array(item), Value::Array(items)) => items
                 .into_iter()
                 .enumerate()
@@ -217,6 +231,56 @@ impl ObjectType {
     }
 }
 
+/// What `doc<TABLE>` checks: `_id` is a string (naming TABLE, when `ids` can tell) and
+/// `_creationTime` a number. The document's own fields were checked when it was written.
+fn check_system_fields(
+    table: &str,
+    fields: &Object,
+    path: &str,
+    ids: &dyn IdTables,
+) -> Result<(), ValidationError> {
+    match fields.get("_id") {
+        Some(Value::String(id)) => match ids.table_of(id) {
+            // Result validators cannot tell (`None`) and some callers only know an id is
+            // well formed (""); only a different table is a certain mismatch.
+            Some(actual) if !actual.is_empty() && actual != table => {
+                return Err(ValidationError::Mismatch {
+                    path: join(path, "_id"),
+                    expected: format!("an id of table {table:?} (doc<{table}>)"),
+                    found: format!("an id of table {actual:?}"),
+                });
+            }
+            _ => {}
+        },
+        Some(other) => {
+            return Err(ValidationError::Mismatch {
+                path: join(path, "_id"),
+                expected: format!("an id of table {table:?} (doc<{table}>)"),
+                found: describe(other),
+            });
+        }
+        None => {
+            return Err(ValidationError::MissingField {
+                path: join(path, "_id"),
+                expected: format!("id<{table}>, as every document of doc<{table}> has"),
+            });
+        }
+    }
+    match fields.get("_creationTime") {
+        Some(Value::Float64(_)) => Ok(()),
+        Some(Value::Int64(i)) if i.abs() <= MAX_SAFE_INTEGER => Ok(()),
+        Some(other) => Err(ValidationError::Mismatch {
+            path: join(path, "_creationTime"),
+            expected: "number".to_string(),
+            found: describe(other),
+        }),
+        None => Err(ValidationError::MissingField {
+            path: join(path, "_creationTime"),
+            expected: format!("number, as every document of doc<{table}> has"),
+        }),
+    }
+}
+
 fn join(path: &str, field: &str) -> String {
     if path.is_empty() {
         field.to_string()
@@ -261,6 +325,7 @@ impl fmt::Display for Type {
             Type::String => f.write_str("string"),
             Type::Bytes => f.write_str("bytes"),
             Type::Id(t) => write!(f, "id<{t}>"),
+            Type::Doc(t) => write!(f, "doc<{t}>"),
             Type::Literal(Value::String(s)) => write!(f, "{s:?}"),
             Type::Literal(v) => write!(f, "{v}"),
             Type::Array(t) => write!(f, "array<{t}>"),
@@ -294,9 +359,9 @@ struct Parser<'a> {
     pos: usize,
 }
 
-const TYPE_NAMES: [&str; 13] = [
-    "any", "null", "number", "float64", "int64", "boolean", "string", "bytes", "id", "array",
-    "object", "optional", "record",
+const TYPE_NAMES: [&str; 14] = [
+    "any", "null", "number", "float64", "int64", "boolean", "string", "bytes", "id", "doc",
+    "array", "object", "optional", "record",
 ];
 
 impl<'a> Parser<'a> {
@@ -390,14 +455,18 @@ impl<'a> Parser<'a> {
             "bytes" => Type::Bytes,
             "true" => Type::Literal(Value::Boolean(true)),
             "false" => Type::Literal(Value::Boolean(false)),
-            "id" => {
-                self.expect('<', "after id (write id<TABLE>)")?;
+            "id" | "doc" => {
+                self.expect('<', &format!("after {name} (write {name}<TABLE>)"))?;
                 let table = self.ident();
                 if table.is_empty() {
-                    return Err(self.error("expected a table name in id<TABLE>".to_string()));
+                    return Err(self.error(format!("expected a table name in {name}<TABLE>")));
                 }
-                self.expect('>', "to close id<TABLE>")?;
-                Type::Id(table.to_string())
+                self.expect('>', &format!("to close {name}<TABLE>"))?;
+                if name == "id" {
+                    Type::Id(table.to_string())
+                } else {
+                    Type::Doc(table.to_string())
+                }
             }
             "array" | "optional" => {
                 self.expect('<', &format!("after {name} (write {name}<TYPE>)"))?;
@@ -603,6 +672,75 @@ mod tests {
         assert_eq!(
             check("array<number>", Value::Array(vec![Value::Int64(1)])),
             Ok(Value::Array(vec![Value::Float64(1.0)]))
+        );
+    }
+
+    #[test]
+    fn docs_check_their_system_fields() {
+        let doc = |id: Value, creation: Option<Value>| {
+            let mut fields = Object::from([
+                ("_id".to_string(), id),
+                ("text".to_string(), Value::from("a")),
+            ]);
+            if let Some(c) = creation {
+                fields.insert("_creationTime".to_string(), c);
+            }
+            Value::Object(fields)
+        };
+        let good = doc(Value::from("todos_1"), Some(Value::Float64(1.5)));
+        assert_eq!(check("doc<todos>", good.clone()), Ok(good.clone()));
+        assert_eq!(
+            check("array<doc<todos>>", Value::Array(vec![good.clone()])),
+            Ok(Value::Array(vec![good]))
+        );
+        assert_eq!(check("doc<todos> | null", Value::Null), Ok(Value::Null));
+        // An id the caller cannot place (result validators) is accepted; another table is not.
+        assert!(
+            check(
+                "doc<todos>",
+                doc(Value::from("x"), Some(Value::Float64(1.0)))
+            )
+            .is_ok()
+        );
+        let err = check(
+            "doc<users>",
+            doc(Value::from("todos_1"), Some(Value::Float64(1.0))),
+        )
+        .unwrap_err();
+        assert_eq!(
+            err,
+            "args._id: expected an id of table \"users\" (doc<users>), found an id of table \"todos\""
+        );
+        let err = check(
+            "array<doc<todos>>",
+            Value::Array(vec![doc(Value::from("todos_1"), None)]),
+        )
+        .unwrap_err();
+        assert!(err.contains("args[0]._creationTime"), "{err}");
+        let err = check("doc<todos>", Value::from("todos_1")).unwrap_err();
+        assert_eq!(err, "args: expected doc<todos>, found string \"todos_1\"");
+        let err = check("doc<todos>", Value::Object(Object::new())).unwrap_err();
+        assert!(err.contains("missing required field args._id"), "{err}");
+    }
+
+    #[test]
+    fn doc_parses_like_id() {
+        assert_eq!(
+            Type::parse("array<doc<todos>>"),
+            Ok(Type::Array(Box::new(Type::Doc("todos".to_string()))))
+        );
+        assert_eq!(Type::Doc("todos".into()).to_string(), "doc<todos>");
+        assert!(
+            Type::parse("doc<>")
+                .unwrap_err()
+                .message
+                .contains("doc<TABLE>")
+        );
+        assert!(
+            Type::parse("dco<todos>")
+                .unwrap_err()
+                .message
+                .contains("`doc`")
         );
     }
 

@@ -9,13 +9,14 @@
 //! | `GET /dev-issuer/.well-known/*`, `POST /dev-issuer/token` | built-in OIDC issuer (`dev_issuer.rs`) |
 //! | routes of `functions/http.rhai` | HTTP actions (`http_actions.rs`), outside `/api` and `/dev-issuer` |
 //! | anything else | static files from `--static-dir` (GET), else 404 with the reason |
+//! | `GET /` in `dev` without `--static-dir` | a short page saying how to serve a front-end there |
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{Method, StatusCode};
+use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tower_http::cors::CorsLayer;
@@ -83,6 +84,15 @@ async fn fallback(State(state): State<Arc<ServerState>>, request: Request<Body>)
     {
         return serve_static(dir, request).await;
     }
+    // `pulsebase dev` is what a newcomer opens in a browser first; a bare 404 there reads as
+    // "broken", so it says how to put a front-end at `/`. `serve` keeps the plain 404.
+    if state.static_dir.is_none()
+        && state.dev_issuer.is_some()
+        && path == "/"
+        && (request.method() == Method::GET || request.method() == Method::HEAD)
+    {
+        return no_front_end(&request);
+    }
     http_api::error_response(
         StatusCode::NOT_FOUND,
         "NotFound",
@@ -103,4 +113,40 @@ async fn serve_static(dir: &std::path::Path, request: Request<Body>) -> Response
             &e.to_string(),
         ),
     }
+}
+
+const NO_FRONT_END: &str = "This is the Pulsebase dev server: the convex client connects here, but no front-end is served at / because the server was started without --static-dir.";
+const SERVE_EXAMPLE: &str = "bash scripts/example.sh";
+const SERVE_OWN: &str = "pulsebase dev --static-dir DIR";
+
+/// The answer to `GET /` on a dev server without `--static-dir`: HTML for a browser, JSON for
+/// anything else (curl, scripts).
+fn no_front_end(request: &Request<Body>) -> Response {
+    let wants_html = request
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|accept| accept.to_str().ok())
+        .is_some_and(|accept| accept.contains("text/html"));
+    if !wants_html {
+        return axum::Json(serde_json::json!({
+            "message": NO_FRONT_END,
+            "example": format!("to see the React example of the Pulsebase repo, stop this server and run `{SERVE_EXAMPLE}` at the repo root (it builds examples/react-todo and serves it here)"),
+            "ownFrontEnd": format!("`{SERVE_OWN}` serves a built front-end (index.html and its assets) at /"),
+            "health": "/api/health",
+        }))
+        .into_response();
+    }
+    let page = format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Pulsebase dev</title>\n\
+         <style>body{{font:16px/1.5 system-ui,sans-serif;max-width:42rem;margin:3rem auto;padding:0 1rem}}code,pre{{background:#f3f3f3;padding:.1rem .3rem}}</style></head>\n\
+         <body><h1>Pulsebase dev is running</h1>\n\
+         <p>{NO_FRONT_END}</p>\n\
+         <p>To see the React example of the Pulsebase repo, stop this server and run at the repo root:</p>\n\
+         <pre>{SERVE_EXAMPLE}</pre>\n\
+         <p>It installs and builds <code>examples/react-todo</code>, then serves it here together with the backend.</p>\n\
+         <p>To serve a front-end of your own, build it and start <code>{SERVE_OWN}</code>. \
+         <a href=\"/api/health\">/api/health</a> shows that the backend is up.</p>\n\
+         </body></html>\n"
+    );
+    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], page).into_response()
 }

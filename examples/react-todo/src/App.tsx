@@ -12,7 +12,7 @@ import {
   useQuery,
 } from "convex/react";
 import { api } from "../../../functions/_generated/api";
-import type { Doc, Id } from "../../../functions/_generated/dataModel";
+import type { Id } from "../../../functions/_generated/dataModel";
 import { useDevAuth } from "./devAuth";
 
 export default function App() {
@@ -116,7 +116,8 @@ function SignedInHeader() {
 }
 
 function Todos() {
-  const todos: Doc<"todos">[] | undefined = useQuery(api.todos.getMyTodos);
+  // Doc<"todos">[] | undefined: getMyTodos declares `returns: "array<doc<todos>>"`.
+  const todos = useQuery(api.todos.getMyTodos);
   const addTodo = useMutation(api.todos.addTodo);
   const toggle = useMutation(api.todos.toggle);
   const [text, setText] = useState("");

@@ -164,7 +164,10 @@ impl Modules {
         };
         let mut txn = exec.txn.lock().take();
         let result = match outcome {
-            Ok(value) => check_result(def, &value),
+            Ok(value) => match txn.as_deref() {
+                Some(txn) => check_result(def, &value, txn.catalog()),
+                None => check_result(def, &value, &UnknownIds),
+            },
             Err(e) => {
                 let d = describe_error(&e, &module.file, Some(&function));
                 Err(FunctionError {
@@ -223,7 +226,11 @@ fn check_args(
     }
 }
 
-fn check_result(def: &FunctionDef, value: &Dynamic) -> Result<Value, FunctionError> {
+fn check_result(
+    def: &FunctionDef,
+    value: &Dynamic,
+    ids: &dyn schema::IdTables,
+) -> Result<Value, FunctionError> {
     let limit = |message: String| FunctionError::new(ErrorKind::Limit, message);
     let value = from_dynamic(value, "the return value")
         .map_err(|e| FunctionError::new(ErrorKind::Uncaught, e))?;
@@ -239,15 +246,16 @@ fn check_result(def: &FunctionDef, value: &Dynamic) -> Result<Value, FunctionErr
         })?;
     match &def.returns {
         None => Ok(value),
-        Some(ty) => ty.validate(value, "return value", &NoIdCheck).map_err(|e| {
+        Some(ty) => ty.validate(value, "return value", ids).map_err(|e| {
             FunctionError::new(ErrorKind::Uncaught, format!("ReturnsValidationError: {e}"))
         }),
     }
 }
 
-/// Result validators check id shapes, not tables (the function already read them).
-struct NoIdCheck;
-impl schema::IdTables for NoIdCheck {
+/// Knows no tables: only when the transaction is gone (a handler that panicked it away),
+/// where an `id<T>` result cannot be checked and is refused.
+struct UnknownIds;
+impl schema::IdTables for UnknownIds {
     fn table_of(&self, _: &str) -> Option<String> {
         None
     }
@@ -510,5 +518,6 @@ pub(crate) fn run_inline(
             e
         }
     })?;
-    check_result(def, &value).map_err(|e| host_error(format!("{path}: {}", e.message)))
+    with_txn(parent, |txn| Ok(check_result(def, &value, txn.catalog())))?
+        .map_err(|e| host_error(format!("{path}: {}", e.message)))
 }

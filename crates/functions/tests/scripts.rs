@@ -89,6 +89,21 @@ export const firstAndUnique = query(|ctx, args| {
 
 export const notUnique = query(|ctx, args| ctx.db.query("todos").withIndex("by_user", |q| q.eq("userId", "u1")).unique());
 
+export const addReturningId = mutation(#{
+    args: #{ text: "string" },
+    returns: "id<todos>",
+    handler: |ctx, args| ctx.db.insert("todos", #{ text: args.text, userId: "ids", completed: false })
+});
+
+export const notAnId = query(#{ args: #{}, returns: "id<todos>", handler: |ctx, args| "todos|nope" });
+
+export const idViaRunQuery = mutation(#{
+    args: #{ id: "id<todos>" },
+    handler: |ctx, args| ctx.runQuery("todos:echoId", #{ id: args.id })
+});
+
+export const echoId = query(#{ args: #{ id: "any" }, returns: "id<todos>", handler: |ctx, args| args.id });
+
 const internalSecret = 42;
 export const secret = internalQuery(|ctx, args| internalSecret);
 
@@ -1204,4 +1219,25 @@ fn eval_and_import_are_load_errors_that_say_why() {
             "{text}"
         );
     }
+}
+
+#[test]
+fn returns_validators_check_ids_against_the_tables() {
+    let app = app();
+    let id = app
+        .mutation("todos:addReturningId", args(&[("text", Value::from("a"))]))
+        .expect("an id of the right table is a valid result");
+    assert!(id.as_str().is_some(), "{id}");
+    let nested = app
+        .mutation("todos:idViaRunQuery", args(&[("id", id.clone())]))
+        .expect("the nested call's result is checked against the tables too");
+    assert_eq!(nested, id);
+    let err = app
+        .query("todos:notAnId", args(&[]))
+        .expect_err("a string that is no id fails");
+    assert!(
+        err.message.contains("ReturnsValidationError"),
+        "{}",
+        err.message
+    );
 }

@@ -115,7 +115,7 @@ pub fn start(
                 match change {
                     Change::Schema => sync_schema(&paths, &app, &hub).await,
                     Change::Functions => sync_functions(&paths, &app, &hub).await,
-                    Change::Auth => sync_auth(&paths, &auth),
+                    Change::Auth => sync_auth(&paths, &auth, &hub),
                 }
             }
         }
@@ -195,12 +195,14 @@ async fn sync_schema(paths: &AppPaths, app: &Arc<App>, hub: &Arc<SyncHub>) {
     }
 }
 
-fn sync_auth(paths: &AppPaths, auth: &Authenticator) {
+fn sync_auth(paths: &AppPaths, auth: &Authenticator, hub: &SyncHub) {
     let started = Instant::now();
     match authenticator::load_auth_config(&paths.dir) {
         Ok(config) => {
             let n = config.providers.len();
             auth.set_config(config);
+            // Live sessions signed in through a removed provider lose that identity now.
+            hub.auth_config_changed();
             println!(
                 "✓ auth.config.toml synced: {n} provider(s) in {} ms",
                 started.elapsed().as_millis()

@@ -68,11 +68,10 @@ async fn connection(socket: WebSocket, state: Arc<ServerState>) {
                 Some(Ok(Message::Binary(_))) => return Some((Inbound::Binary, stream)),
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
                 Some(Ok(Message::Close(_))) | None => return None,
+                // Any other read error ends the session like a close.
                 Some(Err(e)) => {
-                    return match too_large(e) {
-                        Some((size, max)) => Some((Inbound::TooLarge { size, max }, stream)),
-                        None => None,
-                    };
+                    return too_large(e)
+                        .map(|(size, max)| (Inbound::TooLarge { size, max }, stream));
                 }
             }
         }

@@ -26,6 +26,11 @@ pub const DEV_KEY_BITS: usize = 2048;
 /// The audience dev tokens carry: Convex's Clerk template uses `convex`.
 pub const DEV_AUDIENCE: &str = "convex";
 
+/// Claims a dev token always sets itself: `claims` given to [`DevIssuerKey::mint`] may not
+/// name them, so a dev token always has the dev issuer, the `convex` audience, the subject
+/// asked for and a lifetime within the caller's bounds.
+pub const RESERVED_CLAIMS: [&str; 6] = ["iss", "sub", "aud", "exp", "iat", "nbf"];
+
 /// Why a dev key could not be loaded, made or used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum DevIssuerError {
@@ -38,6 +43,11 @@ pub enum DevIssuerError {
     /// Signing failed.
     #[error("could not sign a dev token: {0}")]
     Sign(String),
+    /// Extra claims tried to set a claim the issuer sets itself.
+    #[error(
+        "claims may not set `{0}`: the dev issuer sets iss, sub, aud, exp, iat and nbf itself (use sub and ttl)"
+    )]
+    ReservedClaim(String),
 }
 
 /// The dev issuer's RSA key and everything derived from it.
@@ -107,8 +117,8 @@ impl DevIssuerKey {
     }
 
     /// Mints an RS256 token: `iss`, `sub`, `aud: "convex"`, `iat = nbf = now`,
-    /// `exp = now + ttl_secs`, `name`/`email` when given; `extra_claims` are merged last and
-    /// win, so tests can mint tokens with any audience or lifetime they need.
+    /// `exp = now + ttl_secs`, `name`/`email` when given; `extra_claims` are merged last (so
+    /// they may replace `name` or `email`) but may not name a [`RESERVED_CLAIMS`] entry.
     #[allow(clippy::too_many_arguments)]
     pub fn mint(
         &self,
@@ -120,6 +130,12 @@ impl DevIssuerKey {
         ttl_secs: u64,
         now: u64,
     ) -> Result<String, DevIssuerError> {
+        if let Some(reserved) = RESERVED_CLAIMS
+            .iter()
+            .find(|c| extra_claims.contains_key(**c))
+        {
+            return Err(DevIssuerError::ReservedClaim((*reserved).to_owned()));
+        }
         let mut claims = Map::new();
         claims.insert("iss".into(), json!(issuer));
         claims.insert("sub".into(), json!(sub));
@@ -224,6 +240,42 @@ mod tests {
         let doc = key.openid_configuration(issuer);
         assert_eq!(doc["jwks_uri"], format!("{issuer}/.well-known/jwks.json"));
         assert_eq!(key.jwks_json()["keys"][0]["kid"], key.kid());
+    }
+
+    #[test]
+    fn extra_claims_cannot_replace_reserved_ones() {
+        let (key, _) = DevIssuerKey::generate().unwrap();
+        for reserved in RESERVED_CLAIMS {
+            let mut extra = Map::new();
+            extra.insert(reserved.into(), json!(1));
+            let err = key
+                .mint(
+                    "http://127.0.0.1/dev-issuer",
+                    "u",
+                    None,
+                    None,
+                    extra,
+                    60,
+                    1_000,
+                )
+                .unwrap_err();
+            assert_eq!(err, DevIssuerError::ReservedClaim(reserved.into()));
+            assert!(err.to_string().contains(&format!("`{reserved}`")), "{err}");
+        }
+        let mut extra = Map::new();
+        extra.insert("name".into(), json!("Renamed"));
+        assert!(
+            key.mint(
+                "http://127.0.0.1/dev-issuer",
+                "u",
+                Some("A"),
+                None,
+                extra,
+                60,
+                1_000
+            )
+            .is_ok()
+        );
     }
 
     #[test]

@@ -57,7 +57,7 @@ mod verify;
 
 pub use config::{AuthConfig, AuthConfigError, AuthConfigErrorKind};
 pub use dev_issuer::{
-    DEV_AUDIENCE, DEV_KEY_BITS, DevIssuerError, DevIssuerKey, openid_configuration,
+    DEV_AUDIENCE, DEV_KEY_BITS, DevIssuerError, DevIssuerKey, RESERVED_CLAIMS, openid_configuration,
 };
 pub use diagnosis::{Diagnosis, ProviderVerdict, diagnose_with_keys};
 pub use identity::{Identity, IdentityCacheKey, IdentityShapeError, rfc3339};

@@ -114,6 +114,20 @@ impl Authenticator {
         self.current().providers.clone()
     }
 
+    /// Whether any trusted provider (configured or built-in) takes tokens with issuer `iss`.
+    /// Live sessions use it to drop identities whose provider was removed.
+    pub fn trusts_issuer(&self, iss: &str) -> bool {
+        // Asked through `Provider::mismatch`, the check provider selection uses, so the issuer
+        // comparison is the same one; with no audience at hand, any answer other than an
+        // issuer mismatch means the issuer is this provider's.
+        self.current().providers.iter().any(|p| {
+            !matches!(
+                p.mismatch(iss, &[]),
+                Some(TokenRejection::IssuerMismatch { .. })
+            )
+        })
+    }
+
     /// The verifier's idea of now (unix seconds).
     pub fn now(&self) -> u64 {
         (self.clock)()

@@ -83,7 +83,7 @@ pub struct TokenArgs {
     pub name: Option<String>,
     #[arg(long)]
     pub email: Option<String>,
-    /// Extra claims as a JSON object, e.g. '{"role":"admin"}'.
+    /// Extra claims as a JSON object, e.g. '{"role":"admin"}' (iss, sub, aud, exp, iat and nbf are set by the issuer and refused here).
     #[arg(long)]
     pub claims: Option<String>,
     /// Lifetime in seconds.

@@ -148,7 +148,7 @@ pub fn start(
                             .filter(|p| classify(&paths, p, mode) == Some(Change::Auth))
                             .filter_map(|p| p.file_name()?.to_str())
                             .collect();
-                        sync_auth(&paths, &auth, &files, previous)
+                        sync_auth(&paths, &auth, &hub, &files, previous)
                     }
                 };
                 if synced {
@@ -273,6 +273,7 @@ async fn sync_schema(
 fn sync_auth(
     paths: &AppPaths,
     auth: &Authenticator,
+    hub: &SyncHub,
     files: &BTreeSet<&str>,
     previous: Previous,
 ) -> bool {
@@ -291,6 +292,8 @@ fn sync_auth(
         Ok(config) => {
             let n = config.providers.len();
             auth.set_config(config);
+            // Live sessions signed in through a removed provider lose that identity now.
+            hub.auth_config_changed();
             println!(
                 "✓ {named} synced: {n} auth provider(s) in {} ms{}",
                 started.elapsed().as_millis(),

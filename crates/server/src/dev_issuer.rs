@@ -53,6 +53,7 @@ struct TokenRequest {
 }
 
 /// `{"sub": "user_1", "name": "..", "email": "..", "claims": {..}, "ttl": 60}` → `{"token": ".."}`.
+/// `claims` naming iss, sub, aud, exp, iat or nbf is refused with 400 naming the claim.
 pub(crate) async fn token(State(state): State<Arc<ServerState>>, body: Bytes) -> Response {
     let Some(dev) = &state.dev_issuer else {
         return not_available();
@@ -94,6 +95,9 @@ pub(crate) async fn token(State(state): State<Arc<ServerState>>, body: Bytes) ->
     ) {
         Ok(token) => {
             Json(serde_json::json!({ "token": token, "expiresAt": now + ttl })).into_response()
+        }
+        Err(e @ auth::DevIssuerError::ReservedClaim(_)) => {
+            error_response(StatusCode::BAD_REQUEST, "BadJsonBody", &e.to_string())
         }
         Err(e) => error_response(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -4,6 +4,11 @@
 //! drains the session's bounded channel into the socket and sends a protocol `Ping` after
 //! [`PING_AFTER`] of silence, so the client's 60 s inactivity timer never fires on an idle
 //! but healthy connection. Socket buffers are kept small so idle sessions stay cheap.
+//!
+//! A connection never outlives its session by more than [`CLOSE_GRACE`]: a client that has
+//! stopped reading cannot hold the socket (and the frames queued for it) open. A single write
+//! that stays blocked for the stall limit ends the connection too. A frame over the 20 MiB
+//! limit ends the session with a FatalError naming the limit rather than a silent drop.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,10 +16,12 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::response::Response;
+use futures::stream::SplitSink;
 use futures::{SinkExt, StreamExt};
 use protocol::ServerMessage;
-use sync::{Inbound, Outbound, run_session};
+use sync::{Inbound, Outbound, run_session, stall_limit};
 use tokio::sync::mpsc;
+use tokio_tungstenite::tungstenite;
 
 use crate::ServerState;
 
@@ -24,6 +31,11 @@ const PING_AFTER: Duration = Duration::from_secs(15);
 const PING_CHECK: Duration = Duration::from_secs(2);
 /// Largest frame accepted from a client (DESIGN §3).
 const MAX_FRAME: usize = 20 << 20;
+/// How long the writer may take to deliver a session's last frames and its close once the
+/// session has ended; then the socket is dropped, whether or not the client read them.
+const CLOSE_GRACE: Duration = Duration::from_secs(2);
+/// How long a socket stays open after the server sent a close frame (within [`CLOSE_GRACE`]).
+const CLOSE_LINGER: Duration = Duration::from_millis(500);
 /// Frames queued between a session and its writer. Small on purpose: the session coalesces
 /// updates instead of queueing them.
 const CHANNEL: usize = 4;
@@ -42,48 +54,11 @@ pub(crate) async fn upgrade(
 }
 
 async fn connection(socket: WebSocket, state: Arc<ServerState>) {
-    let (mut sink, stream) = socket.split();
-    let (outbound, mut frames) = mpsc::channel::<Outbound>(CHANNEL);
-    let writer = tokio::spawn(async move {
-        let ping = ServerMessage::Ping.to_text();
-        // One periodic tick per connection instead of a timer per frame: frames are the hot
-        // path (a fan-out writes one to every session), pings are rare.
-        let mut tick = tokio::time::interval(PING_CHECK);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut last_sent = tokio::time::Instant::now();
-        loop {
-            tokio::select! {
-                frame = frames.recv() => match frame {
-                    Some(Outbound::Text(text)) => {
-                        if sink.send(Message::Text(text.into())).await.is_err() {
-                            break;
-                        }
-                        last_sent = tokio::time::Instant::now();
-                    }
-                    Some(Outbound::Close { code, reason }) => {
-                        let frame = CloseFrame {
-                            code,
-                            reason: reason.into(),
-                        };
-                        let _ = sink.send(Message::Close(Some(frame))).await;
-                        break;
-                    }
-                    None => {
-                        let _ = sink.close().await;
-                        break;
-                    }
-                },
-                _ = tick.tick() => {
-                    if last_sent.elapsed() >= PING_AFTER {
-                        if sink.send(Message::Text(ping.clone().into())).await.is_err() {
-                            break;
-                        }
-                        last_sent = tokio::time::Instant::now();
-                    }
-                }
-            }
-        }
-    });
+    let (sink, stream) = socket.split();
+    let (outbound, frames) = mpsc::channel::<Outbound>(CHANNEL);
+    // Kept to send a close after a panicked session, whose own sender is gone by then.
+    let control = outbound.clone();
+    let mut writer = tokio::spawn(write_frames(sink, frames));
     let inbound = futures::stream::unfold(stream, |mut stream| async move {
         loop {
             match stream.next().await {
@@ -92,10 +67,129 @@ async fn connection(socket: WebSocket, state: Arc<ServerState>) {
                 }
                 Some(Ok(Message::Binary(_))) => return Some((Inbound::Binary, stream)),
                 Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                Some(Ok(Message::Close(_)) | Err(_)) | None => return None,
+                Some(Ok(Message::Close(_))) | None => return None,
+                // Any other read error ends the session like a close.
+                Some(Err(e)) => {
+                    return too_large(e)
+                        .map(|(size, max)| (Inbound::TooLarge { size, max }, stream));
+                }
             }
         }
     });
-    run_session(state.hub.clone(), Box::pin(inbound), outbound).await;
-    let _ = writer.await;
+    let mut session = tokio::spawn(run_session(state.hub.clone(), Box::pin(inbound), outbound));
+    tokio::select! {
+        ended = &mut session => {
+            if let Err(e) = ended
+                && e.is_panic()
+            {
+                tracing::error!("a sync session panicked; closing its socket");
+                let _ = control.try_send(Outbound::Close {
+                    code: 1011,
+                    reason: "internal server error".into(),
+                });
+            }
+            drop(control);
+            // The writer now delivers the last frames and the close. A client that does not
+            // read cannot take them: after the grace period the socket is dropped anyway.
+            if tokio::time::timeout(CLOSE_GRACE, &mut writer).await.is_err() {
+                writer.abort();
+                tracing::info!(
+                    "dropped a connection whose client did not take its last frames within {} s",
+                    CLOSE_GRACE.as_secs()
+                );
+            }
+        }
+        _ = &mut writer => {
+            // The socket failed or stayed unwritable past the stall limit: nobody can reach
+            // this client any more. Aborting the session runs its cleanup (`Drop`).
+            session.abort();
+        }
+    }
+}
+
+/// Drains the session's frames into the socket, with a keepalive Ping after silence. Ends
+/// after a close, when the session is gone, or when one write cannot complete within the
+/// stall limit (the client stopped reading and the socket buffers are full).
+async fn write_frames(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut frames: mpsc::Receiver<Outbound>,
+) {
+    let ping = ServerMessage::Ping.to_text();
+    // One periodic tick per connection instead of a timer per frame: frames are the hot
+    // path (a fan-out writes one to every session), pings are rare.
+    let mut tick = tokio::time::interval(PING_CHECK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut last_sent = tokio::time::Instant::now();
+    let send = async |sink: &mut SplitSink<WebSocket, Message>, message: Message| {
+        match tokio::time::timeout(stall_limit(), sink.send(message)).await {
+            Ok(Ok(())) => true,
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "a WebSocket write failed");
+                false
+            }
+            Err(_) => {
+                // Worded like the session's own stall message: whichever notices first, the
+                // operator sees the same cause.
+                tracing::warn!(
+                    "closing connection: client did not read its messages for {} s (a write stayed blocked); dropping it",
+                    stall_limit().as_secs()
+                );
+                false
+            }
+        }
+    };
+    loop {
+        tokio::select! {
+            frame = frames.recv() => match frame {
+                Some(Outbound::Text(text)) => {
+                    if !send(&mut sink, Message::Text(text.into())).await {
+                        break;
+                    }
+                    last_sent = tokio::time::Instant::now();
+                }
+                Some(Outbound::Close { code, reason }) => {
+                    let frame = CloseFrame {
+                        code,
+                        reason: reason.into(),
+                    };
+                    if send(&mut sink, Message::Close(Some(frame))).await {
+                        // Keep the socket open a moment so the client reads the close (and
+                        // the FatalError before it): closing a socket whose receive buffer
+                        // still holds client data (the rest of an oversized frame) sends a
+                        // reset, which can make the client discard both unread.
+                        tokio::time::sleep(CLOSE_LINGER).await;
+                    }
+                    break;
+                }
+                None => {
+                    let _ = tokio::time::timeout(stall_limit(), sink.close()).await;
+                    break;
+                }
+            },
+            _ = tick.tick() => {
+                if last_sent.elapsed() >= PING_AFTER {
+                    if !send(&mut sink, Message::Text(ping.clone().into())).await {
+                        break;
+                    }
+                    last_sent = tokio::time::Instant::now();
+                }
+            }
+        }
+    }
+}
+
+/// The size and limit when a read failed because the client's frame or message is over
+/// [`MAX_FRAME`].
+fn too_large(error: axum::Error) -> Option<(usize, usize)> {
+    let inner = error.into_inner();
+    match inner.downcast_ref::<tungstenite::Error>()? {
+        tungstenite::Error::Capacity(tungstenite::error::CapacityError::MessageTooLong {
+            size,
+            max_size,
+        }) => Some((*size, *max_size)),
+        other => {
+            tracing::debug!(error = %other, "WebSocket read failed");
+            None
+        }
+    }
 }

@@ -19,7 +19,7 @@ use subtle::ConstantTimeEq;
 use functions::Caller;
 
 use crate::instance::{CodeStamp, Instance, Instances};
-use crate::session::SessionSignal;
+use crate::session::{SessionSignal, TokenSessions};
 use crate::transition::{Unclaim, run_in_snapshot};
 
 /// Shared state of all sync sessions.
@@ -37,6 +37,8 @@ pub struct SyncHub {
     executions: AtomicU64,
     next_session: AtomicU64,
     live_sessions: AtomicUsize,
+    /// Sessions signed in with a provider's token (see `auth_config_changed`).
+    pub(crate) token_sessions: TokenSessions,
     /// Where invalidated instances are recomputed (the runtime the hub was created in).
     runtime: Option<tokio::runtime::Handle>,
 }
@@ -53,6 +55,7 @@ impl SyncHub {
             executions: AtomicU64::new(0),
             next_session: AtomicU64::new(1),
             live_sessions: AtomicUsize::new(0),
+            token_sessions: TokenSessions::default(),
             runtime: tokio::runtime::Handle::try_current().ok(),
         })
     }
@@ -71,6 +74,12 @@ impl SyncHub {
     pub fn schema_changed(&self) {
         self.epoch.fetch_add(1, Ordering::AcqRel);
         self.instances.wake_all();
+    }
+
+    /// Call after `Authenticator::set_config`: sessions whose token's provider was removed
+    /// become anonymous and are told with an `AuthError`.
+    pub fn auth_config_changed(&self) {
+        self.token_sessions.auth_changed();
     }
 
     /// Number of open sessions and of live query instances.

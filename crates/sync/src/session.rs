@@ -9,9 +9,20 @@
 //! Back-pressure: frames go to a bounded channel drained by the transport's writer. A
 //! Transition is computed only when the channel has room, so while a client is slow the
 //! session coalesces every change into the next Transition instead of queueing. A client that
-//! stays unable to receive for [`stall_limit`] is disconnected with a log line.
+//! stays unable to receive for [`stall_limit`] is disconnected with a log line. Inbound
+//! back-pressure: while [`MAX_QUEUED_MUTATIONS`] mutations (or [`MAX_QUEUED_MUTATION_BYTES`]
+//! of their frames) wait behind the running one, the session stops reading frames, so a
+//! client that pipelines mutations waits in its own socket buffers instead of our memory.
+//!
+//! Identity: a mutation runs as the caller and identity that were current when its frame
+//! arrived, never as a later `Authenticate`'s. A session signed in with a provider's token is
+//! registered in [`TokenSessions`], so removing that provider from `auth.config.toml` turns
+//! the session anonymous at once (`AuthError`, as on expiry).
+//!
+//! Cleanup (releasing query instances, the hub's session count, the token registry) runs in
+//! `Drop`, so it also happens when the session task panics or is aborted by the transport.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -46,6 +57,14 @@ pub fn stall_limit() -> Duration {
         Duration::from_secs(secs)
     })
 }
+/// Most mutations waiting behind the running one before the session stops reading frames.
+pub const MAX_QUEUED_MUTATIONS: usize = 128;
+/// Most bytes of waiting Mutation frames before the session stops reading frames (one more
+/// frame, at most 20 MiB, may already be in hand when the limit is reached).
+pub const MAX_QUEUED_MUTATION_BYTES: usize = 16 << 20;
+/// Longest single wait of the expiry timer: a later `exp` re-arms it when it fires, so no
+/// `exp`, however large, overflows an `Instant`.
+const MAX_EXPIRY_WAIT: Duration = Duration::from_secs(24 * 3600);
 /// Most queries one session may subscribe to.
 const MAX_QUERIES: usize = 10_000;
 /// Most frames waiting in the session's own queue (mutation responses, errors).
@@ -54,11 +73,19 @@ const MAX_OUTBOX: usize = 1_000;
 /// at most a couple of unsent Transitions per client.
 const TRANSITION_HEADROOM: usize = 2;
 const EXPIRED_MESSAGE: &str = "Convex token identity expired";
+const REVOKED_MESSAGE: &str =
+    "Convex token identity revoked: its issuer is no longer a provider in auth.config.toml";
 
 /// A frame from the client, as the transport delivers it.
 pub enum Inbound {
     Text(String),
     Binary,
+    /// The client sent a frame larger than the transport accepts; the session ends with a
+    /// FatalError naming the limit.
+    TooLarge {
+        size: usize,
+        max: usize,
+    },
 }
 
 /// A frame to the client.
@@ -72,6 +99,8 @@ pub enum Outbound {
 #[derive(Default, Debug)]
 pub struct SessionSignal {
     dirty: AtomicBool,
+    /// The auth configuration changed: the session re-checks its token's issuer.
+    auth_changed: AtomicBool,
     notify: Notify,
 }
 
@@ -83,6 +112,40 @@ impl SessionSignal {
 
     fn take_dirty(&self) -> bool {
         self.dirty.swap(false, Ordering::AcqRel)
+    }
+
+    fn mark_auth_changed(&self) {
+        self.auth_changed.store(true, Ordering::Release);
+        self.notify.notify_one();
+    }
+
+    fn take_auth_changed(&self) -> bool {
+        self.auth_changed.swap(false, Ordering::AcqRel)
+    }
+}
+
+/// The sessions whose identity came from a provider's token. Kept apart from the query
+/// instances because a session with no queries must be reached too; it changes only when a
+/// session signs in or out, never on the hot path.
+#[derive(Default)]
+pub(crate) struct TokenSessions {
+    sessions: parking_lot::Mutex<HashMap<u64, Arc<SessionSignal>>>,
+}
+
+impl TokenSessions {
+    fn insert(&self, id: u64, signal: &Arc<SessionSignal>) {
+        self.sessions.lock().insert(id, signal.clone());
+    }
+
+    fn remove(&self, id: u64) {
+        self.sessions.lock().remove(&id);
+    }
+
+    /// Wakes every registered session to re-check its token's issuer.
+    pub(crate) fn auth_changed(&self) {
+        for signal in self.sessions.lock().values() {
+            signal.mark_auth_changed();
+        }
     }
 }
 
@@ -112,6 +175,12 @@ struct PendingMutation {
     request_id: u64,
     path: FunctionPath,
     args: Result<Value, String>,
+    /// Who sent it, captured when the frame arrived (see `start_next_mutation`).
+    identity: Option<Identity>,
+    token_issuer: Option<Arc<str>>,
+    caller: Caller,
+    /// Size of the frame, counted in `Session::queued_bytes` while it waits.
+    bytes: usize,
 }
 
 /// Why a session ends early.
@@ -132,6 +201,8 @@ pub(crate) struct Session {
     pub sent: StateVersion,
     pub query_set_version: u32,
     pub identity: Option<Identity>,
+    /// `iss` of the token behind `identity`; `None` when anonymous or admin-impersonated.
+    token_issuer: Option<Arc<str>>,
     pub identity_version: u32,
     pub caller: Caller,
     pub queries: BTreeMap<u32, SessionQuery>,
@@ -144,8 +215,27 @@ pub(crate) struct Session {
     outbox: VecDeque<Outbound>,
     outbound: mpsc::Sender<Outbound>,
     mutations: VecDeque<PendingMutation>,
+    /// Frame bytes of the mutations in `mutations`.
+    queued_bytes: usize,
     in_flight: Option<MutationFuture>,
     blocked_since: Option<Instant>,
+    /// One timer for the identity's expiry, reset only when the expiry changes: a timer
+    /// created per loop iteration costs an insert and a removal in tokio's wheel per wake.
+    expiry_timer: Pin<Box<tokio::time::Sleep>>,
+    /// The `exp` the timer was computed for.
+    expiry_for: Option<u64>,
+    /// Whether `expiry_timer` is set to fire.
+    expiry_armed: bool,
+}
+
+impl Drop for Session {
+    /// Runs however the session ends (return, panic, or the transport aborting its task), so
+    /// the hub never counts a dead session or keeps its query instances.
+    fn drop(&mut self) {
+        self.release_all();
+        self.hub.token_sessions.remove(self.id);
+        self.hub.session_ended();
+    }
 }
 
 fn unix_now() -> u64 {
@@ -169,6 +259,7 @@ where
         sent: StateVersion::default(),
         query_set_version: 0,
         identity: None,
+        token_issuer: None,
         identity_version: 0,
         caller: Caller::Client,
         queries: BTreeMap::new(),
@@ -178,8 +269,12 @@ where
         outbox: VecDeque::new(),
         outbound,
         mutations: VecDeque::new(),
+        queued_bytes: 0,
         in_flight: None,
         blocked_since: None,
+        expiry_timer: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
+        expiry_for: None,
+        expiry_armed: false,
     };
     tracing::debug!(session = id, "session started");
     let end = session.run(&mut inbound).await;
@@ -199,8 +294,7 @@ where
             let _ = session.outbound.try_send(Outbound::Close { code, reason });
         }
     }
-    session.release_all();
-    hub.session_ended();
+    // Dropping `session` releases its queries and ends its count in the hub.
 }
 
 fn truncate(text: &str, max: usize) -> String {
@@ -221,6 +315,9 @@ impl Session {
             if self.signal.take_dirty() {
                 self.must_recheck = true;
             }
+            if self.signal.take_auth_changed() {
+                self.check_token_issuer()?;
+            }
             if self.wants_transition() {
                 if self.outbound.capacity() >= TRANSITION_HEADROOM {
                     self.blocked_since = None;
@@ -232,14 +329,19 @@ impl Session {
                     self.note_blocked()?;
                 }
             }
-            let expiry = self.expiry_instant();
+            self.arm_expiry_timer();
             let blocked = self.blocked_since.is_some() || !self.outbox.is_empty();
+            // Back-pressure on a client that pipelines mutations: while the queue is full,
+            // its frames wait in the socket (see the module docs).
+            let accepting = self.mutations.len() < MAX_QUEUED_MUTATIONS
+                && self.queued_bytes < MAX_QUEUED_MUTATION_BYTES;
             let event = {
                 let signal = self.signal.clone();
                 let in_flight = &mut self.in_flight;
                 let outbound = &self.outbound;
+                let expiry = self.expiry_timer.as_mut();
                 tokio::select! {
-                    frame = inbound.next() => Event::Frame(frame),
+                    frame = inbound.next(), if accepting => Event::Frame(frame),
                     () = signal.notify.notified() => Event::Woken,
                     Some((request_id, result)) = async {
                         match in_flight.as_mut() {
@@ -249,12 +351,7 @@ impl Session {
                     } => Event::MutationDone(request_id, result),
                     _ = outbound.reserve(), if blocked => Event::Woken,
                     () = tokio::time::sleep(Duration::from_secs(1)), if blocked => Event::StillBlocked,
-                    () = async {
-                        match expiry {
-                            Some(at) => tokio::time::sleep_until(at).await,
-                            None => std::future::pending().await,
-                        }
-                    } => Event::Expired,
+                    () = expiry, if self.expiry_armed => Event::Expired,
                 }
             };
             match event {
@@ -264,6 +361,12 @@ impl Session {
                         "binary frames are not part of the protocol; send JSON text frames".into(),
                     ));
                 }
+                Event::Frame(Some(Inbound::TooLarge { size, max })) => {
+                    return Err(End::Fatal(format!(
+                        "a frame of {size} bytes exceeds the {} MiB limit",
+                        max >> 20
+                    )));
+                }
                 Event::Frame(None) => return Ok(()),
                 Event::Woken => {}
                 Event::MutationDone(request_id, result) => {
@@ -272,8 +375,30 @@ impl Session {
                     self.start_next_mutation();
                 }
                 Event::StillBlocked => self.note_blocked()?,
-                Event::Expired => self.expire_identity(),
+                Event::Expired => {
+                    // Re-computed next iteration: if the wall clock has not reached `exp`
+                    // yet (or `exp` was beyond MAX_EXPIRY_WAIT), the timer is set again.
+                    self.expiry_armed = false;
+                    self.expiry_for = None;
+                    self.expire_identity();
+                }
             }
+        }
+    }
+
+    /// Points the expiry timer at the identity's `exp`, touching it only when `exp` changed.
+    fn arm_expiry_timer(&mut self) {
+        let expires_at = self.identity.as_ref().and_then(|i| i.expires_at);
+        if expires_at == self.expiry_for {
+            return;
+        }
+        self.expiry_for = expires_at;
+        self.expiry_armed = false;
+        if let Some(deadline) =
+            expires_at.and_then(|exp| expiry_deadline(exp, unix_now(), tokio::time::Instant::now()))
+        {
+            self.expiry_timer.as_mut().reset(deadline);
+            self.expiry_armed = true;
         }
     }
 
@@ -352,10 +477,15 @@ impl Session {
                 ..
             } => {
                 let args = decode_args(args);
+                self.queued_bytes += text.len();
                 self.mutations.push_back(PendingMutation {
                     request_id,
                     path: FunctionPath::parse(&udf_path),
                     args,
+                    identity: self.identity.clone(),
+                    token_issuer: self.token_issuer.clone(),
+                    caller: self.caller,
+                    bytes: text.len(),
                 });
                 if self.in_flight.is_none() {
                     self.start_next_mutation();
@@ -517,21 +647,58 @@ impl Session {
     }
 
     fn set_identity(&mut self, identity: Option<Identity>) {
+        let token_issuer = if identity.is_some() {
+            self.token_issuer.clone()
+        } else {
+            None
+        };
+        self.set_auth(self.caller, identity, token_issuer);
+    }
+
+    /// Replaces who the session acts as. Queries are re-bound when what they may see changed:
+    /// all of them when the caller changed (internal functions become visible or not), the
+    /// identity-dependent ones when the identity changed.
+    fn set_auth(
+        &mut self,
+        caller: Caller,
+        identity: Option<Identity>,
+        token_issuer: Option<Arc<str>>,
+    ) {
+        match (&token_issuer, &self.token_issuer) {
+            (Some(_), None) => self.hub.token_sessions.insert(self.id, &self.signal),
+            (None, Some(_)) => self.hub.token_sessions.remove(self.id),
+            _ => {}
+        }
+        self.token_issuer = token_issuer;
+        let caller_changed = caller != self.caller;
+        self.caller = caller;
         let before = self.identity.as_ref().map(|i| i.key().to_string());
         let after = identity.as_ref().map(|i| i.key().to_string());
         self.identity = identity;
-        if before != after {
-            let ids: Vec<u32> = self
-                .queries
-                .iter()
-                .filter(|(_, q)| q.instance.as_ref().is_some_and(|i| !i.is_shared()))
-                .map(|(id, _)| *id)
-                .collect();
-            for id in ids {
-                self.rebind(id);
-            }
-            self.must_recheck = true;
+        let identity_changed = before != after;
+        if !caller_changed && !identity_changed {
+            return;
         }
+        let trusted = caller == Caller::Trusted;
+        let ids: Vec<u32> = self
+            .queries
+            .iter()
+            .filter(|(_, q)| {
+                q.instance
+                    .as_ref()
+                    .is_some_and(|i| caller_changed || !i.is_shared())
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            if let Some(query) = self.queries.get_mut(&id) {
+                // Trusted sessions see internal functions: their queries must not share
+                // instances with client sessions, and must stop seeing them once untrusted.
+                query.family.trusted = trusted;
+            }
+            self.rebind(id);
+        }
+        self.must_recheck = true;
     }
 
     async fn authenticate(
@@ -548,10 +715,7 @@ impl Session {
             )));
         }
         match token_type {
-            AuthenticateTokenType::None => {
-                self.caller = Caller::Client;
-                self.set_identity(None);
-            }
+            AuthenticateTokenType::None => self.set_auth(Caller::Client, None, None),
             AuthenticateTokenType::User => {
                 let token = value.unwrap_or_default();
                 match self.hub.auth.verify(&token).await {
@@ -565,7 +729,12 @@ impl Session {
                             subject = identity.subject().unwrap_or_default(),
                             "authenticated"
                         );
-                        self.set_identity(Some(identity));
+                        let issuer: Arc<str> = verified.identity.issuer().into();
+                        // A user token never carries an admin's rights.
+                        self.set_auth(Caller::Client, Some(identity), Some(issuer));
+                        // The provider may have been removed between `verify` and the
+                        // registration above, in which case no notification reached us.
+                        self.check_token_issuer()?;
                     }
                     Err(rejection) => {
                         tracing::debug!(
@@ -581,8 +750,8 @@ impl Session {
                         .to_text();
                         self.push(Outbound::Text(frame))?;
                         // The session goes on anonymously; it must not keep reading as the
-                        // previous user once a refresh failed.
-                        self.set_identity(None);
+                        // previous user (or admin) once a refresh failed.
+                        self.set_auth(Caller::Client, None, None);
                         return Ok(());
                     }
                 }
@@ -597,21 +766,11 @@ impl Session {
                     .to_text();
                     return self.push(Outbound::Text(frame));
                 }
-                self.caller = Caller::Trusted;
                 let identity = impersonating
                     .as_ref()
                     .and_then(|i| i.as_object())
                     .map(|claims| Identity::from_json(claims, None));
-                self.set_identity(identity);
-                // Admin sessions see internal functions: their queries must not share
-                // instances with client sessions.
-                let ids: Vec<u32> = self.queries.keys().copied().collect();
-                for id in ids {
-                    if let Some(query) = self.queries.get_mut(&id) {
-                        query.family.trusted = true;
-                    }
-                    self.rebind(id);
-                }
+                self.set_auth(Caller::Trusted, identity, None);
             }
         }
         self.identity_version += 1;
@@ -619,10 +778,28 @@ impl Session {
         Ok(())
     }
 
-    fn expiry_instant(&self) -> Option<tokio::time::Instant> {
-        let expires_at = self.identity.as_ref()?.expires_at?;
-        let remaining = expires_at.saturating_sub(unix_now());
-        Some(tokio::time::Instant::now() + Duration::from_secs(remaining))
+    /// After a change of `auth.config.toml`: a session whose token came from a provider that
+    /// is no longer configured stops acting as that user, as if its token had expired.
+    fn check_token_issuer(&mut self) -> Result<(), End> {
+        let Some(issuer) = self.token_issuer.clone() else {
+            return Ok(());
+        };
+        if self.hub.auth.trusts_issuer(&issuer) {
+            return Ok(());
+        }
+        tracing::info!(
+            session = self.id,
+            %issuer,
+            "the session's identity provider was removed from auth.config.toml; the session is now anonymous"
+        );
+        let frame = ServerMessage::AuthError {
+            error: REVOKED_MESSAGE,
+            base_version: self.identity_version,
+            auth_update_attempted: false,
+        }
+        .to_text();
+        self.set_identity(None);
+        self.push(Outbound::Text(frame))
     }
 
     /// The token behind the identity expired and no fresh one arrived: tell the client (it
@@ -664,10 +841,28 @@ impl Session {
             request_id,
             path,
             args,
+            mut identity,
+            token_issuer,
+            caller,
+            bytes,
         } = pending;
+        self.queued_bytes = self.queued_bytes.saturating_sub(bytes);
+        // The mutation runs as whoever sent it, even if an Authenticate arrived while it
+        // waited. One exception, the session's own expiry rule: if that identity's token has
+        // expired by now, or its provider was removed from auth.config.toml, the mutation
+        // runs anonymously rather than as that user. It is not refused: a session whose token
+        // expires turns anonymous and runs the mutations it is sent after that anonymously
+        // too, and the function decides what an anonymous caller may do. The caller (admin or
+        // client) is kept: admin sessions have no token that could expire.
+        let now = unix_now();
+        if identity.as_ref().is_some_and(|i| i.is_expired(now))
+            || token_issuer
+                .as_deref()
+                .is_some_and(|issuer| !self.hub.auth.trusts_issuer(issuer))
+        {
+            identity = None;
+        }
         let app = self.hub.app.clone();
-        let identity = self.identity.clone();
-        let caller = self.caller;
         let dedup = self.client_session_id.clone().map(|session_id| DedupKey {
             session_id,
             request_id,
@@ -742,6 +937,18 @@ impl Session {
     }
 }
 
+/// When the expiry timer for a token with `exp` should fire, seen at (`now_unix`, `now`):
+/// at `exp`, or after [`MAX_EXPIRY_WAIT`] if that is sooner (the timer is then set again).
+/// `None` only if even that cannot be represented, in which case no timer runs.
+fn expiry_deadline(
+    exp: u64,
+    now_unix: u64,
+    now: tokio::time::Instant,
+) -> Option<tokio::time::Instant> {
+    let wait = Duration::from_secs(exp.saturating_sub(now_unix)).min(MAX_EXPIRY_WAIT);
+    now.checked_add(wait)
+}
+
 fn decode_args(args: serde_json::Value) -> Result<Value, String> {
     let args = canonical_args(args).map_err(|e| format!("ArgumentValidationError: {e}"))?;
     Value::from_json(&args).map_err(|e| {
@@ -751,4 +958,75 @@ fn decode_args(args: serde_json::Value) -> Result<Value, String> {
 
 fn json_string(text: &str) -> Box<RawValue> {
     serde_json::value::to_raw_value(text).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+
+    #[test]
+    fn expiry_deadline_never_overflows_and_caps_long_waits() {
+        let now = tokio::time::Instant::now();
+        // exp near u64::MAX: Instant + Duration::from_secs(exp - now) used to panic here.
+        let far = expiry_deadline(u64::MAX, 1_000, now).unwrap();
+        assert_eq!(far - now, MAX_EXPIRY_WAIT);
+        assert_eq!(
+            expiry_deadline(10_000_000_000_000_000_000, 1_000, now).unwrap() - now,
+            MAX_EXPIRY_WAIT
+        );
+        assert_eq!(
+            expiry_deadline(1_030, 1_000, now).unwrap() - now,
+            Duration::from_secs(30)
+        );
+        // Already expired: fire at once.
+        assert_eq!(expiry_deadline(900, 1_000, now).unwrap(), now);
+    }
+
+    /// A client stream that panics when the session reads past its first frame.
+    struct PanickingStream(u32);
+
+    impl Stream for PanickingStream {
+        type Item = Inbound;
+
+        fn poll_next(
+            mut self: Pin<&mut Self>,
+            _cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Inbound>> {
+            self.0 += 1;
+            if self.0 > 1 {
+                panic!("the transport failed in a way nobody planned for");
+            }
+            let add = r#"{"type":"ModifyQuerySet","baseVersion":0,"newVersion":1,"modifications":[{"type":"Add","queryId":0,"udfPath":"m:q","args":[{}]}]}"#;
+            std::task::Poll::Ready(Some(Inbound::Text(add.into())))
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_panicking_session_task_releases_its_queries_and_its_count() {
+        let dir = std::env::temp_dir().join(format!("pulsebase-sync-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let (db, _) =
+            database::Database::open(&dir.join("data.sqlite3"), schema::Schema::default(), "")
+                .unwrap();
+        let app = application::App::new(db, functions::Modules::empty());
+        let auth = authenticator::Authenticator::new(
+            auth::AuthConfig::empty(),
+            authenticator::AuthenticatorOptions::new(&dir),
+        )
+        .unwrap();
+        let hub = SyncHub::new(app, Arc::new(auth), None);
+        let (outbound, mut frames) = mpsc::channel(16);
+        let task = tokio::spawn(run_session(hub.clone(), PanickingStream(0), outbound));
+        // Keep the channel drained so the session is never blocked on its client.
+        let drain = tokio::spawn(async move { while frames.recv().await.is_some() {} });
+        let ended = tokio::time::timeout(Duration::from_secs(10), task)
+            .await
+            .unwrap();
+        assert!(ended.unwrap_err().is_panic());
+        assert_eq!(hub.stats(), (0, 0), "no session or query instance left");
+        drain.abort();
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -207,7 +207,7 @@ pub enum UrlPolicyError {
         host: String,
     },
     /// No host.
-    #[error("the URL has no host")]
+    #[error("the URL has no host: write it as https://your-issuer.example/...")]
     NoHost,
 }
 

@@ -69,7 +69,7 @@ pub use keys::{
 };
 pub use provider::{
     ClaimMapping, JwksSource, Provider, UrlPolicyError, check_fetch_url, issuers_match,
-    select_provider,
+    loopback_issuers_match, select_provider,
 };
 pub use rejection::{ProviderMismatch, TokenRejection, human_duration, shown};
 pub use token::{MAX_NUMERIC_DATE, MAX_TOKEN_BYTES, ParsedToken, check_size};

@@ -6,7 +6,7 @@
 
 use crate::identity::Identity;
 use crate::keys::{KeyAlgorithm, KeySet, PublicKey, VerificationKey};
-use crate::provider::{Provider, issuers_match};
+use crate::provider::Provider;
 use crate::rejection::{TokenRejection, shown};
 use crate::token::{ParsedToken, shown_claim, string_claim, time_claim};
 
@@ -145,7 +145,7 @@ fn check_claims(
 ) -> Result<u64, TokenRejection> {
     let claims = token.claims();
     let iss = string_claim(claims, "iss")?;
-    if !issuers_match(provider.issuer(), iss) {
+    if !provider.accepts_issuer(iss) {
         return Err(TokenRejection::IssuerMismatch {
             expected: provider.issuer().to_owned(),
             found: shown_claim(claims, "iss"),

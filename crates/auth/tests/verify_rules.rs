@@ -414,6 +414,7 @@ fn provider_selection_explains_every_miss() {
             issuer: "http://127.0.0.1:3210/dev-issuer".into(),
             application_id: "convex".into(),
             jwks: Arc::new(f.keys.clone()),
+            any_loopback_port: true,
         },
     ];
     let token = sign(

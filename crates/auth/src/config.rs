@@ -56,10 +56,12 @@ impl fmt::Display for AuthConfigError {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum AuthConfigErrorKind {
     /// Not valid TOML.
-    #[error("invalid TOML: {0}")]
+    #[error(
+        "invalid TOML: {0}: check the quotes and brackets here; each provider is a [[providers]] section of key = \"value\" lines"
+    )]
     Syntax(String),
     /// The file could not be read (reported by the loader).
-    #[error("cannot read the file: {0}")]
+    #[error("cannot read the file: {0}: check that it exists and that this user may read it")]
     Unreadable(String),
     /// A key we do not know.
     #[error("unknown key `{key}`: {}", match suggestion {
@@ -109,14 +111,16 @@ pub enum AuthConfigErrorKind {
     #[error("bad variable reference: {0}: write ${{NAME}} with letters, digits and underscores")]
     BadEnvReference(&'static str),
     /// A URL that does not parse or is not an issuer URL.
-    #[error("`{key}` = \"{value}\" is not a valid URL: {reason}")]
+    #[error("`{key}` = \"{value}\" is not a valid URL: {reason}: {fix}")]
     InvalidUrl {
         /// The key.
         key: &'static str,
         /// The value after `${VAR}` substitution.
         value: String,
-        /// Why.
+        /// Why (for parser failures, the parser's own words).
         reason: String,
+        /// How to write it instead.
+        fix: &'static str,
     },
     /// A URL the fetch policy forbids (plain http off loopback).
     #[error("`{key}` = \"{value}\": {reason}")]
@@ -151,7 +155,7 @@ pub enum AuthConfigErrorKind {
     /// A customJwt-only key on an OIDC provider.
     #[error("`{0}` belongs to customJwt providers: add type = \"customJwt\"{hint}", hint = oidc_rename_hint(.0))]
     CustomJwtKeyOnOidc(&'static str),
-    /// A `data:` JWKS that does not decode to a usable key set.
+    /// A `data:` JWKS that does not decode to a usable key set (the text ends with the fix).
     #[error("`jwks` data URI: {0}")]
     InvalidJwksDataUri(String),
     /// An empty value where a path or URL is needed.
@@ -420,16 +424,23 @@ fn parse_custom_jwt(fields: &Fields) -> Result<Provider, Located> {
 /// because tokens are compared against it.
 fn issuer_url(key: &'static str, raw: &str) -> Result<String, AuthConfigErrorKind> {
     let value = raw.trim();
-    let invalid = |reason: &str| AuthConfigErrorKind::InvalidUrl {
+    let invalid = |reason: &str, fix: &'static str| AuthConfigErrorKind::InvalidUrl {
         key,
         value: value.to_owned(),
         reason: reason.to_owned(),
+        fix,
     };
     if value.is_empty() {
-        return Err(invalid("it is empty"));
+        return Err(invalid(
+            "it is empty",
+            "give the issuer URL, like https://verb-noun-00.clerk.accounts.dev",
+        ));
     }
     if value.starts_with('"') || value.starts_with('\'') {
-        return Err(invalid("remove the extra quotes"));
+        return Err(invalid(
+            "it is wrapped in extra quotes",
+            "remove the inner quotes",
+        ));
     }
     let with_scheme = if value.contains("://") {
         value.to_owned()
@@ -437,17 +448,24 @@ fn issuer_url(key: &'static str, raw: &str) -> Result<String, AuthConfigErrorKin
         let host = value.split(['/', ':']).next().unwrap_or_default();
         if !host.contains('.') && !host.eq_ignore_ascii_case("localhost") {
             return Err(invalid(
-                "it does not look like a URL; write it as https://your-issuer.example",
+                "it does not look like a URL (no scheme, and the host has no dot)",
+                "write it as https://your-issuer.example",
             ));
         }
         format!("https://{value}")
     };
-    let url = Url::parse(&with_scheme).map_err(|e| invalid(&e.to_string()))?;
+    let url = Url::parse(&with_scheme).map_err(|e| invalid(&e.to_string(), url_fix(e)))?;
     if url.query().is_some() || url.fragment().is_some() {
-        return Err(invalid("an issuer URL has no ?query or #fragment"));
+        return Err(invalid(
+            "an issuer URL has no ?query or #fragment",
+            "remove everything from the ? or # on",
+        ));
     }
     if !url.username().is_empty() || url.password().is_some() {
-        return Err(invalid("an issuer URL has no user:password@"));
+        return Err(invalid(
+            "an issuer URL carries no user:password@",
+            "remove the user:password@ part",
+        ));
     }
     check_fetch_url(&url).map_err(|reason| AuthConfigErrorKind::InsecureUrl {
         key,
@@ -463,33 +481,40 @@ fn jwks_source(raw: &str) -> Result<JwksSource, AuthConfigErrorKind> {
         return Err(AuthConfigErrorKind::EmptyValue("jwks"));
     }
     if value.starts_with("data:") {
-        let bytes = decode_data_uri(value)
-            .map_err(|e| AuthConfigErrorKind::InvalidJwksDataUri(e.to_owned()))?;
-        let json: Value = serde_json::from_slice(&bytes).map_err(|e| {
-            AuthConfigErrorKind::InvalidJwksDataUri(format!("the payload is not JSON ({e})"))
-        })?;
+        const ENCODE: &str =
+            "write data:application/json;base64, followed by the base64 of the JWKS JSON";
+        let bad = |reason: &str, fix: &str| {
+            AuthConfigErrorKind::InvalidJwksDataUri(format!("{reason}: {fix}"))
+        };
+        let bytes = decode_data_uri(value).map_err(|e| bad(e, ENCODE))?;
+        let json: Value = serde_json::from_slice(&bytes)
+            .map_err(|e| bad(&format!("the payload is not JSON ({e})"), ENCODE))?;
         let set = KeySet::from_jwks_json(&json)
-            .map_err(|e| AuthConfigErrorKind::InvalidJwksDataUri(e.to_string()))?;
+            .map_err(|e| bad(&e.to_string(), "encode a document like {\"keys\": [...]}"))?;
         if set.is_empty() {
             let reasons: Vec<String> = set.skipped().iter().map(|s| s.reason.clone()).collect();
-            return Err(AuthConfigErrorKind::InvalidJwksDataUri(format!(
+            let reason = format!(
                 "it holds no usable RS256/ES256 key ({})",
                 if reasons.is_empty() {
                     "the key list is empty".to_owned()
                 } else {
                     reasons.join("; ")
                 }
-            )));
+            );
+            return Err(bad(
+                &reason,
+                "include the issuer's public RSA (2048 bits or more) or P-256 key",
+            ));
         }
         return Ok(JwksSource::DataUri(json));
     }
     if value.contains("://") {
-        let invalid = |reason: String| AuthConfigErrorKind::InvalidUrl {
+        let url = Url::parse(value).map_err(|e| AuthConfigErrorKind::InvalidUrl {
             key: "jwks",
             value: value.to_owned(),
-            reason,
-        };
-        let url = Url::parse(value).map_err(|e| invalid(e.to_string()))?;
+            reason: e.to_string(),
+            fix: url_fix(e),
+        })?;
         check_fetch_url(&url).map_err(|reason| AuthConfigErrorKind::InsecureUrl {
             key: "jwks",
             value: value.to_owned(),
@@ -498,6 +523,27 @@ fn jwks_source(raw: &str) -> Result<JwksSource, AuthConfigErrorKind> {
         return Ok(JwksSource::Url(url));
     }
     Ok(JwksSource::File(PathBuf::from(value)))
+}
+
+/// How to repair a URL the parser refused; the parser's own message says only what is wrong.
+fn url_fix(error: url::ParseError) -> &'static str {
+    use url::ParseError as E;
+    match error {
+        E::InvalidPort => {
+            "the port after the host must be a number from 1 to 65535, like https://your-issuer.example:8443, or left out"
+        }
+        E::EmptyHost => {
+            "put the host name right after the scheme, like https://your-issuer.example"
+        }
+        E::InvalidDomainCharacter | E::IdnaError => {
+            "the host name may hold only letters, digits, '-' and '.': remove spaces and other characters"
+        }
+        E::InvalidIpv4Address => {
+            "write the IP address as four numbers 0-255, like http://127.0.0.1:3210"
+        }
+        E::InvalidIpv6Address => "write an IPv6 address in brackets, like http://[::1]:3210",
+        _ => "write the full URL, like https://your-issuer.example/optional/path",
+    }
 }
 
 /// Replaces each `${NAME}` with `env(NAME)`.

@@ -171,12 +171,21 @@ impl DevIssuerKey {
         openid_configuration(issuer_url)
     }
 
-    /// A provider that trusts this key for `issuer_url` without fetching anything.
+    /// A provider that trusts this key for `issuer_url` without fetching anything, and for
+    /// the same path on any loopback port.
+    ///
+    /// Why any port: a token's `iss` is fixed when it is minted, but `pulsebase token` can
+    /// run before any server (it then assumes the default port), and `dev --port 0` picks a
+    /// new port on every start. The key, not the port, is what identifies this issuer, so
+    /// every server holding the key accepts its tokens. The issuer served for discovery
+    /// stays the real URL (`openid_configuration(issuer_url)`), so a token minted by a
+    /// running server has an `iss` that OIDC clients can resolve to its JWKS.
     pub fn builtin_provider(&self, issuer_url: &str, application_id: &str) -> Provider {
         Provider::Builtin {
             issuer: issuer_url.to_owned(),
             application_id: application_id.to_owned(),
             jwks: self.key_set(),
+            any_loopback_port: true,
         }
     }
 }
@@ -236,6 +245,24 @@ mod tests {
             Some(&json!("ada@example.com"))
         );
         assert_eq!(verified.identity.get("role"), Some(&json!("admin")));
+
+        // Minted for another loopback port (no server was running): still this issuer's.
+        let offline = key
+            .mint(
+                "http://localhost:4000/dev-issuer",
+                "user_2",
+                None,
+                None,
+                Map::new(),
+                60,
+                1_000,
+            )
+            .unwrap();
+        let verified = verify_with_keys(&offline, &provider, &key.key_set(), 1_010).unwrap();
+        assert_eq!(
+            verified.identity.token_identifier(),
+            "http://localhost:4000/dev-issuer|user_2"
+        );
 
         let doc = key.openid_configuration(issuer);
         assert_eq!(doc["jwks_uri"], format!("{issuer}/.well-known/jwks.json"));

@@ -20,7 +20,10 @@
 //!   aside. **Audience**: `aud` (string or array) contains the provider's `applicationID`
 //!   when it has one; other audiences may be present.
 //! * **Time**: `exp` is required and the token is dead once `now >= exp` (no leeway); `nbf`
-//!   and `iat` may be at most [`CLOCK_SKEW_LEEWAY_SECS`] (5 s) in the future.
+//!   and `iat` may be at most [`CLOCK_SKEW_LEEWAY_SECS`] (5 s) in the future. `exp` may be
+//!   at most [`MAX_EXP_AHEAD_SECS`] (10 years) ahead, and every time claim must be a
+//!   non-negative number of seconds no later than [`MAX_NUMERIC_DATE`] (the end of year
+//!   9999), so no absurd value (an `exp` of 1.8e19) reaches caches or timers.
 //! * **Subject**: `sub` is required.
 //!
 //! Provider selection follows Convex: the first provider (in file order) whose issuer and
@@ -66,8 +69,10 @@ pub use keys::{
 };
 pub use provider::{
     ClaimMapping, JwksSource, Provider, UrlPolicyError, check_fetch_url, issuers_match,
-    select_provider,
+    loopback_issuers_match, select_provider,
 };
 pub use rejection::{ProviderMismatch, TokenRejection, human_duration, shown};
-pub use token::{MAX_TOKEN_BYTES, ParsedToken, check_size};
-pub use verify::{CLOCK_SKEW_LEEWAY_SECS, VerifiedToken, verify_parsed, verify_with_keys};
+pub use token::{MAX_NUMERIC_DATE, MAX_TOKEN_BYTES, ParsedToken, check_size};
+pub use verify::{
+    CLOCK_SKEW_LEEWAY_SECS, MAX_EXP_AHEAD_SECS, VerifiedToken, verify_parsed, verify_with_keys,
+};

@@ -58,6 +58,10 @@ pub enum Provider {
         application_id: String,
         /// Its public keys.
         jwks: Arc<KeySet>,
+        /// Also accept `iss` = this issuer's path on any loopback host and port (see
+        /// [`loopback_issuers_match`]); set for the dev issuer, whose tokens are minted for
+        /// whatever port a server had, or would have, when they were made.
+        any_loopback_port: bool,
     },
 }
 
@@ -71,6 +75,19 @@ pub enum ClaimMapping {
 }
 
 impl Provider {
+    /// Whether a token with this `iss` is this provider's (the issuer part of selection and
+    /// of verification).
+    pub fn accepts_issuer(&self, iss: &str) -> bool {
+        match self {
+            Provider::Builtin {
+                issuer,
+                any_loopback_port: true,
+                ..
+            } => issuers_match(issuer, iss) || loopback_issuers_match(issuer, iss),
+            _ => issuers_match(self.issuer(), iss),
+        }
+    }
+
     /// The issuer tokens must carry in `iss`.
     pub fn issuer(&self) -> &str {
         match self {
@@ -117,7 +134,7 @@ impl Provider {
 
     /// Why this provider would not take a token with this `iss` and `aud`, if it would not.
     pub fn mismatch(&self, iss: &str, audiences: &[String]) -> Option<TokenRejection> {
-        if !issuers_match(self.issuer(), iss) {
+        if !self.accepts_issuer(iss) {
             return Some(TokenRejection::IssuerMismatch {
                 expected: self.issuer().to_owned(),
                 found: shown(iss),
@@ -155,8 +172,17 @@ impl fmt::Display for Provider {
             Provider::Builtin {
                 issuer,
                 application_id,
+                any_loopback_port,
                 ..
-            } => write!(f, "Builtin(issuer={issuer}, app_id={application_id})"),
+            } => write!(
+                f,
+                "Builtin(issuer={issuer}{}, app_id={application_id})",
+                if *any_loopback_port {
+                    " on any loopback port"
+                } else {
+                    ""
+                }
+            ),
         }
     }
 }
@@ -164,6 +190,27 @@ impl fmt::Display for Provider {
 /// Issuer equality as Convex does it for selection: exact, except for trailing slashes.
 pub fn issuers_match(configured: &str, token_iss: &str) -> bool {
     configured.trim_end_matches('/') == token_iss.trim_end_matches('/')
+}
+
+/// The dev issuer's rule: the token's `iss` is a plain-http URL on a loopback host
+/// (127.0.0.0/8, `localhost`, `[::1]`), any port, with the configured issuer's path (a
+/// trailing slash aside). The token's signature is what proves it comes from the dev key;
+/// the port in its `iss` only records where a server was, or would be, listening when it
+/// was minted (`pulsebase token` with no server running assumes the default port).
+pub fn loopback_issuers_match(configured: &str, token_iss: &str) -> bool {
+    let Ok(configured) = Url::parse(configured) else {
+        return false;
+    };
+    let Ok(token) = Url::parse(token_iss) else {
+        return false;
+    };
+    token.scheme() == "http"
+        && token.host().is_some_and(|host| is_loopback(&host))
+        && token.username().is_empty()
+        && token.password().is_none()
+        && token.query().is_none()
+        && token.fragment().is_none()
+        && token.path().trim_end_matches('/') == configured.path().trim_end_matches('/')
 }
 
 /// Picks the first provider that claims this token (Convex's order rule), or explains, per
@@ -207,7 +254,7 @@ pub enum UrlPolicyError {
         host: String,
     },
     /// No host.
-    #[error("the URL has no host")]
+    #[error("the URL has no host: write it as https://your-issuer.example/...")]
     NoHost,
 }
 
@@ -283,5 +330,47 @@ mod tests {
             application_id: None,
         };
         assert!(open.mismatch("https://c.dev", &[]).is_none());
+    }
+
+    #[test]
+    fn dev_issuer_accepts_its_path_on_any_loopback_port() {
+        let builtin = |issuer: &str, any_loopback_port| Provider::Builtin {
+            issuer: issuer.into(),
+            application_id: "convex".into(),
+            jwks: Arc::new(KeySet::default()),
+            any_loopback_port,
+        };
+        let dev = builtin("http://127.0.0.1:41234/dev-issuer", true);
+        for ok in [
+            "http://127.0.0.1:41234/dev-issuer",
+            "http://127.0.0.1:3210/dev-issuer",
+            "http://127.0.0.1:3210/dev-issuer/",
+            "http://localhost:9/dev-issuer",
+            "http://[::1]:3210/dev-issuer",
+            "http://127.0.0.1/dev-issuer",
+        ] {
+            assert!(dev.accepts_issuer(ok), "{ok}");
+        }
+        for bad in [
+            "https://127.0.0.1:3210/dev-issuer",
+            "http://10.0.0.1:3210/dev-issuer",
+            "http://evil.example:3210/dev-issuer",
+            "http://127.0.0.1:3210/other-issuer",
+            "http://127.0.0.1:3210/dev-issuer?x",
+            "http://u@127.0.0.1:3210/dev-issuer",
+            "not a url",
+        ] {
+            assert!(!dev.accepts_issuer(bad), "{bad}");
+        }
+        assert!(dev.to_string().contains("on any loopback port"));
+        // Without the flag, only the exact issuer.
+        let exact = builtin("http://127.0.0.1:41234/dev-issuer", false);
+        assert!(exact.accepts_issuer("http://127.0.0.1:41234/dev-issuer/"));
+        assert!(!exact.accepts_issuer("http://127.0.0.1:3210/dev-issuer"));
+        // A server bound to 0.0.0.0 takes its own tokens and those minted for the loopback default.
+        let wildcard = builtin("http://0.0.0.0:4000/dev-issuer", true);
+        assert!(wildcard.accepts_issuer("http://0.0.0.0:4000/dev-issuer"));
+        assert!(wildcard.accepts_issuer("http://127.0.0.1:3210/dev-issuer"));
+        assert!(!wildcard.accepts_issuer("http://0.0.0.0:3210/dev-issuer"));
     }
 }

@@ -100,6 +100,18 @@ pub enum TokenRejection {
         /// Seconds since `exp`.
         seconds_ago: u64,
     },
+    /// `exp` is further ahead than any real token lives ([`crate::MAX_EXP_AHEAD_SECS`]).
+    #[error(
+        "the token's exp is {} from now, beyond the {}-year limit on token lifetimes: check the lifetime the issuer gives its tokens",
+        human_duration(*seconds_ahead),
+        max / 31_557_600
+    )]
+    ExpiresTooLate {
+        /// Seconds until `exp`.
+        seconds_ahead: u64,
+        /// The limit applied.
+        max: u64,
+    },
     /// `nbf` is beyond the clock-skew leeway.
     #[error("the token is not valid yet: nbf is {} from now (leeway {leeway} s)", human_duration(*seconds_until))]
     NotYetValid {
@@ -208,6 +220,7 @@ impl TokenRejection {
             | TokenRejection::AmbiguousKey { .. }
             | TokenRejection::BadSignature { .. }
             | TokenRejection::Expired { .. }
+            | TokenRejection::ExpiresTooLate { .. }
             | TokenRejection::NotYetValid { .. }
             | TokenRejection::IssuedInFuture { .. }
             | TokenRejection::UnsupportedAlgorithm { .. }
@@ -239,13 +252,14 @@ pub fn shown(s: &str) -> String {
     out
 }
 
-/// "42 s", "3 min", "2 h", "5 days" — coarse on purpose, for humans reading logs.
+/// "42 s", "3 min", "2 h", "5 days", "12 years" — coarse on purpose, for humans reading logs.
 pub fn human_duration(secs: u64) -> String {
     match secs {
         0..120 => format!("{secs} s"),
         120..7_200 => format!("{} min", secs / 60),
         7_200..172_800 => format!("{} h", secs / 3_600),
-        _ => format!("{} days", secs / 86_400),
+        172_800..63_115_200 => format!("{} days", secs / 86_400),
+        _ => format!("{} years", secs / 31_557_600),
     }
 }
 
@@ -319,5 +333,7 @@ mod tests {
         assert_eq!(human_duration(3 * 60 + 5), "3 min");
         assert_eq!(human_duration(5 * 3600), "5 h");
         assert_eq!(human_duration(3 * 86_400), "3 days");
+        assert_eq!(human_duration(700 * 86_400), "700 days");
+        assert_eq!(human_duration(u64::MAX), "584542046090 years");
     }
 }

@@ -148,7 +148,12 @@ pub(crate) fn string_claim<'m>(
     }
 }
 
-/// An optional NumericDate claim (seconds; fractions are floored).
+/// The last second of year 9999 (9999-12-31T23:59:59Z): the largest NumericDate we read.
+/// Anything later cannot be printed as a date, and arithmetic on it elsewhere (adding a
+/// lifetime, converting to `i64` milliseconds or an `Instant`) would overflow.
+pub const MAX_NUMERIC_DATE: u64 = 253_402_300_799;
+
+/// An optional NumericDate claim (seconds; fractions are floored), at most [`MAX_NUMERIC_DATE`].
 pub(crate) fn time_claim(
     claims: &Map<String, Value>,
     name: &'static str,
@@ -157,22 +162,23 @@ pub(crate) fn time_claim(
         name,
         reason: "must be a non-negative number of seconds",
     };
-    match claims.get(name) {
-        None | Some(Value::Null) => Ok(None),
-        Some(Value::Number(n)) => {
-            if let Some(secs) = n.as_u64() {
-                Ok(Some(secs))
-            } else {
-                match n.as_f64() {
-                    Some(f) if f.is_finite() && f >= 0.0 && f < u64::MAX as f64 => {
-                        Ok(Some(f.floor() as u64))
-                    }
-                    _ => Err(invalid),
-                }
-            }
-        }
-        Some(_) => Err(invalid),
+    let secs = match claims.get(name) {
+        None | Some(Value::Null) => return Ok(None),
+        Some(Value::Number(n)) => match (n.as_u64(), n.as_f64()) {
+            (Some(secs), _) => secs,
+            // `as` saturates, so 1e300 becomes u64::MAX and is refused by the bound below.
+            (None, Some(f)) if f.is_finite() && f >= 0.0 => f.floor() as u64,
+            _ => return Err(invalid),
+        },
+        Some(_) => return Err(invalid),
+    };
+    if secs > MAX_NUMERIC_DATE {
+        return Err(TokenRejection::InvalidClaim {
+            name,
+            reason: "must be seconds since 1970 up to the year 9999; this is later (milliseconds by mistake?)",
+        });
     }
+    Ok(Some(secs))
 }
 
 /// Escaped, length-capped copy of an untrusted string claim for messages.
@@ -253,5 +259,24 @@ mod tests {
         assert!(time_claim(&claims, "c").is_err());
         assert!(time_claim(&claims, "d").is_err());
         assert_eq!(time_claim(&claims, "e").unwrap(), None);
+    }
+
+    #[test]
+    fn absurd_times_are_invalid_not_wrapped() {
+        let claims: Map<String, Value> = serde_json::from_str(
+            r#"{"max":253402300799,"over":253402300800,"u64":18446744073709551615,
+                "huge":1.8e19,"float_over":253402300800.5,"inf":1e308,"ms":1700000000000000}"#,
+        )
+        .unwrap();
+        assert_eq!(time_claim(&claims, "max").unwrap(), Some(MAX_NUMERIC_DATE));
+        for name in ["over", "u64", "huge", "float_over", "inf", "ms"] {
+            assert!(
+                matches!(
+                    time_claim(&claims, name),
+                    Err(TokenRejection::InvalidClaim { reason, .. }) if reason.contains("year 9999")
+                ),
+                "{name}"
+            );
+        }
     }
 }

@@ -6,13 +6,19 @@
 
 use crate::identity::Identity;
 use crate::keys::{KeyAlgorithm, KeySet, PublicKey, VerificationKey};
-use crate::provider::{Provider, issuers_match};
+use crate::provider::Provider;
 use crate::rejection::{TokenRejection, shown};
 use crate::token::{ParsedToken, shown_claim, string_claim, time_claim};
 
 /// Clock skew we forgive on `nbf` and `iat` (Clerk's templates default to 5 s too).
 /// `exp` gets none: a token is dead at `exp`, as in Convex's OIDC path.
 pub const CLOCK_SKEW_LEEWAY_SECS: u64 = 5;
+
+/// The furthest in the future an `exp` may be: 10 years (3,652.5 days). Real issuers mint
+/// tokens for minutes to days (Clerk: 60 s); an `exp` beyond this is a bug (a lifetime in
+/// the wrong unit, a garbage value), and accepting it would keep a token alive for good and
+/// push absurd deadlines into every cache and timer downstream.
+pub const MAX_EXP_AHEAD_SECS: u64 = 315_576_000;
 
 /// A token that passed every check.
 #[derive(Debug, Clone, PartialEq)]
@@ -139,7 +145,7 @@ fn check_claims(
 ) -> Result<u64, TokenRejection> {
     let claims = token.claims();
     let iss = string_claim(claims, "iss")?;
-    if !issuers_match(provider.issuer(), iss) {
+    if !provider.accepts_issuer(iss) {
         return Err(TokenRejection::IssuerMismatch {
             expected: provider.issuer().to_owned(),
             found: shown_claim(claims, "iss"),
@@ -158,6 +164,12 @@ fn check_claims(
     if now >= exp {
         return Err(TokenRejection::Expired {
             seconds_ago: now - exp,
+        });
+    }
+    if exp - now > MAX_EXP_AHEAD_SECS {
+        return Err(TokenRejection::ExpiresTooLate {
+            seconds_ahead: exp - now,
+            max: MAX_EXP_AHEAD_SECS,
         });
     }
     if let Some(nbf) = time_claim(claims, "nbf")?

@@ -164,6 +164,72 @@ fn expiry_has_no_leeway() {
 }
 
 #[test]
+fn absurd_times_are_refused_with_a_reason() {
+    let f = fixture();
+    let tok = |k: &str, v: Value| {
+        sign(
+            Algorithm::RS256,
+            Some("k1"),
+            &with(claims(), k, v),
+            &f.rsa.encoding,
+        )
+    };
+    // Exactly at the bound is fine; one second beyond is not.
+    let at_bound = check(&f, &tok("exp", json!(NOW + auth::MAX_EXP_AHEAD_SECS))).unwrap();
+    assert_eq!(at_bound.expires_at, NOW + auth::MAX_EXP_AHEAD_SECS);
+    assert_eq!(
+        check(&f, &tok("exp", json!(NOW + auth::MAX_EXP_AHEAD_SECS + 1))),
+        Err(TokenRejection::ExpiresTooLate {
+            seconds_ahead: auth::MAX_EXP_AHEAD_SECS + 1,
+            max: auth::MAX_EXP_AHEAD_SECS,
+        })
+    );
+    let century = check(&f, &tok("exp", json!(NOW + 100 * 31_557_600))).unwrap_err();
+    assert_eq!(
+        century.to_string(),
+        "the token's exp is 100 years from now, beyond the 10-year limit on token lifetimes: \
+         check the lifetime the issuer gives its tokens"
+    );
+    assert_eq!(century.code(), "Unauthenticated");
+    // exp in milliseconds lands after the year 9999, and the message suggests why.
+    let millis = check(&f, &tok("exp", json!((NOW + 3600) * 1000))).unwrap_err();
+    assert!(
+        millis.to_string().contains("milliseconds by mistake?"),
+        "{millis}"
+    );
+    // Not representable as a date at all: 1.8e19 (the value that crashed a session), u64::MAX.
+    for (claim, value) in [
+        ("exp", json!(1.8e19)),
+        ("exp", json!(u64::MAX)),
+        ("exp", json!(1e300)),
+        ("nbf", json!(u64::MAX)),
+        ("iat", json!(1.8e19)),
+    ] {
+        let err = check(&f, &tok(claim, value.clone())).unwrap_err();
+        assert!(
+            matches!(&err, TokenRejection::InvalidClaim { name, .. } if *name == claim),
+            "{claim}={value}: {err:?}"
+        );
+        assert!(err.to_string().contains("up to the year 9999"), "{err}");
+    }
+    // `auth check` shows the reason under Times and in the verdict.
+    let token = tok("exp", json!(1.8e19));
+    let provider = oidc();
+    let report = diagnose_with_keys(&token, &[(&provider, Ok(&f.keys))], NOW).to_string();
+    assert!(
+        report.contains("exp       the token's `exp` claim is invalid: must be seconds since 1970 up to the year 9999"),
+        "{report}"
+    );
+    assert!(report.contains("Result: REJECTED"), "{report}");
+    let token = tok("exp", json!(NOW + 20 * 31_557_600));
+    let report = diagnose_with_keys(&token, &[(&provider, Ok(&f.keys))], NOW).to_string();
+    assert!(
+        report.contains("rejected: the token's exp is 20 years from now, beyond the 10-year limit"),
+        "{report}"
+    );
+}
+
+#[test]
 fn nbf_and_iat_have_five_seconds_of_leeway() {
     let f = fixture();
     let tok = |k: &str, v: u64| {
@@ -348,6 +414,7 @@ fn provider_selection_explains_every_miss() {
             issuer: "http://127.0.0.1:3210/dev-issuer".into(),
             application_id: "convex".into(),
             jwks: Arc::new(f.keys.clone()),
+            any_loopback_port: true,
         },
     ];
     let token = sign(

@@ -101,7 +101,9 @@ impl DevIssuer {
     }
 
     /// A provider trusting this issuer at `issuer_url` with applicationID `convex`, with the
-    /// keys in hand so the server never fetches its own JWKS.
+    /// keys in hand so the server never fetches its own JWKS. It also takes tokens whose
+    /// `iss` is `/dev-issuer` on another loopback port (minted while no server ran, or for
+    /// an earlier `dev --port 0`): see `auth::DevIssuerKey::builtin_provider` for why.
     pub fn builtin_provider(&self, issuer_url: &str) -> Provider {
         self.key.builtin_provider(issuer_url, DEV_AUDIENCE)
     }

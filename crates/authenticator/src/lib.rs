@@ -6,13 +6,17 @@
 //! # Caches and limits (see `options` for the constants)
 //!
 //! * **Verified tokens**: SHA-256(token) → identity, until the token's `exp`; at most
-//!   100,000 entries (soonest-expiring evicted first); tagged with the config generation.
+//!   100,000 entries (soonest-expiring evicted first); tagged with the provider that
+//!   verified them, and served only while that provider is configured unchanged.
 //! * **Provider keys**: per provider, for the issuer's `Cache-Control: max-age`, else 1 h,
 //!   clamped to [1 min, 24 h]. A token with an unknown `kid` triggers a refetch at most once
 //!   per 10 s per provider ([`MIN_REFETCH_INTERVAL_SECS`]); concurrent misses share one fetch.
 //!   On a failed refresh the previous keys keep serving.
 //! * **Fetches**: https only (http on loopback), 5 s timeout, 1 MiB bodies, ≤ 5 redirects.
-//! * `set_config` / `set_builtin` drop every cache derived from the previous configuration.
+//! * `set_config` / `set_builtin` with an identical configuration change nothing; otherwise
+//!   providers whose settings are unchanged keep their key caches and verified tokens, and
+//!   removed or changed ones lose both at once (an issuer that is down during a reload
+//!   cannot log its users out, and a removed issuer is not trusted a moment longer).
 //!
 //! # Map
 //!

@@ -4,8 +4,10 @@
 //! Bounded: the cache is split into shards (less lock contention across cores), each holding
 //! at most its share of the capacity. An entry lives until its token's `exp`; when a shard is
 //! full the entry expiring soonest goes first, which removes dead entries before live ones.
-//! Each entry remembers the config generation that verified it, so a token verified under a
-//! replaced configuration is never served.
+//! Each entry carries the tag of the provider that verified it (see `verifier`), and is
+//! served only while the caller's configuration still lists that tag, so a token of a
+//! removed or changed provider is never served, while reloads that keep the provider keep
+//! its tokens.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -23,7 +25,7 @@ pub(crate) fn token_hash(token: &str) -> TokenHash {
 
 struct Entry {
     verified: VerifiedToken,
-    generation: u64,
+    tag: u64,
     order: (u64, u64),
 }
 
@@ -53,27 +55,27 @@ impl TokenCache {
         &self.shards[usize::from(hash[0]) % SHARDS]
     }
 
-    /// The cached result if it was verified under `generation` and is still unexpired at `now`.
-    pub(crate) fn get(&self, hash: &TokenHash, generation: u64, now: u64) -> Option<VerifiedToken> {
+    /// The cached result if its provider tag is in `live_tags` (a handful: one per provider)
+    /// and it is still unexpired at `now`.
+    pub(crate) fn get(
+        &self,
+        hash: &TokenHash,
+        live_tags: &[u64],
+        now: u64,
+    ) -> Option<VerifiedToken> {
         if self.per_shard == 0 {
             return None;
         }
         let mut shard = self.shard(hash).lock();
         let entry = shard.entries.get(hash)?;
-        if entry.generation == generation && now < entry.verified.expires_at {
+        if live_tags.contains(&entry.tag) && now < entry.verified.expires_at {
             return Some(entry.verified.clone());
         }
         shard.remove(hash);
         None
     }
 
-    pub(crate) fn insert(
-        &self,
-        hash: TokenHash,
-        generation: u64,
-        verified: VerifiedToken,
-        now: u64,
-    ) {
+    pub(crate) fn insert(&self, hash: TokenHash, tag: u64, verified: VerifiedToken, now: u64) {
         if self.per_shard == 0 || verified.expires_at <= now {
             return;
         }
@@ -93,18 +95,24 @@ impl TokenCache {
             hash,
             Entry {
                 verified,
-                generation,
+                tag,
                 order,
             },
         );
     }
 
-    /// Forgets everything (the configuration changed).
-    pub(crate) fn clear(&self) {
+    /// Forgets every entry whose tag is not in `live_tags` (their provider was removed or
+    /// changed). One pass per shard, at reload time only.
+    pub(crate) fn retain_tags(&self, live_tags: &[u64]) {
         for shard in &self.shards {
             let mut shard = shard.lock();
-            shard.entries.clear();
-            shard.by_expiry.clear();
+            let dead: Vec<TokenHash> = (shard.entries.iter())
+                .filter(|(_, entry)| !live_tags.contains(&entry.tag))
+                .map(|(hash, _)| *hash)
+                .collect();
+            for hash in dead {
+                shard.remove(&hash);
+            }
         }
     }
 
@@ -149,14 +157,29 @@ mod tests {
     }
 
     #[test]
-    fn hit_expiry_generation() {
+    fn hit_expiry_tag() {
         let cache = TokenCache::new(100);
         let h = token_hash("t1");
         cache.insert(h, 1, verified("a", 50), 10);
-        assert!(cache.get(&h, 1, 49).is_some());
-        assert!(cache.get(&h, 2, 20).is_none(), "other generation");
+        assert!(cache.get(&h, &[1], 49).is_some());
+        assert!(cache.get(&h, &[3, 1, 2], 49).is_some());
+        assert!(cache.get(&h, &[2], 20).is_none(), "its provider is gone");
         cache.insert(h, 1, verified("a", 50), 10);
-        assert!(cache.get(&h, 1, 50).is_none(), "expired at exp");
+        assert!(cache.get(&h, &[1], 50).is_none(), "expired at exp");
+        assert_eq!(cache.len(), 0);
+    }
+
+    #[test]
+    fn retain_tags_keeps_only_live_providers() {
+        let cache = TokenCache::new(1_000);
+        for i in 0..300u64 {
+            cache.insert(token_hash(&i.to_string()), i % 3, verified("a", 100), 0);
+        }
+        cache.retain_tags(&[0, 2]);
+        assert_eq!(cache.len(), 200);
+        assert!(cache.get(&token_hash("0"), &[0, 2], 1).is_some());
+        assert!(cache.get(&token_hash("1"), &[0, 1, 2], 1).is_none());
+        cache.retain_tags(&[]);
         assert_eq!(cache.len(), 0);
     }
 
@@ -168,16 +191,14 @@ mod tests {
         }
         assert!(cache.len() <= SHARDS * 4);
         // The newest (latest-expiring) tokens survive.
-        assert!(cache.get(&token_hash("9999"), 1, 0).is_some());
-        assert!(cache.get(&token_hash("0"), 1, 0).is_none());
-        cache.clear();
-        assert_eq!(cache.len(), 0);
+        assert!(cache.get(&token_hash("9999"), &[1], 0).is_some());
+        assert!(cache.get(&token_hash("0"), &[1], 0).is_none());
     }
 
     #[test]
     fn zero_capacity_disables() {
         let cache = TokenCache::new(0);
         cache.insert(token_hash("t"), 1, verified("a", 50), 0);
-        assert!(cache.get(&token_hash("t"), 1, 0).is_none());
+        assert!(cache.get(&token_hash("t"), &[1], 0).is_none());
     }
 }

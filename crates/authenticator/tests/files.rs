@@ -139,6 +139,36 @@ async fn dev_issuer_key_persists_and_is_trusted_without_http() {
         json!(format!("{url}/.well-known/jwks.json"))
     );
 
+    // A server on another port (`dev --port 0`) takes a token minted with no server running
+    // (iss on the default port), and still refuses one signed by another app's dev key.
+    let served = "http://127.0.0.1:45678/dev-issuer";
+    auth.set_builtin(vec![issuer.builtin_provider(served)]);
+    let id = auth.verify(&token).await.unwrap().identity;
+    assert_eq!(id.issuer(), url, "the identity keeps the token's iss");
+    let stranger = DevIssuer::load_or_create(&tmp.path().join("other")).unwrap();
+    let forged = stranger
+        .mint(url, "dev-user", None, None, Map::new(), 3600, NOW)
+        .unwrap();
+    assert!(matches!(
+        auth.verify(&forged).await,
+        Err(TokenRejection::UnknownKid { .. })
+    ));
+    let elsewhere = issuer
+        .mint(
+            "http://10.1.2.3:3210/dev-issuer",
+            "dev-user",
+            None,
+            None,
+            Map::new(),
+            3600,
+            NOW,
+        )
+        .unwrap();
+    assert!(matches!(
+        auth.verify(&elsewhere).await,
+        Err(TokenRejection::NoMatchingProvider { .. })
+    ));
+
     // set_config keeps the built-in provider.
     auth.set_config(auth::AuthConfig::empty());
     assert!(auth.verify(&token).await.is_ok());

@@ -409,9 +409,14 @@ async fn data_uri_and_file_jwks_sources() {
         .unwrap();
     assert_eq!(b.identity.issuer(), "https://file.example");
 
-    // A missing file is a key-fetch failure that names the path.
+    // A missing file is a key-fetch failure that names the path. (Reloading the same
+    // config keeps the keys already read, so a fresh verifier is needed to see it.)
     std::fs::remove_file(tmp.path().join("keys/jwks.json")).unwrap();
     auth.set_config(auth.config());
+    auth.verify(&rsa.sign(&with(claims("https://file.example"), "sub", json!("u1"))))
+        .await
+        .unwrap();
+    let auth = authenticator(auth.config(), &clock, tmp.path());
     let err = auth
         .verify(&rsa.sign(&with(claims("https://file.example"), "sub", json!("u2"))))
         .await

@@ -17,8 +17,19 @@ fn now() -> u64 {
 }
 
 pub fn token(args: TokenArgs) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        args.ttl <= auth::MAX_EXP_AHEAD_SECS,
+        "--ttl {} is longer than any server accepts: at most {} seconds (10 years)",
+        args.ttl,
+        auth::MAX_EXP_AHEAD_SECS
+    );
     let paths = AppPaths::new(&args.dir);
     let issuer = DevIssuer::load_or_create(&paths.state).map_err(|e| anyhow::anyhow!("{e}"))?;
+    // The `iss` is the URL of the server running from this directory, so OIDC clients can
+    // discover the issuer from it. With no server running we assume the default port; a
+    // later `dev` on another port (`--port 0`) still accepts the token, because the dev
+    // issuer's provider trusts its key under any loopback port (see
+    // `auth::DevIssuerKey::builtin_provider`).
     let issuer_url = format!("{}/dev-issuer", paths.server_url(args.url.as_deref()));
     let claims = match &args.claims {
         Some(text) => {
@@ -50,8 +61,12 @@ pub async fn check(args: CheckArgs) -> anyhow::Result<ExitCode> {
     let config = authenticator::load_auth_config(&paths.dir).map_err(|e| anyhow::anyhow!("{e}"))?;
     let auth = Authenticator::new(config, AuthenticatorOptions::new(&paths.dir))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    // The dev issuer is trusted by `pulsebase dev`; check against it too when this app has one.
-    if paths.state.join("dev_issuer_key.pem").exists()
+    // The dev issuer is trusted by `pulsebase dev`; check against it too when this app has
+    // one. Its provider takes any loopback port, so the URL only names it in the report.
+    if paths
+        .state
+        .join(authenticator::DEV_ISSUER_KEY_FILE)
+        .exists()
         && let Ok(issuer) = DevIssuer::load_or_create(&paths.state)
     {
         let url = format!("{}/dev-issuer", paths.server_url(None));

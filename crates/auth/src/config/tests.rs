@@ -247,3 +247,103 @@ fn helpers() {
     );
     assert_eq!(suggest("zzz", &PROVIDER_KEYS), None);
 }
+
+#[test]
+fn url_errors_say_where_what_and_how_to_fix() {
+    let oidc =
+        |domain: &str| format!("[[providers]]\ndomain = \"{domain}\"\napplicationID = \"c\"\n");
+    let custom = |jwks: &str| {
+        format!(
+            "[[providers]]\ntype = \"customJwt\"\nissuer = \"https://i.example\"\njwks = \"{jwks}\"\nalgorithm = \"RS256\"\n"
+        )
+    };
+    // The parser's words, then a fix that names the repair.
+    let e = err(&oidc("https://issuer.example:99999"));
+    assert_eq!(
+        e.to_string(),
+        "auth.config.toml:2:10: `domain` = \"https://issuer.example:99999\" is not a valid URL: \
+         invalid port number: the port after the host must be a number from 1 to 65535, \
+         like https://issuer.example:8443, or left out"
+            .replace("issuer.example:8443", "your-issuer.example:8443")
+    );
+    let e = err(&custom("https://keys.example:http/jwks.json"));
+    assert_eq!((e.line, e.column), (4, 8));
+    assert!(
+        e.to_string()
+            .ends_with("invalid port number: the port after the host must be a number from 1 to 65535, like https://your-issuer.example:8443, or left out"),
+        "{e}"
+    );
+    let cases: [(String, usize, &str); 10] = [
+        (
+            oidc("https://"),
+            2,
+            "put the host name right after the scheme",
+        ),
+        (
+            oidc("https://exa mple.com"),
+            2,
+            "remove spaces and other characters",
+        ),
+        (
+            oidc("http://[::1/x"),
+            2,
+            "write an IPv6 address in brackets",
+        ),
+        (oidc("http://127.0.0.300:3210"), 2, "four numbers 0-255"),
+        (oidc(""), 2, "give the issuer URL, like https://"),
+        (oidc("'https://a.example'"), 2, "remove the inner quotes"),
+        (
+            oidc("notaurl"),
+            2,
+            "write it as https://your-issuer.example",
+        ),
+        (
+            oidc("https://a.example/?x=1"),
+            2,
+            "remove everything from the ? or # on",
+        ),
+        (
+            oidc("https://me:pw@a.example"),
+            2,
+            "remove the user:password@ part",
+        ),
+        (
+            custom("https://"),
+            4,
+            "put the host name right after the scheme",
+        ),
+    ];
+    for (text, line, fix) in cases {
+        let e = err(&text);
+        assert_eq!(e.line, line, "{e}");
+        let message = e.to_string();
+        assert!(
+            message.starts_with(&format!("auth.config.toml:{line}:")),
+            "{message}"
+        );
+        assert!(message.contains(fix), "{message} should say {fix}");
+    }
+    // Data URIs, TOML syntax and unreadable files end with a fix too.
+    let e = err(&custom("data:application/json;base64,%%%"));
+    assert!(e.to_string().contains("base64 of the JWKS JSON"), "{e}");
+    let e = err(&custom("data:application/json,%7B%22keys%22%3A%5B%5D%7D"));
+    assert!(
+        e.to_string()
+            .contains("the key list is empty): include the issuer's public RSA"),
+        "{e}"
+    );
+    let e = err("[[providers]\ndomain = \"https://a.example\"\n");
+    assert!(
+        e.to_string().contains("check the quotes and brackets here"),
+        "{e}"
+    );
+    let e = AuthConfigError::whole_file(
+        "auth.config.toml",
+        AuthConfigErrorKind::Unreadable("denied".into()),
+    );
+    assert!(
+        e.to_string()
+            .ends_with("check that it exists and that this user may read it"),
+        "{e}"
+    );
+}

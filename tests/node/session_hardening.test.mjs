@@ -333,7 +333,7 @@ describe("removing a provider from auth.config.toml", () => {
       const devMark = dev.messages.length;
       const out = server.stdout.length;
       writeFileSync(join(app.dir, "auth.config.toml"), app.config(false));
-      await waitFor(() => /auth\.config\.toml synced: 0 provider/.test(server.stdout.slice(out)), { what: "the reload" });
+      await waitFor(() => /auth\.config\.toml synced: 0 auth provider/.test(server.stdout.slice(out)), { what: "the reload" });
       const authError = await custom.next((msg) => msg.type === "AuthError", { from: mark, timeout: 5_000, what: "an AuthError on the custom provider's session" });
       assert.equal(authError.authUpdateAttempted, false);
       assert.match(authError.error, /no longer/);

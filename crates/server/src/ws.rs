@@ -27,8 +27,6 @@ use crate::ServerState;
 
 /// Silence after which the writer sends `{"type":"Ping"}` (the client gives up after 60 s).
 const PING_AFTER: Duration = Duration::from_secs(15);
-/// How often the writer checks whether a Ping is due (so one is sent 15–17 s into silence).
-const PING_CHECK: Duration = Duration::from_secs(2);
 /// Largest frame accepted from a client (DESIGN §3).
 const MAX_FRAME: usize = 20 << 20;
 /// How long the writer may take to deliver a session's last frames and its close once the
@@ -115,11 +113,12 @@ async fn write_frames(
     mut frames: mpsc::Receiver<Outbound>,
 ) {
     let ping = ServerMessage::Ping.to_text();
-    // One periodic tick per connection instead of a timer per frame: frames are the hot
-    // path (a fan-out writes one to every session), pings are rare.
-    let mut tick = tokio::time::interval(PING_CHECK);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    // One timer per connection, due PING_AFTER after the last frame, and moved only when it
+    // fires: frames are the hot path (a fan-out writes one to every session) and must not
+    // touch the timer wheel, and an idle connection wakes once per PING_AFTER, not more.
     let mut last_sent = tokio::time::Instant::now();
+    let ping_due = tokio::time::sleep_until(last_sent + PING_AFTER);
+    tokio::pin!(ping_due);
     let send = async |sink: &mut SplitSink<WebSocket, Message>, message: Message| {
         match tokio::time::timeout(stall_limit(), sink.send(message)).await {
             Ok(Ok(())) => true,
@@ -166,13 +165,14 @@ async fn write_frames(
                     break;
                 }
             },
-            _ = tick.tick() => {
+            () = &mut ping_due => {
                 if last_sent.elapsed() >= PING_AFTER {
                     if !send(&mut sink, Message::Text(ping.clone().into())).await {
                         break;
                     }
                     last_sent = tokio::time::Instant::now();
                 }
+                ping_due.as_mut().reset(last_sent + PING_AFTER);
             }
         }
     }

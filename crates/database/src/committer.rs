@@ -89,8 +89,6 @@ pub(crate) enum Job {
 
 /// Most jobs folded into one SQLite commit.
 const MAX_BATCH: usize = 256;
-/// How long the Committer may wait for more jobs once the first of a batch has arrived.
-const GATHER_WINDOW: Duration = Duration::from_micros(200);
 /// How long mutation de-duplication records are kept (the client retries after reconnects).
 const DEDUP_RETENTION: Duration = Duration::from_secs(3600);
 
@@ -111,31 +109,6 @@ pub(crate) fn now_nanos() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos() as u64)
-}
-
-/// Takes `first` and the jobs queued behind it. When the last batch was bigger than what is
-/// queued now, its callers are most likely about to send their next mutation: wait up to
-/// [`GATHER_WINDOW`] for about as many, so that they share one commit (one WAL write of the
-/// pages they touch) instead of paying for a commit each. A lone caller never waits, and a
-/// burst that is over stops the waiting after one short window.
-fn gather(first: Job, jobs: &Receiver<Job>, last_batch: usize) -> Vec<Job> {
-    let mut batch = vec![first];
-    while batch.len() < MAX_BATCH {
-        match jobs.try_recv() {
-            Ok(job) => batch.push(job),
-            Err(_) => break,
-        }
-    }
-    let expected = last_batch.min(MAX_BATCH);
-    let deadline = Instant::now() + GATHER_WINDOW;
-    while batch.len() < expected {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match jobs.recv_timeout(left) {
-            Ok(job) => batch.push(job),
-            Err(_) => break,
-        }
-    }
-    batch
 }
 
 impl Committer {
@@ -165,10 +138,14 @@ impl Committer {
 
     /// Serves jobs until every sender is gone.
     pub(crate) fn run(mut self, jobs: Receiver<Job>) {
-        let mut last_batch = 1;
         while let Ok(first) = jobs.recv() {
-            let batch = gather(first, &jobs, last_batch);
-            last_batch = batch.len();
+            let mut batch = vec![first];
+            while batch.len() < MAX_BATCH {
+                match jobs.try_recv() {
+                    Ok(job) => batch.push(job),
+                    Err(_) => break,
+                }
+            }
             let mut mutations = Vec::with_capacity(batch.len());
             for job in batch {
                 match job {

@@ -260,3 +260,91 @@ fn the_wal_stays_bounded_under_sustained_writes() {
         largest >> 20
     );
 }
+
+/// Mutations that queue up while one runs share the next SQLite commit (one `ts`), and a
+/// mutation of that batch that fails rolls back only its own writes.
+#[test]
+fn queued_mutations_share_a_commit_and_fail_alone() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Arc::new(open(&dir));
+    let (started, wait_started) = std::sync::mpsc::channel::<()>();
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    // Holds the Committer until the other mutations are queued behind it.
+    let blocker = {
+        let db = db.clone();
+        std::thread::spawn(move || {
+            db.mutate_blocking(
+                None,
+                Box::new(move |mut txn| {
+                    let _ = started.send(());
+                    let _ = released.recv_timeout(std::time::Duration::from_secs(10));
+                    txn.insert("todos", todo("first", "u0"))
+                        .map(|id| id.to_string())
+                        .map_err(|e| e.to_string())
+                }),
+            )
+        })
+    };
+    wait_started
+        .recv_timeout(std::time::Duration::from_secs(10))
+        .expect("the first mutation started");
+    let queued = Arc::new(AtomicU64::new(0));
+    let workers: Vec<_> = (0..8u64)
+        .map(|n| {
+            let db = db.clone();
+            let queued = queued.clone();
+            std::thread::spawn(move || {
+                queued.fetch_add(1, Ordering::SeqCst);
+                db.mutate_blocking(
+                    None,
+                    Box::new(move |mut txn| {
+                        let user = format!("u{n}");
+                        txn.insert("todos", todo("queued", &user))
+                            .map_err(|e| e.to_string())?;
+                        if n == 3 {
+                            return Err("mutation 3 fails after writing".into());
+                        }
+                        Ok(user)
+                    }),
+                )
+            })
+        })
+        .collect();
+    // Every worker is about to submit; give the submissions a moment to reach the queue.
+    for _ in 0..200 {
+        if queued.load(Ordering::SeqCst) == 8 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    release.send(()).expect("release the first mutation");
+    let first = blocker.join().expect("join").expect("mutate");
+    let first_ts = match first {
+        MutationOutcome::Committed { ts, .. } => ts,
+        other => panic!("{other:?}"),
+    };
+    let mut batch_ts = Vec::new();
+    for (n, worker) in workers.into_iter().enumerate() {
+        match worker.join().expect("join").expect("mutate") {
+            MutationOutcome::Committed { ts, .. } => batch_ts.push(ts),
+            MutationOutcome::Failed { response } => {
+                assert_eq!(n, 3, "only mutation 3 fails");
+                assert!(response.contains("fails after writing"));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    assert_eq!(batch_ts.len(), 7);
+    assert!(batch_ts.iter().all(|ts| *ts > first_ts));
+    assert!(
+        batch_ts.windows(2).all(|w| w[0] == w[1]),
+        "the queued mutations share one commit: {batch_ts:?}"
+    );
+    // Mutation 3's insert is gone; every other one is there.
+    for n in 0..8 {
+        let (texts, _, _) = texts_of(&db, &format!("u{n}"), Order::Asc);
+        let queued = texts.iter().filter(|t| *t == "queued").count();
+        assert_eq!(queued, usize::from(n != 3), "user u{n}: {texts:?}");
+    }
+}

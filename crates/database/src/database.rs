@@ -194,16 +194,19 @@ impl ReaderPool {
 /// WAL length (in frames, one page each) past which the Committer finishes a checkpoint
 /// itself so that the WAL starts over: about 16 MB with 4 KiB pages.
 const RESTART_WAL_AT_FRAMES: u64 = 4096;
-/// How often the background thread copies the WAL into the database file. Often enough that
-/// the tail the Committer copies itself before a WAL restart stays small (a few ms with its
-/// fsync at ~25,000 commits/s; every 100 ms it was 6-20 ms).
+/// How often the background thread looks at the WAL. Often enough that the tail the
+/// Committer copies itself before a WAL restart stays small (a few ms with its fsync at
+/// ~25,000 commits/s; every 100 ms it was 6-20 ms).
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(20);
+/// Frames committed since the last copy before the background thread copies them (SQLite's
+/// own automatic checkpoint threshold).
+const CHECKPOINT_AT_FRAMES: u64 = 1000;
 
 fn start_checkpointer(
     storage: &Storage,
     restart_due: Arc<AtomicBool>,
 ) -> Result<(std::sync::mpsc::Sender<()>, JoinHandle<()>), DbError> {
-    let checkpointer = storage.checkpointer()?;
+    let mut checkpointer = storage.checkpointer()?;
     let (stop, stopped) = std::sync::mpsc::channel::<()>();
     let handle = std::thread::Builder::new()
         .name("checkpointer".into())
@@ -217,8 +220,8 @@ fn start_checkpointer(
                 if restart_due.load(Ordering::Acquire) {
                     continue;
                 }
-                match checkpointer.checkpoint() {
-                    Ok(progress) if progress.frames >= RESTART_WAL_AT_FRAMES => {
+                match checkpointer.checkpoint_if_behind(CHECKPOINT_AT_FRAMES) {
+                    Ok(Some(progress)) if progress.frames >= RESTART_WAL_AT_FRAMES => {
                         restart_due.store(true, Ordering::Release);
                     }
                     Ok(_) => {}

@@ -2,7 +2,7 @@
 //!
 //! SQLite's automatic checkpoint would run inside whichever commit crosses the threshold,
 //! stalling the single writer for the copy and its fsync. The writer disables it and the
-//! database crate calls [`Checkpointer::checkpoint`] from a background thread instead; those
+//! database crate calls [`Checkpointer::checkpoint_if_behind`] from a background thread instead; those
 //! passive checkpoints run concurrently with the writer.
 //!
 //! A passive checkpoint alone never lets the WAL shrink under a steady write load: SQLite
@@ -13,7 +13,9 @@
 //! writer copies the short remainder itself between two commits ([`crate::Writer::checkpoint`]),
 //! after which the next commit restarts the WAL.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rusqlite::Connection;
 
@@ -21,29 +23,51 @@ use crate::error::StorageError;
 
 pub struct Checkpointer {
     conn: Connection,
-    wal: PathBuf,
+    /// The WAL's length after the writer's last commit (see `Writer::open`).
+    wal_frames: Arc<AtomicU64>,
+    /// Frames of the current WAL already copied by this checkpointer.
+    backfilled: u64,
 }
 
 impl Checkpointer {
-    pub(crate) fn open(path: &Path) -> Result<Checkpointer, StorageError> {
+    pub(crate) fn open(
+        path: &Path,
+        wal_frames: Arc<AtomicU64>,
+    ) -> Result<Checkpointer, StorageError> {
         let conn = Connection::open(path)?;
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
-        let mut wal = path.as_os_str().to_owned();
-        wal.push("-wal");
         Ok(Checkpointer {
             conn,
-            wal: PathBuf::from(wal),
+            wal_frames,
+            backfilled: 0,
         })
     }
 
-    /// Size of the WAL file in bytes (0 when there is none).
-    pub fn wal_bytes(&self) -> u64 {
-        std::fs::metadata(&self.wal).map_or(0, |m| m.len())
+    /// Runs a passive checkpoint: it never blocks readers or the writer.
+    pub fn checkpoint(&mut self) -> Result<WalProgress, StorageError> {
+        let progress = passive_checkpoint(&self.conn)?;
+        self.backfilled = progress.checkpointed;
+        Ok(progress)
     }
 
-    /// Runs a passive checkpoint: it never blocks readers or the writer.
-    pub fn checkpoint(&self) -> Result<WalProgress, StorageError> {
-        passive_checkpoint(&self.conn)
+    /// Runs a passive checkpoint when at least `min_frames` frames were committed since the
+    /// last copy, like SQLite's own automatic checkpoint; `None` when there was too little.
+    /// Copying each small commit at once would put an fsync of the database file beside
+    /// nearly every commit, and a commit waits for the file system's journal behind it
+    /// (a lone HTTP mutation went from 0.3 to 2.5 ms).
+    pub fn checkpoint_if_behind(
+        &mut self,
+        min_frames: u64,
+    ) -> Result<Option<WalProgress>, StorageError> {
+        let frames = self.wal_frames.load(Ordering::Acquire);
+        if frames < self.backfilled {
+            // The WAL started over since the last copy.
+            self.backfilled = 0;
+        }
+        if frames - self.backfilled < min_frames {
+            return Ok(None);
+        }
+        self.checkpoint().map(Some)
     }
 }
 

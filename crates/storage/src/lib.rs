@@ -23,11 +23,15 @@ pub use reader::Reader;
 pub use writer::Writer;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 /// Opens the database file and hands out connections.
 #[derive(Clone, Debug)]
 pub struct Storage {
     path: PathBuf,
+    /// The WAL's length in frames after the writer's last commit (SQLite's WAL hook).
+    wal_frames: Arc<AtomicU64>,
 }
 
 impl Storage {
@@ -39,10 +43,12 @@ impl Storage {
                 source: e,
             })?;
         }
-        let writer = Writer::open(path)?;
+        let wal_frames = Arc::new(AtomicU64::new(0));
+        let writer = Writer::open(path, wal_frames.clone())?;
         Ok((
             Storage {
                 path: path.to_path_buf(),
+                wal_frames,
             },
             writer,
         ))
@@ -50,7 +56,7 @@ impl Storage {
 
     /// The connection that folds the WAL back into the database file.
     pub fn checkpointer(&self) -> Result<Checkpointer, StorageError> {
-        Checkpointer::open(&self.path)
+        Checkpointer::open(&self.path, self.wal_frames.clone())
     }
 
     /// A new read-only connection.

@@ -4,7 +4,10 @@
 //! Transactions are explicit: `begin` / `commit` / `rollback`, with savepoints so several
 //! mutations can share one SQLite commit and still fail one at a time.
 
+use std::os::raw::c_int;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use rusqlite::{Connection, params};
 
@@ -26,12 +29,19 @@ impl conn::sealed::Connected for Writer {
 impl conn::ReadRows for Writer {}
 
 impl Writer {
-    pub(crate) fn open(path: &Path) -> Result<Writer, StorageError> {
-        let conn = Connection::open(path)?;
+    /// Opens the writer; after each commit it stores the WAL's length (in frames) in
+    /// `wal_frames`, which tells the `Checkpointer` when there is enough to copy.
+    pub(crate) fn open(path: &Path, wal_frames: Arc<AtomicU64>) -> Result<Writer, StorageError> {
+        let mut conn = Connection::open(path)?;
         conn::configure(&conn)?;
         // Checkpoints run on their own connection (see `Checkpointer`), so a commit never
-        // waits for the WAL to be copied into the database file.
+        // waits for the WAL to be copied into the database file. (This pragma installs a WAL
+        // hook of its own, so it must come before ours.)
         conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+        conn.wal_hook(Some(move |_: &mut rusqlite::hooks::Wal, frames: c_int| {
+            wal_frames.store(u64::try_from(frames).unwrap_or(0), Ordering::Release);
+            Ok(())
+        }))?;
         conn.execute_batch(conn::SCHEMA_SQL)?;
         Ok(Writer { conn })
     }

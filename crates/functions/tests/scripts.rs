@@ -282,8 +282,12 @@ impl App {
         self.query_as(path, a, None, Caller::Client)
     }
 
-    /// Runs a mutation that must fail and returns its error (kind included).
-    fn mutation_error(&self, path: &str, a: Value) -> functions::FunctionError {
+    /// Runs a mutation; on failure also returns the function's error (kind included).
+    fn run_mutation(
+        &self,
+        path: &str,
+        a: Value,
+    ) -> (MutationOutcome, Option<functions::FunctionError>) {
         let modules = self.modules.clone();
         let path = FunctionPath::parse(path);
         let seen = Arc::new(Mutex::new(None));
@@ -313,39 +317,22 @@ impl App {
                 }),
             )
             .expect("mutate");
+        let error = seen.lock().expect("lock").take();
+        (outcome, error)
+    }
+
+    /// Runs a mutation that must fail and returns its error (kind included).
+    fn mutation_error(&self, path: &str, a: Value) -> functions::FunctionError {
+        let (outcome, error) = self.run_mutation(path, a);
         assert!(
             matches!(outcome, MutationOutcome::Failed { .. }),
             "the mutation was expected to fail"
         );
-        let error = seen.lock().expect("lock").take();
         error.expect("the error was recorded")
     }
 
     fn mutation(&self, path: &str, a: Value) -> Result<Value, String> {
-        let modules = self.modules.clone();
-        let path = FunctionPath::parse(path);
-        let outcome = self
-            .db
-            .mutate_blocking(
-                None,
-                Box::new(move |txn| {
-                    let (exec, _) = modules.run(
-                        &path,
-                        FunctionKind::Mutation,
-                        Caller::Client,
-                        a,
-                        None,
-                        Box::new(txn),
-                        0.0,
-                    );
-                    match exec.result {
-                        Ok(v) => Ok(v.to_json().to_string()),
-                        Err(e) => Err(e.message),
-                    }
-                }),
-            )
-            .expect("mutate");
-        match outcome {
+        match self.run_mutation(path, a).0 {
             MutationOutcome::Committed { response, .. } => {
                 Ok(Value::from_json_str(&response).expect("json"))
             }

@@ -47,6 +47,8 @@ pub struct Modules {
     modules: BTreeMap<String, LoadedModule>,
     /// The `functions/` folder these were loaded from, when loaded from disk.
     functions_dir: Option<PathBuf>,
+    /// Hash of every module's path and source: equal fingerprints, same code.
+    fingerprint: u64,
 }
 
 impl Modules {
@@ -56,6 +58,7 @@ impl Modules {
             engine: engine(),
             modules: BTreeMap::new(),
             functions_dir: None,
+            fingerprint: fingerprint(&BTreeMap::new()),
         }
     }
 
@@ -72,6 +75,13 @@ impl Modules {
         let mut modules = Modules::from_sources(sources)?;
         modules.functions_dir = Some(dir.to_path_buf());
         Ok(modules)
+    }
+
+    /// A fingerprint of the whole function set (every module's path and source). A query
+    /// reaches other modules through `ctx.runQuery`, so a result is made by "this code" only
+    /// while the whole set is unchanged.
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
     }
 
     /// The app folder (the parent of `functions/`), where `.env.local` and `.env` live;
@@ -96,6 +106,7 @@ impl Modules {
         if errors.is_empty() {
             Ok(Modules {
                 engine,
+                fingerprint: fingerprint(&modules),
                 modules,
                 functions_dir: None,
             })
@@ -281,4 +292,12 @@ fn check_router(
         )));
     }
     Ok(router)
+}
+
+fn fingerprint(modules: &BTreeMap<String, LoadedModule>) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    for module in modules.values() {
+        (module.path.as_str(), module.source_hash).hash(&mut hasher);
+    }
+    hasher.finish()
 }

@@ -6,14 +6,12 @@
 //! through `ctx.runQuery`, so any deploy re-runs every subscribed query (as a Convex push
 //! does); a re-run whose value did not change sends nothing.
 
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use application::App;
 use authenticator::Authenticator;
 use functions::Modules;
-use parking_lot::RwLock;
 use subtle::ConstantTimeEq;
 
 use functions::Caller;
@@ -30,9 +28,6 @@ pub struct SyncHub {
     pub(crate) instances: Instances,
     /// Bumped on a schema change: every cached result becomes stale.
     epoch: AtomicU64,
-    /// The fingerprint of the function set last asked about, kept with that set so a pointer
-    /// comparison (never reused while we hold it) answers most requests.
-    code: RwLock<Option<(Arc<Modules>, u64)>>,
     /// Query executions so far (diagnostics and tests).
     executions: AtomicU64,
     next_session: AtomicU64,
@@ -51,7 +46,6 @@ impl SyncHub {
             admin_key,
             instances: Instances::default(),
             epoch: AtomicU64::new(0),
-            code: RwLock::new(None),
             executions: AtomicU64::new(0),
             next_session: AtomicU64::new(1),
             live_sessions: AtomicUsize::new(0),
@@ -98,24 +92,9 @@ impl SyncHub {
     /// The stamp of a given version of the functions.
     pub(crate) fn stamp_with(&self, modules: &Arc<Modules>) -> CodeStamp {
         CodeStamp {
-            code_hash: self.code_hash(modules),
+            code_hash: modules.fingerprint(),
             epoch: self.epoch.load(Ordering::Acquire),
         }
-    }
-
-    fn code_hash(&self, modules: &Arc<Modules>) -> u64 {
-        if let Some((seen, hash)) = &*self.code.read()
-            && Arc::ptr_eq(seen, modules)
-        {
-            return *hash;
-        }
-        let mut hasher = DefaultHasher::new();
-        for module in modules.modules() {
-            (module.path.as_str(), module.source_hash).hash(&mut hasher);
-        }
-        let hash = hasher.finish();
-        *self.code.write() = Some((modules.clone(), hash));
-        hash
     }
 
     /// Counts one query execution; returns the count so far.

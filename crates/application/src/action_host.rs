@@ -122,6 +122,6 @@ impl App {
             modules.run_http_action(&route, request, request_identity, host, now_ms())
         })
         .await
-        .map_err(|e| DbError::Corrupt(format!("HTTP action task failed: {e}")))
+        .map_err(|e| DbError::internal(format!("HTTP action task failed: {e}")))
     }
 }

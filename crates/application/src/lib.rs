@@ -113,7 +113,7 @@ impl App {
             app.run_query_blocking(&path, args, identity.as_ref(), caller)
         })
         .await
-        .map_err(|e| DbError::Corrupt(format!("query task failed: {e}")))?
+        .map_err(|e| DbError::internal(format!("query task failed: {e}")))?
     }
 
     /// Runs a mutation on the Committer. With `dedup`, a request already applied returns its

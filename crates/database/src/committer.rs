@@ -1,5 +1,7 @@
-//! The Committer: the one thread that owns the [`Writer`] and the only place a commit happens
-//! ([`Committer::commit_batch`]).
+//! The Committer: the one thread that owns the [`Writer`]. Every write transaction of the
+//! database commits in this file: each mutation in [`Committer::commit_batch`], each schema
+//! change (the one applied at startup, before the thread runs, and every online one) in
+//! [`Committer::apply_schema`].
 //!
 //! Mutations run here one after another, so they are serializable by construction. Jobs that
 //! queue up while a commit is in progress are taken together (group commit): each mutation
@@ -21,27 +23,17 @@ use tokio::sync::oneshot;
 
 use crate::catalog::Catalog;
 use crate::error::DbError;
+use crate::mutation_txn::MutationTxn;
 use crate::read_set::WriteSet;
 use crate::schema_change::{SchemaChangeReport, apply_schema};
 use crate::subscriptions::Subscriptions;
-use crate::transaction::{MutationTxn, TxnLimits};
+use crate::transaction::TxnLimits;
+use crate::writer_state::WriterState;
 
 /// Runs a mutation against the writer: `Ok(response)` commits (and `response` is stored for
 /// de-duplication), `Err(response)` rolls the mutation's writes back. Both strings are opaque
 /// to the database; the caller decides what they mean.
 pub type MutationFn = Box<dyn FnOnce(MutationTxn) -> Result<String, String> + Send>;
-
-/// The writer and what the running mutation has written so far. Shared with the running
-/// [`MutationTxn`] through a mutex that is only ever contended by a stale handle.
-pub(crate) struct WriterState {
-    pub(crate) writer: Writer,
-    /// Creation times strictly increase across all inserts.
-    pub(crate) last_creation_time: f64,
-    /// Index writes of the mutation in progress.
-    pub(crate) pending_writes: WriteSet,
-    /// Bumped for every mutation; a `MutationTxn` of another generation may not write.
-    pub(crate) generation: u64,
-}
 
 /// Identifies a client request so a retry after a reconnect is applied once.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -68,11 +60,11 @@ pub enum MutationOutcome {
 }
 
 /// A mutation waiting in a batch, with the channel its outcome goes back on.
-type QueuedMutation = (
-    Option<DedupKey>,
-    MutationFn,
-    oneshot::Sender<Result<MutationOutcome, DbError>>,
-);
+struct QueuedMutation {
+    dedup: Option<DedupKey>,
+    run: MutationFn,
+    reply: oneshot::Sender<Result<MutationOutcome, DbError>>,
+}
 
 pub(crate) enum Job {
     Mutation {
@@ -121,12 +113,7 @@ impl Committer {
     ) -> Result<Committer, DbError> {
         let last_ts = writer.ts()?;
         Ok(Committer {
-            state: Arc::new(Mutex::new(WriterState {
-                writer,
-                last_creation_time: 0.0,
-                pending_writes: WriteSet::default(),
-                generation: 0,
-            })),
+            state: Arc::new(Mutex::new(WriterState::new(writer))),
             catalog,
             subscriptions,
             limits,
@@ -149,7 +136,9 @@ impl Committer {
             let mut mutations = Vec::with_capacity(batch.len());
             for job in batch {
                 match job {
-                    Job::Mutation { dedup, run, reply } => mutations.push((dedup, run, reply)),
+                    Job::Mutation { dedup, run, reply } => {
+                        mutations.push(QueuedMutation { dedup, run, reply });
+                    }
                     Job::ApplySchema {
                         schema,
                         text,
@@ -157,7 +146,8 @@ impl Committer {
                     } => {
                         // Schema changes commit alone, after the mutations queued before them.
                         self.commit_batch(std::mem::take(&mut mutations));
-                        let result = self.apply_schema(schema, &text);
+                        let ts = self.next_ts();
+                        let result = self.apply_schema(schema, &text, Some(ts));
                         let _ = reply.send(result);
                     }
                 }
@@ -192,16 +182,17 @@ impl Committer {
         now_nanos().max(self.last_ts + 1)
     }
 
-    /// The single commit site: runs a batch of mutations and commits them together.
+    /// Where every mutation commits: runs a batch of mutations and commits them together.
     fn commit_batch(&mut self, batch: Vec<QueuedMutation>) {
         if batch.is_empty() {
             return;
         }
         let catalog = self.catalog.read().clone();
         if let Err(e) = self.state.lock().writer.begin() {
-            let message = e.to_string();
-            for (_, _, reply) in batch {
-                let _ = reply.send(Err(DbError::Corrupt(message.clone())));
+            tracing::error!(error = %e, "cannot begin a write transaction; the batch fails");
+            let what = format!("cannot begin a write transaction: {e}");
+            for queued in batch {
+                let _ = queued.reply.send(Err(DbError::Internal(what.clone())));
             }
             return;
         }
@@ -210,7 +201,7 @@ impl Committer {
         let mut writes = WriteSet::default();
         let mut outcomes = Vec::with_capacity(batch.len());
         let mut any_committed = false;
-        for (dedup, run, reply) in batch {
+        for QueuedMutation { dedup, run, reply } in batch {
             let outcome = self.run_one(&catalog, ts, now_ms, dedup, run, &mut writes);
             any_committed |= matches!(outcome, Ok(MutationOutcome::Committed { .. }));
             outcomes.push((outcome, reply));
@@ -232,8 +223,9 @@ impl Committer {
             let _ = self.state.lock().writer.rollback();
             for (outcome, reply) in outcomes {
                 let outcome = match outcome {
+                    // Logged above, once for the whole batch.
                     Ok(MutationOutcome::Committed { .. }) => {
-                        Err(DbError::Corrupt(format!("commit failed: {e}")))
+                        Err(DbError::Internal(format!("commit failed: {e}")))
                     }
                     other => other,
                 };
@@ -262,16 +254,16 @@ impl Committer {
         let generation = {
             let mut state = self.state.lock();
             if let Some(key) = &dedup
-                && let Some((ts, response)) = state
+                && let Some(stored) = state
                     .writer
                     .get_mutation_response(&key.session_id, key.request_id)?
             {
-                return Ok(MutationOutcome::Replayed { ts, response });
+                return Ok(MutationOutcome::Replayed {
+                    ts: stored.ts,
+                    response: stored.response,
+                });
             }
-            state.writer.savepoint()?;
-            state.pending_writes = WriteSet::default();
-            state.generation += 1;
-            state.generation
+            state.begin_mutation()?
         };
         let txn = MutationTxn::new(
             self.state.clone(),
@@ -286,8 +278,7 @@ impl Committer {
             Err(String::new())
         });
         let mut state = self.state.lock();
-        // Retire this generation so a handle that escaped the mutation cannot write.
-        state.generation += 1;
+        state.retire_generation();
         match result {
             Ok(response) => {
                 state.writer.release_savepoint()?;
@@ -299,12 +290,12 @@ impl Committer {
                         &response,
                     )?;
                 }
-                writes.extend(std::mem::take(&mut state.pending_writes));
+                writes.extend(state.take_writes());
                 Ok(MutationOutcome::Committed { ts, response })
             }
             Err(response) => {
                 state.writer.rollback_to_savepoint()?;
-                state.pending_writes = WriteSet::default();
+                state.discard_writes();
                 Ok(MutationOutcome::Failed { response })
             }
         }
@@ -321,26 +312,48 @@ impl Committer {
         }
     }
 
-    fn apply_schema(
+    /// Applies the schema found at startup, before the Committer thread runs. It keeps the
+    /// stored commit timestamp: nothing has read or subscribed yet, so there is no one a new
+    /// timestamp would tell about the change.
+    pub(crate) fn apply_startup_schema(
         &mut self,
         schema: Arc<Schema>,
         text: &str,
     ) -> Result<SchemaChangeReport, DbError> {
-        let ts = self.next_ts();
+        self.apply_schema(schema, text, None)
+    }
+
+    /// Where every schema change commits, in a write transaction of its own; refused changes
+    /// roll back and leave the catalog as it was. `ts` is the new commit timestamp, `None` at
+    /// startup.
+    fn apply_schema(
+        &mut self,
+        schema: Arc<Schema>,
+        text: &str,
+        ts: Option<u64>,
+    ) -> Result<SchemaChangeReport, DbError> {
         let mut state = self.state.lock();
         state.writer.begin()?;
-        let result = apply_schema(&mut state.writer, schema, text)
-            .and_then(|r| state.writer.set_ts(ts).map_err(DbError::from).map(|()| r));
+        let result = apply_schema(&mut state.writer, schema, text).and_then(|applied| match ts {
+            Some(ts) => state
+                .writer
+                .set_ts(ts)
+                .map_err(DbError::from)
+                .map(|()| applied),
+            None => Ok(applied),
+        });
         match result {
             Ok((catalog, report)) => {
                 state.writer.commit()?;
                 drop(state);
-                self.last_ts = ts;
                 *self.catalog.write() = Arc::new(catalog);
-                // A schema change is a commit with no document writes; advancing processed_ts
-                // keeps the invariant that every committed ts is processed.
-                self.subscriptions
-                    .on_commit(ts, Arc::new(WriteSet::default()));
+                if let Some(ts) = ts {
+                    self.last_ts = ts;
+                    // A schema change is a commit with no document writes; advancing
+                    // processed_ts keeps the invariant that every committed ts is processed.
+                    self.subscriptions
+                        .on_commit(ts, Arc::new(WriteSet::default()));
+                }
                 Ok(report)
             }
             Err(e) => {

@@ -3,29 +3,31 @@
 //!
 //! Reads ([`Database::read`]) are blocking and run on the caller's thread; call them from a
 //! blocking context. Mutations and schema changes are queued to the Committer and awaited.
+//! The schema found at startup is applied by the Committer too, before its thread starts.
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 use std::thread::JoinHandle;
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::RwLock;
 use schema::Schema;
-use storage::{Reader, Storage};
+use storage::Storage;
 use tokio::sync::oneshot;
 
 use crate::catalog::Catalog;
+use crate::checkpoints::CheckpointThread;
 use crate::committer::{Committer, DedupKey, Job, MutationFn, MutationOutcome};
 use crate::error::DbError;
-use crate::schema_change::{SchemaChangeReport, apply_schema};
+use crate::query_txn::QueryTxn;
+use crate::reader_pool::ReaderPool;
+use crate::schema_change::SchemaChangeReport;
 use crate::subscriptions::Subscriptions;
-use crate::transaction::{QueryTxn, TxnLimits};
+use crate::transaction::TxnLimits;
 
 /// Jobs waiting for the Committer before callers are told to back off.
 const COMMIT_QUEUE: usize = 10_000;
-/// Idle read connections kept open.
-const IDLE_READERS: usize = 16;
 
 /// The database: one writer thread, a pool of snapshot readers, and the subscription index.
 pub struct Database {
@@ -35,8 +37,8 @@ pub struct Database {
     /// Bounded queue to the Committer; a full queue is reported as overload, never waited on.
     jobs: Option<SyncSender<Job>>,
     committer: Option<JoinHandle<()>>,
-    /// Folds the WAL into the database file in the background; dropping the sender stops it.
-    checkpointer: Option<(std::sync::mpsc::Sender<()>, JoinHandle<()>)>,
+    /// Folds the WAL into the database file in the background; dropping it stops the thread.
+    checkpointer: Option<CheckpointThread>,
     subscriptions: Arc<Subscriptions>,
     limits: TxnLimits,
 }
@@ -49,42 +51,30 @@ impl Database {
         schema: Schema,
         schema_text: &str,
     ) -> Result<(Database, SchemaChangeReport), DbError> {
-        let (storage, mut writer) = Storage::open(path)?;
-        let schema = Arc::new(schema);
-        writer.begin()?;
-        let applied = apply_schema(&mut writer, schema, schema_text);
-        let (catalog, report) = match applied {
-            Ok(done) => done,
-            Err(e) => {
-                let _ = writer.rollback();
-                return Err(e);
-            }
-        };
-        writer.commit()?;
+        let (storage, writer) = Storage::open(path)?;
+        // The startup schema keeps the stored timestamp, so this is the one it leaves.
         let ts = writer.ts()?;
-        let catalog = Arc::new(RwLock::new(Arc::new(catalog)));
+        let catalog = Arc::new(RwLock::new(Arc::new(Catalog::default())));
         let subscriptions = Arc::new(Subscriptions::new(ts));
         let limits = TxnLimits::default();
         let restart_wal = Arc::new(AtomicBool::new(false));
-        let committer = Committer::new(
+        let mut committer = Committer::new(
             writer,
             catalog.clone(),
             subscriptions.clone(),
             limits,
             restart_wal.clone(),
         )?;
-        let checkpointer = start_checkpointer(&storage, restart_wal)?;
+        let report = committer.apply_startup_schema(Arc::new(schema), schema_text)?;
+        let checkpointer = CheckpointThread::start(&storage, restart_wal)?;
         let (jobs, receiver) = sync_channel(COMMIT_QUEUE);
         let handle = std::thread::Builder::new()
             .name("committer".into())
             .spawn(move || committer.run(receiver))
-            .map_err(|e| DbError::Corrupt(format!("cannot start the committer thread: {e}")))?;
+            .map_err(|e| DbError::internal(format!("cannot start the committer thread: {e}")))?;
         Ok((
             Database {
-                readers: Arc::new(ReaderPool {
-                    storage,
-                    idle: Mutex::new(Vec::new()),
-                }),
+                readers: Arc::new(ReaderPool::new(storage)),
                 catalog,
                 jobs: Some(jobs),
                 committer: Some(handle),
@@ -107,8 +97,7 @@ impl Database {
     /// Opens a snapshot read transaction at the latest commit. Blocking; dropping the
     /// transaction ends the snapshot.
     pub fn snapshot(&self) -> Result<QueryTxn, DbError> {
-        let reader = self.readers.take()?;
-        QueryTxn::new(reader, self.readers.clone(), self.catalog(), self.limits)
+        QueryTxn::open(self.readers.clone(), self.catalog(), self.limits)
     }
 
     /// Runs `f` in a snapshot read transaction on this thread (blocking).
@@ -167,74 +156,6 @@ impl Database {
     }
 }
 
-/// Idle read-only connections, shared with every open [`QueryTxn`] so it can give its
-/// reader back when dropped.
-pub(crate) struct ReaderPool {
-    storage: Storage,
-    /// A plain mutex: it is held only to push or pop.
-    idle: Mutex<Vec<Reader>>,
-}
-
-impl ReaderPool {
-    fn take(&self) -> Result<Reader, DbError> {
-        match self.idle.lock().pop() {
-            Some(reader) => Ok(reader),
-            None => Ok(self.storage.reader()?),
-        }
-    }
-
-    pub(crate) fn put(&self, reader: Reader) {
-        let mut idle = self.idle.lock();
-        if idle.len() < IDLE_READERS {
-            idle.push(reader);
-        }
-    }
-}
-
-/// WAL length (in frames, one page each) past which the Committer finishes a checkpoint
-/// itself so that the WAL starts over: about 16 MB with 4 KiB pages.
-const RESTART_WAL_AT_FRAMES: u64 = 4096;
-/// How often the background thread looks at the WAL. Often enough that the tail the
-/// Committer copies itself before a WAL restart stays small (a few ms with its fsync at
-/// ~25,000 commits/s; every 100 ms it was 6-20 ms).
-const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(20);
-/// Frames committed since the last copy before the background thread copies them (SQLite's
-/// own automatic checkpoint threshold).
-const CHECKPOINT_AT_FRAMES: u64 = 1000;
-
-fn start_checkpointer(
-    storage: &Storage,
-    restart_due: Arc<AtomicBool>,
-) -> Result<(std::sync::mpsc::Sender<()>, JoinHandle<()>), DbError> {
-    let mut checkpointer = storage.checkpointer()?;
-    let (stop, stopped) = std::sync::mpsc::channel::<()>();
-    let handle = std::thread::Builder::new()
-        .name("checkpointer".into())
-        .spawn(move || {
-            // Wakes every CHECKPOINT_EVERY, or at once when the Database is dropped.
-            while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
-                stopped.recv_timeout(CHECKPOINT_EVERY)
-            {
-                // The Committer finishes this one; a pass here would only make its attempt
-                // find the checkpoint lock taken.
-                if restart_due.load(Ordering::Acquire) {
-                    continue;
-                }
-                match checkpointer.checkpoint_if_behind(CHECKPOINT_AT_FRAMES) {
-                    Ok(Some(progress)) if progress.frames >= RESTART_WAL_AT_FRAMES => {
-                        restart_due.store(true, Ordering::Release);
-                    }
-                    Ok(_) => {}
-                    Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; will retry"),
-                }
-            }
-            // Leave a small WAL behind on shutdown.
-            let _ = checkpointer.checkpoint();
-        })
-        .map_err(|e| DbError::Corrupt(format!("cannot start the checkpointer thread: {e}")))?;
-    Ok((stop, handle))
-}
-
 impl Drop for Database {
     fn drop(&mut self) {
         // Closing the queue lets the Committer finish what is queued and exit.
@@ -242,9 +163,7 @@ impl Drop for Database {
         if let Some(handle) = self.committer.take() {
             let _ = handle.join();
         }
-        if let Some((stop, handle)) = self.checkpointer.take() {
-            drop(stop);
-            let _ = handle.join();
-        }
+        // Then the checkpointer, which leaves a small WAL behind.
+        self.checkpointer.take();
     }
 }

@@ -1,5 +1,11 @@
 //! [`DbError`]: what a transaction can refuse. Most variants are user errors that reach the
 //! client as the function's error message, so each says what happened and how to fix it.
+//!
+//! Two variants are not the caller's doing: [`DbError::Corrupt`] is for data on disk that
+//! cannot be what this server wrote, [`DbError::Internal`] for everything else that failed
+//! inside the server. An `Internal` error's message is only "internal server error", since
+//! some transports show an error's message to the client as is; what happened goes to the log
+//! when the error is made ([`DbError::internal`]).
 
 use schema::ValidationError;
 use storage::StorageError;
@@ -52,8 +58,27 @@ pub enum DbError {
     CommitterStopped,
     #[error("schema change refused: {0}")]
     SchemaRejected(String),
+    /// Stored data that cannot be what this server wrote (a document that is not convex
+    /// JSON, a table without its system indexes).
     #[error("the database is corrupt: {0}")]
     Corrupt(String),
+    /// A failure inside the server that is none of the caller's doing: a task that panicked
+    /// or was cancelled, a thread that could not start, a commit SQLite refused. The string
+    /// says what happened, for the log; clients see only the short message. Make it with
+    /// [`DbError::internal`], which logs it; code that logs the failure itself (once for many
+    /// callers) may build the variant directly.
+    #[error("internal server error")]
+    Internal(String),
+}
+
+impl DbError {
+    /// A [`DbError::Internal`], logged here so the log says what happened wherever the error
+    /// ends up.
+    pub fn internal(what: impl Into<String>) -> DbError {
+        let what = what.into();
+        tracing::error!(what = %what, "internal error in the database");
+        DbError::Internal(what)
+    }
 }
 
 fn known_list(known: &[String]) -> String {

@@ -1,34 +1,52 @@
 //! Transactions over [`storage`]: the engine between user functions and SQLite.
 //!
-//! - [`Database`] is the handle: snapshot reads on a reader pool, mutations queued to the one
-//!   Committer thread (`committer.rs`, the only commit site), online schema changes.
-//! - [`Transaction`] is what a function may do; [`QueryTxn`] reads a snapshot, [`MutationTxn`]
-//!   writes inside the Committer. Both record a [`ReadSet`]; mutations produce a [`WriteSet`].
-//! - [`Subscriptions`] matches each commit's write set against registered read sets through
-//!   per-index interval trees and fires one-shot invalidations.
+//! - [`Database`] (`database.rs`) is the handle: snapshot reads on a reader pool
+//!   (`reader_pool.rs`), mutations and schema changes queued to the one Committer thread
+//!   (`committer.rs`), the background WAL copy (`checkpoints.rs`).
+//! - [`Transaction`] (`transaction.rs`) is what a function may do; [`QueryTxn`]
+//!   (`query_txn.rs`) reads a snapshot, [`MutationTxn`] (`mutation_txn.rs`) writes inside the
+//!   Committer through its `WriterState` (`writer_state.rs`). Both record a [`ReadSet`]
+//!   (`reads.rs`, scans through a [`ScanCursor`], `scan_cursor.rs`); mutations produce a
+//!   [`WriteSet`] (`read_set.rs`).
+//! - [`Subscriptions`] (`subscriptions.rs`) matches each commit's write set against registered
+//!   read sets through per-index interval trees (`interval_tree.rs`) and fires one-shot
+//!   invalidations.
+//! - [`Catalog`] (`catalog.rs`) is the live tables and indexes; `schema_change.rs` brings
+//!   storage in line with a new schema.
 //!
-//! Invariants: commit timestamps strictly increase, across restarts too; every commit is
-//! matched against subscriptions before its callers are answered; registration of a read
-//! set is atomic with respect to commits.
+//! Every write transaction commits in `committer.rs`: mutations in `Committer::commit_batch`,
+//! schema changes in `Committer::apply_schema`. Invariants: commit timestamps strictly
+//! increase, across restarts too; every commit is matched against subscriptions before its
+//! callers are answered; registration of a read set is atomic with respect to commits.
 
 mod catalog;
+mod checkpoints;
 mod committer;
 mod database;
 mod document;
 mod error;
 mod interval_tree;
+mod mutation_txn;
+mod query_txn;
 mod read_set;
+mod reader_pool;
+mod reads;
+mod scan_cursor;
 mod schema_change;
 mod subscriptions;
 mod transaction;
+mod writer_state;
 
 pub use catalog::{Catalog, IndexId, IndexInfo, TableInfo};
 pub use committer::{DedupKey, MutationFn, MutationOutcome};
 pub use database::Database;
 pub use document::Document;
 pub use error::DbError;
+pub use mutation_txn::MutationTxn;
+pub use query_txn::QueryTxn;
 pub use read_set::{IndexWrite, ReadSet, WriteSet};
+pub use scan_cursor::ScanCursor;
 pub use schema_change::SchemaChangeReport;
 pub use storage::Order;
 pub use subscriptions::{OnInvalidate, Registration, SubscriptionId, Subscriptions};
-pub use transaction::{MutationTxn, QueryTxn, ScanCursor, Transaction, TxnLimits};
+pub use transaction::{Transaction, TxnLimits};

@@ -176,8 +176,9 @@ pub(crate) fn apply_schema(
                 continue;
             }
             let fields: Vec<&str> = index_def.fields.iter().map(FieldPath::as_str).collect();
-            let fields_json =
-                serde_json::to_string(&fields).map_err(|e| DbError::Corrupt(e.to_string()))?;
+            let fields_json = serde_json::to_string(&fields).map_err(|e| {
+                DbError::internal(format!("index {index_name} fields as JSON: {e}"))
+            })?;
             let id = writer.create_index(table.number.0, index_name, &fields_json)?;
             report.documents_backfilled += backfill(writer, table, id, &index_def.fields)?;
             report.indexes_added.push(format!("{name}.{index_name}"));

@@ -90,6 +90,14 @@ pub struct IndexRow {
     pub fields: String,
 }
 
+/// A mutation's recorded response (`_mutations`), replayed when its request is retried.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StoredResponse {
+    /// The commit timestamp of the mutation.
+    pub ts: u64,
+    pub response: String,
+}
+
 /// The catalog as stored.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Catalog {
@@ -182,13 +190,16 @@ pub(crate) fn get_mutation_response(
     conn: &Connection,
     session_id: &str,
     request_id: u64,
-) -> Result<Option<(u64, String)>, StorageError> {
+) -> Result<Option<StoredResponse>, StorageError> {
     Ok(conn
         .prepare_cached(
             "SELECT ts, response FROM _mutations WHERE session_id = ?1 AND request_id = ?2",
         )?
         .query_row(params![session_id, request_id as i64], |r| {
-            Ok((r.get::<_, i64>(0)? as u64, r.get(1)?))
+            Ok(StoredResponse {
+                ts: r.get::<_, i64>(0)? as u64,
+                response: r.get(1)?,
+            })
         })
         .optional()?)
 }

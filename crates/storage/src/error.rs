@@ -12,6 +12,4 @@ pub enum StorageError {
         #[source]
         source: std::io::Error,
     },
-    #[error("the database is corrupt: {0}")]
-    Corrupt(String),
 }

@@ -3,9 +3,10 @@
 //! and knows nothing of schemas, Rhai or subscriptions.
 //!
 //! One [`Writer`] (not `Clone`, created once by [`Storage::open`]) owns the read-write
-//! connection; any number of [`Reader`]s read in WAL snapshots. Every write transaction stores
-//! its commit timestamp in `_meta`, and the first statement of a snapshot reads it, which
-//! both pins the snapshot and tells the reader exactly which commit it sees.
+//! connection; any number of [`Reader`]s read in WAL snapshots. The commit timestamp lives in
+//! `_meta`: the database crate stores each commit's with [`Writer::set_ts`] before
+//! [`Writer::commit`], and the first statement of a snapshot reads it, which both pins the
+//! snapshot and tells the reader exactly which commit it sees.
 //!
 //! Index keys are BLOBs compared by SQLite with `memcmp`, so a range scan here is exactly the
 //! byte range the subscription index reasons about.
@@ -17,7 +18,9 @@ mod reader;
 mod writer;
 
 pub use checkpointer::{Checkpointer, WalProgress};
-pub use conn::{Catalog, IndexRow, Order, ReadRows, ScanRow, StoredDocument, TableRow};
+pub use conn::{
+    Catalog, IndexRow, Order, ReadRows, ScanRow, StoredDocument, StoredResponse, TableRow,
+};
 pub use error::StorageError;
 pub use reader::Reader;
 pub use writer::Writer;

@@ -168,7 +168,7 @@ impl Writer {
         &self,
         session_id: &str,
         request_id: u64,
-    ) -> Result<Option<(u64, String)>, StorageError> {
+    ) -> Result<Option<conn::StoredResponse>, StorageError> {
         conn::get_mutation_response(&self.conn, session_id, request_id)
     }
 

@@ -88,3 +88,15 @@ fn known_list(known: &[String]) -> String {
         format!(" (known: {})", known.join(", "))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_internal_error_shows_clients_no_detail() {
+        let error = DbError::internal("query task failed: task 7 panicked");
+        assert_eq!(error.to_string(), "internal server error");
+        assert!(matches!(error, DbError::Internal(what) if what.contains("task 7 panicked")));
+    }
+}

@@ -44,7 +44,7 @@ pub use document::Document;
 pub use error::DbError;
 pub use mutation_txn::MutationTxn;
 pub use query_txn::QueryTxn;
-pub use read_set::{IndexWrite, ReadSet, WriteSet};
+pub use read_set::{IndexWrite, ReadInterval, ReadSet, WriteSet};
 pub use scan_cursor::ScanCursor;
 pub use schema_change::SchemaChangeReport;
 pub use storage::Order;

@@ -3,17 +3,24 @@
 //!
 //! A commit invalidates a read set exactly when one of its written keys, old or new, falls in
 //! one of the read ranges of the same index. A `db.get` is a one-key range on `by_id`, recorded
-//! whether or not the document exists; a scan records what it actually scanned (see
-//! `ScanCursor::finish`), never less.
+//! whether or not the document exists; a scan records what it actually consumed (see
+//! `ScanCursor::read_extent`), never less.
 
 use value::KeyRange;
 
 use crate::catalog::IndexId;
 
+/// One key range an execution read, in one index.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadInterval {
+    pub index: IndexId,
+    pub range: KeyRange,
+}
+
 /// The key ranges one execution read.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ReadSet {
-    intervals: Vec<(IndexId, KeyRange)>,
+    intervals: Vec<ReadInterval>,
 }
 
 impl ReadSet {
@@ -23,11 +30,11 @@ impl ReadSet {
 
     pub(crate) fn record(&mut self, index: IndexId, range: KeyRange) {
         if !range.is_empty() {
-            self.intervals.push((index, range));
+            self.intervals.push(ReadInterval { index, range });
         }
     }
 
-    pub fn intervals(&self) -> &[(IndexId, KeyRange)] {
+    pub fn intervals(&self) -> &[ReadInterval] {
         &self.intervals
     }
 
@@ -44,7 +51,7 @@ impl ReadSet {
         writes.keys().any(|(index, key)| {
             self.intervals
                 .iter()
-                .any(|(read_index, range)| *read_index == index && range.contains(key))
+                .any(|read| read.index == index && read.range.contains(key))
         })
     }
 }

@@ -148,10 +148,10 @@ pub(crate) fn apply_schema(
             continue;
         }
         let table = catalog.table(name)?;
-        let (checked, bad) = check_documents(writer, &catalog, table)?;
-        report.documents_checked += checked;
-        if let Some(bad) = bad {
-            violations.push(bad);
+        let check = check_documents(writer, &catalog, table)?;
+        report.documents_checked += check.checked;
+        if let Some(violation) = check.violation {
+            violations.push(violation);
         }
     }
     if !violations.is_empty() {
@@ -216,11 +216,18 @@ fn for_each_document(
     }
 }
 
+/// What checking one table's documents against a new schema found.
+struct TableCheck {
+    checked: usize,
+    /// How many documents fail, with a few examples; `None` when all pass.
+    violation: Option<String>,
+}
+
 fn check_documents(
     writer: &Writer,
     catalog: &Catalog,
     table: &TableInfo,
-) -> Result<(usize, Option<String>), DbError> {
+) -> Result<TableCheck, DbError> {
     let mut checked = 0;
     let mut bad = 0;
     let mut examples = Vec::new();
@@ -237,14 +244,14 @@ fn check_documents(
         }
         Ok(())
     })?;
-    let summary = (bad > 0).then(|| {
+    let violation = (bad > 0).then(|| {
         format!(
             "{bad} of {checked} documents in table {:?} do not match the new schema, e.g. {}",
             table.name,
             examples.join(", ")
         )
     });
-    Ok((checked, summary))
+    Ok(TableCheck { checked, violation })
 }
 
 fn backfill(

@@ -1,9 +1,11 @@
 //! [`Subscriptions`]: the index of registered read sets and the write log, the one place
 //! where a commit turns into invalidations.
 //!
-//! The Committer calls [`Subscriptions::on_commit`] after every commit, in commit order. Each
-//! written key is stabbed into a per-index [`IntervalTree`], so the cost grows with the
-//! subscriptions actually touched, not with all of them. A matched subscription is removed and
+//! The Committer calls [`Subscriptions::on_commit`] after every commit that takes a new
+//! timestamp (all but the schema applied at startup, before anyone can subscribe), in commit
+//! order, and only there does a subscription's callback run. Each written key is stabbed
+//! into a per-index [`IntervalTree`], so the cost grows with the subscriptions actually
+//! touched, not with all of them. A matched subscription is removed and
 //! its callback runs once (subscriptions are one-shot: the owner re-runs its query and
 //! registers the new read set).
 //!
@@ -43,6 +45,12 @@ pub enum Registration {
     },
 }
 
+/// One commit in the write log.
+struct LoggedCommit {
+    ts: u64,
+    writes: Arc<WriteSet>,
+}
+
 struct Subscription {
     read_set: Arc<ReadSet>,
     valid_from: u64,
@@ -53,8 +61,8 @@ struct Subscription {
 struct Inner {
     trees: HashMap<IndexId, IntervalTree>,
     subscriptions: HashMap<SubscriptionId, Subscription>,
-    /// Recent commits, oldest first.
-    log: VecDeque<(u64, Arc<WriteSet>)>,
+    /// Recent commits that wrote something, oldest first.
+    log: VecDeque<LoggedCommit>,
     /// The log holds every commit with a timestamp above this.
     log_complete_after: u64,
     /// The newest commit matched against the trees (its callbacks may still be running).
@@ -142,9 +150,9 @@ impl Subscriptions {
                 .log
                 .iter()
                 .rev()
-                .take_while(|(commit_ts, _)| *commit_ts > ts)
-                .filter(|(_, writes)| read_set.overlaps(writes))
-                .map(|(commit_ts, _)| *commit_ts)
+                .take_while(|commit| commit.ts > ts)
+                .filter(|commit| read_set.overlaps(&commit.writes))
+                .map(|commit| commit.ts)
                 .min();
             if let Some(commit_ts) = conflict {
                 return Registration::Invalidated { ts: commit_ts };
@@ -152,12 +160,12 @@ impl Subscriptions {
         }
         let id = inner.next_id;
         inner.next_id += 1;
-        for (index, range) in read_set.intervals() {
-            inner
-                .trees
-                .entry(*index)
-                .or_default()
-                .insert(&range.start, range.end.as_deref(), id);
+        for read in read_set.intervals() {
+            inner.trees.entry(read.index).or_default().insert(
+                &read.range.start,
+                read.range.end.as_deref(),
+                id,
+            );
         }
         inner.subscriptions.insert(
             id,
@@ -215,11 +223,11 @@ impl Subscriptions {
                 }
             }
             if !writes.is_empty() {
-                inner.log.push_back((ts, writes));
+                inner.log.push_back(LoggedCommit { ts, writes });
             }
             while inner.log.len() > WRITE_LOG_CAPACITY {
-                if let Some((old_ts, _)) = inner.log.pop_front() {
-                    inner.log_complete_after = old_ts;
+                if let Some(oldest) = inner.log.pop_front() {
+                    inner.log_complete_after = oldest.ts;
                 }
             }
             inner.matched_ts = ts;
@@ -244,11 +252,11 @@ fn remove_intervals(
     read_set: &ReadSet,
     id: SubscriptionId,
 ) {
-    for (index, range) in read_set.intervals() {
-        if let Some(tree) = trees.get_mut(index) {
-            tree.remove(&range.start, id);
+    for read in read_set.intervals() {
+        if let Some(tree) = trees.get_mut(&read.index) {
+            tree.remove(&read.range.start, id);
             if tree.is_empty() {
-                trees.remove(index);
+                trees.remove(&read.index);
             }
         }
     }

@@ -42,6 +42,8 @@ impl Writer {
             wal_frames.store(u64::try_from(frames).unwrap_or(0), Ordering::Release);
             Ok(())
         }))?;
+        // Outside `begin`/`commit`: each statement commits on its own (autocommit), and all
+        // of them only create what does not exist yet.
         conn.execute_batch(conn::SCHEMA_SQL)?;
         Ok(Writer { conn })
     }

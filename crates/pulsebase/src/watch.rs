@@ -22,8 +22,9 @@ use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use sync::SyncHub;
 use tokio::sync::mpsc;
 
+use crate::cli::Mode;
 use crate::paths::AppPaths;
-use crate::start::{Mode, load_schema};
+use crate::schema_file::{self, SchemaFile};
 
 /// Quiet time after the last event before a change is processed.
 const DEBOUNCE: Duration = Duration::from_millis(40);
@@ -243,7 +244,7 @@ async fn sync_schema(
     previous: Previous,
 ) -> bool {
     let started = Instant::now();
-    let (schema, text) = match load_schema(&paths.schema()) {
+    let SchemaFile { schema, text } = match schema_file::load(&paths.schema()) {
         Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("✗ schema.toml not applied; the previous schema stays:\n{e:#}");

@@ -2,6 +2,9 @@
 //! future (so tests and the binary embed it the same way) and serves every route listed in
 //! `router.rs`: the HTTP API, the sync WebSocket, the dev issuer and HTTP actions.
 //!
+//! [`ServerState`] (`state.rs`) is what the routes share; `pulsebase dev`/`serve` and the tests
+//! in `tests/` assemble it the same way, with `ServerState::new` and its `with_*` methods.
+//!
 //! Access tokens enter here (`caller.rs`) and in the sync session's `Authenticate`; both go
 //! through the one `Authenticator::verify`.
 

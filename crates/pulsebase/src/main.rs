@@ -1,6 +1,6 @@
 //! `pulsebase`: the one binary. Parses the command line (`cli.rs`) and hands off to the
 //! command: `dev` / `serve` (`start.rs`), `run` (`run_cmd.rs`), `token` and `auth check`
-//! (`auth_cmd.rs`), `codegen` (`codegen.rs`). Wiring only; everything else lives in the
+//! (`auth_cmd.rs`), `codegen` (`codegen/`). Wiring only; everything else lives in the
 //! library crates.
 
 mod auth_cmd;

@@ -6,7 +6,7 @@
 //! is applied on the Committer (refused if stored data violates it), the auth config replaces
 //! the Authenticator's. A broken edit prints one report and the last good version keeps
 //! serving. Each successful sync prints one line saying what changed and how long it took
-//! (and, in `dev`, whether the typed client code of `codegen.rs` was regenerated); a sync that
+//! (and, in `dev`, whether the typed client code of `codegen/` was regenerated); a sync that
 //! follows a failed one says the error is fixed, also when the fixed files are the version that
 //! kept serving, so nothing else changed.
 

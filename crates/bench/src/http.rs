@@ -78,7 +78,12 @@ impl HttpConn {
     async fn exchange(&mut self, request: &[u8]) -> anyhow::Result<(u16, Vec<u8>)> {
         self.stream.write_all(request).await?;
         loop {
-            if let Some((head_len, status, body_len)) = parse_head(&self.buf)? {
+            if let Some(Head {
+                len: head_len,
+                status,
+                content_length: body_len,
+            }) = parse_head(&self.buf)?
+            {
                 let total = head_len + body_len;
                 while self.buf.len() < total {
                     self.read_more().await?;
@@ -102,8 +107,17 @@ impl HttpConn {
     }
 }
 
-/// `(head length incl. the blank line, status, Content-Length)` once the head is complete.
-fn parse_head(buf: &[u8]) -> anyhow::Result<Option<(usize, u16, usize)>> {
+/// A response head, once it is complete.
+#[derive(Debug, PartialEq, Eq)]
+struct Head {
+    /// Bytes of the head, including the blank line.
+    len: usize,
+    status: u16,
+    /// The body's length from `Content-Length`.
+    content_length: usize,
+}
+
+fn parse_head(buf: &[u8]) -> anyhow::Result<Option<Head>> {
     let Some(end) = memchr::memmem::find(buf, b"\r\n\r\n") else {
         return Ok(None);
     };
@@ -124,7 +138,11 @@ fn parse_head(buf: &[u8]) -> anyhow::Result<Option<(usize, u16, usize)>> {
             bail!("chunked responses are not supported by this client");
         }
     }
-    Ok(Some((end + 4, status, length.unwrap_or(0))))
+    Ok(Some(Head {
+        len: end + 4,
+        status,
+        content_length: length.unwrap_or(0),
+    }))
 }
 
 #[cfg(test)]
@@ -134,7 +152,14 @@ mod tests {
     #[test]
     fn heads() {
         let r = b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nhello";
-        assert_eq!(parse_head(r).expect("parses"), Some((r.len() - 5, 200, 5)));
+        assert_eq!(
+            parse_head(r).expect("parses"),
+            Some(Head {
+                len: r.len() - 5,
+                status: 200,
+                content_length: 5
+            })
+        );
         assert_eq!(parse_head(b"HTTP/1.1 200 OK\r\n").expect("partial"), None);
     }
 }

@@ -27,18 +27,6 @@ use serde_json::{Map, Value, json};
 
 use crate::opts::Opts;
 
-/// The scenarios in the order `all` runs them.
-pub const ALL: &[&str] = &[
-    "cold-start",
-    "committer",
-    "mutations",
-    "fanout",
-    "per-user",
-    "idle",
-    "refresh",
-    "auth",
-];
-
 /// mimalloc rather than the system allocator: Rhai, JSON and per-session buffers allocate
 /// small objects from many threads, and glibc's malloc spent ~15% of a write-heavy server's
 /// CPU on that (see ARCHITECTURE.md, "Dependencies worth a word").

@@ -7,6 +7,18 @@ use anyhow::bail;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Parser};
 
+/// The scenarios in the order `all` runs them.
+pub const ALL: &[&str] = &[
+    "cold-start",
+    "committer",
+    "mutations",
+    "fanout",
+    "per-user",
+    "idle",
+    "refresh",
+    "auth",
+];
+
 /// The Pulsebase benchmark load generator (issue 7). Starts the server itself.
 #[derive(Parser, Clone, Debug)]
 #[command(name = "pulsebase-bench", version)]
@@ -173,14 +185,11 @@ impl Opts {
         for s in &self.scenarios {
             for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
                 if name == "all" {
-                    out.extend(crate::ALL.iter().map(|n| n.to_string()));
-                } else if crate::ALL.contains(&name) {
+                    out.extend(ALL.iter().map(|n| n.to_string()));
+                } else if ALL.contains(&name) {
                     out.push(name.to_string());
                 } else {
-                    bail!(
-                        "unknown scenario {name:?}; known: all, {}",
-                        crate::ALL.join(", ")
-                    );
+                    bail!("unknown scenario {name:?}; known: all, {}", ALL.join(", "));
                 }
             }
         }
@@ -188,14 +197,26 @@ impl Opts {
         Ok(out)
     }
 
-    /// `"1000@2"` → (1000, 2.0).
-    pub fn fanout_rows(&self) -> anyhow::Result<Vec<(usize, f64)>> {
+    /// `"1000@2"` → 1,000 subscribers, 2 mutations/s (2/s when the rate is left out).
+    pub fn fanout_rows(&self) -> anyhow::Result<Vec<FanoutRow>> {
         self.fanout_plan
             .iter()
             .map(|item| {
                 let (s, r) = item.split_once('@').unwrap_or((item.as_str(), "2"));
-                Ok((s.trim().parse()?, r.trim().parse()?))
+                Ok(FanoutRow {
+                    subscribers: s.trim().parse()?,
+                    rate: r.trim().parse()?,
+                })
             })
             .collect()
     }
+}
+
+/// One row of the `fanout` scenario (an item of `--fanout-plan`).
+#[derive(Clone, Copy, Debug)]
+pub struct FanoutRow {
+    /// Sessions subscribed to the one query.
+    pub subscribers: usize,
+    /// The writer's mutations per second.
+    pub rate: f64,
 }

@@ -96,11 +96,26 @@ impl Meter {
         }
     }
 
-    /// `(server cores, client cores, wall seconds)`.
-    pub fn stop(&self) -> (f64, f64, f64) {
+    /// The CPU used since [`Meter::start`].
+    pub fn stop(&self) -> CpuUse {
         let dt = self.t0.elapsed().as_secs_f64().max(1e-9);
         let server = (cpu_s(self.pid).unwrap_or(self.server0) - self.server0) / dt;
         let client = (self_cpu_s() - self.client0) / dt;
-        (server, client, dt)
+        CpuUse {
+            server_cores: server,
+            client_cores: client,
+            wall_s: dt,
+        }
     }
+}
+
+/// What a [`Meter`] measured.
+#[derive(Clone, Copy, Debug)]
+pub struct CpuUse {
+    /// CPU seconds of the server process per wall second.
+    pub server_cores: f64,
+    /// CPU seconds of this process per wall second.
+    pub client_cores: f64,
+    /// The interval, in seconds.
+    pub wall_s: f64,
 }

@@ -1,6 +1,6 @@
-//! The Convex sync protocol as this load generator needs it (CONVEX_WIRE.md §2–§3): client
-//! messages as JSON text, and a borrowed, partial parse of server messages that leaves query
-//! results as raw JSON so scanning 10,000 pushes stays cheap.
+//! The Convex sync protocol as this load generator needs it (the server's side of it is
+//! `protocol::sync`): client messages as JSON text, and a borrowed, partial parse of server
+//! messages that leaves query results as raw JSON so scanning 10,000 pushes stays cheap.
 
 use std::borrow::Cow;
 
@@ -48,7 +48,7 @@ pub fn parse(text: &str) -> anyhow::Result<ServerMsg<'_>> {
     Ok(serde_json::from_str(text)?)
 }
 
-/// `u64b64`: base64 of the 8 little-endian bytes (§3.4).
+/// A timestamp as the protocol encodes it (`u64b64`): base64 of its 8 little-endian bytes.
 pub fn decode_ts(text: &str) -> Option<u64> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(text)

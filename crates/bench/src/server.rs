@@ -16,8 +16,6 @@ use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
 use tokio::process::{Child, Command};
 use tokio::sync::oneshot;
 
-use crate::stats::wall_ns;
-
 /// Output lines kept in memory per server (the log file has them all).
 const MAX_LINES: usize = 50_000;
 
@@ -27,8 +25,8 @@ pub struct Server {
     pub port: u16,
     pub addr: SocketAddr,
     pub app_dir: PathBuf,
-    /// `(wall ns, line)` of stdout and stderr.
-    lines: Arc<Mutex<Vec<(u64, String)>>>,
+    /// The lines of stdout and stderr, as they arrived.
+    lines: Arc<Mutex<Vec<String>>>,
     /// Process start → ready line.
     pub ready_ms: f64,
     pid_file: PathBuf,
@@ -99,7 +97,7 @@ impl Server {
     }
 
     /// Output lines from index `from` on.
-    pub fn lines_from(&self, from: usize) -> Vec<(u64, String)> {
+    pub fn lines_from(&self, from: usize) -> Vec<String> {
         self.lines
             .lock()
             .map(|l| l.get(from..).unwrap_or_default().to_vec())
@@ -112,8 +110,8 @@ impl Server {
             .lock()
             .map(|l| {
                 l.iter()
-                    .filter(|(_, s)| needles.iter().any(|n| s.contains(n)))
-                    .map(|(_, s)| s.clone())
+                    .filter(|s| needles.iter().any(|n| s.contains(n)))
+                    .cloned()
                     .collect()
             })
             .unwrap_or_default()
@@ -132,7 +130,7 @@ impl Server {
     }
 }
 
-fn tail_of(lines: &Arc<Mutex<Vec<(u64, String)>>>, n: usize) -> String {
+fn tail_of(lines: &Arc<Mutex<Vec<String>>>, n: usize) -> String {
     lines
         .lock()
         .map(|l| {
@@ -140,7 +138,7 @@ fn tail_of(lines: &Arc<Mutex<Vec<(u64, String)>>>, n: usize) -> String {
                 .rev()
                 .take(n)
                 .rev()
-                .map(|(_, s)| s.as_str())
+                .map(String::as_str)
                 .collect::<Vec<_>>()
                 .join("\n")
         })
@@ -149,7 +147,7 @@ fn tail_of(lines: &Arc<Mutex<Vec<(u64, String)>>>, n: usize) -> String {
 
 fn spawn_reader<R>(
     stream: R,
-    lines: Arc<Mutex<Vec<(u64, String)>>>,
+    lines: Arc<Mutex<Vec<String>>>,
     log: Arc<tokio::sync::Mutex<tokio::fs::File>>,
     mut ready: Option<oneshot::Sender<u16>>,
 ) where
@@ -172,7 +170,7 @@ fn spawn_reader<R>(
             if let Ok(mut l) = lines.lock()
                 && l.len() < MAX_LINES
             {
-                l.push((wall_ns(), line));
+                l.push(line);
             }
         }
     });

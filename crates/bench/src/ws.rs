@@ -1,6 +1,7 @@
 //! One client session over the sync WebSocket (`/api/1.48.0/sync`): connect, authenticate,
 //! subscribe, send mutations, read frames with their kernel receive time, and keep the
-//! three version counters the way the Convex client does (CONVEX_WIRE.md §3.1).
+//! three version counters (query set, identity, ts) from each Transition's `endVersion`, as
+//! the Convex client does.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -135,16 +136,19 @@ impl Session {
         self.send(text).await
     }
 
-    /// Sends a `Mutation`; returns `(requestId, send time)`.
+    /// Sends a `Mutation`.
     pub async fn mutation(
         &mut self,
         path: &str,
         args: &serde_json::Value,
-    ) -> anyhow::Result<(u64, u64)> {
+    ) -> anyhow::Result<SentMutation> {
         let id = self.next_request;
         self.next_request += 1;
         let t = self.send(proto::mutation(id, path, args)).await?;
-        Ok((id, t))
+        Ok(SentMutation {
+            request_id: id,
+            sent_ns: t,
+        })
     }
 
     pub async fn close(mut self) {
@@ -185,15 +189,31 @@ pub async fn open(
     }
 }
 
+/// A `Mutation` on its way: the `requestId` its `MutationResponse` will name, and when it was
+/// sent (wall clock, ns).
+#[derive(Clone, Copy, Debug)]
+pub struct SentMutation {
+    pub request_id: u64,
+    pub sent_ns: u64,
+}
+
+/// What [`open_many`] opened.
+pub struct Opened {
+    /// `(i, session)` for each session `i` that opened, in index order.
+    pub sessions: Vec<(usize, Session)>,
+    /// Why each of the others did not.
+    pub failures: Vec<String>,
+}
+
 /// Opens `n` sessions, `concurrency` at a time, within `deadline`; `spec(i)` gives session
-/// `i`'s token and query. Returns the sessions opened (index order) and the failures.
+/// `i`'s token and query.
 pub async fn open_many<'a, F>(
     addr: SocketAddr,
     n: usize,
     concurrency: usize,
     deadline: Duration,
     spec: F,
-) -> (Vec<(usize, Session)>, Vec<String>)
+) -> Opened
 where
     F: Fn(usize) -> OpenSpec<'a>,
 {
@@ -220,5 +240,8 @@ where
         }
     }
     opened.sort_by_key(|(i, _)| *i);
-    (opened, failures)
+    Opened {
+        sessions: opened,
+        failures,
+    }
 }

@@ -1,4 +1,5 @@
-//! The command line (DESIGN §1): `dev`, `serve`, `run`, `token`, `auth check`, `codegen`.
+//! The command line: `dev`, `serve`, `run`, `token`, `auth check`, `codegen` (README.md,
+//! "Commands"), and [`Mode`], which of `dev` and `serve` is running.
 
 use std::path::PathBuf;
 
@@ -53,6 +54,14 @@ pub struct ServeArgs {
     /// Also serve this folder of static files at / (e.g. a built front-end).
     #[arg(long)]
     pub static_dir: Option<PathBuf>,
+}
+
+/// Whether the server runs as `dev` (live sync of every app file, the dev issuer, typed client
+/// code regenerated) or as `serve` (only the auth config and `.env` files are reloaded).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Mode {
+    Dev,
+    Serve,
 }
 
 #[derive(Args)]

@@ -1,6 +1,6 @@
 //! `pulsebase`: the one binary. Parses the command line (`cli.rs`) and hands off to the
 //! command: `dev` / `serve` (`start.rs`), `run` (`run_cmd.rs`), `token` and `auth check`
-//! (`auth_cmd.rs`), `codegen` (`codegen.rs`). Wiring only; everything else lives in the
+//! (`auth_cmd.rs`), `codegen` (`codegen/`). Wiring only; everything else lives in the
 //! library crates.
 
 mod auth_cmd;
@@ -8,6 +8,7 @@ mod cli;
 mod codegen;
 mod paths;
 mod run_cmd;
+mod schema_file;
 mod start;
 mod watch;
 
@@ -40,8 +41,8 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            cli::Command::Dev(args) => start::run(args, start::Mode::Dev).await,
-            cli::Command::Serve(args) => start::run(args, start::Mode::Serve).await,
+            cli::Command::Dev(args) => start::run(args, cli::Mode::Dev).await,
+            cli::Command::Serve(args) => start::run(args, cli::Mode::Serve).await,
             cli::Command::Run(args) => run_cmd::run(args).await,
             cli::Command::Token(args) => auth_cmd::token(args),
             cli::Command::Auth(cli::AuthCommand::Check(args)) => auth_cmd::check(args).await,

@@ -4,7 +4,6 @@
 //! Startup refuses a broken app with the full report (there is no last good version yet);
 //! later edits that break it are reported and the running version keeps serving.
 
-use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -13,33 +12,13 @@ use application::App;
 use authenticator::{Authenticator, AuthenticatorOptions, DevIssuer};
 use database::Database;
 use functions::Modules;
-use schema::Schema;
-use server::{DevIssuerState, ServerState};
-use sync::SyncHub;
+use server::ServerState;
 use tokio::net::TcpListener;
 
-use crate::cli::ServeArgs;
+use crate::cli::{Mode, ServeArgs};
 use crate::paths::{AppPaths, write_private};
-use crate::watch;
-
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum Mode {
-    Dev,
-    Serve,
-}
-
-/// Reads `schema.toml` (a missing file is an empty schema).
-pub fn load_schema(path: &Path) -> anyhow::Result<(Schema, String)> {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            return Ok((Schema::default(), String::new()));
-        }
-        Err(e) => return Err(e).with_context(|| format!("cannot read {}", path.display())),
-    };
-    let schema = Schema::parse(&text, "schema.toml")?;
-    Ok((schema, text))
-}
+use crate::schema_file::{self, SchemaFile};
+use crate::{codegen, watch};
 
 pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<ExitCode> {
     let paths = AppPaths::new(&args.dir);
@@ -50,13 +29,12 @@ pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<ExitCode> {
     );
     let started = std::time::Instant::now();
 
-    let (schema, schema_text) = load_schema(&paths.schema())?;
+    let SchemaFile { schema, text } = schema_file::load(&paths.schema())?;
     let data = args.data.clone().unwrap_or_else(|| paths.database());
-    let (db, report) =
-        tokio::task::spawn_blocking(move || Database::open(&data, schema, &schema_text))
-            .await
-            .context("opening the database")?
-            .context("opening the database")?;
+    let (db, report) = tokio::task::spawn_blocking(move || Database::open(&data, schema, &text))
+        .await
+        .context("opening the database")?
+        .context("opening the database")?;
     if !report.is_empty() {
         tracing::info!("schema applied: {report}");
     }
@@ -65,7 +43,7 @@ pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<ExitCode> {
     let n_functions = modules.functions().count();
     let app = App::new(db, modules);
     if mode == Mode::Dev {
-        crate::codegen::dev_regenerate(&paths.dir, &app);
+        codegen::dev_regenerate(&paths.dir, &app);
     }
 
     let auth_config =
@@ -87,26 +65,19 @@ pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<ExitCode> {
             .await
             .context("loading the dev issuer key")?
             .map_err(|e| anyhow::anyhow!("{e}"))?;
-        let issuer_url = format!("{url}/dev-issuer");
-        auth.set_builtin(vec![issuer.builtin_provider(&issuer_url)]);
-        Some(DevIssuerState {
-            issuer: Arc::new(issuer),
-            issuer_url,
-        })
+        Some(issuer)
     } else {
         None
     };
 
     let admin_key = paths.ensure_admin_key()?;
-    let hub = SyncHub::new(app.clone(), auth.clone(), Some(admin_key.clone()));
-    let state = Arc::new(ServerState {
-        app: app.clone(),
-        auth: auth.clone(),
-        hub: hub.clone(),
-        admin_key,
-        dev_issuer,
-        static_dir: args.static_dir.clone(),
-    });
+    let mut state = ServerState::new(app.clone(), auth.clone(), admin_key)
+        .with_static_dir(args.static_dir.clone());
+    if let Some(issuer) = dev_issuer {
+        state = state.with_dev_issuer(issuer, format!("{url}/dev-issuer"));
+    }
+    let hub = state.hub().clone();
+    let state = Arc::new(state);
     write_private(
         &paths.server_info(),
         &serde_json::json!({ "url": url, "port": port, "pid": std::process::id() }).to_string(),

@@ -6,7 +6,7 @@
 //! is applied on the Committer (refused if stored data violates it), the auth config replaces
 //! the Authenticator's. A broken edit prints one report and the last good version keeps
 //! serving. Each successful sync prints one line saying what changed and how long it took
-//! (and, in `dev`, whether the typed client code of `codegen.rs` was regenerated); a sync that
+//! (and, in `dev`, whether the typed client code of `codegen/` was regenerated); a sync that
 //! follows a failed one says the error is fixed, also when the fixed files are the version that
 //! kept serving, so nothing else changed.
 
@@ -22,8 +22,9 @@ use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use sync::SyncHub;
 use tokio::sync::mpsc;
 
+use crate::cli::Mode;
 use crate::paths::AppPaths;
-use crate::start::{Mode, load_schema};
+use crate::schema_file::{self, SchemaFile};
 
 /// Quiet time after the last event before a change is processed.
 const DEBOUNCE: Duration = Duration::from_millis(40);
@@ -243,7 +244,7 @@ async fn sync_schema(
     previous: Previous,
 ) -> bool {
     let started = Instant::now();
-    let (schema, text) = match load_schema(&paths.schema()) {
+    let SchemaFile { schema, text } = match schema_file::load(&paths.schema()) {
         Ok(loaded) => loaded,
         Err(e) => {
             eprintln!("✗ schema.toml not applied; the previous schema stays:\n{e:#}");

@@ -14,8 +14,8 @@ use base64::engine::general_purpose::STANDARD;
 use functions::Caller;
 use subtle::ConstantTimeEq;
 
-use crate::ServerState;
-use crate::http_api::error_response;
+use crate::api_error::error_response;
+use crate::state::ServerState;
 
 /// The verified caller of an HTTP request.
 pub(crate) struct HttpCaller {

@@ -12,8 +12,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
-use crate::ServerState;
-use crate::http_api::error_response;
+use crate::api_error::error_response;
+use crate::state::ServerState;
 
 /// Default lifetime of tokens minted over HTTP; the client refreshes them before expiry.
 const DEFAULT_TTL_SECS: u64 = 3600;

@@ -17,29 +17,36 @@ use axum::http::{HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use functions::{ErrorKind, HttpRequest};
 
-use crate::ServerState;
-use crate::http_api::error_response;
+use crate::api_error::error_response;
+use crate::state::ServerState;
 
 /// Largest request body an action receives (Convex's HTTP action limit is 20 MiB).
 const MAX_BODY_BYTES: usize = 20 << 20;
+
+/// A request no route of `functions/http.rhai` takes, given back to the router.
+pub(crate) struct Unrouted {
+    pub request: Request<Body>,
+    /// Why no route matched, for the 404 message.
+    pub reason: String,
+}
 
 /// Runs the HTTP action routed for `request`, or gives the request back when no route of
 /// `functions/http.rhai` matches.
 pub(crate) async fn dispatch(
     state: &Arc<ServerState>,
     request: Request<Body>,
-) -> Result<Response, (Request<Body>, String)> {
+) -> Result<Response, Unrouted> {
     let modules = state.app.modules();
     let method = request.method().as_str().to_string();
     let path = request.uri().path().to_string();
     let route = match modules.http_router().map(|r| r.lookup(&method, &path)) {
         Some(Ok(route)) => route.clone(),
-        Some(Err(why)) => return Err((request, why)),
+        Some(Err(reason)) => return Err(Unrouted { request, reason }),
         None => {
-            return Err((
+            return Err(Unrouted {
                 request,
-                "functions/http.rhai declares no HTTP routes".to_string(),
-            ));
+                reason: "functions/http.rhai declares no HTTP routes".to_string(),
+            });
         }
     };
     let (parts, body) = request.into_parts();

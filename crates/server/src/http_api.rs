@@ -1,7 +1,10 @@
-//! The HTTP API the official `ConvexHttpClient` speaks (`CONVEX_WIRE.md` §1.2): function
-//! calls answer HTTP 200 with `{"status":"success",...}` or `{"status":"error",...}`; problems
-//! with the request itself (bad JSON, refused token, overload) answer a non-2xx status with
-//! `{"code","message"}`, which the client surfaces as an `Error` carrying that body.
+//! The HTTP API the official `ConvexHttpClient` speaks: `POST /api/query`, `/api/mutation`,
+//! `/api/action` and `/api/function` with a `{"path", "args"}` body (`protocol::UdfRequest`).
+//! Function calls answer HTTP 200 with `{"status":"success","value","logLines"}` or
+//! `{"status":"error","errorMessage","errorData"?,"logLines"}` (a thrown `ConvexError` carries
+//! its data); problems with the request itself (bad JSON, refused token, overload) answer a
+//! non-2xx status with `{"code","message"}` (`api_error.rs`), which the client surfaces as an
+//! `Error` carrying that body.
 
 use std::sync::Arc;
 
@@ -15,16 +18,9 @@ use functions::{FunctionError, FunctionKind, FunctionPath};
 use protocol::{Ts, UdfRequest, UdfResponse, canonical_args};
 use value::Value;
 
-use crate::ServerState;
+use crate::api_error::error_response;
 use crate::caller::{self, HttpCaller};
-
-pub(crate) fn error_response(status: StatusCode, code: &str, message: &str) -> Response {
-    (
-        status,
-        Json(serde_json::json!({ "code": code, "message": message })),
-    )
-        .into_response()
-}
+use crate::state::ServerState;
 
 fn udf_response(result: Result<Value, FunctionError>, log_lines: Vec<String>) -> Response {
     let body = match result {
@@ -57,12 +53,19 @@ fn db_failure(error: DbError) -> Response {
     }
 }
 
+/// A function call the request asked for, with its verified caller.
+struct FunctionCall {
+    path: FunctionPath,
+    args: Value,
+    caller: HttpCaller,
+}
+
 /// Parses the body and the caller; the error side is the finished response.
 async fn prepare(
     state: &ServerState,
     headers: &HeaderMap,
     body: &Bytes,
-) -> Result<(FunctionPath, Value, HttpCaller), Response> {
+) -> Result<FunctionCall, Response> {
     let request: UdfRequest = serde_json::from_slice(body).map_err(|e| {
         error_response(
             StatusCode::BAD_REQUEST,
@@ -80,16 +83,15 @@ async fn prepare(
         )
     })?;
     let caller = caller::from_headers(headers, state).await?;
-    Ok((FunctionPath::parse(&request.path), args, caller))
+    Ok(FunctionCall {
+        path: FunctionPath::parse(&request.path),
+        args,
+        caller,
+    })
 }
 
-async fn run(
-    state: Arc<ServerState>,
-    kind: FunctionKind,
-    path: FunctionPath,
-    args: Value,
-    caller: HttpCaller,
-) -> Response {
+async fn run(state: Arc<ServerState>, kind: FunctionKind, call: FunctionCall) -> Response {
+    let FunctionCall { path, args, caller } = call;
     match kind {
         FunctionKind::Query => match state
             .app
@@ -125,7 +127,7 @@ pub(crate) async fn query(
     body: Bytes,
 ) -> Response {
     match prepare(&state, &headers, &body).await {
-        Ok((path, args, caller)) => run(state, FunctionKind::Query, path, args, caller).await,
+        Ok(call) => run(state, FunctionKind::Query, call).await,
         Err(response) => response,
     }
 }
@@ -136,7 +138,7 @@ pub(crate) async fn mutation(
     body: Bytes,
 ) -> Response {
     match prepare(&state, &headers, &body).await {
-        Ok((path, args, caller)) => run(state, FunctionKind::Mutation, path, args, caller).await,
+        Ok(call) => run(state, FunctionKind::Mutation, call).await,
         Err(response) => response,
     }
 }
@@ -147,7 +149,7 @@ pub(crate) async fn action(
     body: Bytes,
 ) -> Response {
     match prepare(&state, &headers, &body).await {
-        Ok((path, _, _)) => udf_response(
+        Ok(FunctionCall { path, .. }) => udf_response(
             Err(FunctionError::new(
                 functions::ErrorKind::NotFound,
                 format!(
@@ -166,13 +168,13 @@ pub(crate) async fn function(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let (path, args, caller) = match prepare(&state, &headers, &body).await {
-        Ok(prepared) => prepared,
+    let call = match prepare(&state, &headers, &body).await {
+        Ok(call) => call,
         Err(response) => return response,
     };
-    let kind = state.app.modules().get(&path).map(|(_, def)| def.kind);
+    let kind = state.app.modules().get(&call.path).map(|(_, def)| def.kind);
     let kind = kind.unwrap_or(FunctionKind::Query);
-    run(state, kind, path, args, caller).await
+    run(state, kind, call).await
 }
 
 pub(crate) async fn query_ts(State(state): State<Arc<ServerState>>) -> Response {

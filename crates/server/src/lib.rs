@@ -2,42 +2,27 @@
 //! future (so tests and the binary embed it the same way) and serves every route listed in
 //! `router.rs`: the HTTP API, the sync WebSocket, the dev issuer and HTTP actions.
 //!
+//! [`ServerState`] (`state.rs`) is what the routes share; `pulsebase dev`/`serve` and the tests
+//! in `tests/` assemble it the same way, with `ServerState::new` and its `with_*` methods.
+//!
 //! Access tokens enter here (`caller.rs`) and in the sync session's `Authenticate`; both go
 //! through the one `Authenticator::verify`.
 
+mod api_error;
 mod caller;
 mod dev_issuer;
 mod http_actions;
 mod http_api;
 mod router;
+mod state;
 mod ws;
 
 use std::future::Future;
 use std::sync::Arc;
 
-use application::App;
-use authenticator::{Authenticator, DevIssuer};
-use sync::SyncHub;
 use tokio::net::TcpListener;
 
-/// Everything the routes need.
-pub struct ServerState {
-    pub app: Arc<App>,
-    pub auth: Arc<Authenticator>,
-    pub hub: Arc<SyncHub>,
-    /// Authorises `Authorization: Convex <key>` (the admin endpoint, `pulsebase run`).
-    pub admin_key: String,
-    /// The built-in OIDC issuer, served under `/dev-issuer` by `pulsebase dev`.
-    pub dev_issuer: Option<DevIssuerState>,
-    /// Static files served for paths no other route takes (a built front-end).
-    pub static_dir: Option<std::path::PathBuf>,
-}
-
-/// The dev issuer and the URL it is served at.
-pub struct DevIssuerState {
-    pub issuer: Arc<DevIssuer>,
-    pub issuer_url: String,
-}
+pub use state::ServerState;
 
 /// Serves until `shutdown` resolves.
 pub async fn serve(

@@ -21,7 +21,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tower_http::cors::CorsLayer;
 
-use crate::ServerState;
+use crate::api_error::error_response;
+use crate::state::ServerState;
 use crate::{dev_issuer, http_actions, http_api, ws};
 
 pub(crate) fn routes(state: Arc<ServerState>) -> Router {
@@ -75,7 +76,10 @@ pub(crate) fn collapse_slashes(mut request: Request<Body>) -> Request<Body> {
 
 async fn fallback(State(state): State<Arc<ServerState>>, request: Request<Body>) -> Response {
     let path = request.uri().path().to_string();
-    let (request, no_route) = match http_actions::dispatch(&state, request).await {
+    let http_actions::Unrouted {
+        request,
+        reason: no_route,
+    } = match http_actions::dispatch(&state, request).await {
         Ok(response) => return response,
         Err(unrouted) => unrouted,
     };
@@ -93,7 +97,7 @@ async fn fallback(State(state): State<Arc<ServerState>>, request: Request<Body>)
     {
         return no_front_end(&request);
     }
-    http_api::error_response(
+    error_response(
         StatusCode::NOT_FOUND,
         "NotFound",
         &format!("no route for {} {path}: {no_route}", request.method()),
@@ -107,7 +111,7 @@ async fn serve_static(dir: &std::path::Path, request: Request<Body>) -> Response
         .fallback(tower_http::services::ServeFile::new(dir.join("index.html")));
     match service.oneshot(request).await {
         Ok(response) => response.into_response(),
-        Err(e) => http_api::error_response(
+        Err(e) => error_response(
             StatusCode::INTERNAL_SERVER_ERROR,
             "InternalServerError",
             &e.to_string(),

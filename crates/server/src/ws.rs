@@ -23,11 +23,11 @@ use sync::{Inbound, Outbound, run_session, stall_limit};
 use tokio::sync::mpsc;
 use tokio_tungstenite::tungstenite;
 
-use crate::ServerState;
+use crate::state::ServerState;
 
 /// Silence after which the writer sends `{"type":"Ping"}` (the client gives up after 60 s).
 const PING_AFTER: Duration = Duration::from_secs(15);
-/// Largest frame accepted from a client (DESIGN §3).
+/// Largest frame accepted from a client (20 MiB, listed under "Limits" in README.md).
 const MAX_FRAME: usize = 20 << 20;
 /// How long the writer may take to deliver a session's last frames and its close once the
 /// session has ended; then the socket is dropped, whether or not the client read them.

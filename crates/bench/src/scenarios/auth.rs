@@ -177,8 +177,8 @@ async fn reload_latency(ctx: &Ctx) -> anyhow::Result<Value> {
     let synced: Vec<f64> = server
         .lines_from(lines_before)
         .iter()
-        .filter(|(_, l)| l.contains("auth.config.toml synced"))
-        .filter_map(|(_, l)| {
+        .filter(|l| l.contains("auth.config.toml synced"))
+        .filter_map(|l| {
             l.rsplit(" in ")
                 .next()
                 .and_then(|r| r.split_whitespace().next())
@@ -188,7 +188,7 @@ async fn reload_latency(ctx: &Ctx) -> anyhow::Result<Value> {
     let rejected = server
         .lines_from(lines_before)
         .iter()
-        .filter(|(_, l)| l.contains("auth.config.toml") && l.contains('✗'))
+        .filter(|l| l.contains("auth.config.toml") && l.contains('✗'))
         .count();
     server.stop().await;
     let (mut during, mut quiet) = (Vec::new(), Vec::new());

@@ -100,7 +100,7 @@ fn todo(text: String, user: &str) -> Object {
 /// `c` threads, each a closed loop of one-insert native mutations, for `secs`.
 fn native_cell(app: &Arc<App>, c: usize, secs: f64) -> anyhow::Result<Value> {
     let end = Instant::now() + Duration::from_secs_f64(secs);
-    let results: Vec<(Vec<i64>, usize)> = std::thread::scope(|scope| {
+    let results: Vec<CallerOut> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..c)
             .map(|i| {
                 scope.spawn(move || {
@@ -126,7 +126,10 @@ fn native_cell(app: &Arc<App>, c: usize, secs: f64) -> anyhow::Result<Value> {
                             _ => errors += 1,
                         }
                     }
-                    (lat, errors)
+                    CallerOut {
+                        latencies_ns: lat,
+                        errors,
+                    }
                 })
             })
             .collect();
@@ -138,9 +141,18 @@ fn native_cell(app: &Arc<App>, c: usize, secs: f64) -> anyhow::Result<Value> {
     Ok(cell_json("native", c, secs, results))
 }
 
-fn cell_json(kind: &str, c: usize, secs: f64, results: Vec<(Vec<i64>, usize)>) -> Value {
-    let errors: usize = results.iter().map(|r| r.1).sum();
-    let lat: Vec<i64> = results.into_iter().flat_map(|r| r.0).collect();
+/// What one caller of a cell measured.
+#[derive(Default)]
+struct CallerOut {
+    /// Latency of each committed mutation, in ns.
+    latencies_ns: Vec<i64>,
+    /// Mutations that failed.
+    errors: usize,
+}
+
+fn cell_json(kind: &str, c: usize, secs: f64, results: Vec<CallerOut>) -> Value {
+    let errors: usize = results.iter().map(|r| r.errors).sum();
+    let lat: Vec<i64> = results.into_iter().flat_map(|r| r.latencies_ns).collect();
     json!({
         "kind": kind,
         "callers": c,
@@ -188,7 +200,10 @@ async fn rhai_cell(app: &Arc<App>, c: usize, secs: f64) -> anyhow::Result<Value>
                     _ => errors += 1,
                 }
             }
-            (lat, errors)
+            CallerOut {
+                latencies_ns: lat,
+                errors,
+            }
         }));
     }
     let mut results = Vec::new();

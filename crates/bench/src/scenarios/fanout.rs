@@ -14,7 +14,8 @@ use tokio::sync::watch;
 
 use super::subscribers::{self, WatchSpec};
 use super::{Ctx, field, num, rate_name};
-use crate::proc::Meter;
+use crate::opts::FanoutRow;
+use crate::proc::{CpuUse, Meter};
 use crate::server::Server;
 use crate::ws::{self, OpenSpec};
 
@@ -25,7 +26,11 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Value> {
     let token = minter.mint("fan_user", 7200, None)?;
     let mut rows = Vec::new();
     let mut metrics = Map::new();
-    for (s, rate) in ctx.opts.fanout_rows()? {
+    for FanoutRow {
+        subscribers: s,
+        rate,
+    } in ctx.opts.fanout_rows()?
+    {
         let row = fanout_row(ctx, &server, &token, s, rate).await?;
         let p = &row["push_ms"];
         println!(
@@ -103,13 +108,14 @@ async fn fanout_row(
     let progress = Arc::new(AtomicUsize::new(0));
     let (stop_tx, stop_rx) = watch::channel(false);
     let t_open = std::time::Instant::now();
-    let (sessions, failures) = ws::open_many(server.addr, s, 256, Duration::from_secs(120), |_| {
-        OpenSpec {
-            token: Some(token),
-            query: Some((QUERY, json!({}))),
-        }
-    })
-    .await;
+    let ws::Opened { sessions, failures } =
+        ws::open_many(server.addr, s, 256, Duration::from_secs(120), |_| {
+            OpenSpec {
+                token: Some(token),
+                query: Some((QUERY, json!({}))),
+            }
+        })
+        .await;
     let open_s = t_open.elapsed().as_secs_f64();
     let subscribed = sessions.len();
     let spec = WatchSpec {
@@ -141,7 +147,11 @@ async fn fanout_row(
         Duration::from_secs_f64(o.drain_s),
     )
     .await;
-    let (server_cpu, client_cpu, wall) = meter.stop();
+    let CpuUse {
+        server_cores: server_cpu,
+        client_cores: client_cpu,
+        wall_s: wall,
+    } = meter.stop();
     let outs = subscribers::collect(&stop_tx, handles).await;
     writer.close().await;
     let disconnected = outs.iter().filter(|o| o.closed).count();

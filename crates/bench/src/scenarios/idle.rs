@@ -51,7 +51,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Value> {
         let need = level.saturating_sub(handles.len());
         let base = handles.len();
         let t = std::time::Instant::now();
-        let (sessions, failures) =
+        let ws::Opened { sessions, failures } =
             ws::open_many(server.addr, need, 256, Duration::from_secs(300), |i| {
                 OpenSpec {
                     token: Some(tokens[(base + i) % USERS].as_str()),

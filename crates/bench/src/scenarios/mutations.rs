@@ -10,7 +10,7 @@ use serde_json::{Map, Value, json};
 
 use super::{Ctx, field, num};
 use crate::http::HttpConn;
-use crate::proc::Meter;
+use crate::proc::{CpuUse, Meter};
 use crate::proto;
 use crate::stats::{dist_ms, wall_ns};
 use crate::ws::{self, OpenSpec, Session};
@@ -81,7 +81,7 @@ async fn cell(
     let t_end = t_start + Duration::from_secs_f64(o.mutation_s);
     let mut handles = Vec::new();
     if transport == "ws" {
-        let (sessions, failures) =
+        let ws::Opened { sessions, failures } =
             ws::open_many(addr, c, 64, Duration::from_secs(60), |i| OpenSpec {
                 token: Some(tokens[i].as_str()),
                 query: None,
@@ -121,7 +121,11 @@ async fn finish(
     tokio::time::sleep_until(t_start.into()).await;
     let meter = Meter::start(pid);
     tokio::time::sleep_until(t_end.into()).await;
-    let (server_cpu, client_cpu, _) = meter.stop();
+    let CpuUse {
+        server_cores: server_cpu,
+        client_cores: client_cpu,
+        ..
+    } = meter.stop();
     let mut all = WorkerOut::default();
     let limit = tokio::time::Instant::now() + Duration::from_secs(30);
     for h in handles {
@@ -158,7 +162,7 @@ async fn ws_worker(mut s: Session, i: usize, t_start: Instant, t_end: Instant) -
         n += 1;
         let args = json!({"text": format!("m{i}-{n}")});
         match one_ws_mutation(&mut s, &args).await {
-            Ok((response, resolved)) => {
+            Ok(Round { response, resolved }) => {
                 if measured {
                     out.response.push(response);
                     out.resolved.push(resolved);
@@ -174,15 +178,25 @@ async fn ws_worker(mut s: Session, i: usize, t_start: Instant, t_end: Instant) -
     out
 }
 
-async fn one_ws_mutation(s: &mut Session, args: &Value) -> anyhow::Result<(i64, i64)> {
+/// One mutation's latencies, in ns after its send: to its `MutationResponse`, and to the
+/// Transition that covers its ts.
+struct Round {
+    response: i64,
+    resolved: i64,
+}
+
+async fn one_ws_mutation(s: &mut Session, args: &Value) -> anyhow::Result<Round> {
     match tokio::time::timeout(REPLY_LIMIT, ws_mutation_round(s, args)).await {
         Ok(r) => r,
         Err(_) => anyhow::bail!("no covering Transition within {REPLY_LIMIT:?}"),
     }
 }
 
-async fn ws_mutation_round(s: &mut Session, args: &Value) -> anyhow::Result<(i64, i64)> {
-    let (rid, sent) = s.mutation(PATH, args).await?;
+async fn ws_mutation_round(s: &mut Session, args: &Value) -> anyhow::Result<Round> {
+    let ws::SentMutation {
+        request_id: rid,
+        sent_ns: sent,
+    } = s.mutation(PATH, args).await?;
     let mut committed: Option<(u64, u64)> = None; // (ts, response time)
     loop {
         let frame = s.next_frame_within(REPLY_LIMIT).await?;
@@ -200,7 +214,10 @@ async fn ws_mutation_round(s: &mut Session, args: &Value) -> anyhow::Result<(i64
                 if let Some((ts, at)) = committed
                     && s.ts >= ts
                 {
-                    return Ok(((at - sent) as i64, (frame.app_ns - sent) as i64));
+                    return Ok(Round {
+                        response: (at - sent) as i64,
+                        resolved: (frame.app_ns - sent) as i64,
+                    });
                 }
             }
             _ => {}

@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use super::fanout::push_metrics;
 use super::subscribers::{self, WatchSpec};
 use super::{Ctx, field, rate_name};
-use crate::proc::Meter;
+use crate::proc::{CpuUse, Meter};
 use crate::server::Server;
 use crate::ws::{self, OpenSpec};
 
@@ -67,13 +67,14 @@ async fn rate_row(
     let progress = Arc::new(AtomicUsize::new(0));
     let (stop_tx, stop_rx) = watch::channel(false);
     let t_open = std::time::Instant::now();
-    let (sessions, failures) = ws::open_many(server.addr, u, 128, Duration::from_secs(120), |i| {
-        OpenSpec {
-            token: Some(tokens[i].as_str()),
-            query: Some(("todos:getMyTodos", json!({}))),
-        }
-    })
-    .await;
+    let ws::Opened { sessions, failures } =
+        ws::open_many(server.addr, u, 128, Duration::from_secs(120), |i| {
+            OpenSpec {
+                token: Some(tokens[i].as_str()),
+                query: Some(("todos:getMyTodos", json!({}))),
+            }
+        })
+        .await;
     let open_s = t_open.elapsed().as_secs_f64();
     let subscribed = sessions.len();
     let handles: Vec<_> = sessions
@@ -100,7 +101,11 @@ async fn rate_row(
     )
     .await?;
     subscribers::drain(&progress, w.sent.len(), Duration::from_secs_f64(o.drain_s)).await;
-    let (server_cpu, client_cpu, wall) = meter.stop();
+    let CpuUse {
+        server_cores: server_cpu,
+        client_cores: client_cpu,
+        wall_s: wall,
+    } = meter.stop();
     let outs = subscribers::collect(&stop_tx, handles).await;
     let leaks: usize = outs.iter().map(|o| o.leaks).sum();
     let disconnected = outs.iter().filter(|o| o.closed).count();

@@ -14,7 +14,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::{Ctx, field, num};
-use crate::proc::Meter;
+use crate::proc::{CpuUse, Meter};
 use crate::proto;
 use crate::stats::dist_ms;
 use crate::ws::{self, OpenSpec, Session};
@@ -50,13 +50,14 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Value> {
     );
 
     let t_open = std::time::Instant::now();
-    let (sessions, failures) = ws::open_many(server.addr, n, 256, Duration::from_secs(300), |i| {
-        OpenSpec {
-            token: Some(initial[i].as_str()),
-            query: Some(("todos:getMyTodos", json!({}))),
-        }
-    })
-    .await;
+    let ws::Opened { sessions, failures } =
+        ws::open_many(server.addr, n, 256, Duration::from_secs(300), |i| {
+            OpenSpec {
+                token: Some(initial[i].as_str()),
+                query: Some(("todos:getMyTodos", json!({}))),
+            }
+        })
+        .await;
     let open_s = t_open.elapsed().as_secs_f64();
     let opened = sessions.len();
     let writer_token = minter.mint("rf_writer", 7200, None)?;
@@ -94,13 +95,21 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Value> {
     tokio::time::sleep(settle).await;
     let meter_a = Meter::start(server.pid);
     let (writer, lat_a) = watch_writer(writer, o.refresh_writer_rate, o.refresh_s).await;
-    let (cpu_a, client_a, _) = meter_a.stop();
+    let CpuUse {
+        server_cores: cpu_a,
+        client_cores: client_a,
+        ..
+    } = meter_a.stop();
     tokio::time::sleep_until(b_start).await;
     let meter_b = Meter::start(server.pid);
     let (writer, lat_b) = watch_writer(writer, o.refresh_writer_rate, o.refresh_s).await;
     // Let the last slots of the window fire before stopping.
     tokio::time::sleep_until(b_start + window + Duration::from_millis(500)).await;
-    let (cpu_b, client_b, wall_b) = meter_b.stop();
+    let CpuUse {
+        server_cores: cpu_b,
+        client_cores: client_b,
+        wall_s: wall_b,
+    } = meter_b.stop();
     writer.close().await;
     let _ = stop_tx.send(true);
     let mut all = RefreshOut::default();
@@ -119,7 +128,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Value> {
         Some((cpu_b - cpu_a) * wall_b / all.acks.len() as f64 * 1e6)
     };
     let ack = dist_ms(&all.acks);
-    let (la, lb) = (dist_ms(&lat_a.0), dist_ms(&lat_b.0));
+    let (la, lb) = (dist_ms(&lat_a.latencies_ns), dist_ms(&lat_b.latencies_ns));
     println!(
         "   {opened} sessions (open {open_s:.1} s): {} refreshes sent, {} acknowledged ({refreshes_per_s:.0}/s), errors {}",
         all.sent,
@@ -156,7 +165,7 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Value> {
             metrics.insert(format!("writer_{name}.push_{q}_ms"), num(field(d, q), 3));
         }
     }
-    metrics.insert("writer_lost".into(), json!(lat_a.1 + lat_b.1));
+    metrics.insert("writer_lost".into(), json!(lat_a.lost + lat_b.lost));
     let out = json!({
         "sessions": n,
         "opened": opened,
@@ -234,7 +243,15 @@ async fn refresh_task(
 
 /// Adds todos at `rate` for `secs` on `s` (open loop) and times each one's arrival in the
 /// session's own subscription. Returns the session, latencies (ns) and how many never came.
-async fn watch_writer(mut s: Session, rate: f64, secs: f64) -> (Session, (Vec<i64>, usize)) {
+/// What [`watch_writer`] measured.
+struct Watched {
+    /// Push latency of each todo that arrived, in ns.
+    latencies_ns: Vec<i64>,
+    /// Todos written whose push never arrived.
+    lost: usize,
+}
+
+async fn watch_writer(mut s: Session, rate: f64, secs: f64) -> (Session, Watched) {
     let tag = super::subscribers::new_tag();
     let n = (rate * secs).round() as usize;
     let t0 = Instant::now() + Duration::from_millis(20);
@@ -247,7 +264,9 @@ async fn watch_writer(mut s: Session, rate: f64, secs: f64) -> (Session, (Vec<i6
         tokio::select! {
             () = tokio::time::sleep_until(next_at), if seq < n => {
                 let args = json!({"text": format!("{tag}:{seq}")});
-                if let Ok((_, t)) = s.mutation("todos:addTodo", &args).await {
+                if let Ok(ws::SentMutation { sent_ns: t, .. }) =
+                    s.mutation("todos:addTodo", &args).await
+                {
                     sent.insert(seq, t);
                 }
                 seq += 1;
@@ -271,5 +290,11 @@ async fn watch_writer(mut s: Session, rate: f64, secs: f64) -> (Session, (Vec<i6
         }
     }
     let lost = sent.len();
-    (s, (lat, lost))
+    (
+        s,
+        Watched {
+            latencies_ns: lat,
+            lost,
+        },
+    )
 }

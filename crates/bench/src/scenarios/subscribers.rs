@@ -18,7 +18,7 @@ use tokio::time::Instant;
 use crate::http::HttpConn;
 use crate::proto;
 use crate::stats::{dist_ms, quantiles_ms, wall_ns};
-use crate::ws::Session;
+use crate::ws::{self, Session};
 
 /// One (event, subscriber) receipt.
 #[derive(Clone, Copy)]
@@ -184,7 +184,10 @@ pub async fn ws_writer(
                 }
                 let args = json!({"text": format!("{tag}:{seq}")});
                 match s.mutation("todos:addTodo", &args).await {
-                    Ok((rid, t)) => {
+                    Ok(ws::SentMutation {
+                        request_id: rid,
+                        sent_ns: t,
+                    }) => {
                         pending.insert(rid, (seq as u32, t));
                         out.sent.insert(seq as u32, t);
                         out.sched.insert(seq as u32, wall0 + (seq as f64 / rate * 1e9) as u64);
@@ -223,6 +226,17 @@ pub async fn ws_writer(
     (out, s)
 }
 
+/// One write the HTTP API answered with success.
+struct Answered {
+    seq: u32,
+    /// When it was sent (wall clock, ns).
+    sent_ns: u64,
+    /// When it was scheduled to be sent (wall clock, ns).
+    scheduled_ns: u64,
+    /// Send → response, ns.
+    latency_ns: i64,
+}
+
 /// Open loop over `conns` keep-alive HTTP connections: create `seq` (by its owner, with the
 /// owner's token) is scheduled at `t0 + seq / rate` and sent on the next free connection.
 pub async fn http_writer(
@@ -243,7 +257,7 @@ pub async fn http_writer(
         let tokens = tokens.clone();
         let tag = tag.clone();
         workers.push(tokio::spawn(async move {
-            let mut done: Vec<(u32, u64, u64, i64)> = Vec::new();
+            let mut done: Vec<Answered> = Vec::new();
             let mut errors = Vec::new();
             loop {
                 let job = jobs.lock().await.recv().await;
@@ -257,7 +271,12 @@ pub async fn http_writer(
                     Ok(r) if r.status == 200
                         && memchr::memmem::find(&r.body, br#""status":"success""#).is_some() =>
                     {
-                        done.push((seq, r.sent_ns, sched, (wall_ns() - r.sent_ns) as i64));
+                        done.push(Answered {
+                            seq,
+                            sent_ns: r.sent_ns,
+                            scheduled_ns: sched,
+                            latency_ns: (wall_ns() - r.sent_ns) as i64,
+                        });
                     }
                     Ok(r) => errors.push(format!(
                         "HTTP {}: {}",
@@ -292,10 +311,10 @@ pub async fn http_writer(
     for w in workers {
         match tokio::time::timeout_at(limit, w).await {
             Ok(Ok((done, errors))) => {
-                for (seq, sent, sched, lat) in done {
-                    out.sent.insert(seq, sent);
-                    out.sched.insert(seq, sched);
-                    out.call_latency.push(lat);
+                for answered in done {
+                    out.sent.insert(answered.seq, answered.sent_ns);
+                    out.sched.insert(answered.seq, answered.scheduled_ns);
+                    out.call_latency.push(answered.latency_ns);
                 }
                 out.errors.extend(errors);
             }

@@ -590,34 +590,14 @@ pub(crate) fn register(engine: &mut Engine) {
     );
 }
 
-/// `%XX` and `+` decoding for query strings; invalid escapes stay as they are.
+/// `+` and `%XX` decoding of one query-string name or value; invalid escapes stay as they are.
+/// `+` becomes a space first, so `%2B` still decodes to a literal `+`; `percent-encoding`
+/// decodes an escape only when both bytes after `%` are hex digits, so `%+41` is `%`, a space
+/// and `41`.
 fn percent_decode(text: &str) -> String {
-    let bytes = text.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            // `i + 2 < len`: both digits exist, also for an escape that ends the text.
-            b'%' if i + 2 < bytes.len()
-                && bytes[i + 1].is_ascii_hexdigit()
-                && bytes[i + 2].is_ascii_hexdigit() =>
-            {
-                // Two ASCII hex digits: `from_str_radix` alone would also take "+f" (a sign).
-                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).ok();
-                match hex.and_then(|h| u8::from_str_radix(h, 16).ok()) {
-                    Some(b) => {
-                        out.push(b);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    percent_encoding::percent_decode_str(&text.replace('+', " "))
+        .decode_utf8_lossy()
+        .into_owned()
 }
 
 #[cfg(test)]
@@ -641,9 +621,11 @@ mod tests {
         // One digit short of an escape stays as it is.
         assert_eq!(percent_decode("a%4"), "a%4");
         assert_eq!(percent_decode("%"), "%");
-        // `u8::from_str_radix` accepts a leading sign; an escape needs two hex digits, so
-        // "%+41" is a literal '%', a space and "41" (not byte 0x04 followed by "1").
+        // An escape needs two hex digits, so "%+41" is a literal '%', a space and "41" (not
+        // byte 0x04 followed by "1", which a sign-accepting hex parse would give).
         assert_eq!(percent_decode("%+41"), "% 41");
+        // A `+` written as an escape stays a `+`.
+        assert_eq!(percent_decode("a%2Bb"), "a+b");
     }
 
     #[test]

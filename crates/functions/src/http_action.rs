@@ -230,7 +230,7 @@ impl RequestHandle {
 /// `Webhook(secret)`: a verifier holding the decoded secret.
 #[derive(Clone)]
 struct WebhookVerifier {
-    key: Arc<Vec<u8>>,
+    verifier: Arc<webhook::Verifier>,
 }
 
 impl WebhookVerifier {
@@ -240,8 +240,10 @@ impl WebhookVerifier {
                 "the webhook secret must be a string like \"whsec_...\", not {found}"
             ))
         })?;
-        let key = webhook::decode_secret(&secret).map_err(|e| host_error(e.to_string()))?;
-        Ok(WebhookVerifier { key: Arc::new(key) })
+        let verifier = webhook::Verifier::new(&secret).map_err(|e| host_error(e.to_string()))?;
+        Ok(WebhookVerifier {
+            verifier: Arc::new(verifier),
+        })
     }
 
     /// Checks the signature against the raw body, then parses the body as JSON.
@@ -252,7 +254,8 @@ impl WebhookVerifier {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as i64);
-        webhook::verify_with_key(&self.key, headers, &request.0.body, now)
+        self.verifier
+            .verify(headers, &request.0.body, now)
             .map_err(|e| refused(e.to_string()))?;
         let json: serde_json::Value = serde_json::from_slice(&request.0.body)
             .map_err(|e| refused(format!("the payload is not JSON: {e}")))?;

@@ -17,12 +17,20 @@
 //! The signature header holds space-separated `v1,<base64>` entries (several during a secret
 //! rotation); any entry equal to the expected signature accepts, every entry compared in
 //! constant time. The error messages are the Svix libraries' own, so they read the same in logs
-//! as anywhere else.
+//! as anywhere else. [`WebhookHandle`] is what a script holds; it reads the real clock.
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD};
+use rhai::Dynamic;
 use standardwebhooks::Webhook;
 use subtle::ConstantTimeEq;
+
+use crate::convert::json_to_dynamic;
+use crate::host_error::{HostResult, host_error};
+use crate::http_request::RequestHandle;
 
 /// How far the signed timestamp may be from now, either way (Svix: 5 minutes).
 pub const TOLERANCE_SECS: i64 = 5 * 60;
@@ -141,6 +149,43 @@ impl Verifier {
         } else {
             Err(WebhookError::NoMatchingSignature)
         }
+    }
+}
+
+/// `Webhook(secret)` in a script, also behind `verifyWebhook(secret, request)`.
+#[derive(Clone)]
+pub(crate) struct WebhookHandle {
+    verifier: Arc<Verifier>,
+}
+
+impl WebhookHandle {
+    pub(crate) fn new(secret: &Dynamic) -> HostResult<WebhookHandle> {
+        let secret = secret.clone().into_string().map_err(|found| {
+            host_error(format!(
+                "the webhook secret must be a string like \"whsec_...\", not {found}"
+            ))
+        })?;
+        let verifier = Verifier::new(&secret).map_err(|e| host_error(e.to_string()))?;
+        Ok(WebhookHandle {
+            verifier: Arc::new(verifier),
+        })
+    }
+
+    /// `.verify(request)`: checks the signature against the raw body at the current time, then
+    /// parses the body as JSON, the payload the script gets.
+    pub(crate) fn verify(&self, request: &RequestHandle) -> HostResult<Dynamic> {
+        let refused = |why: String| host_error(format!("webhook verification failed: {why}"));
+        let headers = SignedHeaders::from_lookup(|name| request.header(name))
+            .map_err(|e| refused(e.to_string()))?;
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs() as i64);
+        self.verifier
+            .verify(headers, request.body(), now)
+            .map_err(|e| refused(e.to_string()))?;
+        let json: serde_json::Value = serde_json::from_slice(request.body())
+            .map_err(|e| refused(format!("the payload is not JSON: {e}")))?;
+        json_to_dynamic(&json).map_err(refused)
     }
 }
 

@@ -1,7 +1,8 @@
 //! What a failed call reports: a Rhai error (possibly wrapped by nested calls) reduced to a
 //! message, its [`ErrorKind`], and one `at file:line:column (function)` line per frame,
-//! innermost first. Limits name the limit and the function that hit it; a thrown map becomes
-//! Convex's `ConvexError` data; other Rhai messages get a hint from `hints.rs`.
+//! innermost first. Limits name the limit and the function that hit it; a thrown value that is
+//! not a string becomes Convex's `ConvexError` data; other Rhai messages get a hint from
+//! `hints.rs`.
 
 use rhai::{EvalAltResult, Position};
 use value::Value;

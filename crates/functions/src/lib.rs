@@ -12,9 +12,9 @@
 //! Only HTTP actions, which are never cached, read the real clock and the app's environment.
 //!
 //! Modules depend one way, from leaves up: values, errors, limits and hints; then the
-//! sandbox and the compiled [`ModuleSet`](module_set); then the pieces the host API exposes
+//! compiled modules (`module_set.rs`) and the sandbox; then the pieces the host API exposes
 //! (query builder, HTTP request and response, webhooks); then `host_api/`, the runners, the
-//! loader, and [`Modules`] on top.
+//! loader, and [`Modules`] on top. ARCHITECTURE.md (`functions`) lists every file.
 
 mod action_host;
 mod convert;

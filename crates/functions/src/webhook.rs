@@ -17,7 +17,7 @@
 //! The signature header holds space-separated `v1,<base64>` entries (several during a secret
 //! rotation); any entry equal to the expected signature accepts, every entry compared in
 //! constant time. The error messages are the Svix libraries' own, so they read the same in logs
-//! as anywhere else. [`WebhookHandle`] is what a script holds; it reads the real clock.
+//! as anywhere else. `WebhookHandle` is what a script holds; it reads the real clock.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};

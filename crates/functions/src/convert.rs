@@ -4,9 +4,15 @@
 //! array ↔ array, object ↔ object map. A Rhai `char` becomes a one-character string; function
 //! pointers and host handles (`ctx`, query builders) are not values and are refused with the
 //! path where they were found.
+//!
+//! Also plain JSON (a request body, a webhook payload) as a script value: JSON has no integers,
+//! so every number becomes a float, as in JavaScript.
 
 use rhai::{Array, Blob, Dynamic, FnPtr, ImmutableString, Map};
 use value::{Object, Value};
+
+/// Nesting limit for JSON turned into script values.
+const MAX_JSON_DEPTH: usize = 64;
 
 /// Converts a value for a script.
 pub fn to_dynamic(value: &Value) -> Dynamic {
@@ -107,6 +113,36 @@ pub fn object_from_dynamic(value: &Dynamic, what: &str) -> Result<Object, String
             other.type_name()
         )),
     }
+}
+
+/// Plain JSON (numbers are float64, as in JavaScript) as a script value.
+pub(crate) fn json_to_dynamic(json: &serde_json::Value) -> Result<Dynamic, String> {
+    json_at_depth(json, 0)
+}
+
+fn json_at_depth(json: &serde_json::Value, depth: usize) -> Result<Dynamic, String> {
+    if depth > MAX_JSON_DEPTH {
+        return Err(format!("the JSON is nested deeper than {MAX_JSON_DEPTH}"));
+    }
+    Ok(match json {
+        serde_json::Value::Null => Dynamic::UNIT,
+        serde_json::Value::Bool(b) => Dynamic::from_bool(*b),
+        serde_json::Value::Number(n) => Dynamic::from_float(n.as_f64().unwrap_or(f64::NAN)),
+        serde_json::Value::String(s) => Dynamic::from(ImmutableString::from(s.as_str())),
+        serde_json::Value::Array(items) => Dynamic::from_array(
+            items
+                .iter()
+                .map(|item| json_at_depth(item, depth + 1))
+                .collect::<Result<_, _>>()?,
+        ),
+        serde_json::Value::Object(fields) => {
+            let mut map = Map::new();
+            for (k, v) in fields {
+                map.insert(k.as_str().into(), json_at_depth(v, depth + 1)?);
+            }
+            Dynamic::from_map(map)
+        }
+    })
 }
 
 #[cfg(test)]

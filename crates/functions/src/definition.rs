@@ -1,5 +1,6 @@
 //! What a module declares: [`FunctionDef`]s built by `query(...)`, `mutation(...)`,
-//! `internalQuery(...)`, `internalMutation(...)` and `httpAction(...)` at load time.
+//! `internalQuery(...)`, `internalMutation(...)` and `httpAction(...)` at load time, and who
+//! may call them ([`Visibility`], [`Caller`]).
 
 use rhai::{FnPtr, Position};
 use schema::{ObjectType, Type};
@@ -28,6 +29,15 @@ pub enum Visibility {
     Public,
     /// Callable only from other functions, HTTP actions and the admin endpoint.
     Internal,
+}
+
+/// Who is calling, which decides whether internal functions are visible.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Caller {
+    /// A client over WebSocket or the public HTTP API: public functions only.
+    Client,
+    /// The admin endpoint, HTTP actions and other functions: internal functions too.
+    Trusted,
 }
 
 /// The value `query(#{ args, returns, handler })` evaluates to; becomes a [`FunctionDef`]

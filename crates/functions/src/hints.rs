@@ -3,10 +3,21 @@
 //! that `ctx`, `ctx.db` or a query does not have, a field read on `()`, and the features the
 //! sandbox refuses (`timestamp`, randomness, `eval`, `import`). Rhai's own text is kept, with
 //! its type names shortened, so it can still be looked up; the hint follows it.
+//!
+//! The reasons for the refused features live here too ([`refusal`]), shared by the host API,
+//! which refuses the calls it registers, and by the hints for those it does not.
 
 use rhai::EvalAltResult;
 
-use crate::host_api::{NO_CLOCK, NO_RANDOM, refusal};
+pub(crate) const NO_CLOCK: &str = "functions must be deterministic (query results are cached and shared between clients); use ctx.now(), the time the call started";
+pub(crate) const NO_RANDOM: &str = "functions must be deterministic (query results are cached and shared between clients); derive values from the arguments, and let ctx.db.insert make ids";
+pub(crate) const NO_SLEEP: &str =
+    "it would block the server's thread; a function should finish as fast as it can";
+
+/// What a sandboxed-away feature says: what was called and why it is not there.
+pub(crate) fn refusal(what: &str, why: &str) -> String {
+    format!("{what} is not available in Pulsebase functions: {why}")
+}
 
 /// Rhai's name for its string type in signatures.
 const RHAI_STRING: &str = "&str | ImmutableString | String";

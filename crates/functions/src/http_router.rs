@@ -12,10 +12,10 @@
 //! unknown method, a prefix not ending in `/`, a duplicate route, a handler that is not an
 //! HTTP action. Lookup takes an exact `path` first, then the longest matching `pathPrefix`.
 
-use rhai::{Dynamic, EvalAltResult, FnPtr, Map, NativeCallContext, Position};
+use rhai::{FnPtr, Map, NativeCallContext};
 
 use crate::definition::{FunctionKind, Registration};
-use crate::host_api::{HostError, HostResult};
+use crate::host_error::{HostResult, host_error_at};
 
 /// The module that may declare routes.
 pub const HTTP_MODULE: &str = "http";
@@ -79,6 +79,14 @@ pub struct HttpRouter {
 }
 
 impl HttpRouter {
+    /// What `httpRouter()` returns: no routes yet, declared at `line`.
+    pub(crate) fn new(line: usize) -> HttpRouter {
+        HttpRouter {
+            routes: Vec::new(),
+            line,
+        }
+    }
+
     pub fn routes(&self) -> impl Iterator<Item = &HttpRoute> {
         self.routes.iter().map(|(route, _)| route)
     }
@@ -120,10 +128,11 @@ impl HttpRouter {
         }
     }
 
-    /// `.route(#{ path | pathPrefix, method, handler })`.
-    fn add(&mut self, call: &NativeCallContext, spec: Map) -> HostResult<HttpRouter> {
+    /// `.route(#{ path | pathPrefix, method, handler })`; a mistake is a load error at the
+    /// call's position.
+    pub(crate) fn add(&mut self, call: &NativeCallContext, spec: Map) -> HostResult<HttpRouter> {
         let position = call.call_position();
-        let fail = |message: String| load_error(message, position);
+        let fail = |message: String| host_error_at(message, position);
         if let Some(unknown) = spec
             .keys()
             .find(|k| !["path", "pathPrefix", "method", "handler"].contains(&k.as_str()))
@@ -228,29 +237,6 @@ impl HttpRouter {
         ));
         Ok(self.clone())
     }
-}
-
-fn load_error(message: String, position: Position) -> Box<EvalAltResult> {
-    Box::new(EvalAltResult::ErrorRuntime(
-        Dynamic::from(HostError {
-            message,
-            is_limit: false,
-        }),
-        position,
-    ))
-}
-
-/// Registers `httpRouter()` and `.route(...)`.
-pub(crate) fn register(engine: &mut rhai::Engine) {
-    engine.register_type_with_name::<HttpRouter>("HttpRouter");
-    engine.register_fn("httpRouter", |call: NativeCallContext| HttpRouter {
-        routes: Vec::new(),
-        line: call.call_position().line().unwrap_or(0),
-    });
-    engine.register_fn(
-        "route",
-        |call: NativeCallContext, router: &mut HttpRouter, spec: Map| router.add(&call, spec),
-    );
 }
 
 #[cfg(test)]

@@ -1,50 +1,32 @@
-//! [`Modules`]: every module of `functions/`, compiled and evaluated once. Immutable; a
-//! reload builds a new `Modules` and the server swaps the `Arc`, so calls in flight finish on
-//! the version they started with.
+//! [`Modules`]: every module of `functions/`, compiled and evaluated once, and the entry points
+//! that run them. Immutable; a reload builds a new `Modules` and the server swaps the `Arc`, so
+//! calls in flight finish on the version they started with.
 //!
-//! `functions/todos.rhai` is module `todos`; `functions/admin/users.rhai` is `admin/users`.
-//! Files and folders whose names start with `_` or `.` are skipped (`_generated/` holds
-//! client code). A module's functions are its exported registrations:
-//! `export const list = query(#{ args: #{}, handler: |ctx, args| { ... } });`
+//! Loading is `loader.rs`, running a query or mutation `runner.rs`, running an HTTP action
+//! `http_action.rs`; the compiled modules themselves are a `ModuleSet` (`module_set.rs`),
+//! shared with the calls they run.
 
 use std::collections::BTreeMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use rhai::{AST, Engine, Module, ParseError, Position, Scope};
+use database::Transaction;
+use value::Value;
 
-use crate::definition::{FunctionDef, Registration};
-use crate::error::{LoadError, LoadErrors};
-use crate::http_router::{HTTP_MODULE, HttpRouter};
+use crate::action_host::ActionHost;
+use crate::definition::{Caller, FunctionDef, FunctionKind};
+use crate::error::{FunctionError, LoadErrors};
+use crate::http_action::{self, ActionCall, ActionExecution};
+use crate::http_request::{HttpRequest, RequestIdentity};
+use crate::http_router::{HttpRoute, HttpRouter};
+use crate::loader::{self, ModuleSource};
+use crate::module_set::{LoadedModule, ModuleSet};
 use crate::path::FunctionPath;
-use crate::{hints, host_api, runner, sandbox};
-
-/// The source of one module.
-#[derive(Clone, Debug)]
-pub struct ModuleSource {
-    /// Module path, e.g. `todos` or `admin/users`.
-    pub module: String,
-    /// How errors name the file, e.g. `functions/todos.rhai`.
-    pub file: String,
-    pub source: String,
-}
-
-/// One loaded module.
-pub struct LoadedModule {
-    pub path: String,
-    pub file: String,
-    /// Hash of the source, to tell which modules a reload changed.
-    pub source_hash: u64,
-    pub(crate) ast: AST,
-    pub functions: BTreeMap<String, FunctionDef>,
-    /// The routes `functions/http.rhai` exports (`httpRouter()...`).
-    pub(crate) http_router: Option<HttpRouter>,
-}
+use crate::runner::{self, Call, Execution};
 
 /// All loaded modules and the engine that runs them.
 pub struct Modules {
-    pub(crate) engine: Engine,
-    modules: BTreeMap<String, LoadedModule>,
+    set: Arc<ModuleSet>,
     /// The `functions/` folder these were loaded from, when loaded from disk.
     functions_dir: Option<PathBuf>,
     /// Hash of every module's path and source: equal fingerprints, same code.
@@ -52,29 +34,28 @@ pub struct Modules {
 }
 
 impl Modules {
+    fn new(set: ModuleSet, functions_dir: Option<PathBuf>) -> Modules {
+        Modules {
+            fingerprint: loader::fingerprint(&set),
+            set: Arc::new(set),
+            functions_dir,
+        }
+    }
+
     /// An empty set (no functions directory).
     pub fn empty() -> Modules {
-        Modules {
-            engine: engine(),
-            modules: BTreeMap::new(),
-            functions_dir: None,
-            fingerprint: fingerprint(&BTreeMap::new()),
-        }
+        Modules::new(ModuleSet::new(loader::engine(), BTreeMap::new()), None)
     }
 
     /// Reads every module under `dir` (recursively). All problems are reported together.
     pub fn load_dir(dir: &Path) -> Result<Modules, LoadErrors> {
-        let mut sources = Vec::new();
-        let mut errors = Vec::new();
-        if dir.exists() {
-            collect_sources(dir, dir, &mut sources, &mut errors);
-        }
-        if !errors.is_empty() {
-            return Err(LoadErrors(errors));
-        }
-        let mut modules = Modules::from_sources(sources)?;
-        modules.functions_dir = Some(dir.to_path_buf());
-        Ok(modules)
+        let set = loader::compile(loader::read_dir(dir)?)?;
+        Ok(Modules::new(set, Some(dir.to_path_buf())))
+    }
+
+    /// Compiles and evaluates the given sources.
+    pub fn from_sources(sources: Vec<ModuleSource>) -> Result<Modules, LoadErrors> {
+        Ok(Modules::new(loader::compile(sources)?, None))
     }
 
     /// A fingerprint of the whole function set (every module's path and source). A query
@@ -90,214 +71,82 @@ impl Modules {
         self.functions_dir.as_deref().and_then(Path::parent)
     }
 
-    /// Compiles and evaluates the given sources.
-    pub fn from_sources(sources: Vec<ModuleSource>) -> Result<Modules, LoadErrors> {
-        let engine = engine();
-        let mut modules = BTreeMap::new();
-        let mut errors = Vec::new();
-        for source in sources {
-            match load_module(&engine, source) {
-                Ok(module) => {
-                    modules.insert(module.path.clone(), module);
-                }
-                Err(e) => errors.push(e),
-            }
-        }
-        if errors.is_empty() {
-            Ok(Modules {
-                engine,
-                fingerprint: fingerprint(&modules),
-                modules,
-                functions_dir: None,
-            })
-        } else {
-            Err(LoadErrors(errors))
-        }
-    }
-
     /// Finds a function by canonical path.
     pub fn get(&self, path: &FunctionPath) -> Option<(&LoadedModule, &FunctionDef)> {
-        let module = self.modules.get(path.module())?;
-        Some((module, module.functions.get(path.name())?))
+        self.set.get(path)
     }
 
     pub fn module(&self, path: &str) -> Option<&LoadedModule> {
-        self.modules.get(path)
+        self.set.module(path)
     }
 
     pub fn modules(&self) -> impl Iterator<Item = &LoadedModule> {
-        self.modules.values()
+        self.set.modules()
     }
 
     /// Every function, with its path.
     pub fn functions(&self) -> impl Iterator<Item = (FunctionPath, &FunctionDef)> {
-        self.modules.values().flat_map(|m| {
+        self.set.modules().flat_map(|m| {
             m.functions
                 .iter()
                 .map(move |(name, def)| (FunctionPath::new(&m.path, name), def))
         })
     }
-}
 
-fn engine() -> Engine {
-    let mut engine = sandbox::new_engine();
-    host_api::register(&mut engine);
-    engine
-}
-
-fn collect_sources(
-    root: &Path,
-    dir: &Path,
-    sources: &mut Vec<ModuleSource>,
-    errors: &mut Vec<LoadError>,
-) {
-    let entries = match std::fs::read_dir(dir) {
-        Ok(entries) => entries,
-        Err(e) => {
-            errors.push(LoadError {
-                file: dir.display().to_string(),
-                line: 0,
-                column: 0,
-                message: format!("cannot read the directory: {e}"),
-            });
-            return;
-        }
-    };
-    let mut entries: Vec<_> = entries.filter_map(Result::ok).map(|e| e.path()).collect();
-    entries.sort();
-    for path in entries {
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default();
-        if name.starts_with('_') || name.starts_with('.') {
-            continue;
-        }
-        if path.is_dir() {
-            collect_sources(root, &path, sources, errors);
-            continue;
-        }
-        if path.extension().and_then(|e| e.to_str()) != Some("rhai") {
-            continue;
-        }
-        let relative = path.strip_prefix(root).unwrap_or(&path);
-        let module = relative
-            .with_extension("")
-            .components()
-            .map(|c| c.as_os_str().to_string_lossy().into_owned())
-            .collect::<Vec<_>>()
-            .join("/");
-        let file = format!("functions/{}", relative.display());
-        match std::fs::read_to_string(&path) {
-            Ok(source) => sources.push(ModuleSource {
-                module,
-                file,
-                source,
-            }),
-            Err(e) => errors.push(LoadError {
-                file,
-                line: 0,
-                column: 0,
-                message: format!("cannot read the file: {e}"),
-            }),
-        }
+    /// Finds `path`, checking that it is a function of `kind` that `caller` may call.
+    pub fn resolve(
+        &self,
+        path: &FunctionPath,
+        kind: FunctionKind,
+        caller: Caller,
+    ) -> Result<(&LoadedModule, &FunctionDef), FunctionError> {
+        self.set.resolve(path, kind, caller)
     }
-}
 
-fn at(file: &str, position: Position, message: String) -> LoadError {
-    LoadError {
-        file: file.to_string(),
-        line: position.line().unwrap_or(0),
-        column: position.position().unwrap_or(0),
-        message,
+    /// Runs a query or mutation with `txn` and gives the transaction back with the outcome.
+    #[allow(clippy::too_many_arguments)]
+    pub fn run(
+        &self,
+        path: &FunctionPath,
+        kind: FunctionKind,
+        caller: Caller,
+        args: Value,
+        identity: Option<Value>,
+        txn: Box<dyn Transaction + Send>,
+        now_ms: f64,
+    ) -> (Execution, Option<Box<dyn Transaction + Send>>) {
+        let call = Call {
+            path: path.clone(),
+            kind,
+            caller,
+            args,
+            identity,
+            now_ms,
+        };
+        runner::run(&self.set, call, txn)
     }
-}
 
-fn load_module(engine: &Engine, source: ModuleSource) -> Result<LoadedModule, LoadError> {
-    let ModuleSource {
-        module,
-        file,
-        source,
-    } = source;
-    let mut hasher = DefaultHasher::new();
-    source.hash(&mut hasher);
-    let source_hash = hasher.finish();
-
-    let mut ast = engine
-        .compile(&source)
-        .map_err(|ParseError(kind, position)| {
-            at(
-                &file,
-                position,
-                format!("syntax error: {}", hints::explain_syntax(&kind.to_string())),
-            )
-        })?;
-    ast.set_source(file.as_str());
-    let evaluated = Module::eval_ast_as_new(Scope::new(), &ast, engine).map_err(|e| {
-        let error = runner::describe_error(&e, &file, None);
-        // "Uncaught Error:" describes a failed call; here the module itself failed to load.
-        let message = error
-            .message
-            .strip_prefix("Uncaught Error: ")
-            .unwrap_or(&error.message);
-        at(
-            &file,
-            error.position,
-            format!("error while loading the module: {message}"),
-        )
-    })?;
-
-    let mut functions = BTreeMap::new();
-    let mut http_router = None;
-    for (name, value) in evaluated.iter_var() {
-        if let Some(registration) = value.clone().try_cast::<Registration>() {
-            functions.insert(name.to_string(), FunctionDef::from(registration));
-        } else if let Some(router) = value.clone().try_cast::<HttpRouter>() {
-            http_router = Some(check_router(&file, &module, name, router, http_router)?);
-        }
+    /// The routes of `functions/http.rhai`, if it exports a router.
+    pub fn http_router(&self) -> Option<&HttpRouter> {
+        self.set.http_router()
     }
-    Ok(LoadedModule {
-        path: module,
-        file,
-        source_hash,
-        ast,
-        functions,
-        http_router,
-    })
-}
 
-/// Routes are served from `functions/http.rhai` only, from one exported router.
-fn check_router(
-    file: &str,
-    module: &str,
-    name: &str,
-    router: HttpRouter,
-    previous: Option<HttpRouter>,
-) -> Result<HttpRouter, LoadError> {
-    let line = router.line;
-    let error = |message: String| LoadError {
-        file: file.to_string(),
-        line,
-        column: 1,
-        message,
-    };
-    if module != HTTP_MODULE {
-        return Err(error(format!(
-            "`{name}` is an HTTP router; routes are served only from functions/{HTTP_MODULE}.rhai, so move it there"
-        )));
+    /// Runs `route`'s handler for `request`. Blocking (Rhai, and the host's nested calls):
+    /// call it on a blocking thread.
+    pub fn run_http_action(
+        &self,
+        route: &HttpRoute,
+        request: HttpRequest,
+        identity: RequestIdentity,
+        host: Arc<dyn ActionHost>,
+        now_ms: f64,
+    ) -> ActionExecution {
+        let call = ActionCall {
+            request,
+            identity,
+            host,
+            now_ms,
+        };
+        http_action::run(&self.set, route, call)
     }
-    if previous.is_some() {
-        return Err(error(format!(
-            "`{name}` is a second HTTP router; export one router and add every route to it"
-        )));
-    }
-    Ok(router)
-}
-
-fn fingerprint(modules: &BTreeMap<String, LoadedModule>) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    for module in modules.values() {
-        (module.path.as_str(), module.source_hash).hash(&mut hasher);
-    }
-    hasher.finish()
 }

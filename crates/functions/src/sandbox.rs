@@ -1,39 +1,31 @@
 //! The sandboxed Rhai [`Engine`] and the per-execution state its hooks consult.
 //!
-//! Scripts get Rhai's core language, strings, maths, arrays, blobs and maps, and nothing that
+//! The engine starts raw: what a script can call is added by `host_api::register` alone (Rhai's
+//! core language, strings, maths, arrays, blobs and maps, and the host API), and nothing that
 //! reaches the outside world: no clock (`timestamp()` is refused, pointing to `ctx.now()`), no
 //! randomness, no `sleep`, no `eval`, no `import`, no file or network access. Determinism
 //! matters because query results are cached and shared between sessions.
 //!
-//! Limits: an operation cap, a wall-clock budget of user-code time per call (time spent in
-//! database calls is not counted, as in Convex), call depth, expression depth, and string,
-//! array and map sizes. Each breach fails only the call that hit it.
+//! Limits (`limits.rs`): an operation cap, a wall-clock budget of user-code time per call (time
+//! spent in database calls is not counted, as in Convex), call depth, expression depth, and
+//! string, array and map sizes. Each breach fails only the call that hit it.
 
 use std::cell::RefCell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use database::Transaction;
+use database::{DbError, Transaction};
 use parking_lot::Mutex;
-use rhai::packages::{
-    BasicArrayPackage, BasicBlobPackage, BasicMapPackage, BasicMathPackage, BitFieldPackage,
-    CorePackage, LogicPackage, MoreStringPackage, Package,
-};
 use rhai::{Dynamic, Engine};
 use value::Value;
 
 use crate::definition::FunctionKind;
-use crate::modules::Modules;
+use crate::host_error::{HostResult, db_error, host_error};
+use crate::limits::{MAX_CALL_DEPTH, MAX_OPERATIONS, USER_TIME_LIMIT};
+use crate::module_set::ModuleSet;
 
-/// Wall-clock budget of user code per top-level call (DESIGN §3: 1 s, like Convex).
-pub const USER_TIME_LIMIT: Duration = Duration::from_secs(1);
-/// Hard cap on Rhai operations per call, a backstop behind the time budget.
-pub(crate) const MAX_OPERATIONS: u64 = 5_000_000_000;
-/// Nested function calls per top-level call, counted across `ctx.runQuery` /
-/// `ctx.runMutation` (see `runner::call_handler`). Rhai's default for release builds, which
-/// keeps deep recursion well inside a 2 MiB thread stack.
-pub(crate) const MAX_CALL_DEPTH: usize = 64;
+/// Log lines kept per call (an HTTP action's include those of its nested calls).
 const MAX_LOG_LINES: usize = 256;
 const MAX_LOG_LINE: usize = 4096;
 
@@ -51,7 +43,7 @@ pub(crate) struct Exec {
     pub read_only: bool,
     /// Frozen clock for `ctx.now()`.
     pub now_ms: f64,
-    pub modules: Arc<Modules>,
+    pub modules: Arc<ModuleSet>,
     /// What is running (`module:name`, or the route of an HTTP action), for limit messages.
     pub function: String,
     started: Instant,
@@ -65,7 +57,7 @@ impl Exec {
         identity: Option<Value>,
         kind: FunctionKind,
         now_ms: f64,
-        modules: Arc<Modules>,
+        modules: Arc<ModuleSet>,
         function: String,
     ) -> Exec {
         Exec {
@@ -111,7 +103,7 @@ impl Exec {
     pub(crate) fn for_action(
         identity: Option<Value>,
         now_ms: f64,
-        modules: Arc<Modules>,
+        modules: Arc<ModuleSet>,
         function: String,
     ) -> Exec {
         Exec {
@@ -129,6 +121,22 @@ impl Exec {
         }
     }
 
+    /// Runs `f` on the execution's transaction, counting the time as database time.
+    pub(crate) fn with_txn<R>(
+        &self,
+        f: impl FnOnce(&mut dyn Transaction) -> Result<R, DbError>,
+    ) -> HostResult<R> {
+        let started = Instant::now();
+        let mut guard = self.txn.lock();
+        let txn = guard.as_mut().ok_or_else(|| {
+            host_error("ctx.db was used after the function returned; database handles are only valid during the call".to_string())
+        })?;
+        let result = f(txn.as_mut()).map_err(db_error);
+        drop(guard);
+        self.add_db_time(started.elapsed());
+        result
+    }
+
     pub(crate) fn add_db_time(&self, spent: Duration) {
         self.db_nanos
             .fetch_add(spent.as_nanos() as u64, Ordering::Relaxed);
@@ -138,6 +146,14 @@ impl Exec {
         self.started
             .elapsed()
             .saturating_sub(Duration::from_nanos(self.db_nanos.load(Ordering::Relaxed)))
+    }
+
+    /// Appends the log lines of a call made elsewhere (an HTTP action's nested query or
+    /// mutation), as many as fit under the per-call cap.
+    pub(crate) fn append_logs(&self, lines: Vec<String>) {
+        let mut logs = self.logs.lock();
+        let room = MAX_LOG_LINES.saturating_sub(logs.len());
+        logs.extend(lines.into_iter().take(room));
     }
 
     pub(crate) fn log(&self, level: &str, text: &str) {
@@ -197,21 +213,9 @@ pub(crate) struct Timeout {
     pub function: String,
 }
 
-/// A fresh sandboxed engine (host API registered by `host_api::register`).
+/// A fresh sandboxed engine with nothing to call yet (`host_api::register` adds it all).
 pub(crate) fn new_engine() -> Engine {
     let mut engine = Engine::new_raw();
-    for package in [
-        CorePackage::new().as_shared_module(),
-        LogicPackage::new().as_shared_module(),
-        BasicMathPackage::new().as_shared_module(),
-        BasicArrayPackage::new().as_shared_module(),
-        BasicBlobPackage::new().as_shared_module(),
-        BasicMapPackage::new().as_shared_module(),
-        MoreStringPackage::new().as_shared_module(),
-        BitFieldPackage::new().as_shared_module(),
-    ] {
-        engine.register_global_module(package);
-    }
     engine.set_strict_variables(true);
     // Both become load errors at the line that uses them (`hints::explain_syntax` says why).
     engine.disable_symbol("eval");

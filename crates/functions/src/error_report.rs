@@ -1,0 +1,201 @@
+//! What a failed call reports: a Rhai error (possibly wrapped by nested calls) reduced to a
+//! message, its [`ErrorKind`], and one `at file:line:column (function)` line per frame,
+//! innermost first. Limits name the limit and the function that hit it; a thrown value that is
+//! not a string becomes Convex's `ConvexError` data; other Rhai messages get a hint from
+//! `hints.rs`.
+
+use rhai::{EvalAltResult, Position};
+use value::Value;
+
+use crate::convert::from_dynamic;
+use crate::error::{ErrorKind, FunctionError};
+use crate::hints;
+use crate::host_error::HostError;
+use crate::limits::{MAX_CALL_DEPTH, MAX_OPERATIONS, USER_TIME_LIMIT};
+use crate::sandbox::Timeout;
+
+/// Names the error of a function called by `ctx.runQuery`/`ctx.runMutation` (see
+/// `host_api::ctx::run_inline`), so that [`describe_error`] can tell which file each position
+/// is in.
+pub(crate) const NESTED_CALL: &str = "pulsebase:nested-call:";
+
+/// One line of an error's location: where, in which file, in which function.
+pub(crate) struct Frame {
+    pub file: String,
+    pub position: Position,
+    pub function: Option<String>,
+}
+
+/// A script error reduced to a message and where it happened.
+pub(crate) struct Described {
+    pub message: String,
+    pub data: Option<Value>,
+    pub kind: ErrorKind,
+    /// Where it happened in the innermost file (the file of `frames[0]`).
+    pub position: Position,
+    /// Innermost first: the failing line, then each `ctx.runQuery`/`ctx.runMutation` call
+    /// that led there.
+    pub frames: Vec<Frame>,
+}
+
+impl Described {
+    /// The message followed by one `at file:line:column (function)` line per frame.
+    pub(crate) fn located(&self) -> String {
+        let mut text = self.message.clone();
+        for frame in &self.frames {
+            let name = frame
+                .function
+                .as_deref()
+                .map(|f| format!(" ({f})"))
+                .unwrap_or_default();
+            match (frame.position.line(), frame.position.position()) {
+                (Some(line), Some(column)) => {
+                    text.push_str(&format!("\n    at {}:{line}:{column}{name}", frame.file));
+                }
+                (Some(line), None) => {
+                    text.push_str(&format!("\n    at {}:{line}{name}", frame.file))
+                }
+                _ if !name.is_empty() => text.push_str(&format!("\n    at {}{name}", frame.file)),
+                _ => {}
+            }
+        }
+        text
+    }
+
+    /// The error a client gets: the message with its locations, and any thrown data.
+    pub(crate) fn into_function_error(self) -> FunctionError {
+        FunctionError {
+            kind: self.kind,
+            message: self.located(),
+            data: self.data,
+        }
+    }
+}
+
+/// Reduces a Rhai error (possibly wrapped by nested calls) to what the user needs. `file` and
+/// `function` say what was called; errors of functions it called through `ctx.runQuery` /
+/// `ctx.runMutation` carry their own file and name (see [`NESTED_CALL`]).
+pub(crate) fn describe_error(
+    error: &EvalAltResult,
+    file: &str,
+    function: Option<&str>,
+) -> Described {
+    let mut call_sites = Vec::new();
+    let mut file = file.to_string();
+    let mut function = function.map(str::to_string);
+    let mut position = error.position();
+    let mut error = error;
+    loop {
+        match error {
+            EvalAltResult::ErrorInFunctionCall(name, source, inner, pos)
+                if name.starts_with(NESTED_CALL) =>
+            {
+                let site = if pos.is_none() { position } else { *pos };
+                call_sites.push(Frame {
+                    file: std::mem::replace(&mut file, source.clone()),
+                    position: site,
+                    function: function.replace(name[NESTED_CALL.len()..].to_string()),
+                });
+                position = Position::NONE;
+                error = inner;
+            }
+            EvalAltResult::ErrorInFunctionCall(_, _, inner, pos)
+            | EvalAltResult::ErrorInModule(_, inner, pos) => {
+                if !pos.is_none() {
+                    position = *pos;
+                }
+                error = inner;
+            }
+            _ => break,
+        }
+    }
+    if !error.position().is_none() {
+        position = error.position();
+    }
+    let running = function
+        .clone()
+        .unwrap_or_else(|| "the function".to_string());
+    let mut frames = vec![Frame {
+        file,
+        position,
+        function,
+    }];
+    frames.extend(call_sites.into_iter().rev());
+    let described = |kind, message: String, data| Described {
+        message,
+        data,
+        kind,
+        position,
+        frames,
+    };
+    match error {
+        EvalAltResult::ErrorRuntime(value, _) => {
+            if let Some(host) = value.clone().try_cast::<HostError>() {
+                let kind = if host.is_limit {
+                    ErrorKind::Limit
+                } else {
+                    ErrorKind::Uncaught
+                };
+                return described(kind, format!("Uncaught Error: {}", host.message), None);
+            }
+            if let Ok(text) = value.clone().into_string() {
+                return described(ErrorKind::Uncaught, format!("Uncaught Error: {text}"), None);
+            }
+            match from_dynamic(value, "the thrown value") {
+                Ok(data) => described(
+                    ErrorKind::Uncaught,
+                    format!("Uncaught ConvexError: {}", data.to_json()),
+                    Some(data),
+                ),
+                Err(e) => described(ErrorKind::Uncaught, format!("Uncaught Error: {e}"), None),
+            }
+        }
+        EvalAltResult::ErrorTerminated(token, _) => {
+            let function = token
+                .clone()
+                .try_cast::<Timeout>()
+                .map_or(running, |t| t.function);
+            described(
+                ErrorKind::Limit,
+                format!(
+                    "Function execution timed out: {function} ran longer than the limit of {} s of user code per call (time in database calls is not counted); check for an endless loop",
+                    USER_TIME_LIMIT.as_secs()
+                ),
+                None,
+            )
+        }
+        EvalAltResult::ErrorTooManyOperations(_) => described(
+            ErrorKind::Limit,
+            format!(
+                "Function execution exceeded the operation limit in {running} (limit: {MAX_OPERATIONS} operations per call); check for an endless loop"
+            ),
+            None,
+        ),
+        EvalAltResult::ErrorStackOverflow(_) => described(
+            ErrorKind::Limit,
+            format!(
+                "Function exceeded the maximum call depth in {running} (limit: {MAX_CALL_DEPTH} nested calls, ctx.runQuery and ctx.runMutation included); check for unbounded recursion"
+            ),
+            None,
+        ),
+        EvalAltResult::ErrorDataTooLarge(what, _) => described(
+            ErrorKind::Limit,
+            format!("{what} exceeds the sandbox size limit"),
+            None,
+        ),
+        EvalAltResult::Exit(..) => described(
+            ErrorKind::Uncaught,
+            "Uncaught Error: exit() is not available in functions; return the value from the handler instead".to_string(),
+            None,
+        ),
+        other => {
+            // Rhai appends " (line L, position C)"; the location is reported separately.
+            let mut text = other.to_string();
+            if let Some(cut) = text.rfind(" (line ") {
+                text.truncate(cut);
+            }
+            let text = hints::explain(other, &text);
+            described(ErrorKind::Uncaught, format!("Uncaught Error: {text}"), None)
+        }
+    }
+}

@@ -105,8 +105,8 @@ impl Recompute for SyncHub {
     ///
     /// It runs with the identity the instance was created for. That is right for a
     /// per-identity instance; a shared one serves every identity only while its function
-    /// ignores the identity, and a run that reads it is refused by `publish` (the instance
-    /// is retired and each session re-runs the query as itself).
+    /// ignores the identity, and a run that reads it is refused by `Instances::publish` (the
+    /// instance is retired and each session re-runs the query as itself).
     fn recompute(self: &Arc<Self>, instance: Arc<Instance>, subscribers: Vec<Arc<SessionSignal>>) {
         let wake = |subscribers: Vec<Arc<SessionSignal>>| {
             for signal in subscribers {

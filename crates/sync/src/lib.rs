@@ -2,7 +2,7 @@
 //! [`Inbound`] frames from a stream and writes [`Outbound`] frames to a channel, so the server
 //! crate owns the socket and this crate owns the protocol.
 //!
-//! Modules, lowest first (each imports only those above it in this list):
+//! Modules, from the leaves up (`cargo test -p tidy` keeps the imports one-way):
 //! - `signal.rs`: [`SessionSignal`], how an invalidation wakes a session without waiting.
 //! - `output.rs`: what one run of a query produces.
 //! - `instance.rs`: one shared query instance, its freshness and its read set's registration.

@@ -59,6 +59,8 @@ export const clearFlag = mutation(|ctx, args| {
 
 pub(super) struct Fixture {
     pub hub: Arc<SyncHub>,
+    /// The key the authenticator trusts, in a [`session_fixture`].
+    dev_issuer: Option<auth::DevIssuerKey>,
     _dir: tempfile::TempDir,
 }
 
@@ -89,7 +91,11 @@ pub(super) fn fixture(sources: &[(&str, &str)]) -> Fixture {
     )
     .expect("authenticator");
     let hub = SyncHub::new(app, Arc::new(auth), Some("test-admin-key".into()));
-    Fixture { hub, _dir: dir }
+    Fixture {
+        hub,
+        dev_issuer: None,
+        _dir: dir,
+    }
 }
 
 pub(super) fn identity(subject: &str) -> Identity {
@@ -153,30 +159,45 @@ const ISSUER: &str = "http://127.0.0.1:9/dev-issuer";
 
 /// A hub inside the test's runtime (so invalidated instances are recomputed by the hub, as
 /// in the server) whose authenticator trusts a fresh dev-issuer key.
-pub(super) fn session_fixture(sources: &[(&str, &str)]) -> (Fixture, auth::DevIssuerKey) {
-    let f = fixture(sources);
+pub(super) fn session_fixture(sources: &[(&str, &str)]) -> Fixture {
+    let mut f = fixture(sources);
     let (key, _) = auth::DevIssuerKey::generate().expect("an RSA key");
     f.hub
         .auth()
         .set_builtin(vec![key.builtin_provider(ISSUER, auth::DEV_AUDIENCE)]);
-    (f, key)
+    f.dev_issuer = Some(key);
+    f
 }
 
-pub(super) fn token(key: &auth::DevIssuerKey, subject: &str) -> String {
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .expect("after 1970")
-        .as_secs();
-    key.mint(
-        ISSUER,
-        subject,
-        None,
-        None,
-        serde_json::Map::new(),
-        3600,
-        now,
-    )
-    .expect("a token")
+impl Fixture {
+    /// A session signed in as `subject` with a token of the [`session_fixture`]'s dev issuer.
+    pub(super) async fn signed_in(&self, subject: &str) -> Client {
+        let mut client = Client::connect(&self.hub);
+        client.authenticate(&self.token(subject)).await;
+        client
+    }
+
+    /// A token of the [`session_fixture`]'s dev issuer for `subject`, valid for an hour.
+    pub(super) fn token(&self, subject: &str) -> String {
+        let key = self
+            .dev_issuer
+            .as_ref()
+            .expect("a session_fixture trusts a dev issuer");
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs();
+        key.mint(
+            ISSUER,
+            subject,
+            None,
+            None,
+            serde_json::Map::new(),
+            3600,
+            now,
+        )
+        .expect("a token")
+    }
 }
 
 /// One session driven through its protocol, keeping every frame it sent.

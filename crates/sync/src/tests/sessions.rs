@@ -11,7 +11,7 @@ use futures::Stream;
 use tokio::sync::mpsc;
 
 use super::fixture::{
-    Client, T_MODULE, executions_reach, modification, modules, run_mutation, session_fixture, token,
+    Client, T_MODULE, executions_reach, modification, modules, run_mutation, session_fixture,
 };
 use crate::hub::{SyncHub, SyncStats};
 use crate::session::{Inbound, run_session};
@@ -29,18 +29,16 @@ export const touch = mutation(#{
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sessions_of_different_users_share_one_execution_and_unchanged_reruns_send_nothing() {
-    let (f, key) = session_fixture(&[("t", T_MODULE), ("u", TOUCH_MODULE)]);
+    let f = session_fixture(&[("t", T_MODULE), ("u", TOUCH_MODULE)]);
     let hub = &f.hub;
     let room = serde_json::json!({ "room": "lobby" });
-    let mut alice = Client::connect(hub);
-    alice.authenticate(&token(&key, "alice")).await;
+    let mut alice = f.signed_in("alice").await;
     assert_eq!(
         alice.subscribe(0, "t:count", room.clone()).await,
         serde_json::json!({ "$integer": "AAAAAAAAAAA=" })
     );
     assert_eq!(hub.executions(), 1);
-    let mut bob = Client::connect(hub);
-    bob.authenticate(&token(&key, "bob")).await;
+    let mut bob = f.signed_in("bob").await;
     let mut anonymous = Client::connect(hub);
     for client in [&mut bob, &mut anonymous] {
         assert_eq!(
@@ -89,12 +87,10 @@ async fn sessions_of_different_users_share_one_execution_and_unchanged_reruns_se
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_identity_reading_query_is_never_shared_across_users() {
-    let (f, key) = session_fixture(&[("t", T_MODULE)]);
+    let f = session_fixture(&[("t", T_MODULE)]);
     let hub = &f.hub;
-    let mut alice = Client::connect(hub);
-    alice.authenticate(&token(&key, "alice")).await;
-    let mut bob = Client::connect(hub);
-    bob.authenticate(&token(&key, "bob")).await;
+    let mut alice = f.signed_in("alice").await;
+    let mut bob = f.signed_in("bob").await;
     let mut anonymous = Client::connect(hub);
     assert_eq!(
         alice.subscribe(0, "t:whoami", serde_json::json!({})).await,
@@ -112,8 +108,7 @@ async fn an_identity_reading_query_is_never_shared_across_users() {
     );
     assert_eq!(hub.executions(), 3);
     assert_eq!(hub.stats().instances, 3, "one instance per identity");
-    let mut alice_again = Client::connect(hub);
-    alice_again.authenticate(&token(&key, "alice")).await;
+    let mut alice_again = f.signed_in("alice").await;
     assert_eq!(
         alice_again
             .subscribe(0, "t:whoami", serde_json::json!({}))
@@ -128,7 +123,7 @@ async fn an_identity_reading_query_is_never_shared_across_users() {
 
     // Re-authenticating as someone else re-binds the query to that identity's instance.
     alice_again.send(serde_json::json!({
-        "type": "Authenticate", "baseVersion": 1, "tokenType": "User", "value": token(&key, "bob"),
+        "type": "Authenticate", "baseVersion": 1, "tokenType": "User", "value": f.token("bob"),
     }));
     assert_eq!(alice_again.value(0).await, "bob");
     assert_eq!(hub.executions(), 3, "bob's result was already there");
@@ -136,12 +131,10 @@ async fn an_identity_reading_query_is_never_shared_across_users() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_shared_query_that_starts_reading_the_identity_is_retired_and_rebound_per_user() {
-    let (f, key) = session_fixture(&[("t", T_MODULE)]);
+    let f = session_fixture(&[("t", T_MODULE)]);
     let hub = &f.hub;
-    let mut alice = Client::connect(hub);
-    alice.authenticate(&token(&key, "alice")).await;
-    let mut bob = Client::connect(hub);
-    bob.authenticate(&token(&key, "bob")).await;
+    let mut alice = f.signed_in("alice").await;
+    let mut bob = f.signed_in("bob").await;
     assert_eq!(
         alice
             .subscribe(0, "t:maybeWho", serde_json::json!({}))
@@ -182,12 +175,10 @@ async fn a_shared_query_that_starts_reading_the_identity_is_retired_and_rebound_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_keeps_the_identity_reading_run_a_shared_instance_refused() {
-    let (f, key) = session_fixture(&[("q", r#"export const who = query(|ctx, args| "nobody");"#)]);
+    let f = session_fixture(&[("q", r#"export const who = query(|ctx, args| "nobody");"#)]);
     let hub = &f.hub;
-    let mut alice = Client::connect(hub);
-    alice.authenticate(&token(&key, "alice")).await;
-    let mut bob = Client::connect(hub);
-    bob.authenticate(&token(&key, "bob")).await;
+    let mut alice = f.signed_in("alice").await;
+    let mut bob = f.signed_in("bob").await;
     assert_eq!(
         alice.subscribe(0, "q:who", serde_json::json!({})).await,
         "nobody"
@@ -216,7 +207,7 @@ const VIA_B: &str = r#"export const viaB = query(|ctx, args| ctx.runQuery("b:val
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_change_in_a_module_reached_through_run_query_reruns_the_query() {
-    let (f, _key) = session_fixture(&[
+    let f = session_fixture(&[
         ("a", VIA_B),
         ("b", r#"export const value = query(|ctx, args| "one");"#),
     ]);

@@ -183,11 +183,11 @@ pub(crate) async fn query_ts(State(state): State<Arc<ServerState>>) -> Response 
 }
 
 pub(crate) async fn health(State(state): State<Arc<ServerState>>) -> Response {
-    let (sessions, instances) = state.hub.stats();
+    let stats = state.hub.stats();
     Json(serde_json::json!({
         "status": "ok",
-        "sessions": sessions,
-        "queryInstances": instances,
+        "sessions": stats.sessions,
+        "queryInstances": stats.instances,
         "ts": state.app.db().subscriptions().processed_ts().to_string(),
     }))
     .into_response()

@@ -5,6 +5,9 @@
 //! The stamp covers every module, not only the query's own: a query reaches other modules
 //! through `ctx.runQuery`, so any deploy re-runs every subscribed query (as a Convex push
 //! does); a re-run whose value did not change sends nothing.
+//!
+//! How the hub recomputes an invalidated instance is in `batch.rs`, beside the snapshot runs
+//! it shares with sessions.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
@@ -14,18 +17,17 @@ use authenticator::Authenticator;
 use functions::Modules;
 use subtle::ConstantTimeEq;
 
-use functions::Caller;
-
-use crate::instance::{CodeStamp, Instance, Instances};
-use crate::session::{SessionSignal, TokenSessions};
-use crate::transition::{Unclaim, run_in_snapshot};
+use crate::instance::Instance;
+use crate::output::{CodeStamp, Run};
+use crate::registry::{Instances, Published};
+use crate::signal::TokenSessions;
 
 /// Shared state of all sync sessions.
 pub struct SyncHub {
-    pub(crate) app: Arc<App>,
-    pub(crate) auth: Arc<Authenticator>,
+    app: Arc<App>,
+    auth: Arc<Authenticator>,
     admin_key: Option<String>,
-    pub(crate) instances: Instances,
+    instances: Instances,
     /// Bumped on a schema change: every cached result becomes stale.
     epoch: AtomicU64,
     /// Query executions so far (diagnostics and tests).
@@ -33,9 +35,18 @@ pub struct SyncHub {
     next_session: AtomicU64,
     live_sessions: AtomicUsize,
     /// Sessions signed in with a provider's token (see `auth_config_changed`).
-    pub(crate) token_sessions: TokenSessions,
+    token_sessions: TokenSessions,
     /// Where invalidated instances are recomputed (the runtime the hub was created in).
     runtime: Option<tokio::runtime::Handle>,
+}
+
+/// What [`SyncHub::stats`] counts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SyncStats {
+    /// Open sessions.
+    pub sessions: usize,
+    /// Live query instances (one per shared execution, however many sessions use it).
+    pub instances: usize,
 }
 
 impl SyncHub {
@@ -77,11 +88,29 @@ impl SyncHub {
     }
 
     /// Number of open sessions and of live query instances.
-    pub fn stats(&self) -> (usize, usize) {
-        (
-            self.live_sessions.load(Ordering::Relaxed),
-            self.instances.len(),
-        )
+    pub fn stats(&self) -> SyncStats {
+        SyncStats {
+            sessions: self.live_sessions.load(Ordering::Relaxed),
+            instances: self.instances.len(),
+        }
+    }
+
+    pub(crate) fn auth(&self) -> &Authenticator {
+        &self.auth
+    }
+
+    pub(crate) fn instances(&self) -> &Instances {
+        &self.instances
+    }
+
+    pub(crate) fn token_sessions(&self) -> &TokenSessions {
+        &self.token_sessions
+    }
+
+    /// Where invalidated instances are recomputed; `None` when the hub was created outside a
+    /// tokio runtime (then invalidations only wake sessions).
+    pub(crate) fn runtime(&self) -> Option<&tokio::runtime::Handle> {
+        self.runtime.as_ref()
     }
 
     /// The stamp of the live code.
@@ -97,62 +126,15 @@ impl SyncHub {
         }
     }
 
+    /// Publishes a run into its instance (see [`Instances::publish`]).
+    pub(crate) fn publish(self: &Arc<Self>, instance: &Arc<Instance>, run: Run) -> Published {
+        self.instances
+            .publish(instance, run, self.app.db().subscriptions(), self)
+    }
+
     /// Counts one query execution; returns the count so far.
     pub(crate) fn count_execution(&self) -> u64 {
         self.executions.fetch_add(1, Ordering::Relaxed) + 1
-    }
-
-    #[cfg(test)]
-    pub(crate) fn executions(&self) -> u64 {
-        self.executions.load(Ordering::Relaxed)
-    }
-
-    /// Recomputes an invalidated instance once, on the blocking pool, then wakes the
-    /// sessions subscribed to it. Called from the Committer's invalidation callback, so it
-    /// only schedules work. If another session already claimed the instance, the sessions
-    /// are woken at once and wait for that computation.
-    ///
-    /// It runs with the identity the instance was created for. That is right for a
-    /// per-identity instance; a shared one serves every identity only while its function
-    /// ignores the identity, and a run that reads it is refused by `publish` (the instance
-    /// is retired and each session re-runs the query as itself).
-    pub(crate) fn recompute(
-        self: &Arc<Self>,
-        instance: Arc<Instance>,
-        subscribers: Vec<Arc<SessionSignal>>,
-    ) {
-        let wake = |subscribers: Vec<Arc<SessionSignal>>| {
-            for signal in subscribers {
-                signal.mark_dirty();
-            }
-        };
-        let Some(runtime) = &self.runtime else {
-            return wake(subscribers);
-        };
-        if !instance.try_claim() {
-            return wake(subscribers);
-        }
-        let hub = self.clone();
-        runtime.spawn_blocking(move || {
-            let identity = instance.identity.clone();
-            let caller = if instance.family.trusted {
-                Caller::Trusted
-            } else {
-                Caller::Client
-            };
-            let mut pending = Unclaim(vec![instance.clone()]);
-            if let Err(e) = run_in_snapshot(
-                &hub,
-                &[(0, instance.clone(), true)],
-                identity,
-                caller,
-                &mut pending,
-            ) {
-                tracing::warn!(error = %e, "recomputing a query failed; its sessions will retry");
-            }
-            drop(pending);
-            wake(subscribers);
-        });
     }
 
     pub(crate) fn is_admin_key(&self, key: &str) -> bool {
@@ -168,5 +150,11 @@ impl SyncHub {
 
     pub(crate) fn session_ended(&self) {
         self.live_sessions.fetch_sub(1, Ordering::Relaxed);
+    }
+
+    /// Query executions so far.
+    #[cfg(test)]
+    pub(crate) fn executions(&self) -> u64 {
+        self.executions.load(Ordering::Relaxed)
     }
 }

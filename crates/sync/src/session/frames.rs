@@ -1,0 +1,71 @@
+//! What a session exchanges with its transport: [`Inbound`] frames from the client,
+//! [`Outbound`] frames to it, and [`End`], why a session stops early. Also the payload
+//! conversions both directions share: arguments in, JSON strings out.
+
+use protocol::{ServerMessage, canonical_args};
+use serde_json::value::RawValue;
+use value::Value;
+
+/// A frame from the client, as the transport delivers it.
+pub enum Inbound {
+    Text(String),
+    Binary,
+    /// The client sent a frame larger than the transport accepts; the session ends with a
+    /// FatalError naming the limit.
+    TooLarge {
+        size: usize,
+        max: usize,
+    },
+}
+
+/// A frame to the client.
+#[derive(Debug)]
+pub enum Outbound {
+    Text(String),
+    Close { code: u16, reason: String },
+}
+
+/// Why a session ends early.
+pub(crate) enum End {
+    /// The client broke the protocol: FatalError, then close.
+    Fatal(String),
+    /// The client cannot keep up or the server is stopping: close with a reason.
+    Close { code: u16, reason: String },
+}
+
+impl End {
+    /// The server failed the session (WebSocket close code 1011).
+    pub(crate) fn internal(reason: String) -> End {
+        End::Close { code: 1011, reason }
+    }
+}
+
+/// Decodes a query's or mutation's arguments; the error is the message the client gets.
+pub(crate) fn decode_args(args: serde_json::Value) -> Result<Value, String> {
+    let args = canonical_args(args).map_err(|e| format!("ArgumentValidationError: {e}"))?;
+    Value::from_json(&args).map_err(|e| {
+        format!("ArgumentValidationError: the arguments are not valid convex JSON: {e}")
+    })
+}
+
+/// `text` as a JSON string.
+pub(crate) fn json_string(text: &str) -> Box<RawValue> {
+    serde_json::value::to_raw_value(text).unwrap_or_default()
+}
+
+/// The answer to an `Action` frame: Pulsebase runs no actions over the sync protocol.
+pub(crate) fn no_actions(request_id: u64, function: &impl std::fmt::Display) -> Outbound {
+    let message = format!(
+        "Could not find public function for '{function}': Pulsebase has no actions; use a mutation, or an HTTP action in functions/http.rhai"
+    );
+    let result = json_string(&message);
+    let frame = ServerMessage::ActionResponse {
+        request_id,
+        success: false,
+        result: &result,
+        log_lines: &[],
+        error_data: None,
+    }
+    .to_text();
+    Outbound::Text(frame)
+}

@@ -1,0 +1,375 @@
+//! One WebSocket session of the Convex sync protocol: [`run_session`] and the [`Session`] it
+//! drives.
+//!
+//! A session is one task. It reads client frames in order, runs the session's mutations one
+//! at a time, and sends a Transition whenever its query set, identity or any of its queries'
+//! results changed. It never blocks the Committer: invalidations only set its
+//! [`SessionSignal`](crate::signal::SessionSignal), and the session does its own work when it
+//! gets to it.
+//!
+//! The session's state is split by concept, each part with its own methods:
+//! - `outbox.rs`: frames to the client and the back-pressure on a slow one;
+//! - `mutations.rs`: the mutation queue, and the back-pressure on a client that pipelines;
+//! - `auth.rs`: who the session acts as, the `Authenticate` check, the expiry timer;
+//! - `query_set.rs`: the subscribed queries and their instances;
+//! - `transition.rs`: building a Transition at one snapshot;
+//! - `frames.rs`: the frame types and why a session ends.
+//!
+//! This file holds the loop and the steps that change several parts at once: an identity
+//! change re-binds queries, a mutation response owes a Transition. A session signed in with a
+//! provider's token is registered in the hub's token sessions, so removing that provider from
+//! `auth.config.toml` turns the session anonymous at once (`AuthError`, as on expiry).
+//!
+//! Cleanup (releasing query instances, the hub's session count, the token registry) runs in
+//! `Drop`, so it also happens when the session task panics or is aborted by the transport.
+
+mod auth;
+mod frames;
+mod mutations;
+mod outbox;
+mod query_set;
+mod transition;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use application::Identity;
+use functions::{Caller, FunctionPath};
+use futures::{Stream, StreamExt};
+use protocol::{AuthenticateTokenType, ClientMessage};
+use tokio::sync::mpsc;
+
+use self::auth::{Credentials, EXPIRED_MESSAGE, REVOKED_MESSAGE, SessionAuth, check_credentials};
+use self::frames::{End, no_actions};
+use self::mutations::{MutationDone, Mutations};
+use self::outbox::Outbox;
+use self::query_set::{Member, QuerySet};
+use self::transition::Transitions;
+use crate::hub::SyncHub;
+
+pub use self::frames::{Inbound, Outbound};
+pub use self::outbox::stall_limit;
+
+/// What woke the session loop.
+enum Event {
+    Frame(Option<Inbound>),
+    Woken,
+    MutationDone(MutationDone),
+    StillBlocked,
+    Expired,
+}
+
+struct Session {
+    member: Member,
+    /// The client's `sessionId` from `Connect`; with a request id it de-duplicates mutations.
+    client_session_id: Option<String>,
+    clock_skew: Option<i64>,
+    auth: SessionAuth,
+    queries: QuerySet,
+    transitions: Transitions,
+    outbox: Outbox,
+    mutations: Mutations,
+}
+
+impl Drop for Session {
+    /// Runs however the session ends (return, panic, or the transport aborting its task), so
+    /// the hub never counts a dead session or keeps its query instances.
+    fn drop(&mut self) {
+        self.queries.release_all(&self.member);
+        let hub = self.member.hub();
+        hub.token_sessions().remove(self.member.id());
+        hub.session_ended();
+    }
+}
+
+/// Runs one session until the client goes away or breaks the protocol.
+pub async fn run_session<S>(hub: Arc<SyncHub>, mut inbound: S, outbound: mpsc::Sender<Outbound>)
+where
+    S: Stream<Item = Inbound> + Unpin + Send,
+{
+    let id = hub.session_started();
+    let mut session = Session {
+        member: Member::new(hub, id),
+        client_session_id: None,
+        clock_skew: None,
+        auth: SessionAuth::new(),
+        queries: QuerySet::new(),
+        transitions: Transitions::new(),
+        outbox: Outbox::new(outbound),
+        mutations: Mutations::new(),
+    };
+    tracing::debug!(session = id, "session started");
+    match session.run(&mut inbound).await {
+        Ok(()) => tracing::debug!(session = id, "session closed by the client"),
+        Err(end) => session.outbox.send_end(id, end),
+    }
+    // Dropping `session` releases its queries and ends its count in the hub.
+}
+
+impl Session {
+    async fn run<S>(&mut self, inbound: &mut S) -> Result<(), End>
+    where
+        S: Stream<Item = Inbound> + Unpin + Send,
+    {
+        loop {
+            self.outbox.flush()?;
+            if self.member.signal().take_dirty() {
+                self.transitions.recheck();
+            }
+            if self.member.signal().take_auth_changed() {
+                self.check_token_issuer()?;
+            }
+            if self.transitions.wanted() {
+                if self.outbox.ready_for_transition() {
+                    let transition = self
+                        .transitions
+                        .build(&self.member, &mut self.queries, &self.auth, self.clock_skew)
+                        .await?;
+                    if let Some(text) = transition {
+                        self.outbox.push(Outbound::Text(text))?;
+                        self.outbox.flush()?;
+                    }
+                } else {
+                    self.outbox.note_blocked()?;
+                }
+            }
+            self.auth.arm_expiry_timer();
+            let blocked = self.outbox.is_blocked();
+            // Back-pressure on a client that pipelines mutations: while the queue is full,
+            // its frames wait in the socket (see `mutations.rs`).
+            let accepting = self.mutations.accepting();
+            let expiry_armed = self.auth.expiry_armed();
+            let event = {
+                let signal = self.member.signal();
+                let mutations = &mut self.mutations;
+                let outbox = &self.outbox;
+                let expiry = self.auth.expiry_timer();
+                tokio::select! {
+                    frame = inbound.next(), if accepting => Event::Frame(frame),
+                    () = signal.notified() => Event::Woken,
+                    Some(done) = mutations.finished() => Event::MutationDone(done),
+                    () = outbox.room(), if blocked => Event::Woken,
+                    () = tokio::time::sleep(Duration::from_secs(1)), if blocked => Event::StillBlocked,
+                    () = expiry, if expiry_armed => Event::Expired,
+                }
+            };
+            match event {
+                Event::Frame(Some(Inbound::Text(text))) => self.handle(&text).await?,
+                Event::Frame(Some(Inbound::Binary)) => {
+                    return Err(End::Fatal(
+                        "binary frames are not part of the protocol; send JSON text frames".into(),
+                    ));
+                }
+                Event::Frame(Some(Inbound::TooLarge { size, max })) => {
+                    return Err(End::Fatal(format!(
+                        "a frame of {size} bytes exceeds the {} MiB limit",
+                        max >> 20
+                    )));
+                }
+                Event::Frame(None) => return Ok(()),
+                Event::Woken => {}
+                Event::MutationDone(done) => {
+                    let response = Mutations::response(done);
+                    if response.needs_transition {
+                        self.transitions.owe();
+                    }
+                    self.outbox.push(response.frame)?;
+                    self.start_next_mutation();
+                }
+                Event::StillBlocked => self.outbox.note_blocked()?,
+                Event::Expired => {
+                    self.auth.expiry_fired();
+                    self.expire_identity();
+                }
+            }
+        }
+    }
+
+    async fn handle(&mut self, text: &str) -> Result<(), End> {
+        let message = ClientMessage::parse(text)
+            .map_err(|e| End::Fatal(format!("could not parse a client message: {e}")))?;
+        match message {
+            ClientMessage::Connect {
+                session_id,
+                client_ts,
+                ..
+            } => {
+                self.client_session_id = Some(session_id);
+                self.clock_skew = client_ts.map(|ts| {
+                    ts as i64
+                        - (SystemTime::now()
+                            .duration_since(UNIX_EPOCH)
+                            .map_or(0, |d| d.as_millis() as i64))
+                });
+            }
+            ClientMessage::ModifyQuerySet {
+                base_version,
+                new_version,
+                modifications,
+            } => {
+                self.queries.modify(
+                    &self.member,
+                    self.auth.identity(),
+                    self.auth.is_trusted(),
+                    base_version,
+                    new_version,
+                    modifications,
+                )?;
+                self.transitions.owe();
+            }
+            ClientMessage::Mutation {
+                request_id,
+                udf_path,
+                args,
+                ..
+            } => {
+                self.mutations
+                    .enqueue(request_id, &udf_path, args, &self.auth, text.len());
+                if !self.mutations.is_running() {
+                    self.start_next_mutation();
+                }
+            }
+            ClientMessage::Action {
+                request_id,
+                udf_path,
+                ..
+            } => {
+                let frame = no_actions(request_id, &FunctionPath::parse(&udf_path));
+                self.outbox.push(frame)?;
+            }
+            ClientMessage::Authenticate {
+                base_version,
+                token_type,
+                value,
+                impersonating,
+            } => {
+                self.authenticate(base_version, token_type, value, impersonating)
+                    .await?
+            }
+            ClientMessage::Event {} => {}
+        }
+        Ok(())
+    }
+
+    async fn authenticate(
+        &mut self,
+        base_version: u32,
+        token_type: AuthenticateTokenType,
+        value: Option<String>,
+        impersonating: Option<serde_json::Value>,
+    ) -> Result<(), End> {
+        if base_version != self.auth.version() {
+            return Err(End::Fatal(format!(
+                "Authenticate baseVersion {base_version} does not match the identity version {}",
+                self.auth.version()
+            )));
+        }
+        let hub = self.member.hub();
+        let checked =
+            check_credentials(hub, self.member.id(), token_type, value, impersonating).await;
+        match checked {
+            Credentials::Anonymous => self.set_auth(Caller::Client, None, None),
+            Credentials::User { identity, issuer } => {
+                // A user token never carries an admin's rights.
+                self.set_auth(Caller::Client, Some(identity), Some(issuer));
+                // The provider may have been removed between `verify` and the
+                // registration above, in which case no notification reached us.
+                self.check_token_issuer()?;
+            }
+            Credentials::RefusedToken { message } => {
+                self.outbox.push(self.auth.error_frame(message, true))?;
+                // The session goes on anonymously; it must not keep reading as the
+                // previous user (or admin) once a refresh failed.
+                self.set_auth(Caller::Client, None, None);
+                return Ok(());
+            }
+            Credentials::RefusedAdminKey => {
+                return self
+                    .outbox
+                    .push(self.auth.error_frame("Invalid admin key", true));
+            }
+            Credentials::Admin { identity } => self.set_auth(Caller::Trusted, identity, None),
+        }
+        self.auth.advance_version();
+        self.transitions.owe();
+        Ok(())
+    }
+
+    /// Replaces who the session acts as. Queries are re-bound when what they may see changed:
+    /// all of them when the caller changed (internal functions become visible or not), the
+    /// identity-dependent ones when the identity changed.
+    fn set_auth(
+        &mut self,
+        caller: Caller,
+        identity: Option<Identity>,
+        token_issuer: Option<Arc<str>>,
+    ) {
+        let tokens = self.member.hub().token_sessions();
+        match (&token_issuer, self.auth.token_issuer()) {
+            (Some(_), None) => tokens.insert(self.member.id(), self.member.signal()),
+            (None, Some(_)) => tokens.remove(self.member.id()),
+            _ => {}
+        }
+        let change = self.auth.replace(caller, identity, token_issuer);
+        if !change.caller_changed && !change.identity_changed {
+            return;
+        }
+        self.queries.rebind_for(
+            &self.member,
+            self.auth.identity(),
+            self.auth.is_trusted(),
+            change.caller_changed,
+        );
+        self.transitions.recheck();
+    }
+
+    /// The session stops acting as a user; an admin stays an admin.
+    fn become_anonymous(&mut self) {
+        self.set_auth(self.auth.caller(), None, None);
+    }
+
+    /// After a change of `auth.config.toml`: a session whose token came from a provider that
+    /// is no longer configured stops acting as that user, as if its token had expired.
+    fn check_token_issuer(&mut self) -> Result<(), End> {
+        let Some(issuer) = self.auth.token_issuer() else {
+            return Ok(());
+        };
+        if self.member.hub().auth().trusts_issuer(issuer) {
+            return Ok(());
+        }
+        tracing::info!(
+            session = self.member.id(),
+            %issuer,
+            "the session's identity provider was removed from auth.config.toml; the session is now anonymous"
+        );
+        let frame = self.auth.error_frame(REVOKED_MESSAGE, false);
+        self.become_anonymous();
+        self.outbox.push(frame)
+    }
+
+    /// The token behind the identity expired and no fresh one arrived: tell the client (it
+    /// fetches a new token) and stop reading as that user.
+    fn expire_identity(&mut self) {
+        if !self.auth.identity_expired() {
+            return;
+        }
+        tracing::info!(
+            session = self.member.id(),
+            "access token expired without a refresh; the session is now anonymous"
+        );
+        let _ = self
+            .outbox
+            .push(self.auth.error_frame(EXPIRED_MESSAGE, false));
+        self.become_anonymous();
+    }
+
+    /// Starts the next queued mutation (one runs at a time). If the identity's token has
+    /// expired by now, the session turns anonymous first, whether or not its timer fired.
+    fn start_next_mutation(&mut self) {
+        if self.auth.identity_expired() {
+            self.expire_identity();
+        }
+        self.mutations
+            .start_next(self.member.hub(), self.client_session_id.as_ref());
+    }
+}

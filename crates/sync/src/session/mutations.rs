@@ -1,0 +1,213 @@
+//! [`Mutations`]: a session's mutations, run one at a time in the order their frames arrived.
+//!
+//! A mutation runs as the caller and identity that were current when its frame arrived, never
+//! as a later `Authenticate`'s. Inbound back-pressure: while [`MAX_QUEUED_MUTATIONS`]
+//! mutations (or [`MAX_QUEUED_MUTATION_BYTES`] of their frames) wait behind the running one,
+//! the session stops reading frames, so a client that pipelines mutations waits in its own
+//! socket buffers instead of our memory.
+
+use std::collections::VecDeque;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+use application::{Identity, MutationResult};
+use database::{DbError, DedupKey};
+use functions::{Caller, FunctionPath};
+use protocol::ServerMessage;
+use serde_json::value::RawValue;
+use value::Value;
+
+use super::auth::{SessionAuth, unix_now};
+use super::frames::{Outbound, decode_args, json_string};
+use crate::hub::SyncHub;
+
+/// Most mutations waiting behind the running one before the session stops reading frames.
+pub const MAX_QUEUED_MUTATIONS: usize = 128;
+/// Most bytes of waiting Mutation frames before the session stops reading frames (one more
+/// frame, at most 20 MiB, may already be in hand when the limit is reached).
+pub const MAX_QUEUED_MUTATION_BYTES: usize = 16 << 20;
+
+/// A mutation that finished, as the session's loop receives it.
+pub(crate) struct MutationDone {
+    request_id: u64,
+    result: Result<MutationResult, DbError>,
+}
+
+type MutationFuture = Pin<Box<dyn Future<Output = MutationDone> + Send>>;
+
+struct PendingMutation {
+    request_id: u64,
+    path: FunctionPath,
+    args: Result<Value, String>,
+    /// Who sent it, captured when the frame arrived (see `Mutations::start_next`).
+    identity: Option<Identity>,
+    token_issuer: Option<Arc<str>>,
+    caller: Caller,
+    /// Size of the frame, counted in `Mutations::queued_bytes` while it waits.
+    bytes: usize,
+}
+
+/// The `MutationResponse` for a finished mutation.
+pub(crate) struct MutationResponse {
+    pub frame: Outbound,
+    /// It succeeded: the client resolves the promise only once a Transition reaches its `ts`,
+    /// so one must follow.
+    pub needs_transition: bool,
+}
+
+/// The mutations of one session: the one running and those waiting behind it.
+pub(crate) struct Mutations {
+    queue: VecDeque<PendingMutation>,
+    /// Frame bytes of the mutations in `queue`.
+    queued_bytes: usize,
+    in_flight: Option<MutationFuture>,
+}
+
+impl Mutations {
+    pub(crate) fn new() -> Mutations {
+        Mutations {
+            queue: VecDeque::new(),
+            queued_bytes: 0,
+            in_flight: None,
+        }
+    }
+
+    /// Whether the session may read another frame (see the module docs).
+    pub(crate) fn accepting(&self) -> bool {
+        self.queue.len() < MAX_QUEUED_MUTATIONS && self.queued_bytes < MAX_QUEUED_MUTATION_BYTES
+    }
+
+    pub(crate) fn is_running(&self) -> bool {
+        self.in_flight.is_some()
+    }
+
+    /// Queues a `Mutation` frame of `bytes` bytes, sent as `auth` says.
+    pub(crate) fn enqueue(
+        &mut self,
+        request_id: u64,
+        udf_path: &str,
+        args: serde_json::Value,
+        auth: &SessionAuth,
+        bytes: usize,
+    ) {
+        let args = decode_args(args);
+        self.queued_bytes += bytes;
+        self.queue.push_back(PendingMutation {
+            request_id,
+            path: FunctionPath::parse(udf_path),
+            args,
+            identity: auth.identity().cloned(),
+            token_issuer: auth.token_issuer().cloned(),
+            caller: auth.caller(),
+            bytes,
+        });
+    }
+
+    /// Completes when the running mutation finishes; `None` at once when none runs.
+    pub(crate) async fn finished(&mut self) -> Option<MutationDone> {
+        let done = self.in_flight.as_mut()?.await;
+        self.in_flight = None;
+        Some(done)
+    }
+
+    /// Starts the next queued mutation, if any. `client_session_id` (from `Connect`)
+    /// de-duplicates it with its request id.
+    pub(crate) fn start_next(&mut self, hub: &SyncHub, client_session_id: Option<&String>) {
+        let Some(pending) = self.queue.pop_front() else {
+            return;
+        };
+        let PendingMutation {
+            request_id,
+            path,
+            args,
+            mut identity,
+            token_issuer,
+            caller,
+            bytes,
+        } = pending;
+        self.queued_bytes = self.queued_bytes.saturating_sub(bytes);
+        // The mutation runs as whoever sent it, even if an Authenticate arrived while it
+        // waited. One exception, the session's own expiry rule: if that identity's token has
+        // expired by now, or its provider was removed from auth.config.toml, the mutation
+        // runs anonymously rather than as that user. It is not refused: a session whose token
+        // expires turns anonymous and runs the mutations it is sent after that anonymously
+        // too, and the function decides what an anonymous caller may do. The caller (admin or
+        // client) is kept: admin sessions have no token that could expire.
+        let now = unix_now();
+        if identity.as_ref().is_some_and(|i| i.is_expired(now))
+            || token_issuer
+                .as_deref()
+                .is_some_and(|issuer| !hub.auth().trusts_issuer(issuer))
+        {
+            identity = None;
+        }
+        let app = hub.app().clone();
+        let dedup = client_session_id.cloned().map(|session_id| DedupKey {
+            session_id,
+            request_id,
+        });
+        self.in_flight = Some(Box::pin(async move {
+            let result = match args {
+                Ok(args) => app.run_mutation(path, args, identity, caller, dedup).await,
+                Err(message) => Ok(MutationResult {
+                    result: Err(functions::FunctionError::new(
+                        functions::ErrorKind::BadArgs,
+                        message,
+                    )),
+                    log_lines: Vec::new(),
+                    ts: None,
+                }),
+            };
+            MutationDone { request_id, result }
+        }));
+    }
+
+    /// The response to a finished mutation.
+    pub(crate) fn response(done: MutationDone) -> MutationResponse {
+        let MutationDone { request_id, result } = done;
+        let result = result.unwrap_or_else(|e| MutationResult {
+            result: Err(functions::FunctionError::new(
+                functions::ErrorKind::Limit,
+                e.to_string(),
+            )),
+            log_lines: Vec::new(),
+            ts: None,
+        });
+        let needs_transition = result.result.is_ok();
+        let frame = match &result.result {
+            Ok(value) => {
+                let value = RawValue::from_string(value.to_json_string()).unwrap_or_default();
+                ServerMessage::MutationResponse {
+                    request_id,
+                    success: true,
+                    result: &value,
+                    ts: result.ts.map(protocol::Ts),
+                    log_lines: &result.log_lines,
+                    error_data: None,
+                }
+                .to_text()
+            }
+            Err(error) => {
+                let message = json_string(&error.message);
+                let data = error
+                    .data
+                    .as_ref()
+                    .and_then(|d| RawValue::from_string(d.to_json_string()).ok());
+                ServerMessage::MutationResponse {
+                    request_id,
+                    success: false,
+                    result: &message,
+                    ts: None,
+                    log_lines: &result.log_lines,
+                    error_data: data.as_deref(),
+                }
+                .to_text()
+            }
+        };
+        MutationResponse {
+            frame: Outbound::Text(frame),
+            needs_transition,
+        }
+    }
+}

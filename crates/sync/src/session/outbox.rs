@@ -1,0 +1,148 @@
+//! [`Outbox`]: a session's frames on their way to the client, and the back-pressure rules.
+//!
+//! Frames go to a bounded channel drained by the transport's writer. A Transition is computed
+//! only when the channel has room ([`Outbox::ready_for_transition`]), so while a client is slow
+//! the session coalesces every change into the next Transition instead of queueing. Other
+//! frames (mutation responses, errors) wait in a small queue of their own. A client that stays
+//! unable to receive for [`stall_limit`] is disconnected with a log line.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use protocol::ServerMessage;
+use tokio::sync::mpsc;
+
+use super::frames::{End, Outbound};
+
+/// Most frames waiting in the session's own queue (mutation responses, errors).
+const MAX_OUTBOX: usize = 1_000;
+/// Free slots in the transport channel required before computing a Transition, which keeps
+/// at most a couple of unsent Transitions per client.
+const TRANSITION_HEADROOM: usize = 2;
+
+/// How long a client may stay unable to receive before it is dropped: 30 s, or
+/// `PULSEBASE_STALL_LIMIT_SECS`.
+pub fn stall_limit() -> Duration {
+    static LIMIT: std::sync::OnceLock<Duration> = std::sync::OnceLock::new();
+    *LIMIT.get_or_init(|| {
+        let secs = std::env::var("PULSEBASE_STALL_LIMIT_SECS")
+            .ok()
+            .and_then(|v| v.parse::<u64>().ok())
+            .filter(|s| *s > 0)
+            .unwrap_or(30);
+        Duration::from_secs(secs)
+    })
+}
+
+/// The frames of one session not yet handed to the transport, and the channel to it.
+pub(crate) struct Outbox {
+    queue: VecDeque<Outbound>,
+    channel: mpsc::Sender<Outbound>,
+    /// Since when the client has not taken what we have for it.
+    blocked_since: Option<Instant>,
+}
+
+impl Outbox {
+    pub(crate) fn new(channel: mpsc::Sender<Outbound>) -> Outbox {
+        Outbox {
+            queue: VecDeque::new(),
+            channel,
+            blocked_since: None,
+        }
+    }
+
+    /// Queues a frame; a client that lets [`MAX_OUTBOX`] frames pile up is disconnected.
+    pub(crate) fn push(&mut self, frame: Outbound) -> Result<(), End> {
+        if self.queue.len() >= MAX_OUTBOX {
+            return Err(End::Close {
+                code: 1013,
+                reason: "too many undelivered messages; the client is not reading".into(),
+            });
+        }
+        self.queue.push_back(frame);
+        Ok(())
+    }
+
+    /// Moves queued frames into the transport channel while it has room.
+    pub(crate) fn flush(&mut self) -> Result<(), End> {
+        while let Some(frame) = self.queue.pop_front() {
+            match self.channel.try_send(frame) {
+                Ok(()) => self.blocked_since = None,
+                Err(mpsc::error::TrySendError::Full(frame)) => {
+                    self.queue.push_front(frame);
+                    return self.note_blocked();
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => {
+                    return Err(End::Close {
+                        code: 1000,
+                        reason: "transport closed".into(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether the transport channel has room for a Transition (the client is then not
+    /// blocked).
+    pub(crate) fn ready_for_transition(&mut self) -> bool {
+        if self.channel.capacity() >= TRANSITION_HEADROOM {
+            self.blocked_since = None;
+            true
+        } else {
+            false
+        }
+    }
+
+    /// The client is not taking frames: fails once that has lasted past [`stall_limit`].
+    pub(crate) fn note_blocked(&mut self) -> Result<(), End> {
+        let since = *self.blocked_since.get_or_insert_with(Instant::now);
+        if since.elapsed() > stall_limit() {
+            return Err(End::Close {
+                code: 1013,
+                reason: format!(
+                    "client did not read its messages for {} s; reconnect to resync",
+                    stall_limit().as_secs()
+                ),
+            });
+        }
+        Ok(())
+    }
+
+    /// Frames are waiting for the client.
+    pub(crate) fn is_blocked(&self) -> bool {
+        self.blocked_since.is_some() || !self.queue.is_empty()
+    }
+
+    /// Completes when the transport channel has room again (or is closed).
+    pub(crate) async fn room(&self) {
+        let _ = self.channel.reserve().await;
+    }
+
+    /// Tells the client why its session ended early, if the channel takes it.
+    pub(crate) fn send_end(&self, session: u64, end: End) {
+        match end {
+            End::Fatal(reason) => {
+                tracing::warn!(session, %reason, "closing session after a protocol violation");
+                let frame = ServerMessage::FatalError { error: &reason }.to_text();
+                let _ = self.channel.try_send(Outbound::Text(frame));
+                let _ = self.channel.try_send(Outbound::Close {
+                    code: 1008,
+                    reason: truncate(&reason, 120),
+                });
+            }
+            End::Close { code, reason } => {
+                tracing::warn!(session, %reason, "closing session");
+                let _ = self.channel.try_send(Outbound::Close { code, reason });
+            }
+        }
+    }
+}
+
+fn truncate(text: &str, max: usize) -> String {
+    let mut cut = text.len().min(max);
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    text[..cut].to_string()
+}

@@ -327,21 +327,17 @@ pub fn decode_data_uri(uri: &str) -> Result<Vec<u8>, &'static str> {
     }
 }
 
+/// `%XX` escapes decoded. `percent-encoding` passes a malformed escape through as text; a
+/// key set with one is more likely a broken URI than JSON that means it, so it is refused.
 fn percent_decode(s: &str) -> Option<Vec<u8>> {
     let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    Some(out)
+    let well_formed = bytes.iter().enumerate().all(|(i, b)| {
+        *b != b'%'
+            || bytes
+                .get(i + 1..i + 3)
+                .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+    });
+    well_formed.then(|| percent_encoding::percent_decode(bytes).collect())
 }
 
 #[cfg(test)]
@@ -388,6 +384,18 @@ mod tests {
             br#"{"keys":[]}"#
         );
         assert!(decode_data_uri("data:;base64,!!!").is_err());
+        assert_eq!(
+            decode_data_uri("data:,%7Bok%7d").unwrap(),
+            b"{ok}",
+            "escapes in either case"
+        );
+        for bad in ["data:,%", "data:,%7", "data:,%zz", "data:,50%off"] {
+            assert_eq!(
+                decode_data_uri(bad),
+                Err("the data URI payload has a bad %-escape"),
+                "{bad}"
+            );
+        }
         assert!(decode_data_uri("data:nocomma").is_err());
     }
 

@@ -564,27 +564,8 @@ fn suggest(unknown: &str) -> Option<&'static str> {
     TYPE_NAMES
         .iter()
         .copied()
-        .filter(|name| edit_distance(&lower, name) <= 2)
-        .min_by_key(|name| edit_distance(&lower, name))
-}
-
-pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = if ca == *cb {
-                prev
-            } else {
-                1 + prev.min(row[j]).min(row[j + 1])
-            };
-            prev = cur;
-        }
-    }
-    row[b.len()]
+        .filter(|name| strsim::levenshtein(&lower, name) <= 2)
+        .min_by_key(|name| strsim::levenshtein(&lower, name))
 }
 
 #[cfg(test)]

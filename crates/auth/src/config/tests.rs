@@ -1,6 +1,9 @@
 //! Parser tests: each error names the line, the column and the fix.
 
+use url::Url;
+
 use super::*;
+use crate::provider::JwksSource;
 
 fn env(name: &str) -> Option<String> {
     match name {

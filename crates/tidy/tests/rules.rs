@@ -97,7 +97,6 @@ const KNOWN_LONG_FILES: &[&str] = &[
     "crates/functions/src/runner.rs",
     "crates/functions/tests/scripts.rs",
     "crates/pulsebase/src/codegen.rs",
-    "crates/schema/src/types.rs",
     "crates/sync/src/instance.rs",
     "crates/sync/src/session.rs",
     "crates/sync/src/tests.rs",

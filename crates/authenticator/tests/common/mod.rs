@@ -23,6 +23,14 @@ use tokio::net::TcpListener;
 
 pub const NOW: u64 = 1_700_000_000;
 
+/// Where [`TestServer::serve_oidc`] publishes the JWKS.
+pub const JWKS_PATH: &str = "/.well-known/jwks.json";
+
+/// A fresh directory for the authenticator's files.
+pub fn dir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
+
 /// One canned HTTP answer.
 #[derive(Clone)]
 pub struct Reply {

@@ -3,24 +3,25 @@
 //!
 //! Pure: the key comes in as PEM (the `authenticator` crate stores it on disk) and the clock
 //! is a parameter. `kid` is the RFC 7638 thumbprint, so the same key always has the same kid.
+//! `aws-lc-rs` generates and checks the key; `jsonwebtoken` (on the same aws-lc backend)
+//! reads the PEM and signs.
 
 use std::fmt;
 use std::sync::Arc;
 
+use aws_lc_rs::encoding::AsDer as _;
+use aws_lc_rs::rsa::{KeyPair, KeySize};
+use aws_lc_rs::signature::KeyPair as _;
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{EncodingKey, Header};
-use rsa::RsaPrivateKey;
-use rsa::pkcs1::{DecodeRsaPrivateKey, EncodeRsaPrivateKey};
-use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, LineEnding};
-use rsa::traits::PublicKeyParts;
 use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use crate::keys::{KeyAlgorithm, KeySet};
 use crate::provider::Provider;
 
-/// RSA modulus size for generated dev keys.
+/// RSA modulus size for generated dev keys ([`KeySize::Rsa2048`]).
 pub const DEV_KEY_BITS: usize = 2048;
 
 /// The audience dev tokens carry: Convex's Clerk template uses `convex`.
@@ -70,28 +71,15 @@ impl fmt::Debug for DevIssuerKey {
 impl DevIssuerKey {
     /// Loads a PKCS#8 (`BEGIN PRIVATE KEY`) or PKCS#1 (`BEGIN RSA PRIVATE KEY`) PEM.
     pub fn from_pem(pem: &str) -> Result<DevIssuerKey, DevIssuerError> {
-        let key = RsaPrivateKey::from_pkcs8_pem(pem)
-            .or_else(|_| RsaPrivateKey::from_pkcs1_pem(pem))
+        // jsonwebtoken reads both forms and keeps the PKCS#1 key inside; parsing that as a
+        // private key refuses public keys and checks that the key is consistent.
+        let encoding = EncodingKey::from_rsa_pem(pem.as_bytes())
             .map_err(|e| DevIssuerError::BadKey(e.to_string()))?;
-        DevIssuerKey::from_private_key(&key)
-    }
-
-    /// Generates a fresh 2048-bit key; returns it and its PKCS#8 PEM for storage.
-    pub fn generate() -> Result<(DevIssuerKey, String), DevIssuerError> {
-        let key = RsaPrivateKey::new(&mut rand::rngs::OsRng, DEV_KEY_BITS)
-            .map_err(|e| DevIssuerError::Generate(e.to_string()))?;
-        let pem = key
-            .to_pkcs8_pem(LineEnding::LF)
-            .map_err(|e| DevIssuerError::Generate(e.to_string()))?;
-        Ok((DevIssuerKey::from_private_key(&key)?, pem.to_string()))
-    }
-
-    fn from_private_key(key: &RsaPrivateKey) -> Result<DevIssuerKey, DevIssuerError> {
-        let der = key
-            .to_pkcs1_der()
+        let key = KeyPair::from_der(encoding.as_bytes())
             .map_err(|e| DevIssuerError::BadKey(e.to_string()))?;
-        let n = URL_SAFE_NO_PAD.encode(key.n().to_bytes_be());
-        let e = URL_SAFE_NO_PAD.encode(key.e().to_bytes_be());
+        let public = key.public_key();
+        let n = URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero());
+        let e = URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero());
         // RFC 7638: SHA-256 over the required members in lexicographic order, no spaces.
         let canonical = format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#);
         let kid = URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()));
@@ -104,11 +92,25 @@ impl DevIssuerKey {
             ));
         }
         Ok(DevIssuerKey {
-            encoding: EncodingKey::from_rsa_der(der.as_bytes()),
+            encoding,
             kid,
             jwk,
             key_set: Arc::new(key_set),
         })
+    }
+
+    /// Generates a fresh 2048-bit key; returns it and its PKCS#8 PEM for storage.
+    pub fn generate() -> Result<(DevIssuerKey, String), DevIssuerError> {
+        let key = KeyPair::generate(KeySize::Rsa2048)
+            .map_err(|e| DevIssuerError::Generate(e.to_string()))?;
+        let der = key
+            .as_der()
+            .map_err(|e| DevIssuerError::Generate(e.to_string()))?;
+        let pem = pem::encode_config(
+            &pem::Pem::new("PRIVATE KEY", der.as_ref()),
+            pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+        );
+        Ok((DevIssuerKey::from_pem(&pem)?, pem))
     }
 
     /// The RFC 7638 thumbprint used as `kid`.
@@ -306,11 +308,28 @@ mod tests {
     }
 
     #[test]
+    fn generated_keys_have_the_documented_size() {
+        let (key, _) = DevIssuerKey::generate().unwrap();
+        let n = key.jwks_json()["keys"][0]["n"].as_str().unwrap().to_owned();
+        assert_eq!(URL_SAFE_NO_PAD.decode(n).unwrap().len() * 8, DEV_KEY_BITS);
+    }
+
+    #[test]
     fn garbage_pem_is_an_error() {
         assert!(matches!(
             DevIssuerKey::from_pem(
                 "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n"
             ),
+            Err(DevIssuerError::BadKey(_))
+        ));
+        // A public key is not a private key, even in a PEM jsonwebtoken reads as RSA.
+        let key = KeyPair::generate(KeySize::Rsa2048).unwrap();
+        let public = pem::encode(&pem::Pem::new(
+            "PUBLIC KEY",
+            key.public_key().as_der().unwrap().as_ref(),
+        ));
+        assert!(matches!(
+            DevIssuerKey::from_pem(&public),
             Err(DevIssuerError::BadKey(_))
         ));
     }

@@ -1,6 +1,6 @@
 //! `Identity`: Convex's `UserIdentity`, built from verified claims.
 //!
-//! Two mappings, as in Convex (AUTH_FACTS §2): OIDC providers (Clerk, the dev issuer) get
+//! Two mappings, as Convex's own backend makes them: OIDC providers (Clerk, the dev issuer) get
 //! the standard claims renamed to camelCase and custom claims kept nested; customJwt
 //! providers get no renaming and nested objects flattened to dotted keys. Claims that change
 //! on every refresh (`exp`, `iat`, `nbf`, `jti`, `fva`, ...) are dropped, so an identity — and

@@ -10,6 +10,7 @@ use std::fmt;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE, URL_SAFE_NO_PAD};
+use jsonwebtoken::DecodingKey;
 use serde_json::Value;
 
 /// Smallest RSA modulus we accept, in bits (NIST's floor for RSA signatures).
@@ -56,21 +57,13 @@ impl fmt::Display for KeyAlgorithm {
     }
 }
 
-/// The raw public key material `ring` verifies with.
-#[derive(Clone)]
-pub(crate) enum PublicKey {
-    /// Big-endian modulus and exponent.
-    Rsa { n: Vec<u8>, e: Vec<u8> },
-    /// The uncompressed SEC1 point `04 ‖ x ‖ y`.
-    P256 { point: Vec<u8> },
-}
-
 /// One usable public key from a JWKS.
 #[derive(Clone)]
 pub struct VerificationKey {
     kid: Option<String>,
     algorithm: KeyAlgorithm,
-    public_key: PublicKey,
+    /// The key as `jsonwebtoken` verifies with it, built once when the set is loaded.
+    decoding: DecodingKey,
     jwk: Value,
 }
 
@@ -90,8 +83,8 @@ impl VerificationKey {
         &self.jwk
     }
 
-    pub(crate) fn public_key(&self) -> &PublicKey {
-        &self.public_key
+    pub(crate) fn decoding_key(&self) -> &DecodingKey {
+        &self.decoding
     }
 }
 
@@ -155,10 +148,10 @@ impl KeySet {
         for jwk in list {
             let kid = jwk.get("kid").and_then(Value::as_str).map(str::to_owned);
             match parse_jwk(jwk) {
-                Ok((algorithm, public_key)) => set.keys.push(VerificationKey {
+                Ok((algorithm, decoding)) => set.keys.push(VerificationKey {
                     kid,
                     algorithm,
-                    public_key,
+                    decoding,
                     jwk: public_part(jwk),
                 }),
                 Err(reason) => set.skipped.push(SkippedKey { kid, reason }),
@@ -213,7 +206,7 @@ fn public_part(jwk: &Value) -> Value {
     Value::Object(out)
 }
 
-fn parse_jwk(jwk: &Value) -> Result<(KeyAlgorithm, PublicKey), String> {
+fn parse_jwk(jwk: &Value) -> Result<(KeyAlgorithm, DecodingKey), String> {
     let field = |name: &str| jwk.get(name).and_then(Value::as_str);
     if !jwk.is_object() {
         return Err("not a JSON object".into());
@@ -248,10 +241,7 @@ fn parse_jwk(jwk: &Value) -> Result<(KeyAlgorithm, PublicKey), String> {
                 .map_err(|_| "RSA \"e\" is not base64url".to_string())?;
             Ok((
                 KeyAlgorithm::Rs256,
-                PublicKey::Rsa {
-                    n: modulus,
-                    e: exponent,
-                },
+                DecodingKey::from_rsa_raw_components(&modulus, &exponent),
             ))
         }
         Some("EC") => {
@@ -267,15 +257,9 @@ fn parse_jwk(jwk: &Value) -> Result<(KeyAlgorithm, PublicKey), String> {
                 return Err("EC key without \"x\"/\"y\"".into());
             };
             check_p256_point(x, y)?;
-            let mut point = vec![0x04];
-            for coordinate in [x, y] {
-                point.extend(
-                    URL_SAFE_NO_PAD
-                        .decode(coordinate)
-                        .map_err(|_| "EC coordinates are not base64url".to_string())?,
-                );
-            }
-            Ok((KeyAlgorithm::Es256, PublicKey::P256 { point }))
+            let decoding = DecodingKey::from_ec_components(x, y)
+                .map_err(|_| "EC coordinates are not base64url".to_string())?;
+            Ok((KeyAlgorithm::Es256, decoding))
         }
         Some("oct") => Err("symmetric (oct) keys are never accepted".into()),
         Some(other) => Err(format!("key type \"{other}\" is not supported")),
@@ -295,7 +279,12 @@ fn check_p256_point(x: &str, y: &str) -> Result<(), String> {
     sec1.push(0x04);
     sec1.extend_from_slice(&x);
     sec1.extend_from_slice(&y);
-    p256::PublicKey::from_sec1_bytes(&sec1).map_err(|_| bad())?;
+    // aws-lc (jsonwebtoken's backend) parses the point, which checks that it is on the curve.
+    aws_lc_rs::signature::ParsedPublicKey::new(
+        &aws_lc_rs::signature::ECDSA_P256_SHA256_FIXED,
+        &sec1,
+    )
+    .map_err(|_| bad())?;
     Ok(())
 }
 
@@ -327,21 +316,17 @@ pub fn decode_data_uri(uri: &str) -> Result<Vec<u8>, &'static str> {
     }
 }
 
+/// `%XX` escapes decoded. `percent-encoding` passes a malformed escape through as text; a
+/// key set with one is more likely a broken URI than JSON that means it, so it is refused.
 fn percent_decode(s: &str) -> Option<Vec<u8>> {
     let bytes = s.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
-    }
-    Some(out)
+    let well_formed = bytes.iter().enumerate().all(|(i, b)| {
+        *b != b'%'
+            || bytes
+                .get(i + 1..i + 3)
+                .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+    });
+    well_formed.then(|| percent_encoding::percent_decode(bytes).collect())
 }
 
 #[cfg(test)]
@@ -363,6 +348,20 @@ mod tests {
         assert_eq!(set.skipped().len(), 5);
         assert!(set.skipped()[0].reason.contains("symmetric"));
         assert!(set.skipped()[1].reason.contains("2048"));
+    }
+
+    #[test]
+    fn ec_points_off_the_curve_are_skipped() {
+        let coordinate = |byte: u8| URL_SAFE_NO_PAD.encode([byte; 32]);
+        let jwks = json!({"keys": [
+            {"kty": "EC", "kid": "off", "crv": "P-256", "x": coordinate(1), "y": coordinate(2)},
+            {"kty": "EC", "kid": "short", "crv": "P-256", "x": "AQ", "y": "Ag"},
+        ]});
+        let set = KeySet::from_jwks_json(&jwks).unwrap();
+        assert!(set.is_empty());
+        for skipped in set.skipped() {
+            assert_eq!(skipped.reason, "EC coordinates are not a P-256 point");
+        }
     }
 
     #[test]
@@ -388,6 +387,18 @@ mod tests {
             br#"{"keys":[]}"#
         );
         assert!(decode_data_uri("data:;base64,!!!").is_err());
+        assert_eq!(
+            decode_data_uri("data:,%7Bok%7d").unwrap(),
+            b"{ok}",
+            "escapes in either case"
+        );
+        for bad in ["data:,%", "data:,%7", "data:,%zz", "data:,50%off"] {
+            assert_eq!(
+                decode_data_uri(bad),
+                Err("the data URI payload has a bad %-escape"),
+                "{bad}"
+            );
+        }
         assert!(decode_data_uri("data:nocomma").is_err());
     }
 

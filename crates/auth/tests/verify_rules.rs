@@ -9,13 +9,11 @@ use auth::{
     ClaimMapping, JwksSource, KeyAlgorithm, KeySet, ParsedToken, Provider, TokenRejection,
     diagnose_with_keys, select_provider, verify_with_keys,
 };
+use aws_lc_rs::encoding::AsDer as _;
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use p256::pkcs8::EncodePrivateKey as _;
-use rsa::pkcs1::EncodeRsaPrivateKey as _;
-use rsa::pkcs8::{EncodePublicKey as _, LineEnding};
-use rsa::traits::PublicKeyParts as _;
 use serde_json::{Value, json};
 
 const NOW: u64 = 1_700_000_000;
@@ -27,35 +25,39 @@ struct Rsa {
     public_pem: String,
 }
 
+fn pem_text(label: &str, der: &[u8]) -> String {
+    pem::encode_config(
+        &pem::Pem::new(label, der),
+        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+    )
+}
+
 fn rsa_key(kid: &str) -> Rsa {
-    let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).unwrap();
-    let der = key.to_pkcs1_der().unwrap();
+    let key = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+    let public = key.public_key();
     let jwk = json!({
         "kty": "RSA", "kid": kid, "alg": "RS256", "use": "sig",
-        "n": URL_SAFE_NO_PAD.encode(key.n().to_bytes_be()),
-        "e": URL_SAFE_NO_PAD.encode(key.e().to_bytes_be()),
+        "n": URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero()),
+        "e": URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero()),
     });
-    let public_pem = key
-        .to_public_key()
-        .to_public_key_pem(LineEnding::LF)
-        .unwrap();
+    let private_pem = pem_text("PRIVATE KEY", key.as_der().unwrap().as_ref());
     Rsa {
-        encoding: EncodingKey::from_rsa_der(der.as_bytes()),
+        encoding: EncodingKey::from_rsa_pem(private_pem.as_bytes()).unwrap(),
         jwk,
-        public_pem,
+        public_pem: pem_text("PUBLIC KEY", public.as_der().unwrap().as_ref()),
     }
 }
 
 fn ec_key(kid: &str) -> (EncodingKey, Value) {
-    let secret = p256::SecretKey::random(&mut rand::rngs::OsRng);
-    let point = secret.public_key().to_sec1_bytes();
+    let key = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
+    let point = key.public_key().as_ref();
     let jwk = json!({
         "kty": "EC", "crv": "P-256", "kid": kid, "alg": "ES256",
         "x": URL_SAFE_NO_PAD.encode(&point[1..33]),
         "y": URL_SAFE_NO_PAD.encode(&point[33..65]),
     });
-    let der = secret.to_pkcs8_der().unwrap();
-    (EncodingKey::from_ec_der(der.as_bytes()), jwk)
+    let der = key.to_pkcs8v1().unwrap();
+    (EncodingKey::from_ec_der(der.as_ref()), jwk)
 }
 
 fn keyset(jwks: &[&Value]) -> KeySet {

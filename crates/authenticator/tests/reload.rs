@@ -11,7 +11,6 @@ use common::*;
 use serde_json::json;
 
 const DISCOVERY: &str = "/.well-known/openid-configuration";
-const JWKS_PATH: &str = "/.well-known/jwks.json";
 
 fn oidc(url: &str, app: &str) -> String {
     format!("[[providers]]\ndomain = \"{url}\"\napplicationID = \"{app}\"\n\n")

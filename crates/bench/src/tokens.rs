@@ -3,19 +3,19 @@
 //! nothing. Each token can carry a distinct `jti`, which makes it a different string (a
 //! token-cache miss on the server) without changing the identity the functions see.
 //!
-//! Signing uses `ring` (several times faster than the pure-Rust RSA the server's own minter
-//! uses), producing the same claims as `DevIssuerKey::mint`: `iss`, `sub`, `aud: "convex"`,
-//! `iat`, `nbf`, `exp`, and `jti` when asked. The first token of every minter is checked
+//! Signing uses `aws-lc-rs`, the crypto under the server's own minter, producing the same
+//! claims as `DevIssuerKey::mint`: `iss`, `sub`, `aud: "convex"`, `iat`, `nbf`, `exp`, and
+//! `jti` when asked. The first token of every minter is checked
 //! against the server's own minter's format by the server itself (sessions authenticate).
 
 use std::path::Path;
 
 use anyhow::{Context as _, anyhow};
 use authenticator::DevIssuer;
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
 use base64::Engine as _;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
-use ring::rand::SystemRandom;
-use ring::signature::{RSA_PKCS1_SHA256, RsaKeyPair};
 use serde_json::json;
 
 pub struct Minter {
@@ -70,7 +70,7 @@ impl Minter {
             URL_SAFE_NO_PAD.encode(header.to_string()),
             URL_SAFE_NO_PAD.encode(claims.to_string())
         );
-        let mut sig = vec![0u8; self.key.public().modulus_len()];
+        let mut sig = vec![0u8; self.key.public_modulus_len()];
         self.key
             .sign(
                 &RSA_PKCS1_SHA256,

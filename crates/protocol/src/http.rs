@@ -1,4 +1,4 @@
-//! HTTP API bodies (`CONVEX_WIRE.md` §1.2) for `POST /api/query`, `/api/mutation`,
+//! HTTP API bodies (the `ConvexHttpClient`'s) for `POST /api/query`, `/api/mutation`,
 //! `/api/action` and `/api/function`.
 
 use serde::{Deserialize, Serialize};

@@ -1,6 +1,7 @@
 //! The wire format: the Convex sync protocol over WebSocket ([`ClientMessage`],
 //! [`ServerMessage`]) and the HTTP API bodies ([`UdfRequest`], [`UdfResponse`]), exactly as the
-//! unmodified `convex` npm client (1.x) speaks them. See `shared/wire/CONVEX_WIRE.md`.
+//! unmodified `convex` npm client (1.x) speaks them; the README's "The HTTP API" section lists
+//! the routes.
 //!
 //! This crate is an API boundary: changes are additive only. Values travel as convex JSON
 //! (see the `value` crate); results already serialised once are spliced in as raw JSON so a

@@ -1,4 +1,4 @@
-//! Sync protocol messages (`CONVEX_WIRE.md` §2): what the client sends over the WebSocket
+//! Sync protocol messages: what the `convex` client sends over the WebSocket
 //! and what the server answers. Every frame is one text frame holding one JSON object with a
 //! `type` field.
 //!

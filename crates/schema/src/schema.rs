@@ -17,7 +17,7 @@ use toml::Spanned;
 use value::{FieldPath, Object};
 
 use crate::error::{SchemaError, ValidationError};
-use crate::types::{IdTables, ObjectType, Type, edit_distance};
+use crate::types::{IdTables, ObjectType, Type};
 
 /// Index names every table has; users may not declare them.
 pub const SYSTEM_INDEXES: [&str; 2] = ["by_id", "by_creation_time"];
@@ -284,8 +284,8 @@ fn check_index_field(
             let close = object
                 .fields
                 .keys()
-                .min_by_key(|k| edit_distance(part, k))
-                .filter(|k| edit_distance(part, k) <= 2);
+                .min_by_key(|k| strsim::levenshtein(part, k))
+                .filter(|k| strsim::levenshtein(part, k) <= 2);
             let hint = match close {
                 Some(k) => format!(" (did you mean `{k}`?)"),
                 // Indexing another table's field by naming the table is a common first try.
@@ -338,8 +338,8 @@ fn check_id_tables(ty: &Type, tables: &[String]) -> Result<(), String> {
         Type::Id(table) if !tables.contains(table) => {
             let hint = tables
                 .iter()
-                .min_by_key(|t| edit_distance(table, t))
-                .filter(|t| edit_distance(table, t) <= 2)
+                .min_by_key(|t| strsim::levenshtein(table, t))
+                .filter(|t| strsim::levenshtein(table, t) <= 2)
                 .map(|t| format!("did you mean id<{t}>?"))
                 .unwrap_or_else(|| {
                     format!(

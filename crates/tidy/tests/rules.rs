@@ -77,17 +77,6 @@ fn defining_dependencies_stay_in_their_crate() {
     assert!(problems.is_empty(), "\n{}", problems.join("\n"));
 }
 
-/// Crates that still hold a module cycle, to be emptied (issue 10). The test fails when a crate
-/// not listed grows a cycle, and when a listed crate no longer has one (remove it here).
-const CRATES_WITH_KNOWN_CYCLES: &[&str] = &[];
-
-/// Files still over [`MAX_LINES`], to be emptied the same way.
-const KNOWN_LONG_FILES: &[&str] = &[
-    "crates/auth/src/config.rs",
-    "crates/authenticator/tests/live_verify.rs",
-    "crates/schema/src/types.rs",
-];
-
 #[test]
 fn modules_inside_each_crate_import_one_way() {
     let root = workspace_root();
@@ -98,21 +87,10 @@ fn modules_inside_each_crate_import_one_way() {
     for entry in crates.flatten() {
         let src = entry.path().join("src");
         let name = entry.file_name().to_string_lossy().into_owned();
-        let cycles = module_cycles(&src);
-        let known = CRATES_WITH_KNOWN_CYCLES.contains(&name.as_str());
-        if known && cycles.is_empty() {
+        for cycle in module_cycles(&src) {
             problems.push(format!(
-                "crates/{name} has no module cycle any more: remove it from CRATES_WITH_KNOWN_CYCLES"
-            ));
-        }
-        if known {
-            continue;
-        }
-        for cycle in cycles {
-            problems.push(format!(
-                "crates/{}: modules {} refer to each other in a circle; move what they share \
+                "crates/{name}: modules {} refer to each other in a circle; move what they share \
                  into a leaf module or keep each `impl` in one file",
-                entry.file_name().to_string_lossy(),
                 cycle.join(", ")
             ));
         }
@@ -132,14 +110,7 @@ fn no_source_file_is_too_long() {
             .map(|t| t.lines().count())
             .unwrap_or(0);
         let shown = file.strip_prefix(&root).unwrap_or(Path::new(&file));
-        let known = KNOWN_LONG_FILES.contains(&shown.to_string_lossy().as_ref());
-        if known && lines <= MAX_LINES {
-            problems.push(format!(
-                "{}: now {lines} lines: remove it from KNOWN_LONG_FILES",
-                shown.display()
-            ));
-        }
-        if lines > MAX_LINES && !known {
+        if lines > MAX_LINES {
             problems.push(format!(
                 "{}: {lines} lines (at most {MAX_LINES}); split it by concept",
                 shown.display()

@@ -11,13 +11,25 @@
 
 use std::fmt;
 
+use std::sync::LazyLock;
+
+use data_encoding::{Encoding, Specification};
 use rand::RngCore;
 
 /// The number storage assigns to a table when it is first created; stable for its lifetime.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TableNumber(pub u32);
 
-const ALPHABET: &[u8; 32] = b"0123456789abcdefghjkmnpqrstvwxyz";
+/// Crockford's alphabet in lowercase; most significant bit first, no padding, and the unused
+/// bits of the last character must be zero (so every byte string has exactly one id text).
+/// Changing any of this changes what stored ids mean.
+static BASE32: LazyLock<Encoding> = LazyLock::new(|| {
+    let mut spec = Specification::new();
+    spec.symbols.push_str("0123456789abcdefghjkmnpqrstvwxyz");
+    spec.check_trailing_bits = true;
+    spec.encoding()
+        .expect("a constant specification, valid by the tests of this module")
+});
 /// Bytes after the table number (clock and randomness; the name is historical).
 const RANDOM_BYTES: usize = 14;
 /// Leading bytes of those that hold the millisecond clock.
@@ -126,42 +138,15 @@ fn fletcher16(bytes: &[u8]) -> u16 {
 }
 
 fn base32_encode(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 8 / 5 + 1);
-    let (mut buffer, mut bits) = (0u32, 0u32);
-    for &b in bytes {
-        buffer = (buffer << 8) | u32::from(b);
-        bits += 8;
-        while bits >= 5 {
-            bits -= 5;
-            out.push(ALPHABET[((buffer >> bits) & 31) as usize] as char);
-        }
-    }
-    if bits > 0 {
-        out.push(ALPHABET[((buffer << (5 - bits)) & 31) as usize] as char);
-    }
-    out
+    BASE32.encode(bytes)
 }
 
 fn base32_decode(text: &str) -> Option<Vec<u8>> {
+    // No id is this long; a client's arbitrary string is refused before any decoding.
     if text.len() > 64 {
         return None;
     }
-    let mut out = Vec::with_capacity(text.len() * 5 / 8);
-    let (mut buffer, mut bits) = (0u32, 0u32);
-    for c in text.bytes() {
-        let v = ALPHABET.iter().position(|&a| a == c)? as u32;
-        buffer = (buffer << 5) | v;
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            out.push(((buffer >> bits) & 0xFF) as u8);
-        }
-    }
-    // Leftover bits must be zero padding, else the string was not produced by encode.
-    if buffer & ((1 << bits) - 1) != 0 {
-        return None;
-    }
-    Some(out)
+    BASE32.decode(text.as_bytes()).ok()
 }
 
 #[cfg(test)]
@@ -188,6 +173,30 @@ mod tests {
         assert!(DocumentId::parse("").is_err());
         assert!(DocumentId::parse("hello").is_err());
         assert!(DocumentId::parse("ÿÿ").is_err());
+    }
+
+    /// Ids already stored must keep decoding to the same bytes and table: these strings were
+    /// written by the encoder of the first release, so the encoding may never change.
+    #[test]
+    fn stored_ids_keep_their_meaning() {
+        let bytes: Vec<u8> = (0u8..=20).map(|b| b.wrapping_mul(37)).collect();
+        assert_eq!(base32_encode(&bytes), "00jmmvwmq7f06a2deabvsr865d87b6nzwg");
+        assert_eq!(
+            base32_decode("00jmmvwmq7f06a2deabvsr865d87b6nzwg"),
+            Some(bytes)
+        );
+        for (text, table) in [
+            ("043p5f8ref72k16z7aaz0jx6tz10", 1),
+            ("ng10ernx31swwac4vwx9bw2bmtrq0", 300),
+            ("zzzzzzrf0xhbt63ksrmr9qstjqr4q9nat0", u32::MAX),
+        ] {
+            let id = DocumentId::parse(text).expect("a stored id parses");
+            assert_eq!(id.table(), TableNumber(table));
+            assert_eq!(id.as_str(), text);
+        }
+        // The padding bits of the last character must be zero.
+        assert!(DocumentId::parse("043p5f8ref72k16z7aaz0jx6tz11").is_err());
+        assert!(DocumentId::parse("043P5F8REF72K16Z7AAZ0JX6TZ10").is_err());
     }
 
     #[test]

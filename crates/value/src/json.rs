@@ -1,5 +1,5 @@
 //! "Convex JSON": the wire form of a [`Value`] that the official `convex` client encodes and
-//! decodes (see `shared/wire/CONVEX_WIRE.md` §4).
+//! decodes.
 //!
 //! Plain JSON numbers are float64; int64, bytes and the special floats (NaN, ±∞, -0) travel
 //! as single-key objects (`$integer`, `$bytes`, `$float`) holding little-endian base64. Object

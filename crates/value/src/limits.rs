@@ -1,4 +1,5 @@
-//! Size and shape limits on values (DESIGN §3, Convex's documented figures).
+//! Size and shape limits on values: Convex's documented figures, listed in the README's
+//! "Limits" section.
 //!
 //! Checked wherever a value enters the system: function arguments, documents written and
 //! function results. Each failure names the limit and where in the value it was exceeded.

@@ -1,6 +1,9 @@
 //! Parser tests: each error names the line, the column and the fix.
 
+use url::Url;
+
 use super::*;
+use crate::provider::JwksSource;
 
 fn env(name: &str) -> Option<String> {
     match name {
@@ -236,7 +239,7 @@ fn data_uri_jwks() {
 #[test]
 fn helpers() {
     assert_eq!(line_column("ab\ncdé\nf", 7), (2, 4));
-    assert_eq!(edit_distance("kitten", "sitting"), 3);
+    assert_eq!(strsim::levenshtein("kitten", "sitting"), 3);
     assert_eq!(
         suggest("APPLICATIONID", &PROVIDER_KEYS),
         Some("applicationID")

@@ -12,18 +12,24 @@ use std::sync::{Arc, Mutex};
 
 use auth::AuthConfig;
 use authenticator::{Authenticator, AuthenticatorOptions, Clock};
+use aws_lc_rs::encoding::AsDer as _;
+use aws_lc_rs::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair, KeyPair as _};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use p256::pkcs8::EncodePrivateKey as _;
-use rsa::pkcs1::EncodeRsaPrivateKey as _;
-use rsa::pkcs8::{EncodePublicKey as _, LineEnding};
-use rsa::traits::PublicKeyParts as _;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpListener;
 
 pub const NOW: u64 = 1_700_000_000;
+
+/// Where [`TestServer::serve_oidc`] publishes the JWKS.
+pub const JWKS_PATH: &str = "/.well-known/jwks.json";
+
+/// A fresh directory for the authenticator's files.
+pub fn dir() -> tempfile::TempDir {
+    tempfile::tempdir().unwrap()
+}
 
 /// One canned HTTP answer.
 #[derive(Clone)]
@@ -161,21 +167,26 @@ pub struct RsaKey {
     pub public_pem: String,
 }
 
+fn pem_text(label: &str, der: &[u8]) -> String {
+    pem::encode_config(
+        &pem::Pem::new(label, der),
+        pem::EncodeConfig::new().set_line_ending(pem::LineEnding::LF),
+    )
+}
+
 pub fn rsa_key(kid: &str) -> RsaKey {
-    let key = rsa::RsaPrivateKey::new(&mut rand::rngs::OsRng, 2048).unwrap();
-    let der = key.to_pkcs1_der().unwrap();
+    let key = aws_lc_rs::rsa::KeyPair::generate(aws_lc_rs::rsa::KeySize::Rsa2048).unwrap();
+    let public = key.public_key();
+    let private_pem = pem_text("PRIVATE KEY", key.as_der().unwrap().as_ref());
     RsaKey {
         kid: kid.into(),
-        encoding: EncodingKey::from_rsa_der(der.as_bytes()),
+        encoding: EncodingKey::from_rsa_pem(private_pem.as_bytes()).unwrap(),
         jwk: json!({
             "kty": "RSA", "kid": kid, "alg": "RS256", "use": "sig",
-            "n": URL_SAFE_NO_PAD.encode(key.n().to_bytes_be()),
-            "e": URL_SAFE_NO_PAD.encode(key.e().to_bytes_be()),
+            "n": URL_SAFE_NO_PAD.encode(public.modulus().big_endian_without_leading_zero()),
+            "e": URL_SAFE_NO_PAD.encode(public.exponent().big_endian_without_leading_zero()),
         }),
-        public_pem: key
-            .to_public_key()
-            .to_public_key_pem(LineEnding::LF)
-            .unwrap(),
+        public_pem: pem_text("PUBLIC KEY", public.as_der().unwrap().as_ref()),
     }
 }
 
@@ -193,11 +204,11 @@ pub struct EcKey {
 }
 
 pub fn ec_key(kid: &str) -> EcKey {
-    let secret = p256::SecretKey::random(&mut rand::rngs::OsRng);
-    let point = secret.public_key().to_sec1_bytes();
+    let key = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
+    let point = key.public_key().as_ref();
     EcKey {
         kid: kid.into(),
-        encoding: EncodingKey::from_ec_der(secret.to_pkcs8_der().unwrap().as_bytes()),
+        encoding: EncodingKey::from_ec_der(key.to_pkcs8v1().unwrap().as_ref()),
         jwk: json!({
             "kty": "EC", "crv": "P-256", "kid": kid, "alg": "ES256", "use": "sig",
             "x": URL_SAFE_NO_PAD.encode(&point[1..33]),

@@ -918,7 +918,7 @@ impl Session {
                     .data
                     .as_ref()
                     .and_then(|d| RawValue::from_string(d.to_json_string()).ok());
-                ServerMessage::MutationResponse {
+                let frame = ServerMessage::MutationResponse {
                     request_id,
                     success: false,
                     result: &message,
@@ -926,7 +926,11 @@ impl Session {
                     log_lines: &result.log_lines,
                     error_data: data.as_deref(),
                 }
-                .to_text()
+                .to_text();
+                // Convex follows every mutation response with a Transition, and the Rust
+                // client (also inside the Python one) resolves a ConvexError only on it.
+                self.must_send = true;
+                frame
             }
         };
         self.push(Outbound::Text(frame))

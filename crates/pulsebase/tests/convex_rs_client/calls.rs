@@ -199,7 +199,10 @@ async fn errors_reach_the_client_in_convex_shapes() {
         query(
             &mut client,
             "messages:countBelow",
-            args([("channel", "v".into()), ("limit", Value::Int64((1 << 53) + 1))]),
+            args([
+                ("channel", "v".into()),
+                ("limit", Value::Int64((1 << 53) + 1)),
+            ]),
         )
         .await,
     );

@@ -58,6 +58,19 @@ impl Server {
         self.output.lock().map(|o| o.clone()).unwrap_or_default()
     }
 
+    /// Waits until the process has printed `text`; panics after `timeout`.
+    pub fn wait_for_output(&self, text: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while !self.output().contains(text) {
+            assert!(
+                Instant::now() < deadline,
+                "the server did not print {text:?} within {timeout:?}; output:\n{}",
+                self.output()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
     /// A token from this app's dev issuer, valid for `ttl` seconds.
     pub fn token(&self, sub: &str, name: Option<&str>, ttl: u64) -> String {
         self.tokens().mint(sub, name, ttl)

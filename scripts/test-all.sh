@@ -13,6 +13,11 @@ cargo build --release --locked -p pulsebase
 echo "== cargo test"
 cargo test --release --workspace --locked
 
+# cargo test builds its own pulsebase with the features dev-dependencies add (the convex
+# crate's serde_json features) and leaves it at target/release/pulsebase; put the binary users
+# get back there (cached: about a second) so the suites below test that one.
+cargo build --release --locked -p pulsebase
+
 echo "== client compatibility (tests/python: the official Python client)"
 # The Rust client's suite (crates/pulsebase/tests/convex_rs_client) ran with cargo test above.
 PYTHON="${PYTHON:-python3}"

@@ -5,7 +5,7 @@
 //! | `POST /api/query`, `/api/mutation`, `/api/action`, `/api/function` | HTTP API (`http_api.rs`) |
 //! | `POST /api/query_ts`, `/api/query_at_ts` | `ConvexHttpClient.consistentQuery` |
 //! | `GET /api/health` | liveness |
-//! | `GET /api/{version}/sync` | the sync WebSocket (`ws.rs`) |
+//! | `GET /api/{version}/sync`, `GET /api/sync` | the sync WebSocket (`ws.rs`); the npm client puts its version in the path, the Rust crate (and the Python client built on it) does not |
 //! | `GET /dev-issuer/.well-known/*`, `POST /dev-issuer/token` | built-in OIDC issuer (`dev_issuer.rs`) |
 //! | routes of `functions/http.rhai` | HTTP actions (`http_actions.rs`), outside `/api` and `/dev-issuer` |
 //! | anything else | static files from `--static-dir` (GET), else 404 with the reason |
@@ -35,6 +35,7 @@ pub(crate) fn routes(state: Arc<ServerState>) -> Router {
         .route("/api/query_at_ts", post(http_api::query))
         .route("/api/health", get(http_api::health))
         .route("/api/{version}/sync", get(ws::upgrade))
+        .route("/api/sync", get(ws::upgrade))
         .route(
             "/dev-issuer/.well-known/openid-configuration",
             get(dev_issuer::openid_configuration),

@@ -170,9 +170,7 @@ impl Session {
                 Event::Woken => {}
                 Event::MutationDone(done) => {
                     let response = Mutations::response(done);
-                    if response.needs_transition {
-                        self.transitions.owe();
-                    }
+                    self.transitions.owe();
                     self.outbox.push(response.frame)?;
                     self.start_next_mutation();
                 }

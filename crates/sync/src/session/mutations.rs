@@ -48,12 +48,11 @@ struct PendingMutation {
     bytes: usize,
 }
 
-/// The `MutationResponse` for a finished mutation.
+/// The `MutationResponse` for a finished mutation. A Transition always follows it, as in
+/// Convex: the npm client resolves a success only once a Transition reaches its `ts`, and the
+/// Rust client (also inside the Python one) resolves a failure only on the next Transition.
 pub(crate) struct MutationResponse {
     pub frame: Outbound,
-    /// It succeeded: the client resolves the promise only once a Transition reaches its `ts`,
-    /// so one must follow.
-    pub needs_transition: bool,
 }
 
 /// The mutations of one session: the one running and those waiting behind it.
@@ -174,7 +173,6 @@ impl Mutations {
             log_lines: Vec::new(),
             ts: None,
         });
-        let needs_transition = result.result.is_ok();
         let frame = match &result.result {
             Ok(value) => {
                 let value = RawValue::from_string(value.to_json_string()).unwrap_or_default();
@@ -207,7 +205,6 @@ impl Mutations {
         };
         MutationResponse {
             frame: Outbound::Text(frame),
-            needs_transition,
         }
     }
 }

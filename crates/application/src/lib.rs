@@ -6,19 +6,18 @@
 //! an `Arc`; calls already running keep the version they started with.
 
 mod action_host;
-mod identity;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use auth::Identity;
 use database::{Database, DbError, DedupKey, MutationOutcome};
 use functions::{Caller, ErrorKind, Execution, FunctionError, FunctionKind, FunctionPath, Modules};
 use parking_lot::RwLock;
 use value::Value;
 
-pub use action_host::{ActionCaller, AppActionHost};
-pub use identity::Identity;
+pub use action_host::AppActionHost;
 
 /// The outcome of a mutation call.
 #[derive(Debug)]
@@ -93,7 +92,7 @@ impl App {
             FunctionKind::Query,
             caller,
             args,
-            identity.map(|i| i.value().clone()),
+            identity.cloned(),
             Box::new(txn),
             now_ms(),
         );
@@ -133,7 +132,7 @@ impl App {
                 FunctionKind::Mutation,
                 caller,
                 args,
-                identity.map(|i| i.value().clone()),
+                identity,
                 Box::new(txn),
                 now_ms(),
             );

@@ -46,7 +46,7 @@ pub use convert::{from_dynamic, to_dynamic};
 pub use definition::{Caller, FunctionDef, FunctionKind, Visibility};
 pub use error::{ErrorKind, FunctionError, LoadError, LoadErrors};
 pub use http_action::ActionExecution;
-pub use http_request::{HttpRequest, RequestIdentity};
+pub use http_request::HttpRequest;
 pub use http_response::HttpResponse;
 pub use http_router::{HttpRoute, HttpRouter, PathMatcher, is_reserved_path};
 pub use limits::USER_TIME_LIMIT;

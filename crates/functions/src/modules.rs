@@ -10,6 +10,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use auth::{Authorization, Identity};
 use database::Transaction;
 use value::Value;
 
@@ -17,7 +18,7 @@ use crate::action_host::ActionHost;
 use crate::definition::{Caller, FunctionDef, FunctionKind};
 use crate::error::{FunctionError, LoadErrors};
 use crate::http_action::{self, ActionCall, ActionExecution};
-use crate::http_request::{HttpRequest, RequestIdentity};
+use crate::http_request::HttpRequest;
 use crate::http_router::{HttpRoute, HttpRouter};
 use crate::loader::{self, ModuleSource};
 use crate::module_set::{LoadedModule, ModuleSet};
@@ -111,7 +112,7 @@ impl Modules {
         kind: FunctionKind,
         caller: Caller,
         args: Value,
-        identity: Option<Value>,
+        identity: Option<Identity>,
         txn: Box<dyn Transaction + Send>,
         now_ms: f64,
     ) -> (Execution, Option<Box<dyn Transaction + Send>>) {
@@ -137,13 +138,13 @@ impl Modules {
         &self,
         route: &HttpRoute,
         request: HttpRequest,
-        identity: RequestIdentity,
+        authorization: Authorization,
         host: Arc<dyn ActionHost>,
         now_ms: f64,
     ) -> ActionExecution {
         let call = ActionCall {
             request,
-            identity,
+            authorization,
             host,
             now_ms,
         };

@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use auth::Identity;
 use database::{ReadSet, Transaction};
 use value::Value;
 
@@ -36,7 +37,7 @@ pub(crate) struct Call {
     pub kind: FunctionKind,
     pub caller: Caller,
     pub args: Value,
-    pub identity: Option<Value>,
+    pub identity: Option<Identity>,
     /// Frozen clock for `ctx.now()`.
     pub now_ms: f64,
 }

@@ -4,7 +4,7 @@
 mod common;
 
 use functions::{Caller, FunctionKind, FunctionPath};
-use value::{Object, Value};
+use value::Value;
 
 use common::{TodoApp, args, strings};
 
@@ -134,10 +134,9 @@ fn filter_and_take_select_and_limit_documents() {
 #[test]
 fn identity_reads_are_reported() {
     let app = TodoApp::open();
-    let identity = Value::Object(Object::from([(
-        "subject".to_string(),
-        Value::from("user_1"),
-    )]));
+    let identity =
+        auth::Identity::acting_as(&serde_json::json!({"subject": "user_1", "issuer": "i"}))
+            .expect("an identity");
     let txn = app.db.snapshot().expect("snapshot");
     let (exec, _) = app.modules.run(
         &FunctionPath::parse("todos:whoami"),

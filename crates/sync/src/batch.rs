@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use application::Identity;
+use auth::Identity;
 use database::{DbError, Transaction};
 use functions::{Caller, FunctionKind};
 
@@ -177,7 +177,6 @@ pub(crate) fn run_in_snapshot(
             waited: PROCESSING_WAIT,
         });
     }
-    let identity_value = identity.as_ref().map(|i| i.value().clone());
     let mut outputs = Vec::with_capacity(items.len());
     let mut refused = Vec::new();
     for item in items {
@@ -188,7 +187,7 @@ pub(crate) fn run_in_snapshot(
             FunctionKind::Query,
             caller,
             instance.args().clone(),
-            identity_value.clone(),
+            identity.clone(),
             txn,
             now_ms(),
         );

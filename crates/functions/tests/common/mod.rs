@@ -272,7 +272,7 @@ impl TodoApp {
         &self,
         path: &str,
         a: Value,
-        identity: Option<Value>,
+        identity: Option<auth::Identity>,
         caller: Caller,
     ) -> Result<Value, functions::FunctionError> {
         let txn = self.db.snapshot().expect("snapshot");

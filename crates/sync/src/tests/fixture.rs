@@ -6,7 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use application::{App, Identity};
+use application::App;
+use auth::Identity;
 use database::Database;
 use functions::{Caller, FunctionKind, FunctionPath, ModuleSource, Modules};
 use schema::Schema;
@@ -100,7 +101,7 @@ pub(super) fn fixture(sources: &[(&str, &str)]) -> Fixture {
 
 pub(super) fn identity(subject: &str) -> Identity {
     let claims = serde_json::json!({ "subject": subject, "issuer": "https://issuer.test" });
-    Identity::from_json(claims.as_object().expect("an object"), None)
+    Identity::acting_as(&claims).expect("an identity")
 }
 
 pub(super) fn json_args(args: serde_json::Value) -> Value {

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use application::Identity;
+use auth::Identity;
 use database::Transaction;
 use functions::{Caller, FunctionKind};
 
@@ -77,7 +77,7 @@ fn run_at_snapshot(hub: &Arc<SyncHub>, instance: &Arc<Instance>, who: Option<&Id
         FunctionKind::Query,
         Caller::Client,
         instance.args().clone(),
-        who.map(|i| i.value().clone()),
+        who.cloned(),
         Box::new(txn),
         0.0,
     );

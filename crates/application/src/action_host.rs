@@ -35,7 +35,7 @@ impl AppActionHost {
         tracing::error!(error = %error, "a call from an HTTP action failed inside the database");
         NestedCall {
             result: Err(FunctionError::new(
-                ErrorKind::Uncaught,
+                ErrorKind::Server,
                 "internal error in the database; see the server log",
             )),
             log_lines: Vec::new(),

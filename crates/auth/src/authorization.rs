@@ -27,10 +27,19 @@ pub enum Credentials {
     /// The admin key, acting as the given UserIdentity object if any.
     AdminKey {
         key: String,
-        acting_as: Option<serde_json::Value>,
+        acting_as: Option<ActingAs>,
     },
     /// A header this server cannot read; refused over the HTTP API.
     Malformed(Rejection),
+}
+
+/// The identity an admin asked to act as, read only once the key is accepted.
+#[derive(Debug, Clone, PartialEq)]
+pub enum ActingAs {
+    /// The UserIdentity object (`impersonating`, or the header's decoded JSON).
+    Object(serde_json::Value),
+    /// The header's identity part is not base64 JSON: why.
+    Unreadable(String),
 }
 
 /// Who a request or a session speaks for, once its [`Credentials`] were checked.
@@ -84,13 +93,9 @@ impl Credentials {
                 Some((key, encoded)) => (key, Some(encoded)),
                 None => (rest, None),
             };
-            let acting_as = match encoded.map(decode_acting_as).transpose() {
-                Ok(acting_as) => acting_as,
-                Err(why) => return Credentials::Malformed(Rejection::ActingAs(why)),
-            };
             return Credentials::AdminKey {
                 key: key.trim().to_string(),
-                acting_as,
+                acting_as: encoded.map(decode_acting_as),
             };
         }
         Credentials::Malformed(Rejection::Header(
@@ -108,11 +113,29 @@ impl Credentials {
     }
 }
 
-fn decode_acting_as(encoded: &str) -> Result<serde_json::Value, String> {
-    let bytes = STANDARD
-        .decode(encoded.trim())
-        .map_err(|e| format!("the identity after the admin key is not base64: {e}"))?;
-    serde_json::from_slice(&bytes).map_err(|e| format!("the identity is not JSON: {e}"))
+fn decode_acting_as(encoded: &str) -> ActingAs {
+    let bytes = match STANDARD.decode(encoded.trim()) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            return ActingAs::Unreadable(format!(
+                "the identity after the admin key is not base64: {e}"
+            ));
+        }
+    };
+    match serde_json::from_slice(&bytes) {
+        Ok(object) => ActingAs::Object(object),
+        Err(e) => ActingAs::Unreadable(format!("the identity is not JSON: {e}")),
+    }
+}
+
+impl ActingAs {
+    /// The identity, by Convex's rule ([`Identity::acting_as`]).
+    pub fn identity(&self) -> Result<Identity, Rejection> {
+        match self {
+            ActingAs::Object(object) => Ok(Identity::acting_as(object)?),
+            ActingAs::Unreadable(why) => Err(Rejection::ActingAs(why.clone())),
+        }
+    }
 }
 
 impl Authorization {
@@ -186,12 +209,15 @@ mod tests {
             header(&format!("Convex key:{encoded}")),
             Credentials::AdminKey {
                 key: "key".into(),
-                acting_as: Some(json!({"subject": "u"}))
+                acting_as: Some(ActingAs::Object(json!({"subject": "u"})))
             }
         );
         assert!(matches!(
             header("Convex key:%%%"),
-            Credentials::Malformed(Rejection::ActingAs(_))
+            Credentials::AdminKey {
+                acting_as: Some(ActingAs::Unreadable(_)),
+                ..
+            }
         ));
         assert!(matches!(
             header("Basic dXNlcg=="),

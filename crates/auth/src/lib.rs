@@ -60,7 +60,7 @@ mod rejection;
 mod token;
 mod verify;
 
-pub use authorization::{Authorization, Credentials, Rejection};
+pub use authorization::{ActingAs, Authorization, Credentials, Rejection};
 pub use config::{AuthConfig, AuthConfigError, AuthConfigErrorKind};
 pub use dev_issuer::{
     DEV_AUDIENCE, DEV_KEY_BITS, DevIssuerError, DevIssuerKey, RESERVED_CLAIMS, openid_configuration,

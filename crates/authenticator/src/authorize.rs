@@ -2,10 +2,11 @@
 //! actions and WebSocket `Authenticate` frames), turning them into an [`Authorization`].
 //!
 //! A user token is verified by [`Authenticator::verify`], called from here only; the admin key
-//! is compared in constant time, here only; an acting-as object becomes an [`Identity`] by
-//! Convex's rule ([`Identity::acting_as`]), so HTTP and WebSocket give the same identity.
+//! is compared in constant time, here only; an acting-as object becomes an `auth::Identity` by
+//! Convex's rule (`Identity::acting_as`, through [`ActingAs::identity`]), so HTTP and WebSocket
+//! give the same identity.
 
-use auth::{Authorization, Credentials, Identity, Rejection};
+use auth::{ActingAs, Authorization, Credentials, Rejection};
 use subtle::ConstantTimeEq;
 
 use crate::verifier::Authenticator;
@@ -29,9 +30,10 @@ pub async fn authorize(
                 tracing::info!("an admin key was refused");
                 return Authorization::Rejected(Rejection::AdminKey);
             }
-            match acting_as.as_ref().map(Identity::acting_as).transpose() {
+            // Read only now: nothing a caller without the key sends is looked at.
+            match acting_as.as_ref().map(ActingAs::identity).transpose() {
                 Ok(acting_as) => Authorization::Admin { acting_as },
-                Err(shape) => Authorization::Rejected(shape.into()),
+                Err(rejection) => Authorization::Rejected(rejection),
             }
         }
         Credentials::Malformed(rejection) => Authorization::Rejected(rejection),

@@ -54,4 +54,4 @@ pub use loader::ModuleSource;
 pub use module_set::LoadedModule;
 pub use modules::Modules;
 pub use path::FunctionPath;
-pub use runner::Execution;
+pub use runner::{Call, Execution, Ran};

@@ -10,9 +10,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use auth::{Authorization, Identity};
+use auth::Authorization;
 use database::Transaction;
-use value::Value;
 
 use crate::action_host::ActionHost;
 use crate::definition::{Caller, FunctionDef, FunctionKind};
@@ -23,7 +22,7 @@ use crate::http_router::{HttpRoute, HttpRouter};
 use crate::loader::{self, ModuleSource};
 use crate::module_set::{LoadedModule, ModuleSet};
 use crate::path::FunctionPath;
-use crate::runner::{self, Call, Execution};
+use crate::runner::{self, Call, Ran};
 
 /// All loaded modules and the engine that runs them.
 pub struct Modules {
@@ -105,25 +104,7 @@ impl Modules {
     }
 
     /// Runs a query or mutation with `txn` and gives the transaction back with the outcome.
-    #[allow(clippy::too_many_arguments)]
-    pub fn run(
-        &self,
-        path: &FunctionPath,
-        kind: FunctionKind,
-        caller: Caller,
-        args: Value,
-        identity: Option<Identity>,
-        txn: Box<dyn Transaction + Send>,
-        now_ms: f64,
-    ) -> (Execution, Option<Box<dyn Transaction + Send>>) {
-        let call = Call {
-            path: path.clone(),
-            kind,
-            caller,
-            args,
-            identity,
-            now_ms,
-        };
+    pub fn run(&self, call: Call, txn: Box<dyn Transaction + Send>) -> Ran {
         runner::run(&self.set, call, txn)
     }
 

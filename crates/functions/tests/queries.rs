@@ -3,7 +3,7 @@
 
 mod common;
 
-use functions::{Caller, FunctionKind, FunctionPath};
+use functions::{Call, Caller, FunctionKind, FunctionPath, Ran};
 use value::Value;
 
 use common::{TodoApp, args, strings};
@@ -138,26 +138,34 @@ fn identity_reads_are_reported() {
         auth::Identity::acting_as(&serde_json::json!({"subject": "user_1", "issuer": "i"}))
             .expect("an identity");
     let txn = app.db.snapshot().expect("snapshot");
-    let (exec, _) = app.modules.run(
-        &FunctionPath::parse("todos:whoami"),
-        FunctionKind::Query,
-        Caller::Client,
-        args(&[]),
-        Some(identity),
+    let Ran {
+        execution: exec, ..
+    } = app.modules.run(
+        Call {
+            path: FunctionPath::parse("todos:whoami"),
+            kind: FunctionKind::Query,
+            caller: Caller::Client,
+            args: args(&[]),
+            identity: Some(identity),
+            now_ms: 0.0,
+        },
         Box::new(txn),
-        0.0,
     );
     assert_eq!(exec.result.expect("whoami"), Value::from("user_1"));
     assert!(exec.read_identity);
     let txn = app.db.snapshot().expect("snapshot");
-    let (exec, _) = app.modules.run(
-        &FunctionPath::parse("todos:list"),
-        FunctionKind::Query,
-        Caller::Client,
-        args(&[("userId", "u".into()), ("order", "asc".into())]),
-        None,
+    let Ran {
+        execution: exec, ..
+    } = app.modules.run(
+        Call {
+            path: FunctionPath::parse("todos:list"),
+            kind: FunctionKind::Query,
+            caller: Caller::Client,
+            args: args(&[("userId", "u".into()), ("order", "asc".into())]),
+            identity: None,
+            now_ms: 0.0,
+        },
         Box::new(txn),
-        0.0,
     );
     assert!(!exec.read_identity);
     assert!(!exec.read_set.is_empty());

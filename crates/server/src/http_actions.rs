@@ -121,6 +121,7 @@ pub(crate) async fn dispatch(
             tracing::error!(route = %described, "HTTP action failed: {}", error.message);
             let code = match error.kind {
                 ErrorKind::Limit => "LimitExceeded",
+                ErrorKind::Server => "InternalServerError",
                 _ => "UncaughtError",
             };
             // The first line: the message without its "at file:line" trail.

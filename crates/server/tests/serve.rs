@@ -131,17 +131,27 @@ async fn the_admin_key_calls_internal_functions_and_a_wrong_key_is_401() {
     );
 }
 
+/// The user the admin acts as in the tests below.
+fn user_9() -> Value {
+    json!({ "subject": "user_9", "issuer": "https://issuer.example", "name": "Bo" })
+}
+
+/// `Authorization: Convex <admin key>:<base64 identity>`, as `ConvexHttpClient.setAdminAuth`
+/// and `pulsebase run --identity` send it.
+fn acting_as_header(identity: &Value) -> String {
+    format!(
+        "Convex {ADMIN_KEY}:{}",
+        STANDARD.encode(identity.to_string())
+    )
+}
+
 /// Over HTTP the admin may act as a user (`pulsebase run --identity`); the identity gains a
 /// `tokenIdentifier` made of issuer and subject, as a verified token's has (Convex's rule; a
 /// sync session gets the same, see the next test).
 #[tokio::test]
 async fn the_admin_acting_as_a_user_gets_a_token_identifier_over_http() {
     let server = TestServer::start().await;
-    let identity = json!({ "subject": "user_9", "issuer": "https://issuer.example", "name": "Bo" });
-    let admin_as_user = format!(
-        "Convex {ADMIN_KEY}:{}",
-        STANDARD.encode(identity.to_string())
-    );
+    let admin_as_user = acting_as_header(&user_9());
     let reply = server
         .call(
             "/api/query",
@@ -175,10 +185,7 @@ async fn the_admin_acting_as_a_user_gets_a_token_identifier_over_http() {
     assert_eq!(refused.body["code"], "InvalidIdentity", "{refused:?}");
 
     // Neither a tokenIdentifier nor issuer and subject to make one: refused, as Convex does.
-    let subject_only = format!(
-        "Convex {ADMIN_KEY}:{}",
-        STANDARD.encode(json!({ "subject": "user_9" }).to_string())
-    );
+    let subject_only = acting_as_header(&json!({ "subject": "user_9" }));
     let refused = server
         .call("/api/query", "notes:whoami", json!({}), Some(&subject_only))
         .await;
@@ -192,17 +199,13 @@ async fn the_admin_acting_as_a_user_gets_a_token_identifier_over_http() {
 #[tokio::test]
 async fn the_admin_acting_as_a_user_is_the_same_identity_over_websocket() {
     let server = TestServer::start().await;
-    let identity = json!({ "subject": "user_9", "issuer": "https://issuer.example", "name": "Bo" });
-    let admin_as_user = format!(
-        "Convex {ADMIN_KEY}:{}",
-        STANDARD.encode(identity.to_string())
-    );
+    let identity = user_9();
     let over_http = server
         .call(
             "/api/query",
             "notes:whoami",
             json!({}),
-            Some(&admin_as_user),
+            Some(&acting_as_header(&identity)),
         )
         .await;
     assert_eq!(over_http.body["status"], "success", "{over_http:?}");

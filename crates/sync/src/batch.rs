@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use auth::Identity;
 use database::{DbError, Transaction};
-use functions::{Caller, FunctionKind};
+use functions::{Call, Caller, FunctionKind, Ran};
 
 use crate::hub::SyncHub;
 use crate::instance::{Instance, Recompute};
@@ -182,14 +182,19 @@ pub(crate) fn run_in_snapshot(
     for item in items {
         let instance = &item.instance;
         let path = &instance.family().path;
-        let (execution, back) = modules.run(
-            path,
-            FunctionKind::Query,
-            caller,
-            instance.args().clone(),
-            identity.clone(),
+        let Ran {
+            execution,
+            txn: back,
+        } = modules.run(
+            Call {
+                path: path.clone(),
+                kind: FunctionKind::Query,
+                caller,
+                args: instance.args().clone(),
+                identity: identity.clone(),
+                now_ms: now_ms(),
+            },
             txn,
-            now_ms(),
         );
         let runs = hub.count_execution();
         tracing::trace!(function = %path, snapshot, runs, "query ran");

@@ -120,8 +120,14 @@ const CLAIMS: &[Claim] = &[
         expect: Expect::Exactly(&[("crates/auth/src/verify.rs", "verify_parsed", 1)]),
     },
     Claim {
-        says: "an identity an admin acts as is built in authenticator::authorize only",
-        pattern: "Identity::acting_as",
+        says: "an identity an admin acts as is built in auth::ActingAs::identity only",
+        pattern: "Identity::acting_as(",
+        scope: SERVER_CRATES,
+        expect: Expect::Exactly(&[("crates/auth/src/authorization.rs", "identity", 1)]),
+    },
+    Claim {
+        says: "an admin's acting-as object is read in authenticator::authorize only, after the key is accepted",
+        pattern: "ActingAs::identity",
         scope: SERVER_CRATES,
         expect: Expect::Exactly(&[("crates/authenticator/src/authorize.rs", "authorize", 1)]),
     },

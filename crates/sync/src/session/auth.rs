@@ -12,7 +12,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use auth::{Authorization, Credentials, Identity};
+use auth::{ActingAs, Authorization, Credentials, Identity};
 use functions::Caller;
 use protocol::{AuthenticateTokenType, ServerMessage};
 use tokio::time::Sleep;
@@ -203,7 +203,7 @@ pub(crate) async fn authorize_frame(
         AuthenticateTokenType::User => Credentials::UserToken(value.unwrap_or_default()),
         AuthenticateTokenType::Admin => Credentials::AdminKey {
             key: value.unwrap_or_default(),
-            acting_as: impersonating,
+            acting_as: impersonating.map(ActingAs::Object),
         },
     };
     let authorization = authenticator::authorize(hub.auth(), hub.admin_key(), credentials).await;

@@ -9,7 +9,7 @@ use std::time::Duration;
 use application::App;
 use auth::Identity;
 use database::Database;
-use functions::{Caller, FunctionKind, FunctionPath, ModuleSource, Modules};
+use functions::{Call, Caller, FunctionKind, FunctionPath, ModuleSource, Modules, Ran};
 use schema::Schema;
 use value::Value;
 
@@ -127,14 +127,16 @@ pub(super) fn mutate(hub: &SyncHub, path: &str, args: serde_json::Value) -> u64 
         .mutate_blocking(
             None,
             Box::new(move |txn| {
-                let (execution, _) = modules.run(
-                    &path,
-                    FunctionKind::Mutation,
-                    Caller::Client,
-                    args,
-                    None,
+                let Ran { execution, .. } = modules.run(
+                    Call {
+                        path: path.clone(),
+                        kind: FunctionKind::Mutation,
+                        caller: Caller::Client,
+                        args,
+                        identity: None,
+                        now_ms: 0.0,
+                    },
                     Box::new(txn),
-                    0.0,
                 );
                 execution
                     .result

@@ -10,25 +10,16 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use auth::{Authorization, Identity};
 use database::DbError;
 use functions::{
     ActionExecution, ActionHost, Caller, ErrorKind, FunctionError, FunctionPath, HttpRequest,
-    HttpRoute, Modules, NestedCall, RequestIdentity,
+    HttpRoute, Modules, NestedCall,
 };
 use tokio::runtime::Handle;
 use value::Value;
 
-use crate::{App, Identity, now_ms};
-
-/// Who sent an HTTP action's request.
-#[derive(Debug, Clone)]
-pub enum ActionCaller {
-    Anonymous,
-    User(Identity),
-    /// The bearer token was refused; the action still runs and `getUserIdentity()` throws
-    /// this message (Convex's behaviour).
-    InvalidToken(String),
-}
+use crate::{App, now_ms};
 
 /// The application side of an action's nested calls.
 pub struct AppActionHost {
@@ -44,7 +35,7 @@ impl AppActionHost {
         tracing::error!(error = %error, "a call from an HTTP action failed inside the database");
         NestedCall {
             result: Err(FunctionError::new(
-                ErrorKind::Uncaught,
+                ErrorKind::Server,
                 "internal error in the database; see the server log",
             )),
             log_lines: Vec::new(),
@@ -96,30 +87,23 @@ impl ActionHost for AppActionHost {
 
 impl App {
     /// Runs `route` (found in `modules`, the version the caller looked it up in) for
-    /// `request` on the blocking pool.
+    /// `request` on the blocking pool, as `authorization` (from the request's bearer token; a
+    /// refused token still runs the action, whose `getUserIdentity()` then throws).
     pub async fn run_http_action(
         self: &Arc<Self>,
         modules: Arc<Modules>,
         route: HttpRoute,
         request: HttpRequest,
-        caller: ActionCaller,
+        authorization: Authorization,
     ) -> Result<ActionExecution, DbError> {
-        let (identity, request_identity) = match caller {
-            ActionCaller::Anonymous => (None, RequestIdentity::Anonymous),
-            ActionCaller::User(identity) => {
-                let value = identity.value().clone();
-                (Some(identity), RequestIdentity::User(value))
-            }
-            ActionCaller::InvalidToken(message) => (None, RequestIdentity::Invalid(message)),
-        };
         let host = Arc::new(AppActionHost {
             app: self.clone(),
             handle: Handle::current(),
-            identity,
+            identity: authorization.identity().cloned(),
             app_dir: modules.app_dir().map(PathBuf::from),
         });
         tokio::task::spawn_blocking(move || {
-            modules.run_http_action(&route, request, request_identity, host, now_ms())
+            modules.run_http_action(&route, request, authorization, host, now_ms())
         })
         .await
         .map_err(|e| DbError::internal(format!("HTTP action task failed: {e}")))

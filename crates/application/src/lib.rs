@@ -6,19 +6,20 @@
 //! an `Arc`; calls already running keep the version they started with.
 
 mod action_host;
-mod identity;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use auth::Identity;
 use database::{Database, DbError, DedupKey, MutationOutcome};
-use functions::{Caller, ErrorKind, Execution, FunctionError, FunctionKind, FunctionPath, Modules};
+use functions::{
+    Call, Caller, ErrorKind, Execution, FunctionError, FunctionKind, FunctionPath, Modules, Ran,
+};
 use parking_lot::RwLock;
 use value::Value;
 
-pub use action_host::{ActionCaller, AppActionHost};
-pub use identity::Identity;
+pub use action_host::AppActionHost;
 
 /// The outcome of a mutation call.
 #[derive(Debug)]
@@ -88,14 +89,16 @@ impl App {
         let txn = self.db.snapshot()?;
         let ts = database::Transaction::ts(&txn);
         let modules = self.modules();
-        let (execution, _) = modules.run(
-            path,
-            FunctionKind::Query,
-            caller,
-            args,
-            identity.map(|i| i.value().clone()),
+        let Ran { execution, .. } = modules.run(
+            Call {
+                path: path.clone(),
+                kind: FunctionKind::Query,
+                caller,
+                args,
+                identity: identity.cloned(),
+                now_ms: now_ms(),
+            },
             Box::new(txn),
-            now_ms(),
         );
         Ok(QueryResult { execution, ts })
     }
@@ -128,14 +131,16 @@ impl App {
     ) -> Result<MutationResult, DbError> {
         let modules = self.modules();
         let run: database::MutationFn = Box::new(move |txn| {
-            let (execution, _) = modules.run(
-                &path,
-                FunctionKind::Mutation,
-                caller,
-                args,
-                identity.map(|i| i.value().clone()),
+            let Ran { execution, .. } = modules.run(
+                Call {
+                    path: path.clone(),
+                    kind: FunctionKind::Mutation,
+                    caller,
+                    args,
+                    identity,
+                    now_ms: now_ms(),
+                },
                 Box::new(txn),
-                now_ms(),
             );
             encode_outcome(execution)
         });
@@ -165,19 +170,22 @@ fn encode_outcome(execution: Execution) -> Result<String, String> {
 fn kind_name(kind: ErrorKind) -> &'static str {
     match kind {
         ErrorKind::NotFound => "NotFound",
-        ErrorKind::Internal => "Internal",
+        // The stored name predates the variant's rename; records already written keep it.
+        ErrorKind::InternalFunction => "Internal",
         ErrorKind::BadArgs => "BadArgs",
         ErrorKind::Uncaught => "Uncaught",
         ErrorKind::Limit => "Limit",
+        ErrorKind::Server => "Server",
     }
 }
 
 fn kind_from_name(name: &str) -> ErrorKind {
     match name {
         "NotFound" => ErrorKind::NotFound,
-        "Internal" => ErrorKind::Internal,
+        "Internal" => ErrorKind::InternalFunction,
         "BadArgs" => ErrorKind::BadArgs,
         "Limit" => ErrorKind::Limit,
+        "Server" => ErrorKind::Server,
         _ => ErrorKind::Uncaught,
     }
 }
@@ -195,13 +203,16 @@ fn log_lines(json: &serde_json::Value) -> Vec<String> {
 }
 
 fn decode_outcome(outcome: MutationOutcome) -> MutationResult {
-    let corrupt = |why: String| MutationResult {
-        result: Err(FunctionError::new(
-            ErrorKind::Uncaught,
-            format!("internal error: {why}"),
-        )),
-        log_lines: Vec::new(),
-        ts: None,
+    let corrupt = |why: String| {
+        tracing::error!(%why, "a mutation's stored outcome cannot be read");
+        MutationResult {
+            result: Err(FunctionError::new(
+                ErrorKind::Server,
+                format!("internal error: {why}"),
+            )),
+            log_lines: Vec::new(),
+            ts: None,
+        }
     };
     match outcome {
         MutationOutcome::Committed { ts, response }

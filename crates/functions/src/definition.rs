@@ -2,6 +2,7 @@
 //! `internalQuery(...)`, `internalMutation(...)` and `httpAction(...)` at load time, and who
 //! may call them ([`Visibility`], [`Caller`]).
 
+use auth::Authorization;
 use rhai::{FnPtr, Position};
 use schema::{ObjectType, Type};
 
@@ -38,6 +39,17 @@ pub enum Caller {
     Client,
     /// The admin endpoint, HTTP actions and other functions: internal functions too.
     Trusted,
+}
+
+impl From<&Authorization> for Caller {
+    /// The admin key sees internal functions; users and anonymous clients do not.
+    fn from(authorization: &Authorization) -> Caller {
+        if authorization.is_admin() {
+            Caller::Trusted
+        } else {
+            Caller::Client
+        }
+    }
 }
 
 /// The value `query(#{ args, returns, handler })` evaluates to; becomes a [`FunctionDef`]

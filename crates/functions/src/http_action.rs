@@ -14,6 +14,7 @@ use std::cell::RefCell;
 use std::sync::Arc;
 use std::time::Instant;
 
+use auth::Authorization;
 use rhai::{Dynamic, EvalAltResult, Position};
 
 use crate::action_host::ActionHost;
@@ -22,7 +23,7 @@ use crate::definition::FunctionKind;
 use crate::error::{ErrorKind, FunctionError};
 use crate::error_report::describe_error;
 use crate::host_error::{HostResult, host_error};
-use crate::http_request::{HttpRequest, RequestHandle, RequestIdentity};
+use crate::http_request::{HttpRequest, RequestHandle};
 use crate::http_response::{HttpResponse, response_from_dynamic};
 use crate::http_router::{HTTP_MODULE, HttpRoute};
 use crate::module_set::ModuleSet;
@@ -38,7 +39,8 @@ pub struct ActionExecution {
 /// One request for an action: what the server received and who sent it.
 pub(crate) struct ActionCall {
     pub request: HttpRequest,
-    pub identity: RequestIdentity,
+    /// From the request's bearer token; a refused token still runs the action.
+    pub authorization: Authorization,
     pub host: Arc<dyn ActionHost>,
     /// Frozen clock for `ctx.now()`.
     pub now_ms: f64,
@@ -49,7 +51,7 @@ pub(crate) struct ActionCall {
 pub(crate) fn run(set: &Arc<ModuleSet>, route: &HttpRoute, call: ActionCall) -> ActionExecution {
     let ActionCall {
         request,
-        identity,
+        authorization,
         host,
         now_ms,
     } = call;
@@ -62,12 +64,8 @@ pub(crate) fn run(set: &Arc<ModuleSet>, route: &HttpRoute, call: ActionCall) -> 
             log_lines: Vec::new(),
         };
     };
-    let user = match &identity {
-        RequestIdentity::User(value) => Some(value.clone()),
-        _ => None,
-    };
     let exec = Arc::new(Exec::for_action(
-        user,
+        authorization.identity().cloned(),
         now_ms,
         set.clone(),
         format!("the HTTP action {}", route.describe()),
@@ -75,7 +73,7 @@ pub(crate) fn run(set: &Arc<ModuleSet>, route: &HttpRoute, call: ActionCall) -> 
     let ctx = ActionCtx {
         exec: exec.clone(),
         host: host.clone(),
-        identity: Arc::new(identity),
+        authorization: Arc::new(authorization),
     };
     let outcome = {
         let _host = HostGuard::push(host);
@@ -133,7 +131,7 @@ impl Drop for HostGuard {
 pub(crate) struct ActionCtx {
     exec: Arc<Exec>,
     host: Arc<dyn ActionHost>,
-    identity: Arc<RequestIdentity>,
+    authorization: Arc<Authorization>,
 }
 
 impl ActionCtx {
@@ -144,7 +142,7 @@ impl ActionCtx {
 
     /// `ctx.auth`.
     pub(crate) fn auth(&self) -> ActionAuth {
-        ActionAuth(self.identity.clone())
+        ActionAuth(self.authorization.clone())
     }
 
     /// `ctx.runQuery` / `ctx.runMutation` from an action: through the host, each call its own
@@ -182,16 +180,19 @@ impl ActionCtx {
 
 /// `ctx.auth` of an action.
 #[derive(Clone)]
-pub(crate) struct ActionAuth(Arc<RequestIdentity>);
+pub(crate) struct ActionAuth(Arc<Authorization>);
 
 impl ActionAuth {
-    /// `ctx.auth.getUserIdentity()`: `()` when anonymous; throws when the token was refused.
+    /// `ctx.auth.getUserIdentity()`: `()` when anonymous; throws when the token was refused
+    /// (Convex's behaviour: the request runs, reading the identity fails).
     pub(crate) fn user_identity(&self) -> HostResult<Dynamic> {
-        match self.0.as_ref() {
-            RequestIdentity::Anonymous => Ok(Dynamic::UNIT),
-            RequestIdentity::User(value) => Ok(to_dynamic(value)),
-            RequestIdentity::Invalid(message) => Err(host_error(message.clone())),
+        if let Authorization::Rejected(rejection) = self.0.as_ref() {
+            return Err(host_error(rejection.client_message()));
         }
+        Ok(self
+            .0
+            .identity()
+            .map_or(Dynamic::UNIT, |identity| to_dynamic(identity.value())))
     }
 }
 

@@ -110,7 +110,7 @@ impl ModuleSet {
                 def.kind.as_str()
             );
             return Err(FunctionError {
-                kind: ErrorKind::Internal,
+                kind: ErrorKind::InternalFunction,
                 ..exported()
             });
         }

@@ -10,19 +10,19 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use auth::Authorization;
 use database::Transaction;
-use value::Value;
 
 use crate::action_host::ActionHost;
 use crate::definition::{Caller, FunctionDef, FunctionKind};
 use crate::error::{FunctionError, LoadErrors};
 use crate::http_action::{self, ActionCall, ActionExecution};
-use crate::http_request::{HttpRequest, RequestIdentity};
+use crate::http_request::HttpRequest;
 use crate::http_router::{HttpRoute, HttpRouter};
 use crate::loader::{self, ModuleSource};
 use crate::module_set::{LoadedModule, ModuleSet};
 use crate::path::FunctionPath;
-use crate::runner::{self, Call, Execution};
+use crate::runner::{self, Call, Ran};
 
 /// All loaded modules and the engine that runs them.
 pub struct Modules {
@@ -104,25 +104,7 @@ impl Modules {
     }
 
     /// Runs a query or mutation with `txn` and gives the transaction back with the outcome.
-    #[allow(clippy::too_many_arguments)]
-    pub fn run(
-        &self,
-        path: &FunctionPath,
-        kind: FunctionKind,
-        caller: Caller,
-        args: Value,
-        identity: Option<Value>,
-        txn: Box<dyn Transaction + Send>,
-        now_ms: f64,
-    ) -> (Execution, Option<Box<dyn Transaction + Send>>) {
-        let call = Call {
-            path: path.clone(),
-            kind,
-            caller,
-            args,
-            identity,
-            now_ms,
-        };
+    pub fn run(&self, call: Call, txn: Box<dyn Transaction + Send>) -> Ran {
         runner::run(&self.set, call, txn)
     }
 
@@ -137,13 +119,13 @@ impl Modules {
         &self,
         route: &HttpRoute,
         request: HttpRequest,
-        identity: RequestIdentity,
+        authorization: Authorization,
         host: Arc<dyn ActionHost>,
         now_ms: f64,
     ) -> ActionExecution {
         let call = ActionCall {
             request,
-            identity,
+            authorization,
             host,
             now_ms,
         };

@@ -15,10 +15,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use auth::Identity;
 use database::{DbError, Transaction};
 use parking_lot::Mutex;
 use rhai::{Dynamic, Engine};
-use value::Value;
 
 use crate::definition::FunctionKind;
 use crate::host_error::{HostResult, db_error, host_error};
@@ -35,7 +35,7 @@ pub(crate) struct Exec {
     /// The transaction, lent for the call and taken back when it returns. A mutex because
     /// host handles are `Send + Sync`; it is never contended (one thread runs a call).
     pub txn: Mutex<Option<Box<dyn Transaction + Send>>>,
-    pub identity: Option<Value>,
+    pub identity: Option<Identity>,
     pub identity_read: AtomicBool,
     pub logs: Mutex<Vec<String>>,
     pub kind: FunctionKind,
@@ -54,7 +54,7 @@ pub(crate) struct Exec {
 impl Exec {
     pub(crate) fn new(
         txn: Box<dyn Transaction + Send>,
-        identity: Option<Value>,
+        identity: Option<Identity>,
         kind: FunctionKind,
         now_ms: f64,
         modules: Arc<ModuleSet>,
@@ -101,7 +101,7 @@ impl Exec {
     /// The execution of an HTTP action: no transaction (it reaches data only through
     /// `ctx.runQuery`/`ctx.runMutation`, each its own transaction), same sandbox budget.
     pub(crate) fn for_action(
-        identity: Option<Value>,
+        identity: Option<Identity>,
         now_ms: f64,
         modules: Arc<ModuleSet>,
         function: String,

@@ -4,13 +4,14 @@
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use auth::{Authorization, Identity, Rejection, TokenRejection, VerifiedToken};
 use functions::webhook;
 use functions::{
     ActionExecution, ActionHost, ErrorKind, FunctionError, FunctionPath, HttpRequest, ModuleSource,
-    Modules, NestedCall, RequestIdentity,
+    Modules, NestedCall,
 };
 use parking_lot::Mutex;
-use value::{Object, Value};
+use value::Value;
 
 fn load(http: &str) -> Result<Arc<Modules>, functions::LoadErrors> {
     Modules::from_sources(vec![ModuleSource {
@@ -85,14 +86,14 @@ fn run(
     modules: &Arc<Modules>,
     host: Arc<Recorder>,
     request: HttpRequest,
-    identity: RequestIdentity,
+    authorization: Authorization,
 ) -> ActionExecution {
     let router = modules.http_router().expect("a router");
     let route = router
         .lookup(&request.method, &request.path)
         .expect("a route")
         .clone();
-    modules.run_http_action(&route, request, identity, host, 0.0)
+    modules.run_http_action(&route, request, authorization, host, 0.0)
 }
 
 fn body_text(execution: &ActionExecution) -> String {
@@ -227,7 +228,7 @@ fn handlers_see_the_request_and_reach_the_host() {
         &modules,
         host.clone(),
         request("POST", "/echo", &[("x-custom", "yes")], br#"{"id":"u1"}"#),
-        RequestIdentity::Anonymous,
+        Authorization::Anonymous,
     );
     let response = execution.result.as_ref().expect("a response").clone();
     assert_eq!(response.status, 202);
@@ -288,16 +289,16 @@ fn actions_have_no_db_and_identity_errors_surface_only_when_read() {
     )
     .expect("loads");
     let host = Arc::new(Recorder::default());
-    let get = |path: &str, identity: RequestIdentity| {
+    let get = |path: &str, authorization: Authorization| {
         run(
             &modules,
             host.clone(),
             request("GET", path, &[], b""),
-            identity,
+            authorization,
         )
     };
 
-    let db = get("/db", RequestIdentity::Anonymous)
+    let db = get("/db", Authorization::Anonymous)
         .result
         .expect_err("fails");
     assert!(
@@ -313,21 +314,27 @@ fn actions_have_no_db_and_identity_errors_surface_only_when_read() {
     );
 
     assert_eq!(
-        body_text(&get("/me", RequestIdentity::Anonymous)),
+        body_text(&get("/me", Authorization::Anonymous)),
         "anonymous"
     );
-    let user = Value::Object(Object::from([("subject".to_string(), Value::from("u7"))]));
-    assert_eq!(body_text(&get("/me", RequestIdentity::User(user))), "u7");
-    let invalid = RequestIdentity::Invalid("Token expired 5 seconds ago".into());
+    let user = Identity::acting_as(&serde_json::json!({"subject": "u7", "issuer": "i"}))
+        .expect("an identity");
+    let verified = VerifiedToken {
+        identity: user,
+        expires_at: u64::MAX,
+    };
+    assert_eq!(body_text(&get("/me", Authorization::User(verified))), "u7");
+    let expired = TokenRejection::Expired { seconds_ago: 5 };
+    let invalid = Authorization::Rejected(Rejection::Token(expired.clone()));
     let refused = get("/me", invalid.clone()).result.expect_err("throws");
     assert!(
-        refused.message.contains("Token expired"),
+        refused.message.contains(expired.client_message()),
         "{}",
         refused.message
     );
     assert_eq!(body_text(&get("/ignores-auth", invalid)), "fine");
 
-    let nested = get("/nested-error", RequestIdentity::Anonymous);
+    let nested = get("/nested-error", Authorization::Anonymous);
     let error = nested.result.expect_err("fails");
     assert!(
         error
@@ -338,7 +345,7 @@ fn actions_have_no_db_and_identity_errors_surface_only_when_read() {
     );
     assert_eq!(nested.log_lines, vec!["[LOG] 'inside'".to_string()]);
 
-    let missing = get("/missing-env", RequestIdentity::Anonymous)
+    let missing = get("/missing-env", Authorization::Anonymous)
         .result
         .expect_err("fails");
     assert!(
@@ -347,7 +354,7 @@ fn actions_have_no_db_and_identity_errors_surface_only_when_read() {
         missing.message
     );
 
-    let bad = get("/not-a-response", RequestIdentity::Anonymous)
+    let bad = get("/not-a-response", Authorization::Anonymous)
         .result
         .expect_err("fails");
     assert!(
@@ -420,7 +427,7 @@ fn verify_webhook_accepts_fresh_signatures_and_reports_why_not() {
                 ],
                 body,
             ),
-            RequestIdentity::Anonymous,
+            Authorization::Anonymous,
         );
         let response = execution.result.expect("a response");
         (
@@ -465,7 +472,7 @@ fn large_bodies_reach_the_handler_as_text_and_bytes_within_the_blob_cap() {
             &modules,
             Arc::new(Recorder::default()),
             request("PUT", path, &[], &vec![b'a'; size]),
-            RequestIdentity::Anonymous,
+            Authorization::Anonymous,
         )
     };
     assert_eq!(body_text(&put("/text", 1 << 20)), "1048576");

@@ -8,18 +8,19 @@
 
 use std::sync::Arc;
 
+use auth::Authorization;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use database::DbError;
-use functions::{FunctionError, FunctionKind, FunctionPath};
+use functions::{Caller, FunctionError, FunctionKind, FunctionPath};
 use protocol::{Ts, UdfRequest, UdfResponse, canonical_args};
 use value::Value;
 
 use crate::api_error::error_response;
-use crate::caller::{self, HttpCaller};
+use crate::authorization;
 use crate::state::ServerState;
 
 fn udf_response(result: Result<Value, FunctionError>, log_lines: Vec<String>) -> Response {
@@ -53,11 +54,11 @@ fn db_failure(error: DbError) -> Response {
     }
 }
 
-/// A function call the request asked for, with its verified caller.
+/// A function call the request asked for, with its checked caller.
 struct FunctionCall {
     path: FunctionPath,
     args: Value,
-    caller: HttpCaller,
+    authorization: Authorization,
 }
 
 /// Parses the body and the caller; the error side is the finished response.
@@ -82,28 +83,30 @@ async fn prepare(
             &format!("the arguments are not valid convex JSON: {e}"),
         )
     })?;
-    let caller = caller::from_headers(headers, state).await?;
+    let authorization = authorization::for_api(headers, state).await?;
     Ok(FunctionCall {
         path: FunctionPath::parse(&request.path),
         args,
-        caller,
+        authorization,
     })
 }
 
 async fn run(state: Arc<ServerState>, kind: FunctionKind, call: FunctionCall) -> Response {
-    let FunctionCall { path, args, caller } = call;
+    let FunctionCall {
+        path,
+        args,
+        authorization,
+    } = call;
+    let caller = Caller::from(&authorization);
+    let identity = authorization.identity().cloned();
     match kind {
-        FunctionKind::Query => match state
-            .app
-            .run_query(path, args, caller.identity, caller.caller)
-            .await
-        {
+        FunctionKind::Query => match state.app.run_query(path, args, identity, caller).await {
             Ok(done) => udf_response(done.execution.result, done.execution.log_lines),
             Err(e) => db_failure(e),
         },
         FunctionKind::Mutation => match state
             .app
-            .run_mutation(path, args, caller.identity, caller.caller, None)
+            .run_mutation(path, args, identity, caller, None)
             .await
         {
             Ok(done) => udf_response(done.result, done.log_lines),

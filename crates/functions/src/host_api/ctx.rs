@@ -75,7 +75,10 @@ pub(super) fn register(engine: &mut Engine) {
     // ctx.auth
     engine.register_fn("getUserIdentity", |auth: &mut Auth| {
         auth.0.identity_read.store(true, Ordering::Relaxed);
-        auth.0.identity.as_ref().map_or(Dynamic::UNIT, to_dynamic)
+        auth.0
+            .identity
+            .as_ref()
+            .map_or(Dynamic::UNIT, |identity| to_dynamic(identity.value()))
     });
 
     // ctx.db

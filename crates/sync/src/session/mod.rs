@@ -33,13 +33,13 @@ mod transition;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use application::Identity;
+use ::auth::{Authorization, Identity, Rejection};
 use functions::{Caller, FunctionPath};
 use futures::{Stream, StreamExt};
 use protocol::{AuthenticateTokenType, ClientMessage};
 use tokio::sync::mpsc;
 
-use self::auth::{Credentials, EXPIRED_MESSAGE, REVOKED_MESSAGE, SessionAuth, check_credentials};
+use self::auth::{EXPIRED_MESSAGE, REVOKED_MESSAGE, SessionAuth, TokenBehind, authorize_frame};
 use self::frames::{End, no_actions};
 use self::mutations::{MutationDone, Mutations};
 use self::outbox::Outbox;
@@ -263,30 +263,43 @@ impl Session {
             )));
         }
         let hub = self.member.hub();
-        let checked =
-            check_credentials(hub, self.member.id(), token_type, value, impersonating).await;
-        match checked {
-            Credentials::Anonymous => self.set_auth(Caller::Client, None, None),
-            Credentials::User { identity, issuer } => {
+        let authorization =
+            authorize_frame(hub, self.member.id(), token_type, value, impersonating).await;
+        match authorization {
+            Authorization::Anonymous => self.set_auth(Caller::Client, None, None),
+            Authorization::User(verified) => {
+                let token = TokenBehind {
+                    issuer: verified.identity.issuer().into(),
+                    expires_at: verified.expires_at,
+                };
                 // A user token never carries an admin's rights.
-                self.set_auth(Caller::Client, Some(identity), Some(issuer));
+                self.set_auth(Caller::Client, Some(verified.identity), Some(token));
                 // The provider may have been removed between `verify` and the
                 // registration above, in which case no notification reached us.
                 self.check_token_issuer()?;
             }
-            Credentials::RefusedToken { message } => {
-                self.outbox.push(self.auth.error_frame(message, true))?;
+            Authorization::Rejected(Rejection::Token(rejection)) => {
+                self.outbox
+                    .push(self.auth.error_frame(rejection.client_message(), true))?;
                 // The session goes on anonymously; it must not keep reading as the
                 // previous user (or admin) once a refresh failed.
                 self.set_auth(Caller::Client, None, None);
                 return Ok(());
             }
-            Credentials::RefusedAdminKey => {
+            Authorization::Rejected(Rejection::AdminKey) => {
                 return self
                     .outbox
                     .push(self.auth.error_frame("Invalid admin key", true));
             }
-            Credentials::Admin { identity } => self.set_auth(Caller::Trusted, identity, None),
+            // An admin whose acting-as object is not an identity keeps acting as before.
+            Authorization::Rejected(rejection) => {
+                return self
+                    .outbox
+                    .push(self.auth.error_frame(&rejection.client_message(), true));
+            }
+            Authorization::Admin { acting_as } => {
+                self.set_auth(Caller::Trusted, acting_as, None);
+            }
         }
         self.auth.advance_version();
         self.transitions.owe();
@@ -296,19 +309,14 @@ impl Session {
     /// Replaces who the session acts as. Queries are re-bound when what they may see changed:
     /// all of them when the caller changed (internal functions become visible or not), the
     /// identity-dependent ones when the identity changed.
-    fn set_auth(
-        &mut self,
-        caller: Caller,
-        identity: Option<Identity>,
-        token_issuer: Option<Arc<str>>,
-    ) {
+    fn set_auth(&mut self, caller: Caller, identity: Option<Identity>, token: Option<TokenBehind>) {
         let tokens = self.member.hub().token_sessions();
-        match (&token_issuer, self.auth.token_issuer()) {
+        match (&token, self.auth.token()) {
             (Some(_), None) => tokens.insert(self.member.id(), self.member.signal()),
             (None, Some(_)) => tokens.remove(self.member.id()),
             _ => {}
         }
-        let change = self.auth.replace(caller, identity, token_issuer);
+        let change = self.auth.replace(caller, identity, token);
         if !change.caller_changed && !change.identity_changed {
             return;
         }

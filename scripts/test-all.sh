@@ -11,6 +11,9 @@ cargo build --release --locked -p pulsebase
 echo "== cargo test"
 cargo test --release --workspace --locked
 
+echo "== pulsebase test (the example app's tests, functions/*.test.rhai)"
+./target/release/pulsebase test
+
 echo "== end-to-end tests (tests/node)"
 (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
 (cd tests/node && npm test)

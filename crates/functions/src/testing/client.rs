@@ -75,6 +75,13 @@ impl TestEnv {
     }
 }
 
+/// What a `t.run` closure did on the Committer's thread.
+struct RunOutcome {
+    outcome: Result<Dynamic, Box<EvalAltResult>>,
+    /// Log lines of the functions it called through `ctx.runQuery`/`ctx.runMutation`.
+    logs: Vec<String>,
+}
+
 /// `t`: one identity (or none) on a test's database.
 #[derive(Clone)]
 pub(crate) struct TestClient {
@@ -201,8 +208,7 @@ impl TestClient {
     /// back when it throws.
     pub(crate) fn run(&self, body: FnPtr) -> HostResult<Dynamic> {
         not_inside_run("t.run")?;
-        type Outcome = Result<Dynamic, Box<EvalAltResult>>;
-        let slot: Arc<Mutex<Option<(Outcome, Vec<String>)>>> = Arc::new(Mutex::new(None));
+        let slot: Arc<Mutex<Option<RunOutcome>>> = Arc::new(Mutex::new(None));
         let (script, set, identity, now, out) = (
             self.env.script.clone(),
             self.env.modules.module_set().clone(),
@@ -235,7 +241,7 @@ impl TestClient {
                     exec.txn.lock().take();
                     let logs = std::mem::take(&mut *exec.logs.lock());
                     let committed = outcome.is_ok();
-                    *out.lock() = Some((outcome, logs));
+                    *out.lock() = Some(RunOutcome { outcome, logs });
                     if committed {
                         Ok(String::new())
                     } else {
@@ -244,7 +250,7 @@ impl TestClient {
                 }),
             )
             .map_err(|e| host_error(format!("t.run: {e}")))?;
-        let (outcome, logs) = slot
+        let RunOutcome { outcome, logs } = slot
             .lock()
             .take()
             .ok_or_else(|| host_error("t.run: the closure did not run".to_string()))?;

@@ -136,7 +136,7 @@ pub(crate) fn failure(error: &EvalAltResult, file: &str, fallback: (usize, usize
 
 /// `10 s`, or `250 ms` for a limit under a second.
 fn shown(limit: Duration) -> String {
-    if limit.as_millis() % 1000 == 0 {
+    if limit.as_millis().is_multiple_of(1000) {
         format!("{} s", limit.as_secs())
     } else {
         format!("{} ms", limit.as_millis())

@@ -205,10 +205,26 @@ fn a_handle_used_inside_run_is_refused_not_deadlocked() {
             let asAda = t.withIdentity(#{ subject: "ada" });
             t.run(|ctx| asAda.query("app:count"));
         });
+        test("the clock", |t| {
+            let asAda = t.withIdentity(#{ subject: "ada" });
+            t.run(|ctx| asAda.advanceTime(1));
+        });
+        test("t itself", |t| {
+            t.run(|ctx| t.query("app:count"));
+        });
     "#);
-    let failure = failure_of(&outcomes, "nested");
+    for name in ["nested", "the clock"] {
+        let failure = failure_of(&outcomes, name);
+        assert!(
+            failure.message.contains("cannot be called inside t.run"),
+            "{failure}"
+        );
+    }
+    let failure = failure_of(&outcomes, "t itself");
     assert!(
-        failure.message.contains("cannot be called inside t.run"),
+        failure
+            .message
+            .contains("a closure passed to a method of t (t.run) cannot use t"),
         "{failure}"
     );
 }

@@ -37,7 +37,7 @@ const MAX_LOG_LINES: usize = 1_000;
 pub(crate) struct TestEnv {
     db: Database,
     modules: Arc<Modules>,
-    clock: TestClock,
+    clock: Arc<TestClock>,
     script: Arc<TestScript>,
     /// Log lines of the functions the test called, each prefixed with the function.
     logs: Mutex<Vec<String>>,
@@ -47,7 +47,7 @@ impl TestEnv {
     pub(crate) fn new(
         db: Database,
         modules: Arc<Modules>,
-        clock: TestClock,
+        clock: Arc<TestClock>,
         script: Arc<TestScript>,
     ) -> TestEnv {
         TestEnv {
@@ -135,7 +135,9 @@ impl TestClient {
         self.env.clock.now()
     }
 
+    /// Moves the clock; not inside `t.run`, since what the advance runs may need the Committer.
     pub(crate) fn advance_time(&self, ms: f64) -> HostResult<f64> {
+        not_inside_run("t.advanceTime")?;
         self.env.clock.advance(ms).map_err(host_error)
     }
 

@@ -1,6 +1,7 @@
 //! Running one test: a `t` on a fresh database (the caller opens it with the app's schema;
-//! nothing else is in it, so tests never see each other's data), the test's clock started at
-//! the current millisecond, the test's closure called with `t`, and its outcome.
+//! nothing else is in it, so tests never see each other's data) and on the test's clock (the
+//! caller makes it, so it can register what the clock's advance should run), the test's closure
+//! called with `t`, and its outcome.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -44,18 +45,20 @@ impl TestOutcome {
     }
 }
 
-/// Runs `case` of `file` with the app's `modules` on `db`, which the test owns (and drops).
+/// Runs `case` of `file` with the app's `modules` on `db`, which the test owns (and drops),
+/// with `clock` as its clock (usually [`TestClock::starting_now`]).
 pub fn run_test(
     file: &TestFile,
     case: &TestCase,
     modules: &Arc<Modules>,
     db: Database,
+    clock: Arc<TestClock>,
 ) -> TestOutcome {
     let started = Instant::now();
     let env = Arc::new(TestEnv::new(
         db,
         modules.clone(),
-        TestClock::starting_now(),
+        clock,
         file.script.clone(),
     ));
     let t = Dynamic::from(TestClient::anonymous(env.clone()));

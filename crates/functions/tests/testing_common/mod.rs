@@ -8,7 +8,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use database::Database;
-use functions::testing::{TestFile, TestOutcome, run_test};
+use functions::testing::{TestClock, TestFile, TestOutcome, run_test};
 use functions::{LoadError, ModuleSource, Modules};
 use schema::Schema;
 
@@ -88,7 +88,13 @@ pub fn run_file(file: &TestFile) -> Vec<TestOutcome> {
         .iter()
         .map(|case| {
             let dir = tempfile::tempdir().expect("tempdir");
-            run_test(file, case, &modules, open_db(dir.path()))
+            run_test(
+                file,
+                case,
+                &modules,
+                open_db(dir.path()),
+                Arc::new(TestClock::starting_now()),
+            )
         })
         .collect()
 }

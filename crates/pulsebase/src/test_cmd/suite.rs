@@ -14,7 +14,7 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use database::Database;
-use functions::testing::{TestFile, TestOutcome, run_test};
+use functions::testing::{TestClock, TestFile, TestOutcome, run_test};
 use functions::{Modules, read_test_dir};
 
 use crate::paths::AppPaths;
@@ -51,7 +51,13 @@ pub fn run(dir: &Path, filter: Option<&str>, out: &mut dyn Write) -> anyhow::Res
             }
             let database = scratch.path().join(format!("{}.sqlite3", summary.ran()));
             let outcome = match Database::open(&database, schema.clone(), &text) {
-                Ok((db, _)) => run_test(&file, case, &modules, db),
+                Ok((db, _)) => run_test(
+                    &file,
+                    case,
+                    &modules,
+                    db,
+                    Arc::new(TestClock::starting_now()),
+                ),
                 Err(e) => TestOutcome::not_started(
                     &file,
                     case,

@@ -27,6 +27,8 @@ PYTHON="${PYTHON:-python3}"
 tests/python/.venv/bin/python -m pip install --quiet --disable-pip-version-check \
     -r tests/python/requirements.txt
 (cd tests/python && .venv/bin/python -m pytest -q)
+echo "== pulsebase test (the example app's tests, functions/*.test.rhai)"
+./target/release/pulsebase test
 
 echo "== end-to-end tests (tests/node)"
 (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)

@@ -38,6 +38,7 @@ mod path;
 mod query_builder;
 mod runner;
 mod sandbox;
+pub mod testing;
 mod validation;
 pub mod webhook;
 
@@ -50,7 +51,7 @@ pub use http_request::HttpRequest;
 pub use http_response::HttpResponse;
 pub use http_router::{HttpRoute, HttpRouter, PathMatcher, is_reserved_path};
 pub use limits::USER_TIME_LIMIT;
-pub use loader::ModuleSource;
+pub use loader::{ModuleSource, TEST_FILE_SUFFIX, is_test_file, read_test_dir};
 pub use module_set::LoadedModule;
 pub use modules::Modules;
 pub use path::FunctionPath;

@@ -76,6 +76,11 @@ impl Modules {
         self.set.get(path)
     }
 
+    /// The compiled modules, for a call that builds its own execution (`t.run` in tests).
+    pub(crate) fn module_set(&self) -> &Arc<ModuleSet> {
+        &self.set
+    }
+
     pub fn module(&self, path: &str) -> Option<&LoadedModule> {
         self.set.module(path)
     }

@@ -1,4 +1,4 @@
-//! The command line: `dev`, `serve`, `run`, `token`, `auth check`, `codegen` (README.md,
+//! The command line: `dev`, `serve`, `run`, `token`, `auth check`, `codegen`, `test` (README.md,
 //! "Commands"), and [`Mode`], which of `dev` and `serve` is running.
 
 use std::path::PathBuf;
@@ -35,6 +35,8 @@ pub enum Command {
     Auth(AuthCommand),
     /// Write typed client code (`api.js`, `api.d.ts`, `dataModel.d.ts`) for the convex client.
     Codegen(CodegenArgs),
+    /// Run the app's tests (functions/**/*.test.rhai), each on a fresh database with the app's schema.
+    Test(TestArgs),
 }
 
 #[derive(Args, Clone)]
@@ -128,4 +130,16 @@ pub struct CodegenArgs {
     /// Write nothing; exit with an error if the files in OUT are out of date.
     #[arg(long)]
     pub check: bool,
+}
+
+#[derive(Args)]
+pub struct TestArgs {
+    /// The app directory (schema.toml, functions/).
+    #[arg(long, default_value = ".")]
+    pub dir: PathBuf,
+    /// Run the tests again whenever a file of functions/ or schema.toml is saved.
+    #[arg(long)]
+    pub watch: bool,
+    /// Run only the tests whose `module: name` contains this text.
+    pub filter: Option<String>,
 }

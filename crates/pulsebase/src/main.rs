@@ -1,15 +1,17 @@
 //! `pulsebase`: the one binary. Parses the command line (`cli.rs`) and hands off to the
 //! command: `dev` / `serve` (`start.rs`), `run` (`run_cmd.rs`), `token` and `auth check`
-//! (`auth_cmd.rs`), `codegen` (`codegen/`). Wiring only; everything else lives in the
-//! library crates.
+//! (`auth_cmd.rs`), `codegen` (`codegen/`), `test` (`test_cmd/`). Wiring only; everything else
+//! lives in the library crates.
 
 mod auth_cmd;
 mod cli;
 mod codegen;
+mod file_events;
 mod paths;
 mod run_cmd;
 mod schema_file;
 mod start;
+mod test_cmd;
 mod watch;
 
 use clap::Parser;
@@ -47,6 +49,7 @@ fn main() -> std::process::ExitCode {
             cli::Command::Token(args) => auth_cmd::token(args),
             cli::Command::Auth(cli::AuthCommand::Check(args)) => auth_cmd::check(args).await,
             cli::Command::Codegen(args) => codegen::run(args),
+            cli::Command::Test(args) => test_cmd::run(args).await,
         }
     });
     match result {

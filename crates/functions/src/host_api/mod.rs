@@ -27,6 +27,7 @@
 pub(crate) mod ctx;
 mod http;
 mod query;
+pub(crate) mod testing;
 
 use rhai::packages::{
     BasicArrayPackage, BasicBlobPackage, BasicMapPackage, BasicMathPackage, BitFieldPackage,

@@ -2,8 +2,8 @@
 //! that run them. Immutable; a reload builds a new `Modules` and the server swaps the `Arc`, so
 //! calls in flight finish on the version they started with.
 //!
-//! Loading is `loader.rs`, running a query or mutation `runner.rs`, running an HTTP action
-//! `http_action.rs`; the compiled modules themselves are a `ModuleSet` (`module_set.rs`),
+//! Loading is `loader.rs`, running a query or mutation `runner.rs`, an action `action.rs`,
+//! an HTTP action `http_action.rs`; the compiled modules themselves are a `ModuleSet` (`module_set.rs`),
 //! shared with the calls they run.
 
 use std::collections::BTreeMap;
@@ -13,6 +13,7 @@ use std::sync::Arc;
 use database::Transaction;
 use value::Value;
 
+use crate::action::{self, ActionOutcome, ActionRun};
 use crate::action_host::ActionHost;
 use crate::definition::{Caller, FunctionDef, FunctionKind};
 use crate::error::{FunctionError, LoadErrors};
@@ -124,6 +125,29 @@ impl Modules {
             now_ms,
         };
         runner::run(&self.set, call, txn)
+    }
+
+    /// Runs an action as `caller` with `identity`; its `ctx` reaches data, the network and
+    /// the environment through `host`. Blocking (Rhai, the network, the host's nested calls,
+    /// for up to the action time limit): call it on a thread of its own.
+    pub fn run_action(
+        &self,
+        path: &FunctionPath,
+        caller: Caller,
+        args: Value,
+        identity: RequestIdentity,
+        host: Arc<dyn ActionHost>,
+        now_ms: f64,
+    ) -> ActionOutcome {
+        let run = ActionRun {
+            path: path.clone(),
+            caller,
+            args,
+            identity,
+            host,
+            now_ms,
+        };
+        action::run(&self.set, run)
     }
 
     /// The routes of `functions/http.rhai`, if it exports a router.

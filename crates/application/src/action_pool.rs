@@ -24,7 +24,8 @@ use tokio::sync::Semaphore;
 pub struct ActionLimits {
     /// Actions running at once, each on its own thread.
     pub max_running: usize,
-    /// Actions waiting for a thread beyond those; more are refused.
+    /// Actions waiting for a thread beyond those (ten times as many by default); more are
+    /// refused.
     pub max_queued: usize,
     /// Stack of each action thread.
     pub stack_bytes: usize,

@@ -111,9 +111,7 @@ impl App {
         let host = self.action_host(runtime, &modules, identity)?;
         runtime
             .pool
-            .run(move || {
-                modules.run_action(&path, caller, args, request_identity, host, now_ms())
-            })
+            .run(move || modules.run_action(&path, caller, args, request_identity, host, now_ms()))
             .await
     }
 

@@ -125,7 +125,10 @@ fn stopped(url: &str) -> FetchError {
     }
 }
 
-fn build_client(policy: &Arc<NetworkPolicy>, max_redirects: usize) -> reqwest::Result<reqwest::Client> {
+fn build_client(
+    policy: &Arc<NetworkPolicy>,
+    max_redirects: usize,
+) -> reqwest::Result<reqwest::Client> {
     let redirects = {
         let policy = policy.clone();
         redirect::Policy::custom(move |attempt| {
@@ -228,11 +231,7 @@ impl Outbound {
             builder = builder.body(body);
         }
         // Waiting for a slot counts towards the call's timeout (the caller's clock runs).
-        let _slot = self
-            .slots
-            .acquire()
-            .await
-            .map_err(|_| stopped(&shown))?;
+        let _slot = self.slots.acquire().await.map_err(|_| stopped(&shown))?;
         let mut response = builder
             .send()
             .await
@@ -249,12 +248,30 @@ impl Outbound {
                 refused,
             });
         }
+        // reqwest hands back, unfollowed, a redirect whose target is not http(s); Web fetch
+        // calls that a network error, and so does this.
+        if response.status().is_redirection()
+            && let Some(to) = response
+                .headers()
+                .get(reqwest::header::LOCATION)
+                .and_then(|l| l.to_str().ok())
+                .and_then(|l| response.url().join(l).ok())
+            && !matches!(to.scheme(), "http" | "https")
+        {
+            return Err(FetchError::BadUrl {
+                url: shown,
+                reason: format!("it redirected to {to}, which is not an http or https URL"),
+            });
+        }
         let limit = self.limits.max_body_bytes;
         let too_large = || FetchError::TooLarge {
             url: shown.clone(),
             limit,
         };
-        if response.content_length().is_some_and(|len| len > limit as u64) {
+        if response
+            .content_length()
+            .is_some_and(|len| len > limit as u64)
+        {
             return Err(too_large());
         }
         let status = response.status();
@@ -271,7 +288,11 @@ impl Outbound {
             }
         }
         let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await.map_err(|e| describe(&shown, &e, self.limits.max_redirects))? {
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| describe(&shown, &e, self.limits.max_redirects))?
+        {
             if body.len() + chunk.len() > limit {
                 return Err(too_large());
             }
@@ -317,8 +338,11 @@ fn describe(shown: &str, error: &reqwest::Error, max_redirects: usize) -> FetchE
         }
         if let Some(refusal) = current.downcast_ref::<NameRefused>() {
             let via = match redirected {
-                Some(at) => format!("it redirected to {at}, and {} resolves to ", refusal.host),
-                None => format!("{} resolves to ", refusal.host),
+                Some(at) => format!(
+                    "it redirected to {at}, and {} resolves to non-public addresses only: ",
+                    refusal.host
+                ),
+                None => format!("{} resolves to non-public addresses only: ", refusal.host),
             };
             return FetchError::Refused {
                 url,

@@ -85,11 +85,23 @@ pub struct NetworkPolicy {
 
 const V4: &[(Ipv4Addr, u8, AddressKind)] = &[
     // Specific addresses first: they sit inside wider ranges below.
-    (Ipv4Addr::new(169, 254, 169, 254), 32, AddressKind::CloudMetadata),
-    (Ipv4Addr::new(100, 100, 100, 200), 32, AddressKind::CloudMetadata),
+    (
+        Ipv4Addr::new(169, 254, 169, 254),
+        32,
+        AddressKind::CloudMetadata,
+    ),
+    (
+        Ipv4Addr::new(100, 100, 100, 200),
+        32,
+        AddressKind::CloudMetadata,
+    ),
     (Ipv4Addr::new(0, 0, 0, 0), 8, AddressKind::Unspecified),
     (Ipv4Addr::new(10, 0, 0, 0), 8, AddressKind::Private),
-    (Ipv4Addr::new(100, 64, 0, 0), 10, AddressKind::SharedAddressSpace),
+    (
+        Ipv4Addr::new(100, 64, 0, 0),
+        10,
+        AddressKind::SharedAddressSpace,
+    ),
     (Ipv4Addr::new(127, 0, 0, 0), 8, AddressKind::Loopback),
     (Ipv4Addr::new(169, 254, 0, 0), 16, AddressKind::LinkLocal),
     (Ipv4Addr::new(172, 16, 0, 0), 12, AddressKind::Private),
@@ -98,8 +110,16 @@ const V4: &[(Ipv4Addr, u8, AddressKind)] = &[
     (Ipv4Addr::new(192, 88, 99, 0), 24, AddressKind::Reserved),
     (Ipv4Addr::new(192, 168, 0, 0), 16, AddressKind::Private),
     (Ipv4Addr::new(198, 18, 0, 0), 15, AddressKind::Reserved),
-    (Ipv4Addr::new(198, 51, 100, 0), 24, AddressKind::Documentation),
-    (Ipv4Addr::new(203, 0, 113, 0), 24, AddressKind::Documentation),
+    (
+        Ipv4Addr::new(198, 51, 100, 0),
+        24,
+        AddressKind::Documentation,
+    ),
+    (
+        Ipv4Addr::new(203, 0, 113, 0),
+        24,
+        AddressKind::Documentation,
+    ),
     (Ipv4Addr::new(224, 0, 0, 0), 4, AddressKind::Multicast),
     // 240.0.0.0/4 includes the broadcast address 255.255.255.255.
     (Ipv4Addr::new(240, 0, 0, 0), 4, AddressKind::Reserved),
@@ -114,26 +134,58 @@ const V6: &[(Ipv6Addr, u8, AddressKind)] = &[
     (Ipv6Addr::UNSPECIFIED, 128, AddressKind::Unspecified),
     (Ipv6Addr::LOCALHOST, 128, AddressKind::Loopback),
     // IPv4-compatible addresses (deprecated); mapped ones are judged by their IPv4 part first.
-    (Ipv6Addr::new(0, 0, 0, 0, 0, 0, 0, 0), 96, AddressKind::Reserved),
-    (Ipv6Addr::new(0x64, 0xff9b, 1, 0, 0, 0, 0, 0), 48, AddressKind::Private),
-    (Ipv6Addr::new(0x100, 0, 0, 0, 0, 0, 0, 0), 64, AddressKind::Reserved),
+    (
+        Ipv6Addr::new(0, 0, 0, 0, 0, 0, 0, 0),
+        96,
+        AddressKind::Reserved,
+    ),
+    (
+        Ipv6Addr::new(0x64, 0xff9b, 1, 0, 0, 0, 0, 0),
+        48,
+        AddressKind::Private,
+    ),
+    (
+        Ipv6Addr::new(0x100, 0, 0, 0, 0, 0, 0, 0),
+        64,
+        AddressKind::Reserved,
+    ),
     (
         Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, 0),
         32,
         AddressKind::Documentation,
     ),
     // IETF protocol assignments, Teredo (2001::/32) among them.
-    (Ipv6Addr::new(0x2001, 0, 0, 0, 0, 0, 0, 0), 23, AddressKind::Reserved),
+    (
+        Ipv6Addr::new(0x2001, 0, 0, 0, 0, 0, 0, 0),
+        23,
+        AddressKind::Reserved,
+    ),
     (
         Ipv6Addr::new(0x3fff, 0, 0, 0, 0, 0, 0, 0),
         20,
         AddressKind::Documentation,
     ),
-    (Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, 0, 0), 7, AddressKind::Private),
-    (Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0), 10, AddressKind::LinkLocal),
+    (
+        Ipv6Addr::new(0xfc00, 0, 0, 0, 0, 0, 0, 0),
+        7,
+        AddressKind::Private,
+    ),
+    (
+        Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 0),
+        10,
+        AddressKind::LinkLocal,
+    ),
     // Site-local (deprecated), private in practice.
-    (Ipv6Addr::new(0xfec0, 0, 0, 0, 0, 0, 0, 0), 10, AddressKind::Private),
-    (Ipv6Addr::new(0xff00, 0, 0, 0, 0, 0, 0, 0), 8, AddressKind::Multicast),
+    (
+        Ipv6Addr::new(0xfec0, 0, 0, 0, 0, 0, 0, 0),
+        10,
+        AddressKind::Private,
+    ),
+    (
+        Ipv6Addr::new(0xff00, 0, 0, 0, 0, 0, 0, 0),
+        8,
+        AddressKind::Multicast,
+    ),
 ];
 
 /// The IPv4 address an IPv6 address carries and routes to: IPv4-mapped (`::ffff:a.b.c.d`),
@@ -161,9 +213,9 @@ pub fn classify(ip: IpAddr) -> Option<AddressKind> {
             if let Some(v4) = embedded_ipv4(v6) {
                 return classify_v4(v4);
             }
-            let listed = V6.iter().find(|(net, len, _)| {
-                Ipv6Net::new(*net, *len).is_ok_and(|net| net.contains(&v6))
-            });
+            let listed = V6
+                .iter()
+                .find(|(net, len, _)| Ipv6Net::new(*net, *len).is_ok_and(|net| net.contains(&v6)));
             if let Some((_, _, kind)) = listed {
                 return Some(*kind);
             }
@@ -407,7 +459,10 @@ mod tests {
             NetworkPolicy::parse("true"),
             Ok(NetworkPolicy::allow_private())
         );
-        assert_eq!(NetworkPolicy::parse("ALL"), Ok(NetworkPolicy::allow_private()));
+        assert_eq!(
+            NetworkPolicy::parse("ALL"),
+            Ok(NetworkPolicy::allow_private())
+        );
         assert_eq!(
             NetworkPolicy::parse("false"),
             Ok(NetworkPolicy::public_only())

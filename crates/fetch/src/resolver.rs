@@ -15,7 +15,7 @@ use crate::policy::{NetworkPolicy, Refused};
 
 /// Every address `host` resolved to was refused; the first refusal says why.
 #[derive(Debug, thiserror::Error)]
-#[error("{host} resolves to {refused}")]
+#[error("{host} resolves to non-public addresses only: {refused}")]
 pub(crate) struct NameRefused {
     pub host: String,
     pub refused: Refused,
@@ -38,9 +38,8 @@ impl Resolve for GuardedResolver {
         let host = name.as_str().to_string();
         Box::pin(async move {
             // getaddrinfo on the fetch runtime's blocking threads, never on an action's.
-            let resolved: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .collect();
+            let resolved: Vec<SocketAddr> =
+                tokio::net::lookup_host((host.as_str(), 0)).await?.collect();
             let mut first_refusal = None;
             let mut allowed = Vec::with_capacity(resolved.len());
             for addr in resolved {

@@ -25,6 +25,16 @@ impl FunctionKind {
             FunctionKind::HttpAction => "HTTP action",
         }
     }
+
+    /// The kind with its article, for messages: "a query", "an action".
+    pub fn with_article(self) -> &'static str {
+        match self {
+            FunctionKind::Query => "a query",
+            FunctionKind::Mutation => "a mutation",
+            FunctionKind::Action => "an action",
+            FunctionKind::HttpAction => "an HTTP action",
+        }
+    }
 }
 
 /// Whether clients may call the function.

@@ -47,10 +47,11 @@ fn request_from(url: &str, options: Option<Map>) -> HostResult<FetchRequest> {
         )));
     }
     if let Some(method) = options.get("method") {
-        let method = method
-            .clone()
-            .into_string()
-            .map_err(|found| bad(format!("method must be a string like \"POST\", not {found}")))?;
+        let method = method.clone().into_string().map_err(|found| {
+            bad(format!(
+                "method must be a string like \"POST\", not {found}"
+            ))
+        })?;
         request.method = method.to_ascii_uppercase();
     }
     if let Some(headers) = options.get("headers") {

@@ -18,8 +18,8 @@ pub struct ActionArgs {
     /// [default: true for dev, false for serve]
     #[arg(long, value_name = "true|false|LIST", num_args = 0..=1, default_missing_value = "true")]
     pub allow_private_network: Option<String>,
-    /// Actions (and HTTP actions) running at once; up to 10,000 more wait, beyond that they
-    /// are refused with "too many actions in flight".
+    /// Actions (and HTTP actions) running at once; ten times as many more may wait, beyond
+    /// that they are refused with "too many actions in flight".
     #[arg(long, default_value_t = 1_000, value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub max_actions: u32,
 }
@@ -32,14 +32,16 @@ impl ActionArgs {
             .clone()
             .or_else(|| std::env::var(ALLOW_PRIVATE_NETWORK_ENV).ok());
         let network = match setting {
-            Some(text) => NetworkPolicy::parse(&text)
-                .with_context(|| format!("--allow-private-network (or {ALLOW_PRIVATE_NETWORK_ENV})"))?,
+            Some(text) => NetworkPolicy::parse(&text).with_context(|| {
+                format!("--allow-private-network (or {ALLOW_PRIVATE_NETWORK_ENV})")
+            })?,
             None if dev => NetworkPolicy::allow_private(),
             None => NetworkPolicy::public_only(),
         };
         Ok(ActionOptions {
             limits: ActionLimits {
                 max_running: self.max_actions as usize,
+                max_queued: 10 * self.max_actions as usize,
                 ..ActionLimits::default()
             },
             network,

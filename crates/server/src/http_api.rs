@@ -9,12 +9,12 @@
 
 use std::sync::Arc;
 
+use application::ActionError;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use application::ActionError;
 use database::DbError;
 use functions::{FunctionError, FunctionKind, FunctionPath};
 use protocol::{Ts, UdfRequest, UdfResponse, canonical_args};

@@ -86,9 +86,7 @@ fn register_fetch(engine: &mut Engine) {
     });
     engine.register_type_with_name::<FetchResponseHandle>("Response");
     engine.register_get("status", |r: &mut FetchResponseHandle| r.status());
-    engine.register_get("statusText", |r: &mut FetchResponseHandle| {
-        r.status_text()
-    });
+    engine.register_get("statusText", |r: &mut FetchResponseHandle| r.status_text());
     engine.register_get("ok", |r: &mut FetchResponseHandle| r.ok());
     engine.register_get("url", |r: &mut FetchResponseHandle| r.url());
     engine.register_get("headers", |r: &mut FetchResponseHandle| r.headers());

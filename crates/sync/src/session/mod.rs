@@ -41,8 +41,8 @@ use futures::{Stream, StreamExt};
 use protocol::{AuthenticateTokenType, ClientMessage};
 use tokio::sync::mpsc;
 
-use self::auth::{Credentials, EXPIRED_MESSAGE, REVOKED_MESSAGE, SessionAuth, check_credentials};
 use self::actions::{ActionDone, Actions};
+use self::auth::{Credentials, EXPIRED_MESSAGE, REVOKED_MESSAGE, SessionAuth, check_credentials};
 use self::frames::End;
 use self::mutations::{MutationDone, Mutations};
 use self::outbox::Outbox;

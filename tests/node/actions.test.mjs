@@ -22,8 +22,10 @@ const fn = (name) => makeFunctionReference(name);
 
 // Test actions, added to a copy of the example app as functions/acts.rhai.
 const ACTS = `
+// \`returns\` makes the status (a Rhai integer, int64) a plain number for JavaScript.
 export const get = action(#{
     args: #{ url: "string" },
+    returns: "object{ status: number, ok: boolean, type: string, custom: string, json: any, url: string }",
     handler: |ctx, args| {
         let r = fetch(args.url);
         #{ status: r.status, ok: r.ok, type: r.headers["content-type"], custom: r.headers["x-custom"], json: r.json(), url: r.url }
@@ -32,6 +34,7 @@ export const get = action(#{
 
 export const post = action(#{
     args: #{ url: "string", body: "any" },
+    returns: "object{ status: number, json: any }",
     handler: |ctx, args| {
         let r = fetch(args.url, #{ method: "POST", body: args.body, headers: #{ "x-from": "pulsebase" } });
         #{ status: r.status, json: r.json() }

@@ -52,7 +52,7 @@ export const inner = internalAction(#{
 
 export const recurse = action(|ctx, args| ctx.runAction("acts:recurse", #{}));
 
-export const throwsData = action(|ctx, args| { throw #{ code: "NOPE", n: 1 }; });
+export const throwsData = action(|ctx, args| { throw #{ code: "NOPE", n: 1.5 }; });
 
 export const catchesInner = action(|ctx, args| {
     try { ctx.runAction("acts:throwsData") } catch (e) { e.code }
@@ -319,7 +319,7 @@ fn thrown_data_reaches_the_caller_and_a_calling_action() {
     let thrown = error(run(&host, "acts:throwsData", args(&[])));
     assert_eq!(
         thrown.data.map(|d| d.to_json()),
-        Some(serde_json::json!({"code": "NOPE", "n": 1}))
+        Some(serde_json::json!({"code": "NOPE", "n": 1.5}))
     );
     let caught = run(&host, "acts:catchesInner", args(&[]));
     assert_eq!(caught.result.expect("caught"), Value::from("NOPE"));

@@ -78,6 +78,8 @@ fn register_fetch(engine: &mut Engine) {
     engine.register_fn("fetch", |url: &str, options: Dynamic| {
         match options.clone().try_cast::<Map>() {
             Some(options) => fetch(url, Some(options)),
+            // `()` is Rhai's undefined: no options, as `fetch(url, undefined)` in JavaScript.
+            None if options.is_unit() => fetch(url, None),
             None => Err(host_error(format!(
                 "fetch({url:?}, options): options must be a map like #{{ method: \"POST\", headers: #{{}}, body: \"...\" }}, not {}",
                 options.type_name()

@@ -5,7 +5,7 @@
 #                           scripts, aggregate + ratios + plots; about 30 minutes
 #   bench/run.sh --quick    smoke run (small counts, 1 run each side); under 3 minutes once built
 #
-# Options: --runs N (default 3; --quick: 1), --only a,b (Pulsebase scenarios, e.g. fanout,idle;
+# Options: --runs N (default 3; --quick: 1), --only a,b (Pulsebase scenarios, e.g. fanout,idle,actions;
 #          `node` = issue 5's Node-driven figures: dev save->push latency and webhooks/s),
 #          --skip-pb (Pulsebase only), --pb-results DIR (reuse PocketBase run-*.json from DIR),
 #          --out DIR (default bench/results/<date-time>[-quick]).

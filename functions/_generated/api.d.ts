@@ -14,6 +14,12 @@ import type { Doc, Id } from "./dataModel.js";
  * Usage: `useQuery(api.todos.getMyTodos)`.
  */
 export declare const api: {
+  links: {
+    /** action `links:fetchTitle` */
+    fetchTitle: FunctionReference<"action", "public", { url: string }, any>;
+    /** query `links:list` */
+    list: FunctionReference<"query", "public", Record<string, never>, any>;
+  };
   messages: {
     /** query `messages:getForCurrentUser` */
     getForCurrentUser: FunctionReference<"query", "public", Record<string, never>, any>;
@@ -40,6 +46,10 @@ export declare const api: {
  * References to the app's internal functions (not callable by clients).
  */
 export declare const internal: {
+  links: {
+    /** mutation `links:save` */
+    save: FunctionReference<"mutation", "internal", { status: number; title: string; url: string; userId?: string }, any>;
+  };
   users: {
     /** mutation `users:deleteFromClerk` */
     deleteFromClerk: FunctionReference<"mutation", "internal", { clerkId: string; eventType: string; svixId: string }, any>;

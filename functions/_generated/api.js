@@ -12,6 +12,10 @@ import { makeFunctionReference } from "convex/server";
  * Usage: `useQuery(api.todos.getMyTodos)`.
  */
 export const api = {
+  links: {
+    fetchTitle: makeFunctionReference("links:fetchTitle"),
+    list: makeFunctionReference("links:list"),
+  },
   messages: {
     getForCurrentUser: makeFunctionReference("messages:getForCurrentUser"),
     send: makeFunctionReference("messages:send"),
@@ -31,6 +35,9 @@ export const api = {
  * References to the app's internal functions (not callable by clients).
  */
 export const internal = {
+  links: {
+    save: makeFunctionReference("links:save"),
+  },
   users: {
     deleteFromClerk: makeFunctionReference("users:deleteFromClerk"),
     getByClerkId: makeFunctionReference("users:getByClerkId"),

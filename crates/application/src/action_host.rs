@@ -1,38 +1,57 @@
-//! HTTP actions on the app: [`App::run_http_action`] runs a route's handler on a blocking
-//! thread, and [`AppActionHost`] is what its `ctx.runQuery` / `ctx.runMutation` / `env()`
-//! reach.
+//! [`AppActionHost`]: what an action's (or HTTP action's) `ctx.runQuery` / `ctx.runMutation`,
+//! `env()` and `fetch()` reach.
 //!
 //! The one thing to know: an action is not a transaction. Each `ctx.runMutation` is a mutation
-//! of its own, queued on the Committer like a client's and awaited from the action's blocking
-//! thread through the runtime [`Handle`]; each `ctx.runQuery` reads the latest snapshot. Both
-//! run with the request's identity and may call internal functions.
+//! of its own, queued on the Committer like a client's and awaited from the action's thread
+//! through the action pool's runtime [`Handle`]; each `ctx.runQuery` reads the latest snapshot
+//! on the action's thread. Both run with the caller's identity and may call internal
+//! functions. `fetch` goes through the app's [`fetch::Fetcher`], its address policy and
+//! limits, blocking the action's thread (never a thread that serves clients).
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use auth::{Authorization, Identity};
+use auth::Identity;
 use database::DbError;
 use functions::{
-    ActionExecution, ActionHost, Caller, ErrorKind, FunctionError, FunctionPath, HttpRequest,
-    HttpRoute, Modules, NestedCall,
+    ActionHost, Caller, ErrorKind, FetchRequest, FetchResponse, FunctionError, FunctionPath,
+    NestedCall,
 };
 use tokio::runtime::Handle;
 use value::Value;
 
-use crate::{App, now_ms};
+use crate::App;
 
-/// The application side of an action's nested calls.
+/// The application side of an action's nested calls, environment and network.
 pub struct AppActionHost {
     app: Arc<App>,
+    /// The action pool's runtime, to wait for a mutation's commit.
     handle: Handle,
+    fetcher: Arc<fetch::Fetcher>,
     identity: Option<Identity>,
     /// Where `.env.local` / `.env` are; `None` reads the process environment only.
     app_dir: Option<PathBuf>,
 }
 
 impl AppActionHost {
+    pub(crate) fn new(
+        app: Arc<App>,
+        handle: Handle,
+        fetcher: Arc<fetch::Fetcher>,
+        identity: Option<Identity>,
+        app_dir: Option<PathBuf>,
+    ) -> AppActionHost {
+        AppActionHost {
+            app,
+            handle,
+            fetcher,
+            identity,
+            app_dir,
+        }
+    }
+
     fn internal_error(error: DbError) -> NestedCall {
-        tracing::error!(error = %error, "a call from an HTTP action failed inside the database");
+        tracing::error!(error = %error, "a call from an action failed inside the database");
         NestedCall {
             result: Err(FunctionError::new(
                 ErrorKind::Server,
@@ -83,29 +102,39 @@ impl ActionHost for AppActionHost {
             None => Ok(std::env::var(name).ok()),
         }
     }
-}
 
-impl App {
-    /// Runs `route` (found in `modules`, the version the caller looked it up in) for
-    /// `request` on the blocking pool, as `authorization` (from the request's bearer token; a
-    /// refused token still runs the action, whose `getUserIdentity()` then throws).
-    pub async fn run_http_action(
-        self: &Arc<Self>,
-        modules: Arc<Modules>,
-        route: HttpRoute,
-        request: HttpRequest,
-        authorization: Authorization,
-    ) -> Result<ActionExecution, DbError> {
-        let host = Arc::new(AppActionHost {
-            app: self.clone(),
-            handle: Handle::current(),
-            identity: authorization.identity().cloned(),
-            app_dir: modules.app_dir().map(PathBuf::from),
-        });
-        tokio::task::spawn_blocking(move || {
-            modules.run_http_action(&route, request, authorization, host, now_ms())
-        })
-        .await
-        .map_err(|e| DbError::internal(format!("HTTP action task failed: {e}")))
+    fn fetch(&self, request: FetchRequest) -> Result<FetchResponse, String> {
+        let limits = self.fetcher.limits();
+        let mut timeout = request
+            .timeout
+            .unwrap_or(limits.default_timeout)
+            .min(limits.max_timeout);
+        if let Some(left) = request.time_left {
+            timeout = timeout.min(left);
+        }
+        let outbound = fetch::Request {
+            url: request.url,
+            method: request.method,
+            headers: request.headers,
+            body: request.body,
+            timeout: Some(timeout),
+        };
+        match self.fetcher.fetch_blocking(outbound) {
+            Ok(response) => Ok(FetchResponse {
+                status: response.status,
+                status_text: response.status_text,
+                url: response.url,
+                headers: response.headers,
+                body: response.body,
+            }),
+            Err(error) => {
+                tracing::debug!(error = %error, "fetch failed");
+                Err(error.to_string())
+            }
+        }
+    }
+
+    fn id_tables(&self) -> Arc<dyn schema::IdTables + Send + Sync> {
+        self.app.db().catalog()
     }
 }

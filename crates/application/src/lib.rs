@@ -1,11 +1,13 @@
 //! The running app: the [`Database`] plus the live version of the user's functions, and the
 //! one way every transport (HTTP API, WebSocket sessions, admin calls, HTTP actions) runs a
-//! query or a mutation.
+//! query, a mutation or an action (`actions.rs`, on threads of their own, `action_pool.rs`).
 //!
 //! Hot reload is a pointer swap: [`App::replace_modules`] installs a new [`Modules`] behind
 //! an `Arc`; calls already running keep the version they started with.
 
 mod action_host;
+mod action_pool;
+mod actions;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,6 +22,8 @@ use parking_lot::RwLock;
 use value::Value;
 
 pub use action_host::AppActionHost;
+pub use action_pool::{ACTION_STACK_BYTES, ActionError, ActionLimits};
+pub use actions::ActionOptions;
 
 /// The outcome of a mutation call.
 #[derive(Debug)]
@@ -43,6 +47,8 @@ pub struct App {
     modules: RwLock<Arc<Modules>>,
     /// Bumped on every functions reload, so cached results can tell which code made them.
     modules_version: AtomicU64,
+    /// The action threads and the outbound client, started by the first action.
+    actions: actions::LazyActions,
 }
 
 fn now_ms() -> f64 {
@@ -52,11 +58,18 @@ fn now_ms() -> f64 {
 }
 
 impl App {
+    /// An app with the default action options (fetch reaches public addresses only).
     pub fn new(db: Database, modules: Modules) -> Arc<App> {
+        App::with_actions(db, modules, ActionOptions::default())
+    }
+
+    /// An app whose actions run under `options`.
+    pub fn with_actions(db: Database, modules: Modules, options: ActionOptions) -> Arc<App> {
         Arc::new(App {
             db,
             modules: RwLock::new(Arc::new(modules)),
             modules_version: AtomicU64::new(0),
+            actions: actions::LazyActions::new(options),
         })
     }
 

@@ -1,6 +1,6 @@
 //! What a module declares: [`FunctionDef`]s built by `query(...)`, `mutation(...)`,
-//! `internalQuery(...)`, `internalMutation(...)` and `httpAction(...)` at load time, and who
-//! may call them ([`Visibility`], [`Caller`]).
+//! `action(...)`, their `internal...` twins and `httpAction(...)` at load time, and who may
+//! call them ([`Visibility`], [`Caller`]).
 
 use auth::Authorization;
 use rhai::{FnPtr, Position};
@@ -11,6 +11,9 @@ use schema::{ObjectType, Type};
 pub enum FunctionKind {
     Query,
     Mutation,
+    /// Not a transaction: reaches data through `ctx.runQuery`/`ctx.runMutation` and the
+    /// outside world through `fetch`; runs on the application's action threads.
+    Action,
     HttpAction,
 }
 
@@ -19,7 +22,18 @@ impl FunctionKind {
         match self {
             FunctionKind::Query => "query",
             FunctionKind::Mutation => "mutation",
+            FunctionKind::Action => "action",
             FunctionKind::HttpAction => "HTTP action",
+        }
+    }
+
+    /// The kind with its article, for messages: "a query", "an action".
+    pub fn with_article(self) -> &'static str {
+        match self {
+            FunctionKind::Query => "a query",
+            FunctionKind::Mutation => "a mutation",
+            FunctionKind::Action => "an action",
+            FunctionKind::HttpAction => "an HTTP action",
         }
     }
 }
@@ -28,7 +42,7 @@ impl FunctionKind {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Visibility {
     Public,
-    /// Callable only from other functions, HTTP actions and the admin endpoint.
+    /// Callable only from other functions, actions, HTTP actions and the admin endpoint.
     Internal,
 }
 
@@ -37,7 +51,7 @@ pub enum Visibility {
 pub enum Caller {
     /// A client over WebSocket or the public HTTP API: public functions only.
     Client,
-    /// The admin endpoint, HTTP actions and other functions: internal functions too.
+    /// The admin endpoint, actions, HTTP actions and other functions: internal functions too.
     Trusted,
 }
 

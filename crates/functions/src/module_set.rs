@@ -106,7 +106,7 @@ impl ModuleSet {
         if def.visibility == Visibility::Internal && caller == Caller::Client {
             tracing::info!(
                 function = %path,
-                "a client called internal {} {path}; answered as not found (internal functions are callable from other functions, HTTP actions and `pulsebase run`)",
+                "a client called internal {} {path}; answered as not found (internal functions are callable from other functions, actions, HTTP actions and `pulsebase run`)",
                 def.kind.as_str()
             );
             return Err(FunctionError {
@@ -118,10 +118,10 @@ impl ModuleSet {
             return Err(FunctionError::new(
                 ErrorKind::NotFound,
                 format!(
-                    "'{path}' is a {}, not a {}; call it as a {}",
-                    def.kind.as_str(),
-                    kind.as_str(),
-                    def.kind.as_str()
+                    "'{path}' is {}, not {}; call it as {}",
+                    def.kind.with_article(),
+                    kind.with_article(),
+                    def.kind.with_article()
                 ),
             ));
         }

@@ -2,17 +2,19 @@
 //! that run them. Immutable; a reload builds a new `Modules` and the server swaps the `Arc`, so
 //! calls in flight finish on the version they started with.
 //!
-//! Loading is `loader.rs`, running a query or mutation `runner.rs`, running an HTTP action
-//! `http_action.rs`; the compiled modules themselves are a `ModuleSet` (`module_set.rs`),
+//! Loading is `loader.rs`, running a query or mutation `runner.rs`, an action `action.rs`,
+//! an HTTP action `http_action.rs`; the compiled modules themselves are a `ModuleSet` (`module_set.rs`),
 //! shared with the calls they run.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use auth::Authorization;
+use auth::{Authorization, Identity};
 use database::Transaction;
+use value::Value;
 
+use crate::action::{self, ActionOutcome, ActionRun};
 use crate::action_host::ActionHost;
 use crate::definition::{Caller, FunctionDef, FunctionKind};
 use crate::error::{FunctionError, LoadErrors};
@@ -111,6 +113,29 @@ impl Modules {
     /// Runs a query or mutation with `txn` and gives the transaction back with the outcome.
     pub fn run(&self, call: Call, txn: Box<dyn Transaction + Send>) -> Ran {
         runner::run(&self.set, call, txn)
+    }
+
+    /// Runs an action as `caller` with `identity`; its `ctx` reaches data, the network and
+    /// the environment through `host`. Blocking (Rhai, the network, the host's nested calls,
+    /// for up to the action time limit): call it on a thread of its own.
+    pub fn run_action(
+        &self,
+        path: &FunctionPath,
+        caller: Caller,
+        args: Value,
+        identity: Option<Identity>,
+        host: Arc<dyn ActionHost>,
+        now_ms: f64,
+    ) -> ActionOutcome {
+        let run = ActionRun {
+            path: path.clone(),
+            caller,
+            args,
+            identity,
+            host,
+            now_ms,
+        };
+        action::run(&self.set, run)
     }
 
     /// The routes of `functions/http.rhai`, if it exports a router.

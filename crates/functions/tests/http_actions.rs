@@ -7,8 +7,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use auth::{Authorization, Identity, Rejection, TokenRejection, VerifiedToken};
 use functions::webhook;
 use functions::{
-    ActionExecution, ActionHost, ErrorKind, FunctionError, FunctionPath, HttpRequest, ModuleSource,
-    Modules, NestedCall,
+    ActionExecution, ActionHost, ErrorKind, FetchRequest, FetchResponse, FunctionError,
+    FunctionPath, HttpRequest, ModuleSource, Modules, NestedCall,
 };
 use parking_lot::Mutex;
 use value::Value;
@@ -65,6 +65,21 @@ impl ActionHost for Recorder {
             .iter()
             .find(|(n, _)| *n == name)
             .map(|(_, v)| v.to_string()))
+    }
+
+    fn fetch(&self, request: FetchRequest) -> Result<FetchResponse, String> {
+        Err(format!("fetch to {} refused: no network here", request.url))
+    }
+
+    fn id_tables(&self) -> Arc<dyn schema::IdTables + Send + Sync> {
+        Arc::new(NoTables)
+    }
+}
+
+struct NoTables;
+impl schema::IdTables for NoTables {
+    fn table_of(&self, _: &str) -> Option<String> {
+        None
     }
 }
 

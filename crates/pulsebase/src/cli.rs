@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::action_args::ActionArgs;
+
 #[derive(Parser)]
 #[command(
     name = "pulsebase",
@@ -56,6 +58,8 @@ pub struct ServeArgs {
     /// Also serve this folder of static files at / (e.g. a built front-end).
     #[arg(long)]
     pub static_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub actions: ActionArgs,
 }
 
 /// Whether the server runs as `dev` (live sync of every app file, the dev issuer, typed client

@@ -1,8 +1,9 @@
 //! `pulsebase`: the one binary. Parses the command line (`cli.rs`) and hands off to the
-//! command: `dev` / `serve` (`start.rs`), `run` (`run_cmd.rs`), `token` and `auth check`
-//! (`auth_cmd.rs`), `codegen` (`codegen/`), `test` (`test_cmd/`). Wiring only; everything else
-//! lives in the library crates.
+//! command: `dev` / `serve` (`start.rs`, actions' options in `action_args.rs`), `run`
+//! (`run_cmd.rs`), `token` and `auth check` (`auth_cmd.rs`), `codegen` (`codegen/`), `test`
+//! (`test_cmd/`). Wiring only; everything else lives in the library crates.
 
+mod action_args;
 mod auth_cmd;
 mod cli;
 mod codegen;
@@ -22,7 +23,7 @@ use clap::Parser;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Threads for queries, HTTP actions and other blocking work. They run scripts (CPU-bound, at
+/// Threads for queries and other blocking work (actions have threads of their own). They run scripts (CPU-bound, at
 /// most 1 s each), so more threads than a few per core only add stacks and allocator heaps
 /// (tokio's default of 512 cost ~150 MiB once 1,000 clients subscribed at the same moment).
 const MAX_BLOCKING_THREADS: usize = 16;

@@ -41,7 +41,12 @@ pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<ExitCode> {
     let modules = Modules::load_dir(&paths.functions())
         .map_err(|errors| anyhow::anyhow!("functions/ does not load:\n{errors}"))?;
     let n_functions = modules.functions().count();
-    let app = App::new(db, modules);
+    let action_options = args.actions.options(mode == Mode::Dev)?;
+    tracing::info!(
+        "fetch() in actions may reach {}",
+        action_options.network.describe()
+    );
+    let app = App::with_actions(db, modules, action_options);
     if mode == Mode::Dev {
         codegen::dev_regenerate(&paths.dir, &app);
     }

@@ -1,11 +1,12 @@
 //! HTTP actions over the wire: a request no built-in route took is matched against the
-//! routes of `functions/http.rhai`, turned into a [`functions::HttpRequest`], run by the app,
-//! and its [`functions::HttpResponse`] sent back.
+//! routes of `functions/http.rhai`, turned into a [`functions::HttpRequest`], run by the app on
+//! its action threads, and its [`functions::HttpResponse`] sent back.
 //!
 //! Statuses the server decides itself: 404 when no route matches (the router's fallback
-//! then tries static files first), 413 for a body over [`MAX_BODY_BYTES`], and 500 with a
-//! short `{"code","message"}` body when the handler throws or returns something that is not
-//! a response (the full error, with its file:line, goes to the log). An invalid bearer token
+//! then tries static files first), 413 for a body over [`MAX_BODY_BYTES`], 503 when too many
+//! actions are in flight, and 500 with a short `{"code","message"}` body when the handler
+//! throws or returns something that is not a response (the full error, with its file:line,
+//! goes to the log). An invalid bearer token
 //! does not fail the request: the handler runs and only `ctx.auth.getUserIdentity()` throws.
 
 use std::sync::Arc;
@@ -103,6 +104,14 @@ pub(crate) async fn dispatch(
         .await
     {
         Ok(execution) => execution,
+        Err(e @ application::ActionError::TooManyActions { .. }) => {
+            tracing::warn!(route = %described, "{e}");
+            return Ok(error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "TooManyActions",
+                &e.to_string(),
+            ));
+        }
         Err(e) => {
             tracing::error!(route = %described, error = %e, "an HTTP action could not run");
             return Ok(error_response(

@@ -1,5 +1,6 @@
 //! The HTTP API the official `ConvexHttpClient` speaks: `POST /api/query`, `/api/mutation`,
 //! `/api/action` and `/api/function` with a `{"path", "args"}` body (`protocol::UdfRequest`).
+//! Actions run on the app's action threads; too many in flight answers 503.
 //! Function calls answer HTTP 200 with `{"status":"success","value","logLines"}` or
 //! `{"status":"error","errorMessage","errorData"?,"logLines"}` (a thrown `ConvexError` carries
 //! its data); problems with the request itself (bad JSON, refused token, overload) answer a
@@ -8,6 +9,7 @@
 
 use std::sync::Arc;
 
+use application::ActionError;
 use auth::Authorization;
 use axum::Json;
 use axum::body::Bytes;
@@ -51,6 +53,21 @@ fn db_failure(error: DbError) -> Response {
                 "internal server error; see the server log",
             )
         }
+    }
+}
+
+fn action_failure(error: ActionError) -> Response {
+    match error {
+        ActionError::TooManyActions { .. } => error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "TooManyActions",
+            &error.to_string(),
+        ),
+        ActionError::Internal => error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalServerError",
+            &error.to_string(),
+        ),
     }
 }
 
@@ -112,6 +129,10 @@ async fn run(state: Arc<ServerState>, kind: FunctionKind, call: FunctionCall) ->
             Ok(done) => udf_response(done.result, done.log_lines),
             Err(e) => db_failure(e),
         },
+        FunctionKind::Action => match state.app.run_action(path, args, identity, caller).await {
+            Ok(done) => udf_response(done.result, done.log_lines),
+            Err(e) => action_failure(e),
+        },
         FunctionKind::HttpAction => udf_response(
             Err(FunctionError::new(
                 functions::ErrorKind::NotFound,
@@ -152,15 +173,7 @@ pub(crate) async fn action(
     body: Bytes,
 ) -> Response {
     match prepare(&state, &headers, &body).await {
-        Ok(FunctionCall { path, .. }) => udf_response(
-            Err(FunctionError::new(
-                functions::ErrorKind::NotFound,
-                format!(
-                    "Could not find public function for '{path}': Pulsebase has no actions; use a mutation, or an HTTP action in functions/http.rhai"
-                ),
-            )),
-            Vec::new(),
-        ),
+        Ok(call) => run(state, FunctionKind::Action, call).await,
         Err(response) => response,
     }
 }
@@ -191,6 +204,7 @@ pub(crate) async fn health(State(state): State<Arc<ServerState>>) -> Response {
         "status": "ok",
         "sessions": stats.sessions,
         "queryInstances": stats.instances,
+        "actionsInFlight": state.app.actions_in_flight(),
         "ts": state.app.db().subscriptions().processed_ts().to_string(),
     }))
     .into_response()

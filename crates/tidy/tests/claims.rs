@@ -120,10 +120,13 @@ const CLAIMS: &[Claim] = &[
         expect: Expect::Exactly(&[("crates/auth/src/verify.rs", "verify_parsed", 1)]),
     },
     Claim {
-        says: "an identity an admin acts as is built in auth::ActingAs::identity only",
+        says: "an identity an admin acts as is built in auth::ActingAs::identity only (and a test's, by t.withIdentity)",
         pattern: "Identity::acting_as(",
         scope: SERVER_CRATES,
-        expect: Expect::Exactly(&[("crates/auth/src/authorization.rs", "identity", 1)]),
+        expect: Expect::Exactly(&[
+            ("crates/auth/src/authorization.rs", "identity", 1),
+            ("crates/functions/src/testing/client.rs", "with_identity", 1),
+        ]),
     },
     Claim {
         says: "an admin's acting-as object is read in authenticator::authorize only, after the key is accepted",

@@ -1,7 +1,7 @@
 //! `ctx`, the handle every query and mutation handler gets: `ctx.db`, `ctx.auth`,
 //! `ctx.now()`, and `ctx.runQuery` / `ctx.runMutation`, which run another function inline, in
 //! the caller's transaction and with the caller's identity. Writes are refused in queries,
-//! also in a query that a mutation called.
+//! also in a query that a mutation called; `ctx.runAction` is refused (actions only).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -71,6 +71,17 @@ pub(super) fn register(engine: &mut Engine) {
             },
         );
     }
+
+    // Actions only: refused here with the reason instead of Rhai's "Function not found".
+    fn refuse_run_action() -> HostResult<Dynamic> {
+        Err(host_error(
+            "ctx.runAction is only available in actions; queries and mutations are transactions and cannot wait on an action".to_string(),
+        ))
+    }
+    engine.register_fn("runAction", |_: &mut Ctx, _: &str| refuse_run_action());
+    engine.register_fn("runAction", |_: &mut Ctx, _: &str, _: Dynamic| {
+        refuse_run_action()
+    });
 
     // ctx.auth
     engine.register_fn("getUserIdentity", |auth: &mut Auth| {

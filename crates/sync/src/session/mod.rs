@@ -10,6 +10,7 @@
 //! The session's state is split by concept, each part with its own methods:
 //! - `outbox.rs`: frames to the client and the back-pressure on a slow one;
 //! - `mutations.rs`: the mutation queue, and the back-pressure on a client that pipelines;
+//! - `actions.rs`: the actions in flight (side by side, on the app's action threads);
 //! - `auth.rs`: who the session acts as, the `Authenticate` check, the expiry timer;
 //! - `query_set.rs`: the subscribed queries and their instances;
 //! - `transition.rs`: building a Transition at one snapshot;
@@ -23,6 +24,7 @@
 //! Cleanup (releasing query instances, the hub's session count, the token registry) runs in
 //! `Drop`, so it also happens when the session task panics or is aborted by the transport.
 
+mod actions;
 mod auth;
 mod frames;
 mod mutations;
@@ -34,13 +36,14 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use ::auth::{Authorization, Identity, Rejection};
-use functions::{Caller, FunctionPath};
+use functions::Caller;
 use futures::{Stream, StreamExt};
 use protocol::{AuthenticateTokenType, ClientMessage};
 use tokio::sync::mpsc;
 
+use self::actions::{ActionDone, Actions};
 use self::auth::{EXPIRED_MESSAGE, REVOKED_MESSAGE, SessionAuth, TokenBehind, authorize_frame};
-use self::frames::{End, no_actions};
+use self::frames::End;
 use self::mutations::{MutationDone, Mutations};
 use self::outbox::Outbox;
 use self::query_set::{Member, QuerySet};
@@ -55,6 +58,7 @@ enum Event {
     Frame(Option<Inbound>),
     Woken,
     MutationDone(MutationDone),
+    ActionDone(ActionDone),
     StillBlocked,
     Expired,
 }
@@ -69,6 +73,7 @@ struct Session {
     transitions: Transitions,
     outbox: Outbox,
     mutations: Mutations,
+    actions: Actions,
 }
 
 impl Drop for Session {
@@ -97,6 +102,7 @@ where
         transitions: Transitions::new(),
         outbox: Outbox::new(outbound),
         mutations: Mutations::new(),
+        actions: Actions::new(),
     };
     tracing::debug!(session = id, "session started");
     match session.run(&mut inbound).await {
@@ -142,12 +148,14 @@ impl Session {
             let event = {
                 let signal = self.member.signal();
                 let mutations = &mut self.mutations;
+                let actions = &mut self.actions;
                 let outbox = &self.outbox;
                 let expiry = self.auth.expiry_timer();
                 tokio::select! {
                     frame = inbound.next(), if accepting => Event::Frame(frame),
                     () = signal.notified() => Event::Woken,
                     Some(done) = mutations.finished() => Event::MutationDone(done),
+                    Some(done) = actions.finished() => Event::ActionDone(done),
                     () = outbox.room(), if blocked => Event::Woken,
                     () = tokio::time::sleep(Duration::from_secs(1)), if blocked => Event::StillBlocked,
                     () = expiry, if expiry_armed => Event::Expired,
@@ -174,6 +182,7 @@ impl Session {
                     self.outbox.push(response.frame)?;
                     self.start_next_mutation();
                 }
+                Event::ActionDone(done) => self.outbox.push(Actions::response(done))?,
                 Event::StillBlocked => self.outbox.note_blocked()?,
                 Event::Expired => {
                     self.auth.expiry_fired();
@@ -230,10 +239,21 @@ impl Session {
             ClientMessage::Action {
                 request_id,
                 udf_path,
+                args,
                 ..
             } => {
-                let frame = no_actions(request_id, &FunctionPath::parse(&udf_path));
-                self.outbox.push(frame)?;
+                // As for a mutation: an expired token makes the session anonymous first.
+                if self.auth.identity_expired() {
+                    self.expire_identity();
+                }
+                self.actions.start(
+                    self.member.hub(),
+                    request_id,
+                    &udf_path,
+                    args,
+                    self.auth.identity().cloned(),
+                    self.auth.caller(),
+                );
             }
             ClientMessage::Authenticate {
                 base_version,

@@ -6,10 +6,11 @@
 //! an `Arc`; calls already running keep the version they started with.
 
 mod action_host;
+mod files;
 mod identity;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use database::{Database, DbError, DedupKey, MutationOutcome};
@@ -18,6 +19,10 @@ use parking_lot::RwLock;
 use value::Value;
 
 pub use action_host::{ActionCaller, AppActionHost};
+pub use files::{
+    AppFiles, DEFAULT_MAX_UPLOAD_BYTES, FileError, FileStorage, STORAGE_TABLE, StoredFile,
+    UPLOAD_URL_TTL_MS,
+};
 pub use identity::Identity;
 
 /// The outcome of a mutation call.
@@ -42,6 +47,8 @@ pub struct App {
     modules: RwLock<Arc<Modules>>,
     /// Bumped on every functions reload, so cached results can tell which code made them.
     modules_version: AtomicU64,
+    /// Stored files (`ctx.storage`, uploads), once enabled.
+    files: OnceLock<Arc<FileStorage>>,
 }
 
 fn now_ms() -> f64 {
@@ -56,7 +63,37 @@ impl App {
             db,
             modules: RwLock::new(Arc::new(modules)),
             modules_version: AtomicU64::new(0),
+            files: OnceLock::new(),
         })
+    }
+
+    /// Turns on file storage: `ctx.storage` in every version of the functions, and the
+    /// collector thread that removes unreferenced bytes. First removes bytes a crash left
+    /// without a row. Blocking (reads the database).
+    pub fn enable_files(self: &Arc<Self>, files: FileStorage) -> Arc<FileStorage> {
+        let files = Arc::new(files);
+        if self.files.set(files.clone()).is_err() {
+            return self.files().cloned().unwrap_or(files);
+        }
+        let removed = files.sweep(&self.db);
+        if removed > 0 {
+            tracing::info!(removed, "removed stored bytes no file refers to");
+        }
+        self.modules()
+            .attach_files(Arc::new(AppFiles::new(Arc::downgrade(self))));
+        let app = Arc::downgrade(self);
+        if let Err(e) = std::thread::Builder::new()
+            .name("file-collector".into())
+            .spawn(move || FileStorage::run_collector(app))
+        {
+            tracing::error!(error = %e, "cannot start the file collector; deleted files keep their bytes until the next start");
+        }
+        files
+    }
+
+    /// The app's file storage, when enabled.
+    pub fn files(&self) -> Option<&Arc<FileStorage>> {
+        self.files.get()
     }
 
     pub fn db(&self) -> &Database {
@@ -72,7 +109,10 @@ impl App {
     }
 
     /// Installs a new version of the functions; calls in flight finish on the old one.
-    pub fn replace_modules(&self, modules: Modules) {
+    pub fn replace_modules(self: &Arc<Self>, modules: Modules) {
+        if self.files.get().is_some() {
+            modules.attach_files(Arc::new(AppFiles::new(Arc::downgrade(self))));
+        }
         *self.modules.write() = Arc::new(modules);
         self.modules_version.fetch_add(1, Ordering::AcqRel);
     }

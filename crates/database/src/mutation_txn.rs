@@ -282,6 +282,17 @@ impl MutationTxn {
         Ok(state.writer.claim(key, expires_ms)?)
     }
 
+    /// Sets (or with `None` removes) an engine setting in this transaction: an import's
+    /// resume marker commits together with the batch it describes.
+    pub fn set_config(&mut self, key: &str, value: Option<&str>) -> Result<(), DbError> {
+        let mut state = self.lock()?;
+        match value {
+            Some(value) => state.writer.put_config(key, value)?,
+            None => state.writer.delete_config(key)?,
+        }
+        Ok(())
+    }
+
     fn insert_document(
         &mut self,
         table: &TableInfo,

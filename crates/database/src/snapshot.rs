@@ -112,6 +112,11 @@ impl Snapshot {
         Ok(!rows.is_empty())
     }
 
+    /// An engine setting at this snapshot (an import's resume marker).
+    pub fn config(&self, key: &str) -> Result<Option<String>, DbError> {
+        Ok(self.reader.get_config(key)?)
+    }
+
     /// Whether a one-time key was claimed at this snapshot.
     pub fn is_claimed(&self, key: &str) -> Result<bool, DbError> {
         Ok(self.reader.is_claimed(key)?)

@@ -137,6 +137,11 @@ pub(crate) struct ActionCtx {
 }
 
 impl ActionCtx {
+    /// The action's execution (for `ctx.storage`, `host_api/storage.rs`).
+    pub(crate) fn exec(&self) -> &Arc<Exec> {
+        &self.exec
+    }
+
     /// `ctx.now()`: the frozen clock of the action.
     pub(crate) fn now(&self) -> f64 {
         self.exec.now_ms

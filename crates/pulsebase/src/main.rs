@@ -1,11 +1,14 @@
 //! `pulsebase`: the one binary. Parses the command line (`cli.rs`) and hands off to the
 //! command: `dev` / `serve` (`start.rs`), `run` (`run_cmd.rs`), `token` and `auth check`
-//! (`auth_cmd.rs`), `codegen` (`codegen/`). Wiring only; everything else lives in the
+//! (`auth_cmd.rs`), `codegen` (`codegen/`), `export` / `import` / `backup` / `restore`
+//! (`data_cmd.rs`). Wiring only; everything else lives in the
 //! library crates.
 
 mod auth_cmd;
 mod cli;
 mod codegen;
+mod data_cmd;
+mod file_storage;
 mod paths;
 mod run_cmd;
 mod schema_file;
@@ -47,6 +50,10 @@ fn main() -> std::process::ExitCode {
             cli::Command::Token(args) => auth_cmd::token(args),
             cli::Command::Auth(cli::AuthCommand::Check(args)) => auth_cmd::check(args).await,
             cli::Command::Codegen(args) => codegen::run(args),
+            cli::Command::Export(args) => data_cmd::export(args).await,
+            cli::Command::Import(args) => data_cmd::import(args).await,
+            cli::Command::Backup(args) => data_cmd::backup(args).await,
+            cli::Command::Restore(args) => data_cmd::restore(args).await,
         }
     });
     match result {

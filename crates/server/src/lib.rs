@@ -8,9 +8,11 @@
 //! Access tokens enter here (`caller.rs`) and in the sync session's `Authenticate`; both go
 //! through the one `Authenticator::verify`.
 
+mod admin_data;
 mod api_error;
 mod caller;
 mod dev_issuer;
+mod files;
 mod http_actions;
 mod http_api;
 mod router;

@@ -205,6 +205,13 @@ impl Writer {
         Ok(())
     }
 
+    pub fn delete_config(&mut self, key: &str) -> Result<(), StorageError> {
+        self.conn
+            .prepare_cached("DELETE FROM _config WHERE key = ?1")?
+            .execute([key])?;
+        Ok(())
+    }
+
     /// Claims a one-time key (an upload URL's nonce) until `expires` (any unit the caller
     /// keeps to); `false` if it was claimed before. Claims roll back with the transaction.
     pub fn claim(&mut self, key: &str, expires: u64) -> Result<bool, StorageError> {

@@ -31,7 +31,7 @@ impl Ctx {
 
 /// `ctx.db`.
 #[derive(Clone)]
-struct Db(Arc<Exec>);
+pub(super) struct Db(pub(super) Arc<Exec>);
 
 /// `ctx.auth`.
 #[derive(Clone)]
@@ -81,6 +81,7 @@ pub(super) fn register(engine: &mut Engine) {
     // ctx.db
     engine.register_fn("get", |db: &mut Db, id: Dynamic| -> HostResult<Dynamic> {
         let id = string_arg(&id, "ctx.db.get(id): id")?;
+        super::storage::refuse_system_id(&db.0, &id, "ctx.db.get")?;
         let doc = db.0.with_txn(|txn| txn.get(&id))?;
         Ok(doc.map_or(Dynamic::UNIT, |d| to_dynamic(&d.to_value())))
     });

@@ -12,6 +12,8 @@
 //! - the query chain (`query.rs`): `withIndex`, `fullTableScan`, `order`, `filter`, `collect`,
 //!   `take`, `first`, `unique`, `paginate`, and the index range's `eq`, `gt`, `gte`, `lt`,
 //!   `lte`;
+//! - files (`storage.rs`): `ctx.storage` (`getUrl`, `generateUploadUrl`, `delete`, and in
+//!   actions `store` and `get`) and `ctx.db.system` (`get`, `query`) over system tables;
 //! - HTTP (`http.rs`): `httpRouter().route(...)`, and in HTTP actions the action's `ctx`, the
 //!   `request`, `env`, `Webhook(secret).verify(request)` and `verifyWebhook`;
 //! - `print` / `debug`: Rhai's own; the sandbox's hooks keep them as the log lines returned
@@ -27,6 +29,7 @@
 pub(crate) mod ctx;
 mod http;
 mod query;
+mod storage;
 
 use rhai::packages::{
     BasicArrayPackage, BasicBlobPackage, BasicMapPackage, BasicMathPackage, BitFieldPackage,
@@ -103,6 +106,7 @@ pub(crate) fn register(engine: &mut Engine) {
 
     ctx::register(engine);
     query::register(engine);
+    storage::register(engine);
 }
 
 fn refused(what: &str, why: &str) -> Box<EvalAltResult> {

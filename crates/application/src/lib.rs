@@ -6,6 +6,7 @@
 //! an `Arc`; calls already running keep the version they started with.
 
 mod action_host;
+mod file_host;
 mod files;
 mod identity;
 
@@ -19,8 +20,9 @@ use parking_lot::RwLock;
 use value::Value;
 
 pub use action_host::{ActionCaller, AppActionHost};
+pub use file_host::AppFiles;
 pub use files::{
-    AppFiles, DEFAULT_MAX_UPLOAD_BYTES, FileError, FileStorage, STORAGE_TABLE, StoredFile,
+    DEFAULT_MAX_UPLOAD_BYTES, FileError, FileStorage, STORAGE_TABLE, StoredFile,
     UPLOAD_URL_TTL_MS,
 };
 pub use identity::Identity;
@@ -67,30 +69,6 @@ impl App {
         })
     }
 
-    /// Turns on file storage: `ctx.storage` in every version of the functions, and the
-    /// collector thread that removes unreferenced bytes. First removes bytes a crash left
-    /// without a row. Blocking (reads the database).
-    pub fn enable_files(self: &Arc<Self>, files: FileStorage) -> Arc<FileStorage> {
-        let files = Arc::new(files);
-        if self.files.set(files.clone()).is_err() {
-            return self.files().cloned().unwrap_or(files);
-        }
-        let removed = files.sweep(&self.db);
-        if removed > 0 {
-            tracing::info!(removed, "removed stored bytes no file refers to");
-        }
-        self.modules()
-            .attach_files(Arc::new(AppFiles::new(Arc::downgrade(self))));
-        let app = Arc::downgrade(self);
-        if let Err(e) = std::thread::Builder::new()
-            .name("file-collector".into())
-            .spawn(move || FileStorage::run_collector(app))
-        {
-            tracing::error!(error = %e, "cannot start the file collector; deleted files keep their bytes until the next start");
-        }
-        files
-    }
-
     /// The app's file storage, when enabled.
     pub fn files(&self) -> Option<&Arc<FileStorage>> {
         self.files.get()
@@ -110,9 +88,7 @@ impl App {
 
     /// Installs a new version of the functions; calls in flight finish on the old one.
     pub fn replace_modules(self: &Arc<Self>, modules: Modules) {
-        if self.files.get().is_some() {
-            modules.attach_files(Arc::new(AppFiles::new(Arc::downgrade(self))));
-        }
+        self.attach_files_to(&modules);
         *self.modules.write() = Arc::new(modules);
         self.modules_version.fetch_add(1, Ordering::AcqRel);
     }

@@ -1,7 +1,8 @@
 //! Turning on file storage for `dev` and `serve`: the store lives beside the database
 //! (`DIR/.pulsebase/storage/` by default, `PULSEBASE_STORAGE_DIR` to move it), uploads are
 //! capped at `PULSEBASE_MAX_UPLOAD_BYTES` (1 GiB by default), and the URLs handed to apps
-//! start with the served URL, or `PULSEBASE_PUBLIC_URL` behind a proxy.
+//! start with the served URL, or `PULSEBASE_PUBLIC_URL` behind a proxy. Upload URLs stay
+//! valid for an hour (`PULSEBASE_UPLOAD_URL_TTL_MS` shortens it, e.g. for tests).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -34,6 +35,12 @@ pub async fn enable(app: &Arc<App>, data: &Path, served_url: &str) -> anyhow::Re
     let dir = storage_dir(data);
     let files = FileStorage::open(&dir, max_upload_bytes()?)
         .with_context(|| format!("opening the file store at {}", dir.display()))?;
+    if let Ok(ttl) = std::env::var("PULSEBASE_UPLOAD_URL_TTL_MS") {
+        let ttl: u64 = ttl.trim().parse().with_context(|| {
+            format!("PULSEBASE_UPLOAD_URL_TTL_MS must be a number of milliseconds, not {ttl:?}")
+        })?;
+        files.set_upload_ttl_ms(ttl);
+    }
     let public = std::env::var("PULSEBASE_PUBLIC_URL").ok();
     files.set_base_url(public.as_deref().unwrap_or(served_url));
     let app = app.clone();

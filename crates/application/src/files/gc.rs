@@ -9,7 +9,6 @@
 //! check cannot run now is kept for the next round; a crash between commit and removal
 //! leaves a blob without a row, which [`FileStorage::sweep`] removes at the next start.
 
-use std::sync::Weak;
 use std::time::Duration;
 
 use database::{Database, MutationOutcome};
@@ -17,7 +16,6 @@ use filestore::Sha256Digest;
 use value::Value;
 
 use super::{FileStorage, STORAGE_TABLE};
-use crate::App;
 
 /// How often a waiting collector retries while an export or backup holds the store.
 const RETRY: Duration = Duration::from_secs(1);
@@ -133,22 +131,15 @@ impl FileStorage {
         before.saturating_sub(after)
     }
 
-    /// Waits for released digests and collects them until the app is gone.
-    pub(crate) fn run_collector(app: Weak<App>) {
-        loop {
-            let Some(app) = app.upgrade() else { return };
-            let Some(files) = app.files().cloned() else {
-                return;
-            };
-            {
-                let mut released = files.released.lock();
-                if released.is_empty() {
-                    files.wake_collector.wait_for(&mut released, RETRY);
-                }
+    /// Waits (at most a second) until some bytes were released, then a moment more so a
+    /// burst of deletions is collected in one round.
+    pub(crate) fn wait_for_released(&self) {
+        {
+            let mut released = self.released.lock();
+            if released.is_empty() {
+                self.wake_collector.wait_for(&mut released, RETRY);
             }
-            std::thread::sleep(DEBOUNCE);
-            files.collect(app.db());
-            drop(app);
         }
+        std::thread::sleep(DEBOUNCE);
     }
 }

@@ -12,10 +12,10 @@
 //!   under the same commit lock, so an upload of identical bytes cannot slip between its check
 //!   and its removal, and it never removes while an export or backup holds the store's
 //!   readers lock. A start-up sweep removes bytes that a crash left without a row.
-//! - [`AppFiles`] (`host.rs`) is what `ctx.storage` in functions reaches.
+//! - `AppFiles` (`file_host.rs`, beside this folder, since it holds the app) is what
+//!   `ctx.storage` in functions reaches.
 
 mod gc;
-mod host;
 mod upload;
 
 use std::path::{Path, PathBuf};
@@ -26,7 +26,6 @@ use filestore::{BlobError, BlobStore, Sha256Digest, TokenError, UrlSigner};
 use parking_lot::{Condvar, Mutex, RwLock};
 use value::Value;
 
-pub use host::AppFiles;
 
 /// The largest upload by default (1 GiB); `PULSEBASE_MAX_UPLOAD_BYTES` changes it.
 pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 1 << 30;
@@ -72,6 +71,8 @@ pub struct FileStorage {
     /// The server's URL, for the URLs handed to apps (set once the port is bound).
     base_url: RwLock<String>,
     max_upload_bytes: u64,
+    /// How long a new upload URL stays valid.
+    upload_ttl_ms: std::sync::atomic::AtomicU64,
     /// Held while a blob is promoted and its row committed, and while the collector checks
     /// and removes blobs: the two never interleave.
     commit_lock: Mutex<()>,
@@ -102,6 +103,7 @@ impl FileStorage {
             signer,
             base_url: RwLock::new("http://127.0.0.1:3210".to_string()),
             max_upload_bytes,
+            upload_ttl_ms: std::sync::atomic::AtomicU64::new(UPLOAD_URL_TTL_MS),
             commit_lock: Mutex::new(()),
             released: Mutex::new(Vec::new()),
             wake_collector: Condvar::new(),
@@ -127,9 +129,16 @@ impl FileStorage {
         *self.base_url.write() = url.trim_end_matches('/').to_string();
     }
 
-    /// A new signed, single-use upload URL valid for an hour from `now_ms`.
+    /// How long new upload URLs stay valid (an hour unless changed).
+    pub fn set_upload_ttl_ms(&self, ttl_ms: u64) {
+        self.upload_ttl_ms
+            .store(ttl_ms, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// A new signed, single-use upload URL valid for an hour (by default) from `now_ms`.
     pub fn upload_url(&self, now_ms: u64) -> String {
-        let token = self.signer.upload_token(now_ms + UPLOAD_URL_TTL_MS);
+        let ttl = self.upload_ttl_ms.load(std::sync::atomic::Ordering::Relaxed);
+        let token = self.signer.upload_token(now_ms + ttl);
         format!("{}/api/storage/upload?token={token}", self.base_url.read())
     }
 

@@ -87,20 +87,6 @@ fn table_of(exec: &Exec, id: &str) -> HostResult<String> {
     })
 }
 
-/// `ctx.db.get(id)` of a system table's id points to `ctx.db.system.get`.
-pub(super) fn refuse_system_id(exec: &Exec, id: &str, call: &str) -> HostResult<()> {
-    let Ok(table) = table_of(exec, id) else {
-        // The call itself reports the malformed id.
-        return Ok(());
-    };
-    if schema::is_system_table(&table) {
-        return Err(host_error(format!(
-            "{call}: {id:?} is an id of the system table {table}; read it with ctx.db.system.get(id)"
-        )));
-    }
-    Ok(())
-}
-
 impl Storage {
     fn files(&self) -> HostResult<Arc<dyn FileHost>> {
         self.exec.modules.files().cloned().ok_or_else(|| {

@@ -110,6 +110,17 @@ impl Source {
                     source.read_table_numbers(&mut archive, index)?;
                 }
                 [table, "documents.jsonl"] if *table == "_storage" => {
+                    // `_tables` lists user tables only; the storage ids name their table too.
+                    let mut first = String::new();
+                    BufReader::new(archive.by_index(index)?)
+                        .read_line(&mut first)
+                        .map_err(SnapshotError::io(path))?;
+                    let id = serde_json::from_str::<serde_json::Value>(&first)
+                        .ok()
+                        .and_then(|v| v["_id"].as_str().map(str::to_string));
+                    if let Some(number) = id.as_deref().and_then(id_table_number) {
+                        source.source_tables.insert(number, "_storage".to_string());
+                    }
                     storage_rows = Some(TableInput {
                         name: "_storage".to_string(),
                         rows: Rows::ZipEntry { index },
@@ -233,6 +244,14 @@ impl Source {
             } => Err(SnapshotError::Invalid("a ZIP is not one table".to_string())),
         }
     }
+}
+
+/// The table number an id (ours or Convex's) names.
+fn id_table_number(id: &str) -> Option<u32> {
+    value::DocumentId::parse(id)
+        .ok()
+        .map(|parsed| parsed.table().0)
+        .or_else(|| value::convex_id_table(id))
 }
 
 fn open_zip(path: &Path) -> Result<ZipArchive<File>, SnapshotError> {

@@ -1,14 +1,16 @@
-//! [`AppFiles`]: the application's [`FileHost`], what `ctx.storage` reaches. It holds the app
-//! weakly (the modules it is attached to live inside the app) and runs on the calling
-//! function's thread: queries and mutations only sign URLs and report released bytes here;
-//! actions, which have no transaction, store, read and delete through it, each its own commit.
+//! File storage on the [`App`]: [`App::enable_files`] turns it on, [`AppFiles`] is the
+//! application's [`FileHost`] (what `ctx.storage` reaches), and the collector thread runs
+//! here. `AppFiles` holds the app weakly (the modules it is attached to live inside the app)
+//! and runs on the calling function's thread: queries and mutations only sign URLs and
+//! report released bytes through it; actions, which have no transaction, store, read and
+//! delete through it, each its own commit.
 
-use std::sync::Weak;
+use std::sync::{Arc, Weak};
 
-use functions::FileHost;
+use functions::{FileHost, Modules};
 
-use super::{FileError, now_ms};
 use crate::App;
+use crate::files::{FileError, FileStorage, now_ms};
 
 /// `ctx.storage`'s way into the app's [`super::FileStorage`].
 pub struct AppFiles {
@@ -22,7 +24,7 @@ impl AppFiles {
 
     fn with<R>(
         &self,
-        f: impl FnOnce(&App, &super::FileStorage) -> Result<R, FileError>,
+        f: impl FnOnce(&App, &FileStorage) -> Result<R, FileError>,
     ) -> Result<R, String> {
         let app = self
             .app
@@ -90,5 +92,51 @@ impl FileHost for AppFiles {
                 .lookup(app.db(), storage_id)?
                 .map(|f| files.file_url(&f.id)))
         })
+    }
+}
+
+impl App {
+    /// Turns on file storage: `ctx.storage` in every version of the functions, and the
+    /// collector thread that removes unreferenced bytes. First removes bytes a crash left
+    /// without a row. Blocking (reads the database).
+    pub fn enable_files(self: &Arc<Self>, files: FileStorage) -> Arc<FileStorage> {
+        let files = Arc::new(files);
+        if self.files.set(files.clone()).is_err() {
+            return self.files().cloned().unwrap_or(files);
+        }
+        let removed = files.sweep(self.db());
+        if removed > 0 {
+            tracing::info!(removed, "removed stored bytes no file refers to");
+        }
+        self.attach_files_to(&self.modules());
+        let app = Arc::downgrade(self);
+        if let Err(e) = std::thread::Builder::new()
+            .name("file-collector".into())
+            .spawn(move || run_collector(app))
+        {
+            tracing::error!(error = %e, "cannot start the file collector; deleted files keep their bytes until the next start");
+        }
+        files
+    }
+
+    /// Gives `modules` the app's file storage, when it is enabled.
+    pub(crate) fn attach_files_to(self: &Arc<Self>, modules: &Modules) {
+        if self.files().is_some() {
+            modules.attach_files(Arc::new(AppFiles::new(Arc::downgrade(self))));
+        }
+    }
+}
+
+/// Collects released bytes until the app is gone.
+fn run_collector(app: Weak<App>) {
+    loop {
+        let Some(strong) = app.upgrade() else { return };
+        let Some(files) = strong.files().cloned() else {
+            return;
+        };
+        drop(strong);
+        files.wait_for_released();
+        let Some(strong) = app.upgrade() else { return };
+        files.collect(strong.db());
     }
 }

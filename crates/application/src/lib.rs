@@ -22,8 +22,7 @@ use value::Value;
 pub use action_host::{ActionCaller, AppActionHost};
 pub use file_host::AppFiles;
 pub use files::{
-    DEFAULT_MAX_UPLOAD_BYTES, FileError, FileStorage, STORAGE_TABLE, StoredFile,
-    UPLOAD_URL_TTL_MS,
+    DEFAULT_MAX_UPLOAD_BYTES, FileError, FileStorage, STORAGE_TABLE, StoredFile, UPLOAD_URL_TTL_MS,
 };
 pub use identity::Identity;
 

@@ -236,7 +236,12 @@ impl MutationTxn {
         Ok(())
     }
 
-    fn insert_as(&mut self, who: Writes, table: &str, fields: Object) -> Result<DocumentId, DbError> {
+    fn insert_as(
+        &mut self,
+        who: Writes,
+        table: &str,
+        fields: Object,
+    ) -> Result<DocumentId, DbError> {
         Self::check_user_fields(&fields, "insert")?;
         let catalog = self.catalog.clone();
         let table = catalog.table(table)?;

@@ -66,10 +66,7 @@ impl fmt::Display for SchemaChangeReport {
 }
 
 /// Loads the catalog as stored, interpreting it with `schema` (system tables included).
-pub(crate) fn load_catalog(
-    rows: &dyn ReadRows,
-    schema: Arc<Schema>,
-) -> Result<Catalog, DbError> {
+pub(crate) fn load_catalog(rows: &dyn ReadRows, schema: Arc<Schema>) -> Result<Catalog, DbError> {
     let stored = rows.catalog()?;
     let mut tables = Vec::new();
     for table in &stored.tables {

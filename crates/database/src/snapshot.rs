@@ -74,13 +74,9 @@ impl Snapshot {
     ) -> Result<Vec<SnapshotRow>, DbError> {
         let info = self.catalog.table(table)?;
         let start = after.map(value::key::successor).unwrap_or_default();
-        let rows = self.reader.scan(
-            info.by_creation_time.id.0,
-            &start,
-            None,
-            Order::Asc,
-            limit,
-        )?;
+        let rows = self
+            .reader
+            .scan(info.by_creation_time.id.0, &start, None, Order::Asc, limit)?;
         rows.into_iter()
             .map(|row| {
                 Ok(SnapshotRow {

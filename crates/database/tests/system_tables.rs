@@ -26,9 +26,15 @@ fn storage_row() -> Object {
     ])
 }
 
-fn run(db: &Database, f: impl FnOnce(&mut MutationTxn) -> Result<String, DbError> + Send + 'static) -> Result<String, String> {
+fn run(
+    db: &Database,
+    f: impl FnOnce(&mut MutationTxn) -> Result<String, DbError> + Send + 'static,
+) -> Result<String, String> {
     match db
-        .mutate_blocking(None, Box::new(move |mut txn| f(&mut txn).map_err(|e| e.to_string())))
+        .mutate_blocking(
+            None,
+            Box::new(move |mut txn| f(&mut txn).map_err(|e| e.to_string())),
+        )
         .expect("mutate")
     {
         MutationOutcome::Committed { response, .. } => Ok(response),
@@ -42,13 +48,21 @@ fn only_the_engine_writes_system_tables() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = open(&dir);
     assert!(db.catalog().table("_storage").is_ok());
-    let refused = run(&db, |txn| txn.insert("_storage", storage_row()).map(|id| id.to_string()));
+    let refused = run(&db, |txn| {
+        txn.insert("_storage", storage_row())
+            .map(|id| id.to_string())
+    });
     assert!(
-        refused.as_ref().is_err_and(|e| e.contains("cannot write the system table \"_storage\"")),
+        refused
+            .as_ref()
+            .is_err_and(|e| e.contains("cannot write the system table \"_storage\"")),
         "{refused:?}"
     );
-    let id = run(&db, |txn| txn.system_insert("_storage", storage_row()).map(|id| id.to_string()))
-        .expect("the engine inserts");
+    let id = run(&db, |txn| {
+        txn.system_insert("_storage", storage_row())
+            .map(|id| id.to_string())
+    })
+    .expect("the engine inserts");
     let file_id = id.clone();
     run(&db, move |txn| {
         let mut doc = Object::new();
@@ -67,7 +81,10 @@ fn only_the_engine_writes_system_tables() {
     let deleted = id.clone();
     assert!(run(&db, move |txn| txn.delete(&deleted).map(|()| String::new())).is_err());
     let deleted = id.clone();
-    run(&db, move |txn| txn.system_delete(&deleted).map(|()| String::new())).expect("engine delete");
+    run(&db, move |txn| {
+        txn.system_delete(&deleted).map(|()| String::new())
+    })
+    .expect("engine delete");
 }
 
 #[test]
@@ -89,8 +106,18 @@ fn imports_keep_ids_and_claims_are_single_use() {
             .map(|id| id.to_string())
     });
     assert!(duplicate.is_err_and(|e| e.contains("already exists")));
-    assert_eq!(run(&db, |txn| txn.claim("k", u64::MAX, 0).map(|b| b.to_string())), Ok("true".into()));
-    assert_eq!(run(&db, |txn| txn.claim("k", u64::MAX, 0).map(|b| b.to_string())), Ok("false".into()));
+    assert_eq!(
+        run(&db, |txn| txn
+            .claim("k", u64::MAX, 0)
+            .map(|b| b.to_string())),
+        Ok("true".into())
+    );
+    assert_eq!(
+        run(&db, |txn| txn
+            .claim("k", u64::MAX, 0)
+            .map(|b| b.to_string())),
+        Ok("false".into())
+    );
 
     let snapshot = db.full_snapshot().expect("snapshot");
     let rows = snapshot.documents("_storage", None, 10).expect("rows");
@@ -103,11 +130,24 @@ fn imports_keep_ids_and_claims_are_single_use() {
             .expect("index")
     );
     let ts = snapshot.ts();
-    run(&db, |txn| txn.system_insert("_storage", storage_row()).map(|id| id.to_string()))
-        .expect("a later commit");
-    assert_eq!(snapshot.documents("_storage", None, 10).expect("rows").len(), 1, "one commit");
+    run(&db, |txn| {
+        txn.system_insert("_storage", storage_row())
+            .map(|id| id.to_string())
+    })
+    .expect("a later commit");
+    assert_eq!(
+        snapshot
+            .documents("_storage", None, 10)
+            .expect("rows")
+            .len(),
+        1,
+        "one commit"
+    );
     let other = Snapshot::open_file(&dir.path().join("db.sqlite3")).expect("second connection");
     assert!(other.ts() > ts);
-    assert_eq!(other.documents("_storage", None, 10).expect("rows").len(), 2);
+    assert_eq!(
+        other.documents("_storage", None, 10).expect("rows").len(),
+        2
+    );
     assert!(other.catalog().table("files").is_ok());
 }

@@ -150,8 +150,7 @@ impl BlobStore {
             }
             let inner = std::fs::read_dir(entry.path()).map_err(io_error(&entry.path()))?;
             for blob in inner.flatten() {
-                if let Some(digest) = Sha256Digest::from_hex(&blob.file_name().to_string_lossy())
-                {
+                if let Some(digest) = Sha256Digest::from_hex(&blob.file_name().to_string_lossy()) {
                     out.push(digest);
                 }
             }
@@ -234,7 +233,9 @@ impl BlobWriter {
         let path = self.path.clone();
         match self.file.as_mut() {
             Some(file) => file.write_all(chunk).map_err(io_error(&path)),
-            None => Err(io_error(&path)(std::io::Error::other("writer already finished"))),
+            None => Err(io_error(&path)(std::io::Error::other(
+                "writer already finished",
+            ))),
         }
     }
 

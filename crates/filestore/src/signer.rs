@@ -22,9 +22,13 @@ use rand::RngCore;
 pub enum TokenError {
     #[error("the upload URL is malformed (its token is not one this server makes)")]
     Malformed,
-    #[error("the upload URL's signature does not match: it was not made by this server, or was altered")]
+    #[error(
+        "the upload URL's signature does not match: it was not made by this server, or was altered"
+    )]
     BadSignature,
-    #[error("the upload URL expired {ago_secs} s ago; generate a new one with ctx.storage.generateUploadUrl()")]
+    #[error(
+        "the upload URL expired {ago_secs} s ago; generate a new one with ctx.storage.generateUploadUrl()"
+    )]
     Expired { ago_secs: u64 },
 }
 
@@ -160,8 +164,15 @@ mod tests {
             signer.check_upload_token(&forged, 9_000),
             Err(TokenError::BadSignature)
         );
-        assert_eq!(signer.check_upload_token("nonsense", 0), Err(TokenError::Malformed));
-        assert_ne!(signer.upload_token(1), signer.upload_token(1), "nonces differ");
+        assert_eq!(
+            signer.check_upload_token("nonsense", 0),
+            Err(TokenError::Malformed)
+        );
+        assert_ne!(
+            signer.upload_token(1),
+            signer.upload_token(1),
+            "nonces differ"
+        );
     }
 
     #[test]

@@ -81,7 +81,11 @@ pub async fn export(args: ExportArgs) -> anyhow::Result<ExitCode> {
     let storage = file_storage::storage_dir(&database);
     let include = args.include_file_storage;
     let report = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-        let blobs = if include { BlobStore::attach(&storage) } else { None };
+        let blobs = if include {
+            BlobStore::attach(&storage)
+        } else {
+            None
+        };
         let _guard = blobs.as_ref().map(BlobStore::readers_guard).transpose()?;
         let snapshot = Snapshot::open_file(&database).with_context(|| {
             format!(
@@ -166,10 +170,8 @@ async fn import_through(
         ImportMode::RequireEmpty => "",
     };
     let file = tokio::fs::File::open(&args.file).await?;
-    let body = reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(
-        file,
-        1 << 20,
-    ));
+    let body =
+        reqwest::Body::wrap_stream(tokio_util::io::ReaderStream::with_capacity(file, 1 << 20));
     let response = reqwest::Client::new()
         .post(format!("{}/api/admin/import", url.trim_end_matches('/')))
         .query(&[
@@ -190,7 +192,9 @@ async fn import_through(
     if !status.is_success() {
         anyhow::bail!(
             "{}",
-            json["message"].as_str().unwrap_or("the server refused the import")
+            json["message"]
+                .as_str()
+                .unwrap_or("the server refused the import")
         );
     }
     Ok(ImportReport {
@@ -246,8 +250,8 @@ pub async fn backup(args: BackupArgs) -> anyhow::Result<ExitCode> {
     let database = paths.database();
     let storage = file_storage::storage_dir(&database);
     let dest = args.file.clone();
-    let report = tokio::task::spawn_blocking(move || snapshot::backup(&database, &storage, &dest))
-        .await??;
+    let report =
+        tokio::task::spawn_blocking(move || snapshot::backup(&database, &storage, &dest)).await??;
     println!(
         "backed up the database at ts {} and {} files ({} bytes) to {}",
         report.ts,

@@ -15,7 +15,5 @@ mod types;
 
 pub use error::{SchemaError, ValidationError};
 pub use schema::{IndexDef, SYSTEM_INDEXES, Schema, TableDef};
-pub use system_tables::{
-    SYSTEM_TABLES, SystemTable, is_known_system_table, is_system_table,
-};
+pub use system_tables::{SYSTEM_TABLES, SystemTable, is_known_system_table, is_system_table};
 pub use types::{IdTables, ObjectType, Type};

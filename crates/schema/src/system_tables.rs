@@ -127,7 +127,11 @@ mod tests {
         assert!(merged.table("_storage").is_some());
         assert!(merged.table("files").is_some());
         assert_eq!(merged.user_tables().count(), 1);
-        let file = &user.tables["files"].document.as_ref().expect("fields").fields;
+        let file = &user.tables["files"]
+            .document
+            .as_ref()
+            .expect("fields")
+            .fields;
         assert_eq!(file["file"], Type::Id("_storage".into()));
         assert_eq!(file["quoted"], Type::Id("_storage".into()));
     }

@@ -133,7 +133,11 @@ pub(crate) async fn import(
                 snapshot::import_file(app.db(), app.files().map(|f| &**f), &file, &options)
             })
             .await
-            .unwrap_or_else(|e| Err(SnapshotError::Invalid(format!("the import task failed: {e}"))))
+            .unwrap_or_else(|e| {
+                Err(SnapshotError::Invalid(format!(
+                    "the import task failed: {e}"
+                )))
+            })
         }
     };
     let _ = tokio::fs::remove_dir_all(&dir).await;
@@ -199,7 +203,11 @@ pub(crate) async fn export(
         Ok(file)
     })
     .await
-    .unwrap_or_else(|e| Err(SnapshotError::Invalid(format!("the export task failed: {e}"))));
+    .unwrap_or_else(|e| {
+        Err(SnapshotError::Invalid(format!(
+            "the export task failed: {e}"
+        )))
+    });
     match made {
         Ok(file) => {
             let stream = tokio_util::io::ReaderStream::with_capacity(

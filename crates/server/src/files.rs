@@ -123,8 +123,7 @@ pub(crate) async fn upload(
     };
     let app = state.app.clone();
     let record = files.clone();
-    match blocking(move || record.commit_upload(app.db(), Some(&token), staged, content_type))
-        .await
+    match blocking(move || record.commit_upload(app.db(), Some(&token), staged, content_type)).await
     {
         Ok(storage_id) => Json(serde_json::json!({ "storageId": storage_id })).into_response(),
         Err(response) => response,

@@ -50,7 +50,12 @@ pub fn export_zip(
 ) -> Result<ExportReport, SnapshotError> {
     let partial = path.with_extension("zip.partial");
     let file = File::create(&partial).map_err(SnapshotError::io(&partial))?;
-    let result = write_zip(snapshot, blobs, BufWriter::with_capacity(1 << 20, file), path);
+    let result = write_zip(
+        snapshot,
+        blobs,
+        BufWriter::with_capacity(1 << 20, file),
+        path,
+    );
     match result {
         Ok(report) => {
             std::fs::rename(&partial, path).map_err(SnapshotError::io(path))?;
@@ -83,7 +88,8 @@ fn write_zip(
         ..ExportReport::default()
     };
     zip.start_file("README.md", deflated())?;
-    zip.write_all(README.as_bytes()).map_err(SnapshotError::io(path))?;
+    zip.write_all(README.as_bytes())
+        .map_err(SnapshotError::io(path))?;
 
     let catalog = snapshot.catalog();
     let tables: Vec<String> = catalog
@@ -179,7 +185,10 @@ fn write_files<W: Write + std::io::Seek>(
                 .and_then(Value::as_str)
                 .and_then(Sha256Digest::from_base64)
                 .ok_or_else(|| {
-                    SnapshotError::Invalid(format!("_storage row {} has no sha256", row.document.id))
+                    SnapshotError::Invalid(format!(
+                        "_storage row {} has no sha256",
+                        row.document.id
+                    ))
                 })?;
             let source = blobs.path(&digest);
             let mut file = File::open(&source).map_err(SnapshotError::io(&source))?;

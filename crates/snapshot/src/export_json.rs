@@ -73,6 +73,9 @@ mod tests {
         assert_eq!(object["g"], Value::Bytes(vec![1, 2]));
         assert_eq!(to_export_json(&value).to_string(), text);
         let nan = to_export_json(&Value::Float64(f64::INFINITY));
-        assert_eq!(from_export_json(&nan).expect("inf"), Value::Float64(f64::INFINITY));
+        assert_eq!(
+            from_export_json(&nan).expect("inf"),
+            Value::Float64(f64::INFINITY)
+        );
     }
 }

@@ -57,7 +57,10 @@ mod tests {
         let id = encode(10_001, [9; 16]);
         let mut mangled: Vec<char> = id.chars().collect();
         mangled[6] = if mangled[6] == 'a' { 'b' } else { 'a' };
-        assert_eq!(convex_id_table(&mangled.into_iter().collect::<String>()), None);
+        assert_eq!(
+            convex_id_table(&mangled.into_iter().collect::<String>()),
+            None
+        );
         assert_eq!(convex_id_table("hello"), None);
         // A Pulsebase id (14-byte body, big-endian checksum) is not a Convex id.
         let ours = crate::DocumentId::generate(crate::TableNumber(3));

@@ -64,7 +64,9 @@ impl FileStorage {
             match snapshot.index_has(STORAGE_TABLE, "by_sha256", &key) {
                 Ok(true) => {}
                 Ok(false) => match self.blobs.remove(digest) {
-                    Ok(()) => tracing::debug!(sha256 = %digest.hex(), "removed an unreferenced file"),
+                    Ok(()) => {
+                        tracing::debug!(sha256 = %digest.hex(), "removed an unreferenced file")
+                    }
                     Err(e) => {
                         tracing::warn!(error = %e, "cannot remove an unreferenced file");
                         retry.push(*digest);

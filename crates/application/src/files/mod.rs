@@ -26,7 +26,6 @@ use filestore::{BlobError, BlobStore, Sha256Digest, TokenError, UrlSigner};
 use parking_lot::{Condvar, Mutex, RwLock};
 use value::Value;
 
-
 /// The largest upload by default (1 GiB); `PULSEBASE_MAX_UPLOAD_BYTES` changes it.
 pub const DEFAULT_MAX_UPLOAD_BYTES: u64 = 1 << 30;
 /// How long an upload URL stays valid (Convex's is one hour too).
@@ -40,7 +39,9 @@ const SECRET_FILE: &str = "secret";
 pub enum FileError {
     #[error("{0}")]
     Token(#[from] TokenError),
-    #[error("this upload URL was already used; each URL from ctx.storage.generateUploadUrl() takes one upload")]
+    #[error(
+        "this upload URL was already used; each URL from ctx.storage.generateUploadUrl() takes one upload"
+    )]
     UsedToken,
     #[error("{0}")]
     Blob(#[from] BlobError),
@@ -137,7 +138,9 @@ impl FileStorage {
 
     /// A new signed, single-use upload URL valid for an hour (by default) from `now_ms`.
     pub fn upload_url(&self, now_ms: u64) -> String {
-        let ttl = self.upload_ttl_ms.load(std::sync::atomic::Ordering::Relaxed);
+        let ttl = self
+            .upload_ttl_ms
+            .load(std::sync::atomic::Ordering::Relaxed);
         let token = self.signer.upload_token(now_ms + ttl);
         format!("{}/api/storage/upload?token={token}", self.base_url.read())
     }

@@ -76,9 +76,10 @@ impl FileStorage {
                     Ok(MutationOutcome::Failed { response }) if response == TOKEN_USED => {
                         Err(FileError::UsedToken)
                     }
-                    Ok(MutationOutcome::Failed { response }) => {
-                        Err(DbError::internal(format!("recording an upload failed: {response}")).into())
-                    }
+                    Ok(MutationOutcome::Failed { response }) => Err(DbError::internal(format!(
+                        "recording an upload failed: {response}"
+                    ))
+                    .into()),
                     Err(e) => Err(e.into()),
                     Ok(_) => Err(DbError::internal("unreachable upload outcome").into()),
                 }
@@ -107,7 +108,9 @@ impl FileStorage {
         };
         let target = id.to_string();
         let run: database::MutationFn = Box::new(move |mut txn: MutationTxn| {
-            txn.system_delete(&target).map(|()| String::new()).map_err(|e| e.to_string())
+            txn.system_delete(&target)
+                .map(|()| String::new())
+                .map_err(|e| e.to_string())
         });
         match db.mutate_blocking(None, run)? {
             MutationOutcome::Committed { .. } | MutationOutcome::Replayed { .. } => {

@@ -110,7 +110,9 @@ impl Storage {
                 "ctx.storage.{call} takes a storage id (an id<_storage>), not an id of {table}"
             )));
         }
-        let doc = self.exec.with_txn(|txn: &mut dyn Transaction| txn.get(id))?;
+        let doc = self
+            .exec
+            .with_txn(|txn: &mut dyn Transaction| txn.get(id))?;
         Ok(doc.map(|d| d.fields))
     }
 
@@ -186,9 +188,7 @@ impl Storage {
             Some(v) if v.is_unit() => None,
             Some(v) => Some(string_arg(v, "ctx.storage.store options.contentType")?),
         };
-        self.files()?
-            .store(bytes, content_type)
-            .map_err(host_error)
+        self.files()?.store(bytes, content_type).map_err(host_error)
     }
 
     fn get(&self, id: &Dynamic) -> HostResult<Dynamic> {
@@ -196,6 +196,6 @@ impl Storage {
         let id = string_arg(id, "ctx.storage.get(storageId): storageId")?;
         let max = self.exec.modules.engine().max_array_size();
         let bytes = self.files()?.read(&id, max).map_err(host_error)?;
-        Ok(bytes.map_or(Dynamic::UNIT, |b| Dynamic::from_blob(b)))
+        Ok(bytes.map_or(Dynamic::UNIT, Dynamic::from_blob))
     }
 }

@@ -128,7 +128,10 @@ impl<'a> Parser<'a> {
                 let quote = ['"', '\''].into_iter().find(|q| self.eat(*q));
                 let table = self.ident();
                 if let Some(quote) = quote {
-                    self.expect(quote, &format!("to close the quoted table name in {name}<...>"))?;
+                    self.expect(
+                        quote,
+                        &format!("to close the quoted table name in {name}<...>"),
+                    )?;
                 }
                 if table.is_empty() {
                     return Err(self.error(format!("expected a table name in {name}<TABLE>")));

@@ -107,7 +107,14 @@ pub fn import_file(
             )));
         }
     };
-    let plan = validate(&source, &mapper, &snapshot, files, options.mode, resume.is_some())?;
+    let plan = validate(
+        &source,
+        &mapper,
+        &snapshot,
+        files,
+        options.mode,
+        resume.is_some(),
+    )?;
     let clear: Vec<String> = match options.mode {
         ImportMode::Replace => source.tables.iter().map(|t| t.name.clone()).collect(),
         ImportMode::ReplaceAll => {
@@ -140,9 +147,7 @@ pub fn import_file(
         },
     };
     let total = plan.counts.iter().map(|(_, n)| *n).sum::<u64>();
-    if resume.is_none()
-        && existing + total <= BATCH_DOCS as u64
-        && plan.bytes <= BATCH_BYTES as u64
+    if resume.is_none() && existing + total <= BATCH_DOCS as u64 && plan.bytes <= BATCH_BYTES as u64
     {
         writer.single_transaction(&source, &mapper, &clear)?;
     } else {
@@ -155,4 +160,3 @@ pub fn import_file(
     }
     Ok(writer.report)
 }
-

@@ -81,7 +81,10 @@ impl<'a> IdMapper<'a> {
         line: u64,
     ) -> Result<DocumentId, String> {
         let Some(id) = id else {
-            return Ok(derived(table, &format!("{}:{table_name}:{line}", self.seed)));
+            return Ok(derived(
+                table,
+                &format!("{}:{table_name}:{line}", self.seed),
+            ));
         };
         match DocumentId::parse(id) {
             Ok(parsed) if parsed.table() == table => Ok(parsed),
@@ -212,7 +215,9 @@ impl<'a> IdMapper<'a> {
             .map_err(|e| e.to_string())?;
         let size = value.size();
         if size > 1 << 20 {
-            return Err(format!("the document is {size} bytes, over the 1 MiB limit"));
+            return Err(format!(
+                "the document is {size} bytes, over the 1 MiB limit"
+            ));
         }
         let Value::Object(fields) = value else {
             return Err("a document must be a JSON object".to_string());

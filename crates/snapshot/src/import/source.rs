@@ -104,7 +104,11 @@ impl Source {
             let name = archive.by_index(index)?.name()?.to_string();
             let parts: Vec<&str> = name.trim_start_matches("./").split('/').collect();
             // An optional leading folder (`snapshot/todos/documents.jsonl`) is ignored.
-            let parts = if parts.len() == 3 { &parts[1..] } else { &parts[..] };
+            let parts = if parts.len() == 3 {
+                &parts[1..]
+            } else {
+                &parts[..]
+            };
             match parts {
                 [table, "documents.jsonl"] if *table == "_tables" => {
                     source.read_table_numbers(&mut archive, index)?;
@@ -178,9 +182,8 @@ impl Source {
             if line.trim().is_empty() {
                 continue;
             }
-            let json: serde_json::Value = serde_json::from_str(&line).map_err(|e| {
-                SnapshotError::Invalid(format!("_tables/documents.jsonl: {e}"))
-            })?;
+            let json: serde_json::Value = serde_json::from_str(&line)
+                .map_err(|e| SnapshotError::Invalid(format!("_tables/documents.jsonl: {e}")))?;
             if let (Some(name), Some(id)) = (json["name"].as_str(), json["id"].as_u64()) {
                 self.source_tables.insert(id as u32, name.to_string());
             }
@@ -199,13 +202,21 @@ impl Source {
             Rows::ZipEntry { index, .. } => {
                 let mut archive = open_zip(&self.path)?;
                 let entry = archive.by_index(*index)?;
-                json_lines(BufReader::with_capacity(1 << 20, entry), &self.path, &mut row)
+                json_lines(
+                    BufReader::with_capacity(1 << 20, entry),
+                    &self.path,
+                    &mut row,
+                )
             }
             Rows::File {
                 format: ImportFormat::JsonLines,
             } => {
                 let file = File::open(&self.path).map_err(SnapshotError::io(&self.path))?;
-                json_lines(BufReader::with_capacity(1 << 20, file), &self.path, &mut row)
+                json_lines(
+                    BufReader::with_capacity(1 << 20, file),
+                    &self.path,
+                    &mut row,
+                )
             }
             Rows::File {
                 format: ImportFormat::JsonArray,
@@ -282,9 +293,9 @@ fn json_lines(
             continue;
         }
         if number == 1 && line.starts_with('\u{feff}') {
-            return Err(SnapshotError::Invalid(format!(
-                "line 1 starts with a UTF-8 byte order mark; save the file without one"
-            )));
+            return Err(SnapshotError::Invalid(
+                "line 1 starts with a UTF-8 byte order mark; save the file without one".to_string(),
+            ));
         }
         let json = serde_json::from_str(&line)
             .map_err(|e| SnapshotError::Invalid(format!("line {number}: not JSON: {e}")))?;
@@ -313,8 +324,7 @@ fn csv_rows(
     let declared = table.and_then(|t| t.document.as_ref());
     for (i, record) in reader.records().enumerate() {
         let line = i as u64 + 2;
-        let record =
-            record.map_err(|e| SnapshotError::Invalid(format!("line {line}: {e}")))?;
+        let record = record.map_err(|e| SnapshotError::Invalid(format!("line {line}: {e}")))?;
         if record.len() != headers.len() {
             return Err(SnapshotError::Invalid(format!(
                 "line {line}: {} cells for {} columns",

@@ -127,7 +127,10 @@ fn check_storage_file(
     }
 }
 
-pub(crate) fn count_documents(snapshot: &Snapshot, tables: &[String]) -> Result<u64, SnapshotError> {
+pub(crate) fn count_documents(
+    snapshot: &Snapshot,
+    tables: &[String],
+) -> Result<u64, SnapshotError> {
     let mut total = 0u64;
     for table in tables {
         let mut after: Option<Vec<u8>> = None;

@@ -6,7 +6,9 @@ use application::{FileStorage, STORAGE_TABLE};
 use database::{Database, MutationOutcome, MutationTxn, Order, ScanCursor, Transaction};
 use value::KeyRange;
 
-use super::plan::{BATCH_BYTES, BATCH_DOCS, ImportReport, MARKER, Marker, mapper_schema, storage_digest};
+use super::plan::{
+    BATCH_BYTES, BATCH_DOCS, ImportReport, MARKER, Marker, mapper_schema, storage_digest,
+};
 use super::prepare::{IdMapper, Prepared};
 use super::source::{Source, with_zip_entry};
 use crate::SnapshotError;
@@ -45,9 +47,9 @@ impl BatchWriter<'_> {
         let schema = mapper_schema(&self.db.full_snapshot()?);
         for table in &source.tables {
             source.rows(table, &schema, |line, json| {
-                let doc = mapper
-                    .prepare(&table.name, line, json)
-                    .map_err(|why| SnapshotError::Invalid(format!("{} line {line}: {why}", table.name)))?;
+                let doc = mapper.prepare(&table.name, line, json).map_err(|why| {
+                    SnapshotError::Invalid(format!("{} line {line}: {why}", table.name))
+                })?;
                 job.docs.push((table.name.clone(), doc));
                 Ok(())
             })?;
@@ -88,9 +90,9 @@ impl BatchWriter<'_> {
                 if index <= skip {
                     return Ok(());
                 }
-                let doc = mapper
-                    .prepare(&table.name, line, json)
-                    .map_err(|why| SnapshotError::Invalid(format!("{} line {line}: {why}", table.name)))?;
+                let doc = mapper.prepare(&table.name, line, json).map_err(|why| {
+                    SnapshotError::Invalid(format!("{} line {line}: {why}", table.name))
+                })?;
                 job.bytes += doc.size;
                 job.docs.push((table.name.clone(), doc));
                 if job.docs.len() >= BATCH_DOCS || job.bytes >= BATCH_BYTES {
@@ -130,7 +132,10 @@ impl BatchWriter<'_> {
                 .and_then(|id| self.source.storage_files.get(id))
                 .copied()
                 .ok_or_else(|| {
-                    SnapshotError::Invalid(format!("the file of _storage row {} is missing", doc.id))
+                    SnapshotError::Invalid(format!(
+                        "the file of _storage row {} is missing",
+                        doc.id
+                    ))
                 })?;
             let staged = with_zip_entry(&self.source.path, index, |entry| {
                 let mut writer = files.blobs().writer(u64::MAX)?;

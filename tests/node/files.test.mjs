@@ -236,3 +236,46 @@ export const urlInQuery = query(|ctx, args| ctx.storage.generateUploadUrl());
     }
   });
 });
+
+describe("file storage in actions", () => {
+  test("an HTTP action stores, reads, serves and deletes files; mutations cannot store", async () => {
+    const dir = writeApp({
+      "schema.toml": "",
+      "functions/notes.rhai": `
+export const storeInMutation = mutation(|ctx, args| ctx.storage.store("nope"));
+`,
+      "functions/http.rhai": `
+export const http = httpRouter()
+    .route(#{ path: "/store", method: "POST", handler: httpAction(|ctx, request| {
+        let id = ctx.storage.store(request.text(), #{ contentType: "text/markdown" });
+        #{ status: 200, body: #{ id: id, url: ctx.storage.getUrl(id) } }
+    }) })
+    .route(#{ path: "/read", method: "GET", handler: httpAction(|ctx, request| {
+        let bytes = ctx.storage.get(request.query.id);
+        if bytes == () { return #{ status: 404, body: "missing" }; }
+        ctx.storage.delete(request.query.id);
+        #{ status: 200, body: bytes }
+    }) });
+`,
+    });
+    const server = await new Server({ dir }).start();
+    try {
+      const stored = await fetch(`${server.url}/store`, { method: "POST", body: "# stored by an action" });
+      assert.equal(stored.status, 200, await stored.clone().text());
+      const { id, url } = await stored.json();
+      const served = await fetch(url);
+      assert.equal(served.headers.get("content-type"), "text/markdown");
+      assert.equal(await served.text(), "# stored by an action");
+      const read = await fetch(`${server.url}/read?id=${id}`);
+      assert.equal(await read.text(), "# stored by an action");
+      const again = await fetch(`${server.url}/read?id=${id}`);
+      assert.equal(again.status, 404, "deleted by the first read");
+      await waitFor(() => storedBlobs(dir).length === 0, { what: "the deleted file's bytes to go" });
+      const http = new ConvexHttpClient(server.url);
+      const refused = await rejection(http.mutation(m("notes:storeInMutation"), {}), "storeInMutation");
+      assert.match(String(refused.message), /only available in actions/);
+    } finally {
+      await server.dispose();
+    }
+  });
+});

@@ -249,6 +249,21 @@ def main():
     w(f"| webhooks refused or failed | {cell(P('webhook.failed'), 0)} |")
     w("")
 
+    # ---- issue 13: file storage, export/import, backups
+    if P('files.upload_mib_s'):
+        w("## File storage, export, import and backups (Pulsebase, `bench/files_io.mjs`)\n")
+        w("| figure | value |")
+        w("|---|---|")
+        w(f"| 100 MiB file: upload / download MiB/s (`cp` of the same file on the same disk) | "
+          f"{cell(P('files.upload_mib_s'), 0)} / {cell(P('files.download_mib_s'), 0)} ({cell(P('files.cp_mib_s'), 0)}) |")
+        w(f"| `pulsebase import` of small documents (one .jsonl, no server), documents/s | {cell(P('files.import_docs_s'), 0)} |")
+        w(f"| `pulsebase export` of them, documents/s | {cell(P('files.export_docs_s'), 0)} |")
+        w(f"| HTTP mutation latency, 4 writers, quiet: p50 / p99 ms | {cell(P('files.quiet.p50_ms'), 2)} / {cell(P('files.quiet.p99_ms'), 2)} |")
+        w(f"| the same while `pulsebase export` runs: p50 / p99 ms | {cell(P('files.during_export.p50_ms'), 2)} / {cell(P('files.during_export.p99_ms'), 2)} |")
+        w(f"| the same while `pulsebase backup` runs: p50 / p99 ms | {cell(P('files.during_backup.p50_ms'), 2)} / {cell(P('files.during_backup.p99_ms'), 2)} |")
+        w(f"| export / backup of the table beside the live server, s | {cell(P('files.live_export_s'), 1)} / {cell(P('files.live_backup_s'), 1)} |")
+        w("")
+
     # ---- aims
     w("## Aims (DESIGN, issues 2–4, 7)\n")
     w("| aim | figure | median | met? |")

@@ -14,6 +14,18 @@ import type { Doc, Id } from "./dataModel.js";
  * Usage: `useQuery(api.todos.getMyTodos)`.
  */
 export declare const api: {
+  files: {
+    /** mutation `files:generateUploadUrl` */
+    generateUploadUrl: FunctionReference<"mutation", "public", Record<string, never>, any>;
+    /** query `files:list` */
+    list: FunctionReference<"query", "public", Record<string, never>, any>;
+    /** mutation `files:remove` */
+    remove: FunctionReference<"mutation", "public", { id: Id<"files"> }, any>;
+    /** mutation `files:saveFile` */
+    saveFile: FunctionReference<"mutation", "public", { name: string; storageId: GenericId<"_storage"> }, any>;
+    /** query `files:storedFiles` */
+    storedFiles: FunctionReference<"query", "public", Record<string, never>, any>;
+  };
   links: {
     /** action `links:fetchTitle` */
     fetchTitle: FunctionReference<"action", "public", { url: string }, any>;

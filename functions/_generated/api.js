@@ -12,6 +12,13 @@ import { makeFunctionReference } from "convex/server";
  * Usage: `useQuery(api.todos.getMyTodos)`.
  */
 export const api = {
+  files: {
+    generateUploadUrl: makeFunctionReference("files:generateUploadUrl"),
+    list: makeFunctionReference("files:list"),
+    remove: makeFunctionReference("files:remove"),
+    saveFile: makeFunctionReference("files:saveFile"),
+    storedFiles: makeFunctionReference("files:storedFiles"),
+  },
   links: {
     fetchTitle: makeFunctionReference("links:fetchTitle"),
     list: makeFunctionReference("links:list"),

@@ -8,9 +8,11 @@
 mod action_host;
 mod action_pool;
 mod actions;
+mod file_host;
+mod files;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use auth::Identity;
@@ -24,6 +26,10 @@ use value::Value;
 pub use action_host::AppActionHost;
 pub use action_pool::{ACTION_STACK_BYTES, ActionError, ActionLimits};
 pub use actions::ActionOptions;
+pub use file_host::AppFiles;
+pub use files::{
+    DEFAULT_MAX_UPLOAD_BYTES, FileError, FileStorage, STORAGE_TABLE, StoredFile, UPLOAD_URL_TTL_MS,
+};
 
 /// The outcome of a mutation call.
 #[derive(Debug)]
@@ -49,6 +55,8 @@ pub struct App {
     modules_version: AtomicU64,
     /// The action threads and the outbound client, started by the first action.
     actions: actions::LazyActions,
+    /// Stored files (`ctx.storage`, uploads), once enabled.
+    files: OnceLock<Arc<FileStorage>>,
 }
 
 fn now_ms() -> f64 {
@@ -70,7 +78,13 @@ impl App {
             modules: RwLock::new(Arc::new(modules)),
             modules_version: AtomicU64::new(0),
             actions: actions::LazyActions::new(options),
+            files: OnceLock::new(),
         })
+    }
+
+    /// The app's file storage, when enabled.
+    pub fn files(&self) -> Option<&Arc<FileStorage>> {
+        self.files.get()
     }
 
     pub fn db(&self) -> &Database {
@@ -86,7 +100,8 @@ impl App {
     }
 
     /// Installs a new version of the functions; calls in flight finish on the old one.
-    pub fn replace_modules(&self, modules: Modules) {
+    pub fn replace_modules(self: &Arc<Self>, modules: Modules) {
+        self.attach_files_to(&modules);
         *self.modules.write() = Arc::new(modules);
         self.modules_version.fetch_add(1, Ordering::AcqRel);
     }

@@ -115,6 +115,11 @@ impl ActionCtx {
         }
     }
 
+    /// The action's execution (for `ctx.storage`, `host_api/storage.rs`).
+    pub(crate) fn exec(&self) -> &Arc<Exec> {
+        &self.exec
+    }
+
     /// `ctx.now()`: the wall clock in ms (actions need not be deterministic, and a frozen clock
     /// would be useless to one that waits minutes on the network).
     pub(crate) fn now(&self) -> f64 {

@@ -7,11 +7,13 @@
 //! calls, so the depth limit holds through `ctx.runQuery` recursion too.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
 
 use rhai::{AST, Dynamic, Engine, EvalAltResult, NativeCallContext};
 
 use crate::definition::{Caller, FunctionDef, FunctionKind, Visibility};
 use crate::error::{ErrorKind, FunctionError};
+use crate::file_host::FileHost;
 use crate::http_router::{HTTP_MODULE, HttpRouter};
 use crate::path::FunctionPath;
 
@@ -31,11 +33,27 @@ pub struct LoadedModule {
 pub(crate) struct ModuleSet {
     engine: Engine,
     modules: BTreeMap<String, LoadedModule>,
+    /// File storage for `ctx.storage`, attached once by the application.
+    files: OnceLock<Arc<dyn FileHost>>,
 }
 
 impl ModuleSet {
     pub(crate) fn new(engine: Engine, modules: BTreeMap<String, LoadedModule>) -> ModuleSet {
-        ModuleSet { engine, modules }
+        ModuleSet {
+            engine,
+            modules,
+            files: OnceLock::new(),
+        }
+    }
+
+    /// Attaches file storage (a second attach keeps the first).
+    pub(crate) fn attach_files(&self, files: Arc<dyn FileHost>) {
+        let _ = self.files.set(files);
+    }
+
+    /// File storage, when the application attached it.
+    pub(crate) fn files(&self) -> Option<&Arc<dyn FileHost>> {
+        self.files.get()
     }
 
     pub(crate) fn engine(&self) -> &Engine {

@@ -18,6 +18,7 @@ use crate::action::{self, ActionOutcome, ActionRun};
 use crate::action_host::ActionHost;
 use crate::definition::{Caller, FunctionDef, FunctionKind};
 use crate::error::{FunctionError, LoadErrors};
+use crate::file_host::FileHost;
 use crate::http_action::{self, ActionCall, ActionExecution};
 use crate::http_request::HttpRequest;
 use crate::http_router::{HttpRoute, HttpRouter};
@@ -71,6 +72,12 @@ impl Modules {
     /// `None` for modules not loaded from disk.
     pub fn app_dir(&self) -> Option<&Path> {
         self.functions_dir.as_deref().and_then(Path::parent)
+    }
+
+    /// Gives `ctx.storage` its file storage; the application attaches it to every version of
+    /// the functions it installs.
+    pub fn attach_files(&self, files: Arc<dyn FileHost>) {
+        self.set.attach_files(files);
     }
 
     /// Finds a function by canonical path.

@@ -1,13 +1,15 @@
 //! `pulsebase`: the one binary. Parses the command line (`cli.rs`) and hands off to the
 //! command: `dev` / `serve` (`start.rs`, actions' options in `action_args.rs`), `run`
 //! (`run_cmd.rs`), `token` and `auth check` (`auth_cmd.rs`), `codegen` (`codegen/`), `test`
-//! (`test_cmd/`). Wiring only; everything else lives in the library crates.
+//! (`test_cmd/`), `export` / `import` / `backup` / `restore` (`data_cmd.rs`). Wiring only; everything else lives in the library crates.
 
 mod action_args;
 mod auth_cmd;
 mod cli;
 mod codegen;
+mod data_cmd;
 mod file_events;
+mod file_storage;
 mod paths;
 mod run_cmd;
 mod schema_file;
@@ -51,6 +53,10 @@ fn main() -> std::process::ExitCode {
             cli::Command::Auth(cli::AuthCommand::Check(args)) => auth_cmd::check(args).await,
             cli::Command::Codegen(args) => codegen::run(args),
             cli::Command::Test(args) => test_cmd::run(args).await,
+            cli::Command::Export(args) => data_cmd::export(args).await,
+            cli::Command::Import(args) => data_cmd::import(args).await,
+            cli::Command::Backup(args) => data_cmd::backup(args).await,
+            cli::Command::Restore(args) => data_cmd::restore(args).await,
         }
     });
     match result {

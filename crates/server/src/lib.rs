@@ -9,9 +9,11 @@
 //! and HTTP actions) and in the sync session's `Authenticate`; all become `auth::Credentials`
 //! checked by the one `authenticator::authorize`.
 
+mod admin_data;
 mod api_error;
 mod authorization;
 mod dev_issuer;
+mod files;
 mod http_actions;
 mod http_api;
 mod router;

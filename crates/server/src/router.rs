@@ -6,6 +6,8 @@
 //! | `POST /api/query_ts`, `/api/query_at_ts` | `ConvexHttpClient.consistentQuery` |
 //! | `GET /api/health` | liveness |
 //! | `GET /api/{version}/sync`, `GET /api/sync` | the sync WebSocket (`ws.rs`); the npm client puts its version in the path, the Rust crate (and the Python client built on it) does not |
+//! | `POST /api/storage/upload`, `GET /api/storage/{id}` | file uploads and downloads (`files.rs`) |
+//! | `POST /api/admin/import`, `GET /api/admin/export` | data in and out for the CLI (`admin_data.rs`) |
 //! | `GET /dev-issuer/.well-known/*`, `POST /dev-issuer/token` | built-in OIDC issuer (`dev_issuer.rs`) |
 //! | routes of `functions/http.rhai` | HTTP actions (`http_actions.rs`), outside `/api` and `/dev-issuer` |
 //! | anything else | static files from `--static-dir` (GET), else 404 with the reason |
@@ -23,7 +25,7 @@ use tower_http::cors::CorsLayer;
 
 use crate::api_error::error_response;
 use crate::state::ServerState;
-use crate::{dev_issuer, http_actions, http_api, ws};
+use crate::{admin_data, dev_issuer, files, http_actions, http_api, ws};
 
 pub(crate) fn routes(state: Arc<ServerState>) -> Router {
     Router::new()
@@ -34,6 +36,10 @@ pub(crate) fn routes(state: Arc<ServerState>) -> Router {
         .route("/api/query_ts", post(http_api::query_ts))
         .route("/api/query_at_ts", post(http_api::query))
         .route("/api/health", get(http_api::health))
+        .route("/api/storage/upload", post(files::upload))
+        .route("/api/storage/{id}", get(files::download))
+        .route("/api/admin/import", post(admin_data::import))
+        .route("/api/admin/export", get(admin_data::export))
         .route("/api/{version}/sync", get(ws::upgrade))
         .route("/api/sync", get(ws::upgrade))
         .route(

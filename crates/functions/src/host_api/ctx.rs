@@ -31,7 +31,7 @@ impl Ctx {
 
 /// `ctx.db`.
 #[derive(Clone)]
-struct Db(Arc<Exec>);
+pub(super) struct Db(pub(super) Arc<Exec>);
 
 /// `ctx.auth`.
 #[derive(Clone)]
@@ -95,6 +95,18 @@ pub(super) fn register(engine: &mut Engine) {
     // ctx.db
     engine.register_fn("get", |db: &mut Db, id: Dynamic| -> HostResult<Dynamic> {
         let id = string_arg(&id, "ctx.db.get(id): id")?;
+        let table = db.0.with_txn(|txn| {
+            Ok(txn
+                .catalog()
+                .resolve_id(&id)
+                .ok()
+                .map(|(_, t)| t.name.clone()))
+        })?;
+        if let Some(table) = table.filter(|t| schema::is_system_table(t)) {
+            return Err(host_error(format!(
+                "ctx.db.get: {id:?} is an id of the system table {table}; read it with ctx.db.system.get(id)"
+            )));
+        }
         let doc = db.0.with_txn(|txn| txn.get(&id))?;
         Ok(doc.map_or(Dynamic::UNIT, |d| to_dynamic(&d.to_value())))
     });

@@ -14,6 +14,8 @@
 //!   `lte`;
 //! - actions and HTTP actions (`action.rs`): their `ctx` (`runQuery`, `runMutation`,
 //!   `runAction`, `auth`, `now`), `env`, and `fetch(url, options)` with its response;
+//! - files (`storage.rs`): `ctx.storage` (`getUrl`, `generateUploadUrl`, `delete`, and in
+//!   actions `store` and `get`) and `ctx.db.system` (`get`, `query`) over system tables;
 //! - HTTP (`http.rs`): `httpRouter().route(...)`, and in HTTP actions the `request`,
 //!   `Webhook(secret).verify(request)` and `verifyWebhook`;
 //! - `print` / `debug`: Rhai's own; the sandbox's hooks keep them as the log lines returned
@@ -30,6 +32,7 @@ mod action;
 pub(crate) mod ctx;
 mod http;
 mod query;
+mod storage;
 pub(crate) mod testing;
 
 use rhai::packages::{
@@ -116,6 +119,7 @@ pub(crate) fn register(engine: &mut Engine) {
 
     ctx::register(engine);
     query::register(engine);
+    storage::register(engine);
 }
 
 fn refused(what: &str, why: &str) -> Box<EvalAltResult> {

@@ -56,7 +56,10 @@ export const recurse = action(|ctx, args| ctx.runAction("acts:recurse", #{}));
 export const throwsData = action(|ctx, args| { throw #{ code: "NOPE", n: 1.5 }; });
 
 export const catchesInner = action(|ctx, args| {
-    try { ctx.runAction("acts:throwsData") } catch (e) { e.code }
+    // try/catch is a statement in Rhai, not an expression: keep what the catch sees.
+    let code = ();
+    try { ctx.runAction("acts:throwsData"); } catch (e) { code = e.code; }
+    code
 });
 
 export const useDb = action(|ctx, args| ctx.db.query("todos").collect());

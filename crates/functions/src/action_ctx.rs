@@ -4,9 +4,8 @@
 //! An action has no transaction. `ctx.runQuery` / `ctx.runMutation` go to the [`ActionHost`]
 //! (each its own transaction, as in Convex). `ctx.runAction` runs the other action inline, on
 //! this thread, with the caller's identity and deadline; its call depth adds to the caller's
-//! (`ModuleSet::call`), so recursion through `ctx.runAction` meets the depth limit. The
-//! scheduler is not part of this version: `ctx.scheduler` is refused here, in one place, with
-//! the reason.
+//! (`ModuleSet::call`), so recursion through `ctx.runAction` meets the depth limit.
+//! `ctx.scheduler` goes to the host too (`host_api/scheduler.rs`).
 
 use std::cell::RefCell;
 use std::sync::Arc;
@@ -133,11 +132,9 @@ impl ActionCtx {
         ActionAuth(self.identity.clone())
     }
 
-    /// `ctx.scheduler`: not in this version; refused with the way around it.
-    pub(crate) fn scheduler(&self) -> HostResult<Dynamic> {
-        Err(host_error(
-            "ctx.scheduler is not available in this version of Pulsebase; call the function now with ctx.runMutation or ctx.runAction".to_string(),
-        ))
+    /// The host this action reaches data through (`ctx.scheduler` schedules through it).
+    pub(crate) fn host(&self) -> &Arc<dyn ActionHost> {
+        &self.host
     }
 
     /// `ctx.runQuery` / `ctx.runMutation`: through the host, each call its own transaction.

@@ -27,6 +27,17 @@ pub trait ActionHost: Send + Sync {
     /// The tables of the current schema, to check `id<table>` in an action's arguments and
     /// result (an action has no transaction of its own to ask).
     fn id_tables(&self) -> Arc<dyn schema::IdTables + Send + Sync>;
+    /// `ctx.scheduler.runAfter/runAt` in an action: commits a pending job for `path` at
+    /// `time_ms` and gives its id. Hosts without a scheduler refuse.
+    fn schedule(&self, path: &FunctionPath, args: Value, time_ms: f64) -> Result<String, String> {
+        let _ = (path, args, time_ms);
+        Err("scheduling is not available here".to_string())
+    }
+    /// `ctx.scheduler.cancel(id)` in an action, as its own commit.
+    fn cancel(&self, id: &str) -> Result<(), String> {
+        let _ = id;
+        Err("scheduling is not available here".to_string())
+    }
 }
 
 /// The outcome of a query or mutation called from an action.

@@ -44,6 +44,7 @@ mod path;
 mod query_builder;
 mod runner;
 mod sandbox;
+pub mod scheduled;
 pub mod testing;
 mod validation;
 pub mod webhook;

@@ -19,6 +19,7 @@ use crate::error::{LoadError, LoadErrors};
 use crate::error_report::describe_error;
 use crate::http_router::{HTTP_MODULE, HttpRouter};
 use crate::module_set::{LoadedModule, ModuleSet};
+use crate::scheduled::crons::{self, CronJobs};
 use crate::{hints, host_api, sandbox};
 
 /// The source of one module.
@@ -91,7 +92,12 @@ pub(crate) fn compile(sources: Vec<ModuleSource>) -> Result<ModuleSet, LoadError
         }
     }
     if errors.is_empty() {
-        Ok(ModuleSet::new(engine, modules))
+        let set = ModuleSet::new(engine, modules);
+        errors.extend(crons::check_targets(&set));
+        if errors.is_empty() {
+            return Ok(set);
+        }
+        Err(LoadErrors(errors))
     } else {
         Err(LoadErrors(errors))
     }
@@ -217,11 +223,14 @@ fn load_module(engine: &Engine, source: ModuleSource) -> Result<LoadedModule, Lo
 
     let mut functions = BTreeMap::new();
     let mut http_router = None;
+    let mut cron_jobs = None;
     for (name, value) in evaluated.iter_var() {
         if let Some(registration) = value.clone().try_cast::<Registration>() {
             functions.insert(name.to_string(), FunctionDef::from(registration));
         } else if let Some(router) = value.clone().try_cast::<HttpRouter>() {
             http_router = Some(check_router(&file, &module, name, router, http_router)?);
+        } else if let Some(jobs) = value.clone().try_cast::<CronJobs>() {
+            cron_jobs = Some(crons::check_export(&file, &module, name, jobs, cron_jobs)?);
         }
     }
     Ok(LoadedModule {
@@ -231,6 +240,7 @@ fn load_module(engine: &Engine, source: ModuleSource) -> Result<LoadedModule, Lo
         ast,
         functions,
         http_router,
+        crons: cron_jobs,
     })
 }
 

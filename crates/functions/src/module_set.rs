@@ -16,6 +16,7 @@ use crate::error::{ErrorKind, FunctionError};
 use crate::file_host::FileHost;
 use crate::http_router::{HTTP_MODULE, HttpRouter};
 use crate::path::FunctionPath;
+use crate::scheduled::crons::{CRONS_MODULE, CronJob, CronJobs};
 
 /// One loaded module.
 pub struct LoadedModule {
@@ -27,6 +28,8 @@ pub struct LoadedModule {
     pub functions: BTreeMap<String, FunctionDef>,
     /// The routes `functions/http.rhai` exports (`httpRouter()...`).
     pub(crate) http_router: Option<HttpRouter>,
+    /// The cron jobs `functions/crons.rhai` exports (`cronJobs()...`).
+    pub(crate) crons: Option<CronJobs>,
 }
 
 /// Every loaded module, by module path, and the engine they were compiled for.
@@ -77,6 +80,13 @@ impl ModuleSet {
     /// The routes of `functions/http.rhai`, if it exports a router.
     pub(crate) fn http_router(&self) -> Option<&HttpRouter> {
         self.module(HTTP_MODULE)?.http_router.as_ref()
+    }
+
+    /// The cron jobs of `functions/crons.rhai` (none when it exports no `cronJobs()`).
+    pub(crate) fn crons(&self) -> &[CronJob] {
+        self.module(CRONS_MODULE)
+            .and_then(|m| m.crons.as_ref())
+            .map_or(&[], |c| c.jobs.as_slice())
     }
 
     /// Finds `path`, checking that it is a function of `kind` that `caller` may call.

@@ -145,6 +145,11 @@ impl Modules {
         action::run(&self.set, run)
     }
 
+    /// The cron jobs `functions/crons.rhai` exports, in declaration order.
+    pub fn crons(&self) -> &[crate::scheduled::crons::CronJob] {
+        self.set.crons()
+    }
+
     /// The routes of `functions/http.rhai`, if it exports a router.
     pub fn http_router(&self) -> Option<&HttpRouter> {
         self.set.http_router()

@@ -1,6 +1,6 @@
 //! What only actions and HTTP actions can call: their `ctx` (`runQuery`, `runMutation`,
-//! `runAction`, `auth.getUserIdentity()`, `now()`; `ctx.db` and `ctx.scheduler` are refused
-//! with the reason), `env(name)` / `env(name, default)`, and `fetch(url, options)` with its
+//! `runAction`, `auth.getUserIdentity()`, `now()`; `ctx.db` is refused with the reason;
+//! `ctx.scheduler` is `scheduler.rs`), `env(name)` / `env(name, default)`, and `fetch(url, options)` with its
 //! response. The behaviour lives in `action_ctx.rs` and `fetch_api.rs`.
 
 use rhai::{Blob, Dynamic, Engine, Map, NativeCallContext};
@@ -25,7 +25,6 @@ fn register_ctx(engine: &mut Engine) {
             "ctx.db is not available in an action; read with ctx.runQuery(\"module:query\", args) and write with ctx.runMutation(\"module:mutation\", args)".to_string(),
         ))
     });
-    engine.register_get("scheduler", |ctx: &mut ActionCtx| ctx.scheduler());
     engine.register_get("auth", |ctx: &mut ActionCtx| ctx.auth());
     engine.register_fn("now", |ctx: &mut ActionCtx| ctx.now());
     for (name, kind) in [

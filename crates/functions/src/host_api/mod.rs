@@ -16,6 +16,9 @@
 //!   `runAction`, `auth`, `now`), `env`, and `fetch(url, options)` with its response;
 //! - files (`storage.rs`): `ctx.storage` (`getUrl`, `generateUploadUrl`, `delete`, and in
 //!   actions `store` and `get`) and `ctx.db.system` (`get`, `query`) over system tables;
+//! - scheduling (`scheduler.rs`): `ctx.scheduler` (`runAfter`, `runAt`, `cancel`) in mutations
+//!   and actions, and `cronJobs()` with `interval`, `cron`, `hourly`, `daily`, `weekly`,
+//!   `monthly` for `functions/crons.rhai`;
 //! - HTTP (`http.rs`): `httpRouter().route(...)`, and in HTTP actions the `request`,
 //!   `Webhook(secret).verify(request)` and `verifyWebhook`;
 //! - `print` / `debug`: Rhai's own; the sandbox's hooks keep them as the log lines returned
@@ -32,6 +35,7 @@ mod action;
 pub(crate) mod ctx;
 mod http;
 mod query;
+mod scheduler;
 mod storage;
 pub(crate) mod testing;
 
@@ -120,6 +124,7 @@ pub(crate) fn register(engine: &mut Engine) {
     ctx::register(engine);
     query::register(engine);
     storage::register(engine);
+    scheduler::register(engine);
 }
 
 fn refused(what: &str, why: &str) -> Box<EvalAltResult> {

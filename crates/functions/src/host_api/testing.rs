@@ -6,9 +6,9 @@
 //! - `assert_eq(left, right)`, `assert_ne(left, right)`, `assert(condition)`, each with an
 //!   optional message as last argument, and `expect_error(|| ..., expected)`;
 //! - on `t`: `withIdentity(#{ subject, name, ... })`, `query(path, args)`, `mutation(path,
-//!   args)` (args may be left out), `run(|ctx| ...)`, `now()`, `advanceTime(ms)`;
-//!   `expectError(...)` refuses, naming `expect_error`, and `finishAllScheduledFunctions()` and
-//!   `finishInProgressScheduledFunctions()` refuse with the reason (no scheduler yet);
+//!   args)` (args may be left out), `run(|ctx| ...)`, `now()`, `advanceTime(ms)` (which runs
+//!   the scheduled functions due by the new time), `finishAllScheduledFunctions()`,
+//!   `finishInProgressScheduledFunctions()`; `expectError(...)` refuses, naming `expect_error`;
 //! - on a caught call error: `message`, `data`, `function`.
 //!
 //! The behaviour lives in `testing/` (`client.rs`, `assertions.rs`); these are thin.
@@ -23,9 +23,6 @@ use crate::testing::assertions::{assert_eq, assert_ne, assert_true, expect_error
 use crate::testing::client::TestClient;
 use crate::testing::failure::{AssertionFailure, CallError};
 use crate::testing::state::{TestCase, TestState};
-
-/// Why `t.finishAllScheduledFunctions()` and its sibling refuse.
-const NO_SCHEDULER: &str = "Pulsebase has no scheduled functions yet (ctx.scheduler arrives with the scheduler); t.advanceTime(ms) moves the test clock that ctx.now() reads";
 
 /// Registers the test API on a test file's engine; `state` collects the declared tests.
 pub(crate) fn register(engine: &mut Engine, state: Arc<TestState>) {
@@ -105,16 +102,12 @@ pub(crate) fn register(engine: &mut Engine, state: Arc<TestState>) {
     engine.register_fn("advanceTime", |t: &mut TestClient, ms: rhai::FLOAT| {
         t.advance_time(ms)
     });
-    for name in [
-        "finishAllScheduledFunctions",
-        "finishInProgressScheduledFunctions",
-    ] {
-        engine.register_fn(name, move |_: &mut TestClient| -> HostResult<()> {
-            Err(host_error(format!(
-                "t.{name}() is not available: {NO_SCHEDULER}"
-            )))
-        });
-    }
+    engine.register_fn("finishAllScheduledFunctions", |t: &mut TestClient| {
+        t.finish_all_scheduled()
+    });
+    engine.register_fn("finishInProgressScheduledFunctions", |t: &mut TestClient| {
+        t.finish_due_scheduled()
+    });
 
     engine.register_type_with_name::<CallError>("CallError");
     engine.register_get("message", |e: &mut CallError| e.message.clone());

@@ -60,11 +60,23 @@ impl TestEnv {
         }
     }
 
+    pub(crate) fn db(&self) -> &Database {
+        &self.db
+    }
+
+    pub(crate) fn modules(&self) -> &Arc<Modules> {
+        &self.modules
+    }
+
+    pub(crate) fn clock(&self) -> &Arc<TestClock> {
+        &self.clock
+    }
+
     pub(crate) fn take_logs(&self) -> Vec<String> {
         std::mem::take(&mut *self.logs.lock())
     }
 
-    fn log(&self, function: &str, lines: Vec<String>) {
+    pub(crate) fn log(&self, function: &str, lines: Vec<String>) {
         let mut logs = self.logs.lock();
         let room = MAX_LOG_LINES.saturating_sub(logs.len());
         logs.extend(
@@ -136,6 +148,11 @@ impl TestClient {
 
     pub(crate) fn now(&self) -> f64 {
         self.env.clock.now()
+    }
+
+    /// The test's shared state (for the scheduled functions, `scheduled.rs`).
+    pub(crate) fn env(&self) -> &Arc<TestEnv> {
+        &self.env
     }
 
     /// Moves the clock; not inside `t.run`, since what the advance runs may need the Committer.
@@ -277,7 +294,7 @@ impl TestClient {
 }
 
 /// Refuses a call that would wait for the Committer from inside `t.run`, which holds it.
-fn not_inside_run(what: &str) -> HostResult<()> {
+pub(crate) fn not_inside_run(what: &str) -> HostResult<()> {
     if with_current(|_| ()).is_some() {
         return Err(host_error(format!(
             "{what} cannot be called inside t.run (the closure runs inside a mutation, which would wait for itself); use ctx.db, ctx.runQuery and ctx.runMutation there"

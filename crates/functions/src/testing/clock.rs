@@ -6,9 +6,8 @@
 //! The seam for scheduled functions is [`ClockListener`]: whatever registers one with
 //! [`TestClock::listen`] is told of every advance, in order, after the clock has moved, on the
 //! test's thread (outside any transaction). The caller of `run_test` makes the clock, so that is
-//! where a listener is registered. The scheduler, when it exists, is meant to be such a listener
-//! (running every function due by the new time); until then none is registered and advancing
-//! the clock only moves the time.
+//! where a listener is registered: `run_test` registers the test's scheduled functions
+//! (`scheduled.rs`), which run every job due by the new time.
 
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};

@@ -8,8 +8,8 @@
 //! - [`run_test`] (`runner.rs`) runs one of them on a database the caller opened;
 //! - `t` is `client.rs` (queries, mutations, `t.run`, identities), the checks are
 //!   `assertions.rs` (comparing values with `compare.rs`), failures and caught errors
-//!   `failure.rs`, the fake clock `clock.rs` (with [`ClockListener`], the seam for the
-//!   scheduler), and what the engine's registered functions share `state.rs`;
+//!   `failure.rs`, the fake clock `clock.rs` (with [`ClockListener`]), the scheduled functions
+//!   it drives `scheduled.rs`, and what the engine's registered functions share `state.rs`;
 //! - what a test file can call is registered in `host_api/testing.rs`.
 
 pub(crate) mod assertions;
@@ -19,6 +19,7 @@ pub(crate) mod compare;
 pub(crate) mod failure;
 mod file;
 mod runner;
+mod scheduled;
 pub(crate) mod state;
 
 pub use client::TEST_ISSUER;

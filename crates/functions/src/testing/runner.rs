@@ -1,6 +1,6 @@
 //! Running one test: a `t` on a fresh database (the caller opens it with the app's schema;
 //! nothing else is in it, so tests never see each other's data) and on the test's clock (the
-//! caller makes it, so it can register what the clock's advance should run), the test's closure
+//! caller makes it; the test's scheduled functions listen to it), the test's closure
 //! called with `t`, and its outcome.
 
 use std::sync::Arc;
@@ -14,6 +14,7 @@ use crate::testing::client::{TestClient, TestEnv};
 use crate::testing::clock::TestClock;
 use crate::testing::failure::{TestFailure, failure};
 use crate::testing::file::TestFile;
+use crate::testing::scheduled::TestScheduler;
 use crate::testing::state::TestCase;
 
 /// What became of one test.
@@ -61,6 +62,8 @@ pub fn run_test(
         clock,
         file.script.clone(),
     ));
+    env.clock()
+        .listen(Arc::new(TestScheduler::new(&env)));
     let t = Dynamic::from(TestClient::anonymous(env.clone()));
     file.state.begin_test(file.time_limit);
     let outcome = case

@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use auth::Identity;
-use database::DbError;
+use database::{DbError, MutationOutcome};
 use functions::{
     ActionHost, Caller, ErrorKind, FetchRequest, FetchResponse, FunctionError, FunctionPath,
     NestedCall,
@@ -47,6 +47,19 @@ impl AppActionHost {
             fetcher,
             identity,
             app_dir,
+        }
+    }
+
+    /// A small engine transaction of an action's own (`ctx.scheduler`), awaited from its
+    /// thread: its `Ok` text, or the refusal.
+    fn commit(&self, run: database::MutationFn) -> Result<String, String> {
+        match self.handle.block_on(self.app.db().mutate(None, run)) {
+            Ok(MutationOutcome::Committed { response, .. } | MutationOutcome::Replayed { response, .. }) => Ok(response),
+            Ok(MutationOutcome::Failed { response }) => Err(response),
+            Err(e) => {
+                tracing::error!(error = %e, "a scheduling call from an action failed inside the database");
+                Err("internal error in the database; see the server log".to_string())
+            }
         }
     }
 
@@ -136,5 +149,21 @@ impl ActionHost for AppActionHost {
 
     fn id_tables(&self) -> Arc<dyn schema::IdTables + Send + Sync> {
         self.app.db().catalog()
+    }
+
+    fn schedule(&self, path: &FunctionPath, args: Value, time_ms: f64) -> Result<String, String> {
+        let modules = self.app.modules();
+        let path = path.clone();
+        self.commit(Box::new(move |mut txn| {
+            functions::scheduled::jobs::schedule(&mut txn, &modules, &path, args, time_ms, None)
+        }))
+    }
+
+    fn cancel(&self, id: &str) -> Result<(), String> {
+        let id = id.to_string();
+        self.commit(Box::new(move |mut txn| {
+            functions::scheduled::jobs::cancel(&mut txn, &id, crate::now_ms()).map(|()| String::new())
+        }))
+        .map(|_| ())
     }
 }

@@ -1,6 +1,7 @@
 //! The running app: the [`Database`] plus the live version of the user's functions, and the
 //! one way every transport (HTTP API, WebSocket sessions, admin calls, HTTP actions) runs a
-//! query, a mutation or an action (`actions.rs`, on threads of their own, `action_pool.rs`).
+//! query, a mutation or an action (`actions.rs`, on threads of their own, `action_pool.rs`),
+//! and the scheduler that runs `_scheduled_functions` and cron jobs (`scheduler/`).
 //!
 //! Hot reload is a pointer swap: [`App::replace_modules`] installs a new [`Modules`] behind
 //! an `Arc`; calls already running keep the version they started with.
@@ -10,6 +11,7 @@ mod action_pool;
 mod actions;
 mod file_host;
 mod files;
+mod scheduler;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -27,6 +29,7 @@ pub use action_host::AppActionHost;
 pub use action_pool::{ACTION_STACK_BYTES, ActionError, ActionLimits};
 pub use actions::ActionOptions;
 pub use file_host::AppFiles;
+pub use scheduler::{MAX_RUNNING_JOBS, RETENTION, SchedulerStart};
 pub use files::{
     DEFAULT_MAX_UPLOAD_BYTES, FileError, FileStorage, STORAGE_TABLE, StoredFile, UPLOAD_URL_TTL_MS,
 };
@@ -57,6 +60,8 @@ pub struct App {
     actions: actions::LazyActions,
     /// Stored files (`ctx.storage`, uploads), once enabled.
     files: OnceLock<Arc<FileStorage>>,
+    /// Scheduled functions and cron jobs, once started (`scheduler/`).
+    scheduler: OnceLock<Arc<scheduler::Scheduler>>,
 }
 
 fn now_ms() -> f64 {
@@ -79,6 +84,7 @@ impl App {
             modules_version: AtomicU64::new(0),
             actions: actions::LazyActions::new(options),
             files: OnceLock::new(),
+            scheduler: OnceLock::new(),
         })
     }
 
@@ -104,6 +110,9 @@ impl App {
         self.attach_files_to(&modules);
         *self.modules.write() = Arc::new(modules);
         self.modules_version.fetch_add(1, Ordering::AcqRel);
+        if let Some(scheduler) = self.scheduler.get() {
+            scheduler.poke();
+        }
     }
 
     /// Runs a query at the latest snapshot on this thread (blocking: Rhai and SQLite).

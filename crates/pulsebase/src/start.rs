@@ -65,6 +65,9 @@ pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<ExitCode> {
     let port = listener.local_addr()?.port();
     let url = format!("http://{}:{port}", args.host);
     file_storage::enable(&app, &data_path, &url).await?;
+    app.start_scheduler()
+        .await
+        .context("starting the scheduler of scheduled functions and cron jobs")?;
 
     let dev_issuer = if mode == Mode::Dev {
         let state_dir = paths.state.clone();

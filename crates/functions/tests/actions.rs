@@ -145,7 +145,9 @@ fn what_actions_may_not_use_is_refused_with_the_reason() {
     );
     let scheduler = error(run(&host, "acts:useScheduler", args(&[])));
     assert!(
-        scheduler.message.contains("ctx.scheduler is not available"),
+        scheduler
+            .message
+            .contains("ctx.scheduler.runAfter(acts:secret): scheduling is not available here"),
         "{}",
         scheduler.message
     );

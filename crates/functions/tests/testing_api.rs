@@ -145,9 +145,37 @@ fn ctx_now_follows_the_test_clock() {
             assert_eq(t.run(|ctx| ctx.now()), start + 60000.5);
             expect_error(|| t.advanceTime(-1), "only moves forward");
         });
-        test("scheduled functions are not pretended", |t| {
-            expect_error(|| t.finishAllScheduledFunctions(), "no scheduled functions yet");
-            expect_error(|| t.finishInProgressScheduledFunctions(), "no scheduled functions yet");
+        test("the clock runs scheduled functions as it passes their time", |t| {
+            let start = t.now();
+            let job = t.mutation("app:later", #{ ms: 5000 });
+            assert_eq(t.query("app:count"), 0);
+            t.advanceTime(4999);
+            assert_eq(t.query("app:count"), 0, "not before its time");
+            t.advanceTime(1);
+            assert_eq(t.query("app:count"), 1);
+            let row = t.run(|ctx| ctx.db.system.get(job));
+            assert_eq(row.state.kind, "success");
+            assert_eq(row.name, "app:stamp");
+            assert_eq(row.completedTime, start + 5000.0);
+            // ctx.now() of the job is the clock's time.
+            assert_eq(t.run(|ctx| ctx.db.query("todos").first().text), `${start + 5000.0}`);
+        });
+        test("finishAllScheduledFunctions runs chains, moving the clock", |t| {
+            let start = t.now();
+            t.mutation("app:chain");
+            t.finishAllScheduledFunctions();
+            assert_eq(t.query("app:count"), 1);
+            assert_eq(t.now(), start + 2000.0);
+            t.mutation("app:later", #{ ms: 0 });
+            t.finishInProgressScheduledFunctions();
+            assert_eq(t.query("app:count"), 2);
+        });
+        test("a scheduled action is failed with the reason", |t| {
+            let job = t.mutation("app:laterAction");
+            t.finishAllScheduledFunctions();
+            let row = t.run(|ctx| ctx.db.system.get(job));
+            assert_eq(row.state.kind, "failed");
+            assert(row.state.error.contains("do not run under pulsebase test"));
         });
     "#);
     assert_all_pass(&outcomes);

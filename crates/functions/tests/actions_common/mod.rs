@@ -63,7 +63,7 @@ export const catchesInner = action(|ctx, args| {
 });
 
 export const useDb = action(|ctx, args| ctx.db.query("todos").collect());
-export const useScheduler = action(|ctx, args| ctx.scheduler);
+export const useScheduler = action(|ctx, args| ctx.scheduler.runAfter(0, "acts:secret", #{}));
 
 export const fetchIt = action(|ctx, args| {
     let response = fetch(args.url, args.options);

@@ -50,6 +50,13 @@ export const refuse = mutation(|ctx, args| {
 
 export const secret = internalQuery(|ctx, args| 42);
 export const noisy = query(|ctx, args| { print("hello from noisy"); 1 });
+export const later = mutation(#{
+    args: #{ ms: "number" },
+    handler: |ctx, args| ctx.scheduler.runAfter(args.ms, "app:stamp")
+});
+export const chain = mutation(|ctx, args| ctx.scheduler.runAfter(1000, "app:later", #{ ms: 1000 }));
+export const act = internalAction(|ctx, args| 1);
+export const laterAction = mutation(|ctx, args| ctx.scheduler.runAfter(0, "app:act"));
 "#;
 
 /// Loads `source` as `functions/app.test.rhai`.

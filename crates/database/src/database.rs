@@ -124,6 +124,18 @@ impl Database {
         outcome.await.map_err(|_| DbError::CommitterStopped)?
     }
 
+    /// Queues a mutation now and gives the receiver of its outcome. Mutations queued one
+    /// after another run in that order (the scheduler queues jobs due together this way).
+    pub fn queue_mutation(
+        &self,
+        dedup: Option<DedupKey>,
+        run: MutationFn,
+    ) -> Result<oneshot::Receiver<Result<MutationOutcome, DbError>>, DbError> {
+        let (reply, outcome) = oneshot::channel();
+        self.submit(Job::Mutation { dedup, run, reply })?;
+        Ok(outcome)
+    }
+
     /// Like [`Database::mutate`], for callers on a plain thread (benchmarks, tools).
     pub fn mutate_blocking(
         &self,

@@ -21,6 +21,7 @@ use functions::scheduled::run::{
 };
 use functions::{Caller, FunctionKind};
 use tokio::sync::OwnedSemaphorePermit;
+use tokio::sync::oneshot::Receiver;
 use value::{Object, Value};
 
 use crate::scheduler::{RETRY_DELAY, Scheduler};
@@ -36,14 +37,45 @@ async fn commit(app: &App, run: MutationFn) -> Result<MutationOutcome, DbError> 
     app.db().mutate(None, run).await
 }
 
-/// Runs `job`, then frees its slot and wakes the scheduler.
+/// A mutation job's transaction, queued on the Committer by the caller (so jobs due together
+/// commit in the order they were read), or `None` to let [`run_job`] look at the job.
+pub(crate) type Queued = Option<Receiver<Result<MutationOutcome, DbError>>>;
+
+/// Queues mutation job `job` on the Committer now, if its function is a mutation.
+pub(crate) fn queue_if_mutation(app: &App, job: &ScheduledJob) -> Queued {
+    let modules = app.modules();
+    if !matches!(modules.get(&job.path), Some((_, def)) if def.kind == FunctionKind::Mutation) {
+        return None;
+    }
+    let id = job.id.clone();
+    app.db()
+        .queue_mutation(
+            None,
+            Box::new(move |txn| run_mutation_job(&modules, txn, &id, now_ms())),
+        )
+        .ok()
+}
+
+/// Runs `job` (or waits for its `queued` transaction), then frees its slot and wakes the
+/// scheduler.
 pub(crate) async fn run_job(
     app: Arc<App>,
     scheduler: Arc<Scheduler>,
     job: ScheduledJob,
     permit: OwnedSemaphorePermit,
+    queued: Queued,
 ) {
-    let handled = match run(&app, &job).await {
+    let result = match queued {
+        Some(outcome) => match outcome.await {
+            Ok(outcome) => match outcome {
+                Ok(outcome) => mutation_done(&app, &job, outcome).await,
+                Err(e) => Err(e),
+            },
+            Err(_) => Err(DbError::CommitterStopped),
+        },
+        None => run(&app, &job).await,
+    };
+    let handled = match result {
         Ok(handled) => handled,
         Err(e) => {
             tracing::warn!(job = %job.id, function = %job.path, error = %e, "a scheduled function could not be handed to the database; retrying");
@@ -92,6 +124,14 @@ async fn run_mutation(app: &Arc<App>, job: &ScheduledJob) -> Result<Handled, DbE
         Box::new(move |txn| run_mutation_job(&modules, txn, &id, now_ms())),
     )
     .await?;
+    mutation_done(app, job, outcome).await
+}
+
+async fn mutation_done(
+    app: &App,
+    job: &ScheduledJob,
+    outcome: MutationOutcome,
+) -> Result<Handled, DbError> {
     match outcome {
         MutationOutcome::Failed { response } => {
             tracing::info!(job = %job.id, function = %job.path, error = %response, "a scheduled mutation failed");

@@ -106,11 +106,13 @@ async fn run_loop(app: Weak<App>, scheduler: Arc<Scheduler>) {
                             break;
                         };
                         scheduler.running.lock().insert(job.id.clone());
+                        let queued = dispatch::queue_if_mutation(&app, &job);
                         tokio::spawn(dispatch::run_job(
                             app.clone(),
                             scheduler.clone(),
                             job,
                             permit,
+                            queued,
                         ));
                     }
                 }

@@ -249,6 +249,11 @@ pub fn jobs_in_state(
         let Some(job) = ScheduledJob::from_document(&doc) else {
             continue;
         };
+        if job.state != state {
+            // The index disagrees with the document: never run (or loop on) such a job.
+            tracing::warn!(job = %job.id, "a _scheduled_functions index entry is stale; skipped");
+            continue;
+        }
         if skip.contains(&job.id) {
             continue;
         }

@@ -107,10 +107,16 @@ fn run_job(env: &TestEnv, job: ScheduledJob) -> Result<(), String> {
     if let Some(error) = error {
         env.log(&job.path.to_string(), vec![format!("scheduled run failed: {error}")]);
         let id = job.id.clone();
-        commit(
+        let recorded = commit(
             env,
             Box::new(move |mut txn| fail_job(&mut txn, &id, &error, now)),
         )?;
+        if let MutationOutcome::Failed { response } = recorded {
+            return Err(format!(
+                "the failure of scheduled function {} could not be recorded: {response}",
+                job.path
+            ));
+        }
     }
     Ok(())
 }

@@ -19,7 +19,8 @@ use crate::error::{LoadError, LoadErrors};
 use crate::error_report::describe_error;
 use crate::http_router::{HTTP_MODULE, HttpRouter};
 use crate::module_set::{LoadedModule, ModuleSet};
-use crate::scheduled::crons::{self, CronJobs};
+use crate::scheduled::cron_check;
+use crate::scheduled::crons::CronJobs;
 use crate::{hints, host_api, sandbox};
 
 /// The source of one module.
@@ -93,7 +94,7 @@ pub(crate) fn compile(sources: Vec<ModuleSource>) -> Result<ModuleSet, LoadError
     }
     if errors.is_empty() {
         let set = ModuleSet::new(engine, modules);
-        errors.extend(crons::check_targets(&set));
+        errors.extend(cron_check::check_targets(&set));
         if errors.is_empty() {
             return Ok(set);
         }
@@ -230,7 +231,7 @@ fn load_module(engine: &Engine, source: ModuleSource) -> Result<LoadedModule, Lo
         } else if let Some(router) = value.clone().try_cast::<HttpRouter>() {
             http_router = Some(check_router(&file, &module, name, router, http_router)?);
         } else if let Some(jobs) = value.clone().try_cast::<CronJobs>() {
-            cron_jobs = Some(crons::check_export(&file, &module, name, jobs, cron_jobs)?);
+            cron_jobs = Some(cron_check::check_export(&file, &module, name, jobs, cron_jobs)?);
         }
     }
     Ok(LoadedModule {

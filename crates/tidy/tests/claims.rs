@@ -151,6 +151,20 @@ const CLAIMS: &[Claim] = &[
         ]),
     },
     Claim {
+        says: "a scheduled mutation runs through scheduled::run::run_mutation_job only: from the scheduler's dispatch and from pulsebase test's clock",
+        pattern: "run_mutation_job(&",
+        scope: SERVER_CRATES,
+        expect: Expect::Exactly(&[
+            (
+                "crates/application/src/scheduler/dispatch.rs",
+                "queue_if_mutation",
+                1,
+            ),
+            ("crates/application/src/scheduler/dispatch.rs", "run_mutation", 1),
+            ("crates/functions/src/testing/scheduled.rs", "run_job", 1),
+        ]),
+    },
+    Claim {
         says: "every commit is matched against subscriptions right after it, in the Committer",
         pattern: ".on_commit(",
         scope: SERVER_CRATES,

@@ -15,11 +15,8 @@ use rhai::{Dynamic, Map, NativeCallContext};
 use value::Value;
 
 use crate::convert::from_dynamic;
-use crate::error::LoadError;
 use crate::host_error::{HostResult, host_error};
-use crate::module_set::ModuleSet;
 use crate::path::FunctionPath;
-use crate::scheduled::jobs::check_target;
 
 /// The module whose exported `cronJobs()` value is the app's cron table.
 pub const CRONS_MODULE: &str = "crons";
@@ -313,63 +310,6 @@ impl CronJobs {
         let schedule = CronSchedule::parse_cron(&expression)
             .map_err(|e| host_error(format!("{what}: {e}")))?;
         self.add(call, name, schedule, path, args)
-    }
-}
-
-/// The one exported cron table: only from `functions/crons.rhai`, and only one.
-pub(crate) fn check_export(
-    file: &str,
-    module: &str,
-    name: &str,
-    jobs: CronJobs,
-    previous: Option<CronJobs>,
-) -> Result<CronJobs, LoadError> {
-    let error = |message: String| LoadError {
-        file: file.to_string(),
-        line: jobs.line,
-        column: 1,
-        message,
-    };
-    if module != CRONS_MODULE {
-        return Err(error(format!(
-            "`{name}` is a cron table; cron jobs run only from functions/{CRONS_MODULE}.rhai, so move it there"
-        )));
-    }
-    if previous.is_some() {
-        return Err(error(format!(
-            "`{name}` is a second cron table; export one `cronJobs()` and add every job to it"
-        )));
-    }
-    Ok(jobs)
-}
-
-/// Every cron job must name a mutation or action that takes its arguments; one load error
-/// at the job's line per job that does not.
-pub(crate) fn check_targets(set: &ModuleSet) -> Vec<LoadError> {
-    let Some(module) = set.module(CRONS_MODULE) else {
-        return Vec::new();
-    };
-    set.crons()
-        .iter()
-        .filter_map(|job| {
-            check_target(set, &job.path, job.args.clone(), &NoTables)
-                .err()
-                .map(|message| LoadError {
-                    file: module.file.clone(),
-                    line: job.line,
-                    column: 1,
-                    message: format!("cron job {:?}: {message}", job.name),
-                })
-        })
-        .collect()
-}
-
-/// Ids in a cron job's arguments are checked when it runs, against the live tables.
-struct NoTables;
-
-impl schema::IdTables for NoTables {
-    fn table_of(&self, _id: &str) -> Option<String> {
-        None
     }
 }
 

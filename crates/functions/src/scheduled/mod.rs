@@ -5,6 +5,7 @@
 //! loop that wakes at due times is the application's (`application/src/scheduler/`), and the
 //! test clock's is `testing/scheduled.rs`.
 
+pub(crate) mod cron_check;
 pub mod crons;
 pub mod jobs;
 pub mod run;

@@ -237,6 +237,19 @@ def main():
         w(f"| seconds for every action to answer once the endpoint closed | | {cell(P('actions.drain_s'), 2)} |")
         w("")
 
+    # ---- issue 12 part 2: scheduled functions
+    if any(k.startswith("scheduler.") for r in pr for k in r.get("metrics", {})):
+        w("## Scheduled functions (Pulsebase)\n")
+        w("`bench:scheduleNow` schedules `bench:scheduledNoop` with `runAfter(0)`. Saturated: 32 closed-loop HTTP clients "
+          "for 5 s, throughput from the first call until no job is pending. Quiet: one job every 10 ms. Delay = a job's "
+          "`scheduledTime` to the start of its execution, read back from `_scheduled_functions`.\n")
+        w("| figure | value |")
+        w("|---|---|")
+        w(f"| jobs executed per second, 32 clients | {cell(P('scheduler.jobs_per_s'), 0)} |")
+        w(f"| delay while saturated (first 8,000 jobs), p50 / p99 ms | {cell(P('scheduler.busy.delay_p50_ms'), 2)} / {cell(P('scheduler.busy.delay_p99_ms'), 2)} |")
+        w(f"| delay when not saturated, p50 / p99 / max ms | {cell(P('scheduler.quiet.delay_p50_ms'), 2)} / {cell(P('scheduler.quiet.delay_p99_ms'), 2)} / {cell(P('scheduler.quiet.delay_max_ms'), 2)} |")
+        w("")
+
     # ---- issue 5: live sync under `pulsebase dev`, webhooks
     w("## Live sync and webhooks (Pulsebase, Node clients)\n")
     w("| figure | value |")

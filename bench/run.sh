@@ -5,7 +5,7 @@
 #                           scripts, aggregate + ratios + plots; about 30 minutes
 #   bench/run.sh --quick    smoke run (small counts, 1 run each side); under 3 minutes once built
 #
-# Options: --runs N (default 3; --quick: 1), --only a,b (Pulsebase scenarios, e.g. fanout,idle,actions;
+# Options: --runs N (default 3; --quick: 1), --only a,b (Pulsebase scenarios, e.g. fanout,idle,actions,scheduler;
 #          `node` = issue 5's Node-driven figures: dev save->push latency and webhooks/s;
 #          `files` = issue 13's file upload/download, import/export and backup figures),
 #          --skip-pb (Pulsebase only), --pb-results DIR (reuse PocketBase run-*.json from DIR),

@@ -18,6 +18,7 @@ pub const ALL: &[&str] = &[
     "refresh",
     "auth",
     "actions",
+    "scheduler",
 ];
 
 /// The Pulsebase benchmark load generator (issue 7). Starts the server itself.
@@ -25,7 +26,7 @@ pub const ALL: &[&str] = &[
 #[command(name = "pulsebase-bench", version)]
 pub struct Opts {
     /// Scenarios to run (`all`, or any of: cold-start committer mutations fanout per-user idle
-    /// refresh auth actions).
+    /// refresh auth actions scheduler).
     #[arg(default_value = "all")]
     pub scenarios: Vec<String>,
     /// Write the full results (and the flat `metrics` map) here as JSON.
@@ -154,6 +155,17 @@ pub struct Opts {
     /// Measured seconds in each state.
     #[arg(long, default_value_t = 6.0)]
     pub actions_s: f64,
+
+    // ---- scheduler
+    /// Closed-loop clients scheduling `runAfter(0)` jobs.
+    #[arg(long, default_value_t = 32)]
+    pub scheduler_clients: usize,
+    /// Seconds they schedule for.
+    #[arg(long, default_value_t = 5.0)]
+    pub scheduler_s: f64,
+    /// Jobs scheduled one every 10 ms on a quiet server, for the delay when not saturated.
+    #[arg(long, default_value_t = 500)]
+    pub scheduler_quiet_jobs: usize,
 }
 
 impl Opts {
@@ -192,6 +204,8 @@ impl Opts {
             actions_inflight = 100;
             actions_writers = 2;
             actions_s = 1.5;
+            scheduler_s = 1.5;
+            scheduler_quiet_jobs = 100;
         }
     }
 

@@ -10,6 +10,7 @@ mod idle;
 mod mutations;
 mod peruser;
 mod refresh;
+mod scheduler;
 mod subscribers;
 
 use std::path::PathBuf;
@@ -78,6 +79,7 @@ pub async fn run(ctx: &Ctx, name: &str) -> anyhow::Result<Value> {
         "cold-start" => coldstart::run(ctx).await,
         "auth" => auth::run(ctx).await,
         "actions" => actions::run(ctx).await,
+        "scheduler" => scheduler::run(ctx).await,
         other => bail!("unknown scenario {other}"),
     }
 }

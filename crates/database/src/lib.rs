@@ -47,6 +47,6 @@ pub use query_txn::QueryTxn;
 pub use read_set::{IndexWrite, ReadInterval, ReadSet, WriteSet};
 pub use scan_cursor::ScanCursor;
 pub use schema_change::SchemaChangeReport;
-pub use storage::Order;
+pub use storage::{Durability, Order, Unavailable};
 pub use subscriptions::{OnInvalidate, Registration, SubscriptionId, Subscriptions};
 pub use transaction::{Transaction, TxnLimits};

@@ -234,20 +234,32 @@ impl RateLimits {
     /// The address's bucket is checked first, so a refused call from a busy address does
     /// not also use up the user's tokens.
     pub fn check_call(&self, user: Option<&str>, addr: Option<IpAddr>) -> Result<(), RateLimited> {
-        if let (Some(bucket), Some(addr)) = (&self.calls_per_ip, addr) {
-            let key = client_key(addr);
-            bucket
-                .take(&key)
-                .map_err(|wait| self.refuse(LimitName::CallsPerIp, bucket.rate, wait, &key))?;
-        }
-        if let (Some(bucket), Some(user)) = (&self.calls_per_user, user) {
-            // Owned only for the map lookup; the limiter clones it when it inserts.
-            let key = user.to_string();
-            bucket
-                .take(&key)
-                .map_err(|wait| self.refuse(LimitName::CallsPerUser, bucket.rate, wait, &user))?;
-        }
-        Ok(())
+        self.check_call_addr(addr)?;
+        self.check_call_user(user)
+    }
+
+    /// The address half of [`RateLimits::check_call`], for transports that learn the user
+    /// only later (the HTTP API checks the address before it verifies the token).
+    pub fn check_call_addr(&self, addr: Option<IpAddr>) -> Result<(), RateLimited> {
+        let (Some(bucket), Some(addr)) = (&self.calls_per_ip, addr) else {
+            return Ok(());
+        };
+        let key = client_key(addr);
+        bucket
+            .take(&key)
+            .map_err(|wait| self.refuse(LimitName::CallsPerIp, bucket.rate, wait, &key))
+    }
+
+    /// The user half of [`RateLimits::check_call`].
+    pub fn check_call_user(&self, user: Option<&str>) -> Result<(), RateLimited> {
+        let (Some(bucket), Some(user)) = (&self.calls_per_user, user) else {
+            return Ok(());
+        };
+        // Owned only for the map lookup; the limiter clones it when it inserts.
+        let key = user.to_string();
+        bucket
+            .take(&key)
+            .map_err(|wait| self.refuse(LimitName::CallsPerUser, bucket.rate, wait, &user))
     }
 
     /// A new connection from `addr`.

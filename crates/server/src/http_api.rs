@@ -83,6 +83,7 @@ async fn prepare(
         )
     })?;
     let caller = caller::from_headers(headers, state).await?;
+    crate::limits::check_user(state, caller.identity.as_ref(), caller.caller)?;
     Ok(FunctionCall {
         path: FunctionPath::parse(&request.path),
         args,
@@ -189,6 +190,7 @@ pub(crate) async fn health(State(state): State<Arc<ServerState>>) -> Response {
         "sessions": stats.sessions,
         "queryInstances": stats.instances,
         "ts": state.app.db().subscriptions().processed_ts().to_string(),
+        "guard": state.guard.stats_json(),
     }))
     .into_response()
 }

@@ -17,6 +17,8 @@ pub const ALL: &[&str] = &[
     "idle",
     "refresh",
     "auth",
+    "durability",
+    "soak",
 ];
 
 /// The Pulsebase benchmark load generator (issue 7). Starts the server itself.
@@ -24,7 +26,7 @@ pub const ALL: &[&str] = &[
 #[command(name = "pulsebase-bench", version)]
 pub struct Opts {
     /// Scenarios to run (`all`, or any of: cold-start committer mutations fanout per-user idle
-    /// refresh auth).
+    /// refresh auth durability soak).
     #[arg(default_value = "all")]
     pub scenarios: Vec<String>,
     /// Write the full results (and the flat `metrics` map) here as JSON.
@@ -142,6 +144,25 @@ pub struct Opts {
     /// auth.config.toml edits made while a client measures mutation latency.
     #[arg(long, default_value_t = 5)]
     pub reload_edits: usize,
+
+    // ---- durability
+    /// Closed-loop HTTP clients for `durability` (each its own user).
+    #[arg(long, default_value = "1,32", value_delimiter = ',')]
+    pub durability_clients: Vec<usize>,
+    /// Seconds per (mode, clients) cell.
+    #[arg(long, default_value_t = 5.0)]
+    pub durability_s: f64,
+
+    // ---- soak
+    /// Frames the `soak` storm sends before it stops.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub soak_frames: u64,
+    /// Longest storm, in seconds (it stops at whichever bound comes first).
+    #[arg(long, default_value_t = 300.0)]
+    pub soak_s: f64,
+    /// Storm connections (WebSocket, HTTP and raw TCP workers).
+    #[arg(long, default_value_t = 12)]
+    pub soak_conns: usize,
 }
 
 impl Opts {
@@ -177,6 +198,9 @@ impl Opts {
             refresh_s = 2.0;
             coldstart_reps = 2;
             reload_edits = 2;
+            durability_s = 1.0;
+            soak_frames = 20_000;
+            soak_s = 30.0;
         }
     }
 

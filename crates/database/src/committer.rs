@@ -175,9 +175,15 @@ impl Committer {
         // Every sender is gone and every queued job answered: fold the WAL into the
         // database file, so the file alone holds every commit.
         match self.state.lock().writer.checkpoint_truncate() {
-            Ok(true) => tracing::info!("committer stopped; the WAL is checkpointed into the database file"),
-            Ok(false) => tracing::warn!("committer stopped; a reader still held an old snapshot, so part of the WAL was left for the next start"),
-            Err(e) => tracing::warn!(error = %e, "committer stopped; the final WAL checkpoint failed (the next start completes it)"),
+            Ok(true) => {
+                tracing::info!("committer stopped; the WAL is checkpointed into the database file")
+            }
+            Ok(false) => tracing::warn!(
+                "committer stopped; a reader still held an old snapshot, so part of the WAL was left for the next start"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "committer stopped; the final WAL checkpoint failed (the next start completes it)")
+            }
         }
     }
 
@@ -303,7 +309,10 @@ impl Committer {
         let log = &mut self.failures;
         log.since_ok += 1;
         log.unlogged += mutations as u64;
-        if log.last.is_some_and(|last| last.elapsed() < FAILURE_LOG_EVERY) {
+        if log
+            .last
+            .is_some_and(|last| last.elapsed() < FAILURE_LOG_EVERY)
+        {
             return;
         }
         log.last = Some(Instant::now());

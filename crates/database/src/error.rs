@@ -119,7 +119,10 @@ mod tests {
             detail: "commit: SQLite error: database or disk is full".into(),
         };
         let text = error.to_string();
-        assert!(text.starts_with("DiskFull: the server's disk is full"), "{text}");
+        assert!(
+            text.starts_with("DiskFull: the server's disk is full"),
+            "{text}"
+        );
         assert!(text.contains("not applied"), "{text}");
     }
 

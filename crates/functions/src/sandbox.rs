@@ -22,7 +22,9 @@ use value::Value;
 
 use crate::definition::FunctionKind;
 use crate::host_error::{HostResult, db_error, host_error};
-use crate::limits::{MAX_CALL_DEPTH, MAX_OPERATIONS, USER_TIME_LIMIT};
+use crate::limits::{
+    MAX_CALL_DEPTH, MAX_CONTAINER_ITEMS, MAX_OPERATIONS, MAX_STRING_BYTES, USER_TIME_LIMIT,
+};
 use crate::module_set::ModuleSet;
 
 /// Log lines kept per call (an HTTP action's include those of its nested calls).
@@ -223,9 +225,9 @@ pub(crate) fn new_engine() -> Engine {
     engine.set_max_operations(MAX_OPERATIONS);
     engine.set_max_call_levels(MAX_CALL_DEPTH);
     engine.set_max_expr_depths(64, 32);
-    engine.set_max_string_size(16 << 20);
-    engine.set_max_array_size(100_000);
-    engine.set_max_map_size(100_000);
+    engine.set_max_string_size(MAX_STRING_BYTES);
+    engine.set_max_array_size(MAX_CONTAINER_ITEMS);
+    engine.set_max_map_size(MAX_CONTAINER_ITEMS);
     engine.set_max_modules(0);
     engine.on_progress(|ops| {
         // Reading the clock on every operation would cost more than the operation itself.

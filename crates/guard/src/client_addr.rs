@@ -36,7 +36,9 @@ pub struct TrustedProxies {
 
 /// A `--trust-proxy` entry that is neither an address nor a network.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("invalid proxy address {0:?}: write an IP address (127.0.0.1) or a network (10.0.0.0/8, fd00::/8)")]
+#[error(
+    "invalid proxy address {0:?}: write an IP address (127.0.0.1) or a network (10.0.0.0/8, fd00::/8)"
+)]
 pub struct ProxySpecError(pub String);
 
 impl TrustedProxies {
@@ -50,7 +52,11 @@ impl TrustedProxies {
                 continue;
             }
             if entry == "loopback" {
-                nets.extend(["127.0.0.0/8", "::1/128"].iter().filter_map(|n| n.parse::<IpNet>().ok()));
+                nets.extend(
+                    ["127.0.0.0/8", "::1/128"]
+                        .iter()
+                        .filter_map(|n| n.parse::<IpNet>().ok()),
+                );
                 continue;
             }
             let net = entry
@@ -136,9 +142,15 @@ mod tests {
     #[test]
     fn an_untrusted_peer_is_the_client_whatever_it_forwards() {
         let proxies = TrustedProxies::parse(["10.0.0.0/8"]).expect("parse");
-        assert_eq!(proxies.client_ip(ip("203.0.113.9"), ["1.1.1.1"]), ip("203.0.113.9"));
+        assert_eq!(
+            proxies.client_ip(ip("203.0.113.9"), ["1.1.1.1"]),
+            ip("203.0.113.9")
+        );
         let none = TrustedProxies::default();
-        assert_eq!(none.client_ip(ip("127.0.0.1"), ["1.1.1.1"]), ip("127.0.0.1"));
+        assert_eq!(
+            none.client_ip(ip("127.0.0.1"), ["1.1.1.1"]),
+            ip("127.0.0.1")
+        );
     }
 
     #[test]
@@ -146,14 +158,32 @@ mod tests {
         let proxies = TrustedProxies::parse(["loopback", "10.0.0.0/8"]).expect("parse");
         // The client forged "6.6.6.6"; the proxy chain appended the real client and itself.
         let header = ["6.6.6.6, 198.51.100.7, 10.0.0.2"];
-        assert_eq!(proxies.client_ip(ip("127.0.0.1"), header), ip("198.51.100.7"));
-        assert_eq!(proxies.client_ip(ip("127.0.0.1"), ["198.51.100.7:4321"]), ip("198.51.100.7"));
-        assert_eq!(proxies.client_ip(ip("::1"), ["[2001:db8::5]:80"]), ip("2001:db8::5"));
+        assert_eq!(
+            proxies.client_ip(ip("127.0.0.1"), header),
+            ip("198.51.100.7")
+        );
+        assert_eq!(
+            proxies.client_ip(ip("127.0.0.1"), ["198.51.100.7:4321"]),
+            ip("198.51.100.7")
+        );
+        assert_eq!(
+            proxies.client_ip(ip("::1"), ["[2001:db8::5]:80"]),
+            ip("2001:db8::5")
+        );
         // Several header lines count as one list.
-        assert_eq!(proxies.client_ip(ip("127.0.0.1"), ["198.51.100.7", "10.0.0.3"]), ip("198.51.100.7"));
+        assert_eq!(
+            proxies.client_ip(ip("127.0.0.1"), ["198.51.100.7", "10.0.0.3"]),
+            ip("198.51.100.7")
+        );
         // No usable header: the proxy itself.
-        assert_eq!(proxies.client_ip(ip("127.0.0.1"), ["garbage"]), ip("127.0.0.1"));
-        assert_eq!(proxies.client_ip(ip("127.0.0.1"), ["10.0.0.9"]), ip("10.0.0.9"));
+        assert_eq!(
+            proxies.client_ip(ip("127.0.0.1"), ["garbage"]),
+            ip("127.0.0.1")
+        );
+        assert_eq!(
+            proxies.client_ip(ip("127.0.0.1"), ["10.0.0.9"]),
+            ip("10.0.0.9")
+        );
     }
 
     #[test]

@@ -368,16 +368,24 @@ mod tests {
     fn a_user_over_the_limit_is_refused_and_others_are_not() {
         let limits = RateLimits::new(config(LimitName::CallsPerUser, "1/min:3"));
         for _ in 0..3 {
-            limits.check_call(Some("iss|alice"), None).expect("within the burst");
+            limits
+                .check_call(Some("iss|alice"), None)
+                .expect("within the burst");
         }
-        let refused = limits.check_call(Some("iss|alice"), None).expect_err("over");
+        let refused = limits
+            .check_call(Some("iss|alice"), None)
+            .expect_err("over");
         assert_eq!(refused.limit, LimitName::CallsPerUser);
         assert!(refused.retry_after > Duration::from_secs(10), "{refused:?}");
         assert!(refused.to_string().contains("calls-per-user"), "{refused}");
         assert!(refused.to_string().contains("retry in"), "{refused}");
         assert_eq!(refused.error_data()["kind"], "RateLimited");
-        limits.check_call(Some("iss|bob"), None).expect("another user");
-        limits.check_call(None, None).expect("anonymous callers have no user bucket");
+        limits
+            .check_call(Some("iss|bob"), None)
+            .expect("another user");
+        limits
+            .check_call(None, None)
+            .expect("anonymous callers have no user bucket");
         assert_eq!(limits.refused(LimitName::CallsPerUser), 1);
     }
 
@@ -387,7 +395,9 @@ mod tests {
         limits.check_call(None, Some(ip("2001:db8::1"))).expect("1");
         limits.check_call(None, Some(ip("2001:db8::2"))).expect("2");
         assert!(limits.check_call(None, Some(ip("2001:db8::3"))).is_err());
-        limits.check_call(None, Some(ip("2001:db8:0:1::1"))).expect("another /64");
+        limits
+            .check_call(None, Some(ip("2001:db8:0:1::1")))
+            .expect("another /64");
     }
 
     #[test]
@@ -400,16 +410,23 @@ mod tests {
         }
         let refused = limits.check_auth_attempt(addr).expect_err("blocked");
         assert_eq!(refused.limit, LimitName::FailedAuthPerIp);
-        limits.check_auth_attempt(Some(ip("198.51.100.2"))).expect("another address");
+        limits
+            .check_auth_attempt(Some(ip("198.51.100.2")))
+            .expect("another address");
         limits.housekeep();
-        assert!(limits.check_auth_attempt(addr).is_err(), "still blocked after housekeeping");
+        assert!(
+            limits.check_auth_attempt(addr).is_err(),
+            "still blocked after housekeeping"
+        );
     }
 
     #[test]
     fn off_means_never_refused() {
         let limits = RateLimits::new(RateConfig::off());
         for _ in 0..10_000 {
-            limits.check_call(Some("u"), Some(ip("10.0.0.1"))).expect("off");
+            limits
+                .check_call(Some("u"), Some(ip("10.0.0.1")))
+                .expect("off");
             limits.check_connection(ip("10.0.0.1")).expect("off");
         }
     }

@@ -18,7 +18,9 @@ pub struct Rate {
 
 /// Why a rate could not be read; the text says what was expected.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
-#[error("invalid rate {text:?}: {why} (write N/s, N/min or N/h, optionally :BURST, e.g. 100/s:1000, or off)")]
+#[error(
+    "invalid rate {text:?}: {why} (write N/s, N/min or N/h, optionally :BURST, e.g. 100/s:1000, or off)"
+)]
 pub struct RateSpecError {
     pub text: String,
     pub why: String,
@@ -115,9 +117,15 @@ mod tests {
     #[test]
     fn reads_counts_units_and_bursts() {
         let r = rate("100/s:1000");
-        assert_eq!((r.count.get(), r.period, r.burst.get()), (100, Duration::from_secs(1), 1000));
+        assert_eq!(
+            (r.count.get(), r.period, r.burst.get()),
+            (100, Duration::from_secs(1), 1000)
+        );
         let r = rate("30/min");
-        assert_eq!((r.count.get(), r.period, r.burst.get()), (30, Duration::from_secs(60), 30));
+        assert_eq!(
+            (r.count.get(), r.period, r.burst.get()),
+            (30, Duration::from_secs(60), 30)
+        );
         assert_eq!(rate(" 5 / h : 7 ").to_string(), "5/h:7");
         assert_eq!(Rate::parse("off"), Ok(None));
         assert_eq!(Rate::parse("OFF"), Ok(None));

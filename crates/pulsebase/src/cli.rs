@@ -54,6 +54,8 @@ pub struct ServeArgs {
     /// Also serve this folder of static files at / (e.g. a built front-end).
     #[arg(long)]
     pub static_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub limits: crate::limit_args::LimitArgs,
 }
 
 /// Whether the server runs as `dev` (live sync of every app file, the dev issuer, typed client

@@ -6,9 +6,11 @@
 mod auth_cmd;
 mod cli;
 mod codegen;
+mod limit_args;
 mod paths;
 mod run_cmd;
 mod schema_file;
+mod shutdown;
 mod start;
 mod watch;
 

@@ -190,11 +190,12 @@ async fn serve_connection(
     lifecycle: Lifecycle,
 ) {
     let per_request = info.clone();
-    let hyper_service = hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
-        per_request.request_started();
-        request.extensions_mut().insert(per_request.clone());
-        service.clone().oneshot(request.map(Body::new))
-    });
+    let hyper_service =
+        hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
+            per_request.request_started();
+            request.extensions_mut().insert(per_request.clone());
+            service.clone().oneshot(request.map(Body::new))
+        });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder
         .timer(TokioTimer::new())

@@ -38,10 +38,21 @@ fn udf_response(result: Result<Value, FunctionError>, log_lines: Vec<String>) ->
 }
 
 fn db_failure(error: DbError) -> Response {
-    match error {
+    match &error {
         DbError::Limit(message) => {
             error_response(StatusCode::SERVICE_UNAVAILABLE, "Overloaded", &message)
         }
+        // A full disk, a read-only file system, a foreign lock: the Committer logged it.
+        DbError::Unavailable { kind, .. } => error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            kind.code(),
+            &error.to_string(),
+        ),
+        DbError::CommitterStopped => error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ShuttingDown",
+            &error.to_string(),
+        ),
         other => {
             tracing::error!(error = %other, "a request failed inside the database");
             error_response(

@@ -94,9 +94,15 @@ mod tests {
         };
         let text = String::from_utf8(refusal.to_bytes()).expect("utf-8");
         let (head, body) = text.split_once("\r\n\r\n").expect("head and body");
-        assert!(head.starts_with("HTTP/1.1 429 Too Many Requests\r\n"), "{head}");
+        assert!(
+            head.starts_with("HTTP/1.1 429 Too Many Requests\r\n"),
+            "{head}"
+        );
         assert!(head.contains("retry-after: 3"), "{head}");
-        assert!(head.contains(&format!("content-length: {}", body.len())), "{head}");
+        assert!(
+            head.contains(&format!("content-length: {}", body.len())),
+            "{head}"
+        );
         let json: serde_json::Value = serde_json::from_str(body).expect("json body");
         assert_eq!(json["code"], "RateLimited");
         assert_eq!(json["retryAfter"], 2500);

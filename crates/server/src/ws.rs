@@ -152,23 +152,23 @@ async fn connection(socket: WebSocket, state: Arc<ServerState>, peer: SessionPee
     let inbound = futures::stream::unfold(stream, move |mut stream| {
         let heard = heard.clone();
         async move {
-        loop {
-            let next = stream.next().await;
-            heard.touch();
-            match next {
-                Some(Ok(Message::Text(text))) => {
-                    return Some((Inbound::Text(text.to_string()), stream));
-                }
-                Some(Ok(Message::Binary(_))) => return Some((Inbound::Binary, stream)),
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                Some(Ok(Message::Close(_))) | None => return None,
-                // Any other read error ends the session like a close.
-                Some(Err(e)) => {
-                    return too_large(e)
-                        .map(|(size, max)| (Inbound::TooLarge { size, max }, stream));
+            loop {
+                let next = stream.next().await;
+                heard.touch();
+                match next {
+                    Some(Ok(Message::Text(text))) => {
+                        return Some((Inbound::Text(text.to_string()), stream));
+                    }
+                    Some(Ok(Message::Binary(_))) => return Some((Inbound::Binary, stream)),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(Message::Close(_))) | None => return None,
+                    // Any other read error ends the session like a close.
+                    Some(Err(e)) => {
+                        return too_large(e)
+                            .map(|(size, max)| (Inbound::TooLarge { size, max }, stream));
+                    }
                 }
             }
-        }
         }
     });
     let mut session = tokio::spawn(run_session_with(
@@ -229,12 +229,17 @@ async fn write_frames(
     guard: Arc<Guard>,
 ) {
     let idle_limit = guard.config().ws_idle_timeout;
+    // Pings go out every PING_AFTER of silence, or more often when the idle limit is short,
+    // so that a peer gets a few pings to answer before it counts as gone.
+    let ping_after = PING_AFTER.min(idle_limit / 4).max(Duration::from_secs(1));
     let ping = ServerMessage::Ping.to_text();
-    // One timer per connection, due PING_AFTER after the last frame, and moved only when it
-    // fires: frames are the hot path (a fan-out writes one to every session) and must not
-    // touch the timer wheel, and an idle connection wakes once per PING_AFTER, not more.
+    // The last WebSocket Ping sent, while unanswered.
+    let mut unanswered: Option<Instant> = None;
+    // One timer per connection, due `ping_after` after the last frame, and moved only when
+    // it fires: frames are the hot path (a fan-out writes one to every session) and must not
+    // touch the timer wheel, and an idle connection wakes once per `ping_after`, not more.
     let mut last_sent = tokio::time::Instant::now();
-    let ping_due = tokio::time::sleep_until(last_sent + PING_AFTER);
+    let ping_due = tokio::time::sleep_until(last_sent + ping_after);
     tokio::pin!(ping_due);
     let send = async |sink: &mut SplitSink<WebSocket, Message>, message: Message| {
         match tokio::time::timeout(stall_limit(), sink.send(message)).await {
@@ -283,9 +288,14 @@ async fn write_frames(
                 }
             },
             () = &mut ping_due => {
-                if last_sent.elapsed() >= PING_AFTER {
+                if last_sent.elapsed() >= ping_after {
                     let silent = heard.silent_for();
-                    if silent >= idle_limit {
+                    if unanswered.is_some_and(|sent| heard.silent_for() >= sent.elapsed()) {
+                        // Nothing came back since that ping.
+                    } else {
+                        unanswered = None;
+                    }
+                    if unanswered.is_some() && silent >= idle_limit {
                         guard.stats.ws_idle_closed.fetch_add(1, Ordering::Relaxed);
                         tracing::info!(
                             "closing a WebSocket whose client sent nothing, not even a pong, for {} s",
@@ -300,15 +310,18 @@ async fn write_frames(
                     }
                     // The protocol's Ping keeps the client's own timer quiet; the WebSocket
                     // Ping makes its stack answer, which shows it is alive.
-                    if !send(&mut sink, Message::Text(ping.clone().into())).await
-                        || (silent >= PING_AFTER
-                            && !send(&mut sink, Message::Ping(Default::default())).await)
-                    {
+                    if !send(&mut sink, Message::Text(ping.clone().into())).await {
                         break;
+                    }
+                    if silent >= ping_after && unanswered.is_none() {
+                        if !send(&mut sink, Message::Ping(Default::default())).await {
+                            break;
+                        }
+                        unanswered = Some(Instant::now());
                     }
                     last_sent = tokio::time::Instant::now();
                 }
-                ping_due.as_mut().reset(last_sent + PING_AFTER);
+                ping_due.as_mut().reset(last_sent + ping_after);
             }
         }
     }

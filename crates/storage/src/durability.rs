@@ -59,8 +59,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         for (durability, expected) in [(Durability::Normal, 1), (Durability::Full, 2)] {
             let path = dir.path().join(format!("{}.sqlite3", durability.as_str()));
-            let (_storage, writer) =
-                crate::Storage::open_with(&path, durability).expect("open");
+            let (_storage, writer) = crate::Storage::open_with(&path, durability).expect("open");
             let level: i64 = crate::conn::sealed::Connected::connection(&writer)
                 .query_row("PRAGMA synchronous", [], |row| row.get(0))
                 .expect("pragma");

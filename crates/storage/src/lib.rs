@@ -25,8 +25,8 @@ pub use conn::{
 };
 pub use durability::Durability;
 pub use error::StorageError;
-pub use unavailable::Unavailable;
 pub use reader::Reader;
+pub use unavailable::Unavailable;
 pub use writer::Writer;
 
 use std::path::{Path, PathBuf};

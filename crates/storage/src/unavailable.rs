@@ -90,10 +90,7 @@ fn probe(path: &Path) -> Option<Unavailable> {
         path.parent().filter(|p| !p.as_os_str().is_empty())?
     };
     let stat = nix::sys::statvfs::statvfs(dir).ok()?;
-    if stat
-        .flags()
-        .contains(nix::sys::statvfs::FsFlags::ST_RDONLY)
-    {
+    if stat.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY) {
         return Some(Unavailable::ReadOnly);
     }
     if stat.blocks_available() == 0 {
@@ -116,8 +113,14 @@ mod tests {
     #[test]
     fn sqlite_codes_name_the_cause() {
         let here = Path::new("/tmp/x.sqlite3");
-        assert_eq!(Unavailable::of(&sqlite(13), here), Some(Unavailable::DiskFull));
-        assert_eq!(Unavailable::of(&sqlite(8), here), Some(Unavailable::ReadOnly));
+        assert_eq!(
+            Unavailable::of(&sqlite(13), here),
+            Some(Unavailable::DiskFull)
+        );
+        assert_eq!(
+            Unavailable::of(&sqlite(8), here),
+            Some(Unavailable::ReadOnly)
+        );
         assert_eq!(Unavailable::of(&sqlite(5), here), Some(Unavailable::Locked));
         assert_eq!(Unavailable::of(&sqlite(1), here), None);
         let io = StorageError::Io {

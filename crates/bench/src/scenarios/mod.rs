@@ -4,11 +4,13 @@
 mod auth;
 mod coldstart;
 mod committer;
+mod durability;
 mod fanout;
 mod idle;
 mod mutations;
 mod peruser;
 mod refresh;
+mod soak;
 mod subscribers;
 
 use std::path::PathBuf;
@@ -76,6 +78,8 @@ pub async fn run(ctx: &Ctx, name: &str) -> anyhow::Result<Value> {
         "refresh" => refresh::run(ctx).await,
         "cold-start" => coldstart::run(ctx).await,
         "auth" => auth::run(ctx).await,
+        "durability" => durability::run(ctx).await,
+        "soak" => soak::run(ctx).await,
         other => bail!("unknown scenario {other}"),
     }
 }

@@ -280,8 +280,14 @@ impl Session {
             } => {
                 let refused = self.peer.check_call(&self.auth).err();
                 let refused = refused.as_ref().map(limited_error);
-                self.mutations
-                    .enqueue(request_id, &udf_path, args, &self.auth, text.len(), refused);
+                self.mutations.enqueue(
+                    request_id,
+                    &udf_path,
+                    args,
+                    &self.auth,
+                    text.len(),
+                    refused,
+                );
                 if !self.mutations.is_running() {
                     self.start_next_mutation();
                 }

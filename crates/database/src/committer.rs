@@ -23,6 +23,7 @@ use tokio::sync::oneshot;
 
 use crate::catalog::Catalog;
 use crate::error::DbError;
+use crate::failure_log::FailureLog;
 use crate::mutation_txn::MutationTxn;
 use crate::read_set::WriteSet;
 use crate::schema_change::{SchemaChangeReport, apply_schema};
@@ -99,17 +100,6 @@ pub(crate) struct Committer {
     failures: FailureLog,
 }
 
-/// Logging of failed batches: at most one line per [`FAILURE_LOG_EVERY`], and one line when
-/// writes work again.
-#[derive(Default)]
-struct FailureLog {
-    since_ok: u64,
-    unlogged: u64,
-    last: Option<Instant>,
-}
-
-/// Shortest interval between two log lines about failing batches.
-const FAILURE_LOG_EVERY: Duration = Duration::from_secs(5);
 
 pub(crate) fn now_nanos() -> u64 {
     SystemTime::now()
@@ -272,7 +262,7 @@ impl Committer {
         };
         if let Err(failure) = finish {
             let _ = self.state.lock().writer.rollback();
-            self.log_failure(&failure, outcomes.len());
+            self.failures.failed(&failure, outcomes.len());
             for (outcome, reply) in outcomes {
                 let outcome = match outcome {
                     MutationOutcome::Committed { .. } => Err(failure.error()),
@@ -282,7 +272,7 @@ impl Committer {
             }
             return;
         }
-        self.writes_work_again();
+        self.failures.succeeded();
         if any_committed {
             self.last_ts = ts;
             self.subscriptions.on_commit(ts, Arc::new(writes));
@@ -298,47 +288,9 @@ impl Committer {
         failure: &WriteFailure,
         replies: Vec<oneshot::Sender<Result<MutationOutcome, DbError>>>,
     ) {
-        self.log_failure(failure, replies.len());
+        self.failures.failed(failure, replies.len());
         for reply in replies {
             let _ = reply.send(Err(failure.error()));
-        }
-    }
-
-    /// Logs a failed batch for what it is, at most once per [`FAILURE_LOG_EVERY`].
-    fn log_failure(&mut self, failure: &WriteFailure, mutations: usize) {
-        let log = &mut self.failures;
-        log.since_ok += 1;
-        log.unlogged += mutations as u64;
-        if log
-            .last
-            .is_some_and(|last| last.elapsed() < FAILURE_LOG_EVERY)
-        {
-            return;
-        }
-        log.last = Some(Instant::now());
-        let failed = std::mem::take(&mut log.unlogged);
-        match failure.kind {
-            Some(kind) => tracing::error!(
-                code = kind.code(),
-                detail = %failure.detail,
-                "database writes refused: {kind}; {failed} mutation(s) failed since the last report and nothing of them was written; {}",
-                kind.remedy()
-            ),
-            None => tracing::error!(
-                detail = %failure.detail,
-                "a write transaction failed; {failed} mutation(s) failed since the last report and nothing of them was written"
-            ),
-        }
-    }
-
-    /// Called after a commit that worked: says so once after failures.
-    fn writes_work_again(&mut self) {
-        if self.failures.since_ok > 0 {
-            tracing::info!(
-                "database writes work again after {} failed batch(es)",
-                self.failures.since_ok
-            );
-            self.failures = FailureLog::default();
         }
     }
 

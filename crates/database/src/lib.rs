@@ -25,6 +25,7 @@ mod committer;
 mod database;
 mod document;
 mod error;
+mod failure_log;
 mod interval_tree;
 mod mutation_txn;
 mod query_txn;

@@ -31,6 +31,9 @@ pub(crate) enum End {
     Fatal(String),
     /// The client cannot keep up or the server is stopping: close with a reason.
     Close { code: u16, reason: String },
+    /// The server is shutting down and the session has answered everything it took in:
+    /// close with 1001 ("going away"), so the client reconnects at once.
+    Shutdown,
 }
 
 impl End {

@@ -109,6 +109,11 @@ impl Outbox {
         Ok(())
     }
 
+    /// The transport channel can take one more frame (the close of a draining session).
+    pub(crate) fn has_room(&self) -> bool {
+        self.channel.capacity() >= 1
+    }
+
     /// Frames are waiting for the client.
     pub(crate) fn is_blocked(&self) -> bool {
         self.blocked_since.is_some() || !self.queue.is_empty()
@@ -134,6 +139,13 @@ impl Outbox {
             End::Close { code, reason } => {
                 tracing::warn!(session, %reason, "closing session");
                 let _ = self.channel.try_send(Outbound::Close { code, reason });
+            }
+            End::Shutdown => {
+                tracing::debug!(session, "session drained; closing it for the shutdown");
+                let _ = self.channel.try_send(Outbound::Close {
+                    code: 1001,
+                    reason: "server shutting down; reconnect".into(),
+                });
             }
         }
     }

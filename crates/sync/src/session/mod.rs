@@ -214,13 +214,13 @@ impl Session {
                     let response = Mutations::response(done);
                     self.transitions.owe();
                     self.outbox.push(response.frame)?;
-                    self.start_next_mutation();
+                    self.start_next_mutation()?;
                 }
                 Event::ActionDone(done) => self.outbox.push(Actions::response(done))?,
                 Event::StillBlocked => self.outbox.note_blocked()?,
                 Event::Expired => {
                     self.auth.expiry_fired();
-                    self.expire_identity();
+                    self.expire_identity()?;
                 }
                 Event::Shutdown => self.draining = true,
             }
@@ -296,7 +296,7 @@ impl Session {
                     refused,
                 );
                 if !self.mutations.is_running() {
-                    self.start_next_mutation();
+                    self.start_next_mutation()?;
                 }
             }
             ClientMessage::Action {
@@ -305,10 +305,8 @@ impl Session {
                 args,
                 ..
             } => {
-                // As for a mutation: an expired token makes the session anonymous first.
-                if self.auth.identity_expired() {
-                    self.expire_identity();
-                }
+                // As for a mutation: an expired token ends the session first.
+                self.expire_identity()?;
                 self.actions.start(
                     self.member.hub(),
                     request_id,
@@ -347,11 +345,10 @@ impl Session {
         }
         if let Err(limited) = self.peer.check_auth_attempt() {
             // Not even looked at: the address has failed too often. Like a refused token,
-            // the session goes on anonymously.
-            self.outbox
-                .push(self.auth.error_frame(&limited.to_string(), true))?;
-            self.set_auth(Caller::Client, None, None);
-            return Ok(());
+            // this ends the session.
+            return Err(End::AuthFailed(
+                self.auth.error_frame(&limited.to_string(), true),
+            ));
         }
         let hub = self.member.hub();
         let authorization =
@@ -375,24 +372,22 @@ impl Session {
                 // registration above, in which case no notification reached us.
                 self.check_token_issuer()?;
             }
+            // Refused credentials end the session (Convex closes the socket after its
+            // AuthError); it never goes on reading as the previous user or admin.
             Authorization::Rejected(Rejection::Token(rejection)) => {
-                self.outbox
-                    .push(self.auth.error_frame(rejection.client_message(), true))?;
-                // The session goes on anonymously; it must not keep reading as the
-                // previous user (or admin) once a refresh failed.
-                self.set_auth(Caller::Client, None, None);
-                return Ok(());
+                return Err(End::AuthFailed(
+                    self.auth.error_frame(rejection.client_message(), true),
+                ));
             }
             Authorization::Rejected(Rejection::AdminKey) => {
-                return self
-                    .outbox
-                    .push(self.auth.error_frame("Invalid admin key", true));
+                return Err(End::AuthFailed(
+                    self.auth.error_frame("Invalid admin key", true),
+                ));
             }
-            // An admin whose acting-as object is not an identity keeps acting as before.
             Authorization::Rejected(rejection) => {
-                return self
-                    .outbox
-                    .push(self.auth.error_frame(&rejection.client_message(), true));
+                return Err(End::AuthFailed(
+                    self.auth.error_frame(&rejection.client_message(), true),
+                ));
             }
             Authorization::Admin { acting_as } => {
                 self.set_auth(Caller::Trusted, acting_as, None);
@@ -426,13 +421,8 @@ impl Session {
         self.transitions.recheck();
     }
 
-    /// The session stops acting as a user; an admin stays an admin.
-    fn become_anonymous(&mut self) {
-        self.set_auth(self.auth.caller(), None, None);
-    }
-
     /// After a change of `auth.config.toml`: a session whose token came from a provider that
-    /// is no longer configured stops acting as that user, as if its token had expired.
+    /// is no longer configured ends with an `AuthError`, as if its token had expired.
     fn check_token_issuer(&mut self) -> Result<(), End> {
         let Some(issuer) = self.auth.token_issuer() else {
             return Ok(());
@@ -443,36 +433,35 @@ impl Session {
         tracing::info!(
             session = self.member.id(),
             %issuer,
-            "the session's identity provider was removed from auth.config.toml; the session is now anonymous"
+            "the session's identity provider was removed from auth.config.toml; closing the session"
         );
-        let frame = self.auth.error_frame(REVOKED_MESSAGE, false);
-        self.become_anonymous();
-        self.outbox.push(frame)
+        Err(End::AuthFailed(
+            self.auth.error_frame(REVOKED_MESSAGE, false),
+        ))
     }
 
-    /// The token behind the identity expired and no fresh one arrived: tell the client (it
-    /// fetches a new token) and stop reading as that user.
-    fn expire_identity(&mut self) {
+    /// The token behind the identity expired and no fresh one arrived: the `AuthError` (the
+    /// client fetches a new token and reconnects) ends the session, so nothing more runs as
+    /// that user.
+    fn expire_identity(&mut self) -> Result<(), End> {
         if !self.auth.identity_expired() {
-            return;
+            return Ok(());
         }
         tracing::info!(
             session = self.member.id(),
-            "access token expired without a refresh; the session is now anonymous"
+            "access token expired without a refresh; closing the session"
         );
-        let _ = self
-            .outbox
-            .push(self.auth.error_frame(EXPIRED_MESSAGE, false));
-        self.become_anonymous();
+        Err(End::AuthFailed(
+            self.auth.error_frame(EXPIRED_MESSAGE, false),
+        ))
     }
 
     /// Starts the next queued mutation (one runs at a time). If the identity's token has
-    /// expired by now, the session turns anonymous first, whether or not its timer fired.
-    fn start_next_mutation(&mut self) {
-        if self.auth.identity_expired() {
-            self.expire_identity();
-        }
+    /// expired by now, the session ends instead, whether or not its timer fired.
+    fn start_next_mutation(&mut self) -> Result<(), End> {
+        self.expire_identity()?;
         self.mutations
             .start_next(self.member.hub(), self.client_session_id.as_ref());
+        Ok(())
     }
 }

@@ -54,7 +54,10 @@ impl AppActionHost {
     /// thread: its `Ok` text, or the refusal.
     fn commit(&self, run: database::MutationFn) -> Result<String, String> {
         match self.handle.block_on(self.app.db().mutate(None, run)) {
-            Ok(MutationOutcome::Committed { response, .. } | MutationOutcome::Replayed { response, .. }) => Ok(response),
+            Ok(
+                MutationOutcome::Committed { response, .. }
+                | MutationOutcome::Replayed { response, .. },
+            ) => Ok(response),
             Ok(MutationOutcome::Failed { response }) => Err(response),
             Err(e) => {
                 tracing::error!(error = %e, "a scheduling call from an action failed inside the database");
@@ -162,7 +165,8 @@ impl ActionHost for AppActionHost {
     fn cancel(&self, id: &str) -> Result<(), String> {
         let id = id.to_string();
         self.commit(Box::new(move |mut txn| {
-            functions::scheduled::jobs::cancel(&mut txn, &id, crate::now_ms()).map(|()| String::new())
+            functions::scheduled::jobs::cancel(&mut txn, &id, crate::now_ms())
+                .map(|()| String::new())
         }))
         .map(|_| ())
     }

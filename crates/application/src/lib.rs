@@ -29,10 +29,10 @@ pub use action_host::AppActionHost;
 pub use action_pool::{ACTION_STACK_BYTES, ActionError, ActionLimits};
 pub use actions::ActionOptions;
 pub use file_host::AppFiles;
-pub use scheduler::{MAX_RUNNING_JOBS, RETENTION, SchedulerStart};
 pub use files::{
     DEFAULT_MAX_UPLOAD_BYTES, FileError, FileStorage, STORAGE_TABLE, StoredFile, UPLOAD_URL_TTL_MS,
 };
+pub use scheduler::{MAX_RUNNING_JOBS, RETENTION, SchedulerStart};
 
 /// The outcome of a mutation call.
 #[derive(Debug)]

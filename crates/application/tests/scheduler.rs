@@ -108,7 +108,10 @@ async fn state(app: &Arc<App>, id: &str) -> (String, Option<String>) {
             .and_then(Value::as_str)
             .unwrap_or_default()
             .to_string(),
-        state.get("error").and_then(Value::as_str).map(str::to_string),
+        state
+            .get("error")
+            .and_then(Value::as_str)
+            .map(str::to_string),
     )
 }
 
@@ -163,7 +166,10 @@ async fn the_loop_wakes_at_the_due_time_and_for_an_earlier_job() {
     let id = mutate(&app, "jobs:at", schedule_at(due, "early")).await;
     let id = id.as_str().expect("an id").to_string();
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert!(effects(&app).await.is_empty(), "nothing runs before its time");
+    assert!(
+        effects(&app).await.is_empty(),
+        "nothing runs before its time"
+    );
     wait_until("the early job", Duration::from_secs(3), || {
         let app = app.clone();
         async move { effects(&app).await == ["early"] }
@@ -187,7 +193,12 @@ async fn cancel_racing_the_due_time_never_both_runs_and_cancels() {
     }
     // Cancel every other one around the due time: some before, some while running.
     for id in ids.iter().step_by(2) {
-        mutate(&app, "jobs:cancel", args(&[("id", Value::String(id.clone()))])).await;
+        mutate(
+            &app,
+            "jobs:cancel",
+            args(&[("id", Value::String(id.clone()))]),
+        )
+        .await;
     }
     wait_until("every job to finish", Duration::from_secs(10), || {
         let app = app.clone();

@@ -231,7 +231,9 @@ fn load_module(engine: &Engine, source: ModuleSource) -> Result<LoadedModule, Lo
         } else if let Some(router) = value.clone().try_cast::<HttpRouter>() {
             http_router = Some(check_router(&file, &module, name, router, http_router)?);
         } else if let Some(jobs) = value.clone().try_cast::<CronJobs>() {
-            cron_jobs = Some(cron_check::check_export(&file, &module, name, jobs, cron_jobs)?);
+            cron_jobs = Some(cron_check::check_export(
+                &file, &module, name, jobs, cron_jobs,
+            )?);
         }
     }
     Ok(LoadedModule {

@@ -131,6 +131,8 @@ pub struct ServeArgs {
     pub static_dir: Option<PathBuf>,
     #[command(flatten)]
     pub actions: ActionArgs,
+    #[command(flatten)]
+    pub limits: crate::limit_args::LimitArgs,
 }
 
 /// Whether the server runs as `dev` (live sync of every app file, the dev issuer, typed client

@@ -49,6 +49,10 @@ pub(crate) fn routes(state: Arc<ServerState>) -> Router {
         .route("/dev-issuer/.well-known/jwks.json", get(dev_issuer::jwks))
         .route("/dev-issuer/token", post(dev_issuer::token))
         .fallback(fallback)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::limits::limit_requests,
+        ))
         .layer(CorsLayer::permissive())
         .with_state(state)
 }

@@ -272,7 +272,10 @@ mod tests {
             let f = 1_796_481_744_804.123_f64 + bits as f64 * 0.000_244_140_625 / 3.0;
             let text = Value::Float64(f).to_json_string();
             let back = Value::from_json_str(&text).expect("decodes");
-            assert!(matches!(back, Value::Float64(g) if g.to_bits() == f.to_bits()), "{text}");
+            assert!(
+                matches!(back, Value::Float64(g) if g.to_bits() == f.to_bits()),
+                "{text}"
+            );
         }
     }
 

@@ -47,7 +47,10 @@ impl CronTable {
         for job in modules.crons() {
             let fingerprint = job.fingerprint();
             let entry = match self.entries.remove(&job.name) {
-                Some(old) if old.fingerprint == fingerprint => Entry { job: job.clone(), ..old },
+                Some(old) if old.fingerprint == fingerprint => Entry {
+                    job: job.clone(),
+                    ..old
+                },
                 old => {
                     if old.is_some() {
                         tracing::info!(cron = %job.name, "cron job changed; rescheduled");

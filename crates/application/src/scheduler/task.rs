@@ -91,10 +91,11 @@ async fn run_loop(app: Weak<App>, scheduler: Arc<Scheduler>) {
             let skip = scheduler.running.lock().clone();
             let wake = scheduler.wake.clone();
             let reader = app.clone();
-            let read = tokio::task::spawn_blocking(move || read_due(&reader, now, free, &skip, wake))
-                .await
-                .map_err(|e| e.to_string())
-                .and_then(|r| r);
+            let read =
+                tokio::task::spawn_blocking(move || read_due(&reader, now, free, &skip, wake))
+                    .await
+                    .map_err(|e| e.to_string())
+                    .and_then(|r| r);
             match read {
                 Ok((due, next, registered)) => {
                     subscription = registered;
@@ -189,7 +190,14 @@ async fn start_due_crons(app: &Arc<App>, scheduler: &Scheduler, now: f64) -> Opt
                     {
                         return Ok(SKIPPED.to_string());
                     }
-                    schedule(&mut txn, &runner, &job.path, job.args.clone(), run.time, Some(&job.name))
+                    schedule(
+                        &mut txn,
+                        &runner,
+                        &job.path,
+                        job.args.clone(),
+                        run.time,
+                        Some(&job.name),
+                    )
                 }),
             )
             .await;

@@ -53,7 +53,13 @@ async fn drained(conn: &mut HttpConn) -> anyhow::Result<Instant> {
 }
 
 async fn delays(conn: &mut HttpConn, since_ms: f64, limit: usize) -> anyhow::Result<Vec<f64>> {
-    let v = call(conn, "query", "bench:jobDelays", json!({"since": since_ms, "limit": limit as f64})).await?;
+    let v = call(
+        conn,
+        "query",
+        "bench:jobDelays",
+        json!({"since": since_ms, "limit": limit as f64}),
+    )
+    .await?;
     Ok(v.as_array()
         .map(|a| a.iter().filter_map(Value::as_f64).collect())
         .unwrap_or_default())
@@ -111,9 +117,18 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Value> {
     metrics.insert("jobs_per_s".into(), num(Some(throughput), 0));
     metrics.insert("busy.delay_p50_ms".into(), num(field(&busy_dist, "p50"), 2));
     metrics.insert("busy.delay_p99_ms".into(), num(field(&busy_dist, "p99"), 2));
-    metrics.insert("quiet.delay_p50_ms".into(), num(field(&quiet_dist, "p50"), 2));
-    metrics.insert("quiet.delay_p99_ms".into(), num(field(&quiet_dist, "p99"), 2));
-    metrics.insert("quiet.delay_max_ms".into(), num(field(&quiet_dist, "max"), 2));
+    metrics.insert(
+        "quiet.delay_p50_ms".into(),
+        num(field(&quiet_dist, "p50"), 2),
+    );
+    metrics.insert(
+        "quiet.delay_p99_ms".into(),
+        num(field(&quiet_dist, "p99"), 2),
+    );
+    metrics.insert(
+        "quiet.delay_max_ms".into(),
+        num(field(&quiet_dist, "max"), 2),
+    );
     Ok(json!({
         "clients": o.scheduler_clients,
         "scheduled": scheduled,

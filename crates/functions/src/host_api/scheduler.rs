@@ -94,7 +94,13 @@ impl Scheduler {
         Ok(())
     }
 
-    fn schedule(&self, when: When, time: &Dynamic, path: &str, args: &Dynamic) -> HostResult<String> {
+    fn schedule(
+        &self,
+        when: When,
+        time: &Dynamic,
+        path: &str,
+        args: &Dynamic,
+    ) -> HostResult<String> {
         self.writable(when.name())?;
         let time = when.time(time, self.0.now_ms)?;
         let args = job_args(when, args)?;
@@ -117,7 +123,13 @@ impl Scheduler {
 }
 
 impl ActionScheduler {
-    fn schedule(&self, when: When, time: &Dynamic, path: &str, args: &Dynamic) -> HostResult<String> {
+    fn schedule(
+        &self,
+        when: When,
+        time: &Dynamic,
+        path: &str,
+        args: &Dynamic,
+    ) -> HostResult<String> {
         let time = when.time(time, self.0.now())?;
         let args = job_args(when, args)?;
         let path = FunctionPath::parse(path);
@@ -145,9 +157,12 @@ pub(super) fn register(engine: &mut Engine) {
     });
     for when in [When::After, When::At] {
         let name = when.name();
-        engine.register_fn(name, move |s: &mut Scheduler, t: Dynamic, path: &str, args: Dynamic| {
-            s.schedule(when, &t, path, &args)
-        });
+        engine.register_fn(
+            name,
+            move |s: &mut Scheduler, t: Dynamic, path: &str, args: Dynamic| {
+                s.schedule(when, &t, path, &args)
+            },
+        );
         engine.register_fn(name, move |s: &mut Scheduler, t: Dynamic, path: &str| {
             s.schedule(when, &t, path, &Dynamic::UNIT)
         });
@@ -157,12 +172,17 @@ pub(super) fn register(engine: &mut Engine) {
                 s.schedule(when, &t, path, &args)
             },
         );
-        engine.register_fn(name, move |s: &mut ActionScheduler, t: Dynamic, path: &str| {
-            s.schedule(when, &t, path, &Dynamic::UNIT)
-        });
+        engine.register_fn(
+            name,
+            move |s: &mut ActionScheduler, t: Dynamic, path: &str| {
+                s.schedule(when, &t, path, &Dynamic::UNIT)
+            },
+        );
     }
     engine.register_fn("cancel", |s: &mut Scheduler, id: Dynamic| s.cancel(&id));
-    engine.register_fn("cancel", |s: &mut ActionScheduler, id: Dynamic| s.cancel(&id));
+    engine.register_fn("cancel", |s: &mut ActionScheduler, id: Dynamic| {
+        s.cancel(&id)
+    });
 
     register_crons(engine);
 }
@@ -187,9 +207,12 @@ fn register_crons(engine: &mut Engine) {
     for kind in ["hourly", "daily", "weekly", "monthly"] {
         engine.register_fn(
             kind,
-            move |c: NativeCallContext, j: &mut CronJobs, name: &str, at: Map, path: &str, a: Dynamic| {
-                j.helper(&c, kind, name, at, path, a)
-            },
+            move |c: NativeCallContext,
+                  j: &mut CronJobs,
+                  name: &str,
+                  at: Map,
+                  path: &str,
+                  a: Dynamic| { j.helper(&c, kind, name, at, path, a) },
         );
     }
     // Without arguments: `args` defaults to #{}.

@@ -105,9 +105,10 @@ pub(crate) fn register(engine: &mut Engine, state: Arc<TestState>) {
     engine.register_fn("finishAllScheduledFunctions", |t: &mut TestClient| {
         t.finish_all_scheduled()
     });
-    engine.register_fn("finishInProgressScheduledFunctions", |t: &mut TestClient| {
-        t.finish_due_scheduled()
-    });
+    engine.register_fn(
+        "finishInProgressScheduledFunctions",
+        |t: &mut TestClient| t.finish_due_scheduled(),
+    );
 
     engine.register_type_with_name::<CallError>("CallError");
     engine.register_get("message", |e: &mut CallError| e.message.clone());

@@ -8,7 +8,6 @@
 //! module at the call's file:line. Cron expressions are 5-field Unix syntax in UTC, parsed and
 //! evaluated by the `croner` crate; the helpers are turned into such expressions.
 
-
 use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
 use rhai::{Dynamic, Map, NativeCallContext};
@@ -43,9 +42,9 @@ impl CronSchedule {
             .seconds(Seconds::Disallowed)
             .year(Year::Disallowed)
             .build();
-        let cron = parser.parse(expression).map_err(|e| {
-            format!("cron expression {expression:?} is not valid: {e}")
-        })?;
+        let cron = parser
+            .parse(expression)
+            .map_err(|e| format!("cron expression {expression:?} is not valid: {e}"))?;
         Ok(CronSchedule::Cron {
             expression: expression.to_string(),
             cron: Box::new(cron),
@@ -120,13 +119,22 @@ const DAYS: [&str; 7] = [
 ];
 
 /// An integer field of a helper's schedule map within `low..=high` (`default` when absent).
-fn field(map: &Map, what: &str, name: &str, low: i64, high: i64, default: Option<i64>) -> HostResult<i64> {
+fn field(
+    map: &Map,
+    what: &str,
+    name: &str,
+    low: i64,
+    high: i64,
+    default: Option<i64>,
+) -> HostResult<i64> {
     let value = match map.get(name) {
         Some(v) if v.is_int() => v.as_int().unwrap_or_default(),
         Some(v) if v.is_float() => {
             let f = v.as_float().unwrap_or_default();
             if f.fract() != 0.0 {
-                return Err(host_error(format!("{what}: `{name}` must be a whole number, not {f}")));
+                return Err(host_error(format!(
+                    "{what}: `{name}` must be a whole number, not {f}"
+                )));
             }
             f as i64
         }

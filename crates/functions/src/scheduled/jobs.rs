@@ -23,8 +23,7 @@ pub const SCHEDULED_TABLE: &str = "_scheduled_functions";
 /// Its index by `state.kind`, then `scheduledTime`.
 pub const BY_STATE: &str = "by_state";
 /// The error recorded for an action that was running when the server stopped.
-pub const STOPPED_WHILE_RUNNING: &str =
-    "the server stopped while this action ran; it was not re-run (scheduled actions run at most once)";
+pub const STOPPED_WHILE_RUNNING: &str = "the server stopped while this action ran; it was not re-run (scheduled actions run at most once)";
 
 /// Where a job is in its life.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -85,7 +84,10 @@ impl ScheduledJob {
         let fields = &doc.fields;
         let name = fields.get("name")?.as_str()?;
         let args = match fields.get("args")? {
-            Value::Array(items) => items.first().cloned().unwrap_or(Value::Object(Object::new())),
+            Value::Array(items) => items
+                .first()
+                .cloned()
+                .unwrap_or(Value::Object(Object::new())),
             _ => return None,
         };
         let scheduled_time = number(fields.get("scheduledTime")?)?;
@@ -149,7 +151,7 @@ pub(crate) fn check_target(
             def.kind.with_article()
         ));
     }
-    let args = check_args(def, args, ids).map_err(|e| e.message)?;
+    let args = check_args(def, &path.to_string(), args, ids).map_err(|e| e.message)?;
     Ok((def.kind, args))
 }
 
@@ -163,7 +165,9 @@ pub(crate) fn insert_job(
     cron: Option<&str>,
 ) -> Result<String, String> {
     if !time_ms.is_finite() {
-        return Err(format!("the scheduled time must be a finite number of ms, not {time_ms}"));
+        return Err(format!(
+            "the scheduled time must be a finite number of ms, not {time_ms}"
+        ));
     }
     let (_, args) = check_target(set, path, args, txn.catalog())?;
     let mut fields = Object::new();
@@ -270,9 +274,21 @@ pub fn jobs_in_state(
 /// Marks every job left `inProgress` (actions running when the server stopped) `failed`
 /// with [`STOPPED_WHILE_RUNNING`]; gives how many.
 pub fn fail_interrupted(txn: &mut dyn Transaction, now_ms: f64) -> Result<usize, String> {
-    let (jobs, _) = jobs_in_state(txn, JobState::InProgress, f64::INFINITY, 10_000, &HashSet::new())?;
+    let (jobs, _) = jobs_in_state(
+        txn,
+        JobState::InProgress,
+        f64::INFINITY,
+        10_000,
+        &HashSet::new(),
+    )?;
     for job in &jobs {
-        set_state(txn, &job.id, JobState::Failed, Some(STOPPED_WHILE_RUNNING), now_ms)?;
+        set_state(
+            txn,
+            &job.id,
+            JobState::Failed,
+            Some(STOPPED_WHILE_RUNNING),
+            now_ms,
+        )?;
     }
     Ok(jobs.len())
 }

@@ -79,7 +79,11 @@ pub fn fail_job(
 
 /// Moves pending action job `id` to `inProgress`; [`SKIPPED`] when it is no longer pending
 /// (canceled meanwhile), and then the action must not start.
-pub fn start_action_job(txn: &mut dyn Transaction, id: &str, now_ms: f64) -> Result<String, String> {
+pub fn start_action_job(
+    txn: &mut dyn Transaction,
+    id: &str,
+    now_ms: f64,
+) -> Result<String, String> {
     match read_job(txn, id)? {
         Some(job) if job.state == JobState::Pending => {
             set_state(txn, id, JobState::InProgress, None, now_ms)?;

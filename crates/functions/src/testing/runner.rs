@@ -62,8 +62,7 @@ pub fn run_test(
         clock,
         file.script.clone(),
     ));
-    env.clock()
-        .listen(Arc::new(TestScheduler::new(&env)));
+    env.clock().listen(Arc::new(TestScheduler::new(&env)));
     let t = Dynamic::from(TestClient::anonymous(env.clone()));
     file.state.begin_test(file.time_limit);
     let outcome = case

@@ -105,7 +105,10 @@ fn run_job(env: &TestEnv, job: ScheduledJob) -> Result<(), String> {
         )),
     };
     if let Some(error) = error {
-        env.log(&job.path.to_string(), vec![format!("scheduled run failed: {error}")]);
+        env.log(
+            &job.path.to_string(),
+            vec![format!("scheduled run failed: {error}")],
+        );
         let id = job.id.clone();
         let recorded = commit(
             env,
@@ -126,7 +129,9 @@ impl TestClient {
     pub(crate) fn finish_due_scheduled(&self) -> HostResult<()> {
         not_inside_run("t.finishInProgressScheduledFunctions")?;
         let env = self.env();
-        run_due(env, env.clock().now()).map(|_| ()).map_err(host_error)
+        run_due(env, env.clock().now())
+            .map(|_| ())
+            .map_err(host_error)
     }
 
     /// `t.finishAllScheduledFunctions()`: runs every pending job, moving the clock to each

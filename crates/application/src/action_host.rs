@@ -9,15 +9,17 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::{Instant, SystemTime};
 
 use database::DbError;
 use functions::{
-    ActionExecution, ActionHost, Caller, ErrorKind, FunctionError, FunctionPath, HttpRequest,
-    HttpRoute, Modules, NestedCall, RequestIdentity,
+    ActionExecution, ActionHost, Caller, ErrorKind, FunctionError, FunctionKind, FunctionPath,
+    HttpRequest, HttpRoute, Modules, NestedCall, RequestIdentity,
 };
 use tokio::runtime::Handle;
 use value::Value;
 
+use crate::executions::{ExecutedPath, Finished};
 use crate::{App, Identity, now_ms};
 
 /// Who sent an HTTP action's request.
@@ -118,8 +120,23 @@ impl App {
             identity,
             app_dir: modules.app_dir().map(PathBuf::from),
         });
+        let started = (SystemTime::now(), Instant::now());
+        let app = self.clone();
         tokio::task::spawn_blocking(move || {
-            modules.run_http_action(&route, request, request_identity, host, now_ms())
+            let identity = host.identity.clone();
+            let execution =
+                modules.run_http_action(&route, request, request_identity, host, now_ms());
+            app.executions().record(Finished {
+                path: ExecutedPath::Route(&route.describe()),
+                kind: FunctionKind::HttpAction.as_str(),
+                caller: Caller::Client,
+                identity: identity.as_ref(),
+                started: started.0,
+                duration: started.1.elapsed(),
+                error: execution.result.as_ref().err(),
+                log_lines: &execution.log_lines,
+            });
+            execution
         })
         .await
         .map_err(|e| DbError::internal(format!("HTTP action task failed: {e}")))

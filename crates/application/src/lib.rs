@@ -6,11 +6,12 @@
 //! an `Arc`; calls already running keep the version they started with.
 
 mod action_host;
+mod executions;
 mod identity;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use database::{Database, DbError, DedupKey, MutationOutcome};
 use functions::{Caller, ErrorKind, Execution, FunctionError, FunctionKind, FunctionPath, Modules};
@@ -18,6 +19,9 @@ use parking_lot::RwLock;
 use value::Value;
 
 pub use action_host::{ActionCaller, AppActionHost};
+pub use executions::{
+    ExecutedPath, ExecutionRecord, ExecutionStream, Executions, Finished, KINDS, StreamItem,
+};
 pub use identity::Identity;
 
 /// The outcome of a mutation call.
@@ -42,6 +46,8 @@ pub struct App {
     modules: RwLock<Arc<Modules>>,
     /// Bumped on every functions reload, so cached results can tell which code made them.
     modules_version: AtomicU64,
+    /// Every finished execution: metrics, the live log, structured log events.
+    executions: Arc<Executions>,
 }
 
 fn now_ms() -> f64 {
@@ -56,7 +62,13 @@ impl App {
             db,
             modules: RwLock::new(Arc::new(modules)),
             modules_version: AtomicU64::new(0),
+            executions: Arc::default(),
         })
+    }
+
+    /// The execution log and function metrics.
+    pub fn executions(&self) -> &Arc<Executions> {
+        &self.executions
     }
 
     pub fn db(&self) -> &Database {
@@ -85,6 +97,7 @@ impl App {
         identity: Option<&Identity>,
         caller: Caller,
     ) -> Result<QueryResult, DbError> {
+        let started = (SystemTime::now(), Instant::now());
         let txn = self.db.snapshot()?;
         let ts = database::Transaction::ts(&txn);
         let modules = self.modules();
@@ -97,6 +110,16 @@ impl App {
             Box::new(txn),
             now_ms(),
         );
+        self.executions.record(Finished {
+            path: ExecutedPath::Function(path),
+            kind: FunctionKind::Query.as_str(),
+            caller,
+            identity,
+            started: started.0,
+            duration: started.1.elapsed(),
+            error: execution.result.as_ref().err(),
+            log_lines: &execution.log_lines,
+        });
         Ok(QueryResult { execution, ts })
     }
 
@@ -126,6 +149,8 @@ impl App {
         caller: Caller,
         dedup: Option<DedupKey>,
     ) -> Result<MutationResult, DbError> {
+        let started = (SystemTime::now(), Instant::now());
+        let record_as = (path.clone(), identity.clone());
         let modules = self.modules();
         let run: database::MutationFn = Box::new(move |txn| {
             let (execution, _) = modules.run(
@@ -140,7 +165,19 @@ impl App {
             encode_outcome(execution)
         });
         let outcome = self.db.mutate(dedup, run).await?;
-        Ok(decode_outcome(outcome))
+        let result = decode_outcome(outcome);
+        // The duration includes the wait for the Committer: what the caller waited for.
+        self.executions.record(Finished {
+            path: ExecutedPath::Function(&record_as.0),
+            kind: FunctionKind::Mutation.as_str(),
+            caller,
+            identity: record_as.1.as_ref(),
+            started: started.0,
+            duration: started.1.elapsed(),
+            error: result.result.as_ref().err(),
+            log_lines: &result.log_lines,
+        });
+        Ok(result)
     }
 }
 

@@ -95,6 +95,8 @@ pub(crate) struct Committer {
     /// the rest itself between two batches so the WAL can start over (see
     /// `storage::Checkpointer`).
     restart_wal: Arc<AtomicBool>,
+    /// How long each batch takes from BEGIN to a finished COMMIT (`/metrics`).
+    commit_latency: Arc<telemetry::Histogram>,
 }
 
 pub(crate) fn now_nanos() -> u64 {
@@ -120,7 +122,13 @@ impl Committer {
             last_ts,
             last_prune: Instant::now(),
             restart_wal,
+            commit_latency: Arc::default(),
         })
+    }
+
+    /// The histogram of batch commit times this Committer records into.
+    pub(crate) fn commit_latency(&self) -> Arc<telemetry::Histogram> {
+        self.commit_latency.clone()
     }
 
     /// Serves jobs until every sender is gone.
@@ -188,6 +196,7 @@ impl Committer {
             return;
         }
         let catalog = self.catalog.read().clone();
+        let started = Instant::now();
         if let Err(e) = self.state.lock().writer.begin() {
             tracing::error!(error = %e, "cannot begin a write transaction; the batch fails");
             let what = format!("cannot begin a write transaction: {e}");
@@ -234,6 +243,7 @@ impl Committer {
             return;
         }
         if any_committed {
+            self.commit_latency.observe(started.elapsed());
             self.last_ts = ts;
             self.subscriptions.on_commit(ts, Arc::new(writes));
         }

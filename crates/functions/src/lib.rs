@@ -38,6 +38,7 @@ mod path;
 mod query_builder;
 mod runner;
 mod sandbox;
+mod system;
 mod validation;
 pub mod webhook;
 
@@ -55,3 +56,4 @@ pub use module_set::LoadedModule;
 pub use modules::Modules;
 pub use path::FunctionPath;
 pub use runner::Execution;
+pub use system::PREFIX as SYSTEM_PREFIX;

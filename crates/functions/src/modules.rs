@@ -23,6 +23,7 @@ use crate::loader::{self, ModuleSource};
 use crate::module_set::{LoadedModule, ModuleSet};
 use crate::path::FunctionPath;
 use crate::runner::{self, Call, Execution};
+use crate::system;
 
 /// All loaded modules and the engine that runs them.
 pub struct Modules {
@@ -93,6 +94,14 @@ impl Modules {
         })
     }
 
+    /// The kind of the function at `path`, the built-in `_system/` functions included.
+    pub fn kind_of(&self, path: &FunctionPath) -> Option<FunctionKind> {
+        if system::is_system(path) {
+            return system::kind_of(path);
+        }
+        self.get(path).map(|(_, def)| def.kind)
+    }
+
     /// Finds `path`, checking that it is a function of `kind` that `caller` may call.
     pub fn resolve(
         &self,
@@ -115,6 +124,9 @@ impl Modules {
         txn: Box<dyn Transaction + Send>,
         now_ms: f64,
     ) -> (Execution, Option<Box<dyn Transaction + Send>>) {
+        if system::is_system(path) {
+            return system::run(path, kind, caller, args, txn);
+        }
         let call = Call {
             path: path.clone(),
             kind,

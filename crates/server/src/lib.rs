@@ -10,6 +10,7 @@
 
 mod api_error;
 mod caller;
+mod dashboard;
 mod dev_issuer;
 mod http_actions;
 mod http_api;

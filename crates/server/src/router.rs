@@ -8,6 +8,7 @@
 //! | `GET /api/{version}/sync` | the sync WebSocket (`ws.rs`) |
 //! | `GET /dev-issuer/.well-known/*`, `POST /dev-issuer/token` | built-in OIDC issuer (`dev_issuer.rs`) |
 //! | routes of `functions/http.rhai` | HTTP actions (`http_actions.rs`), outside `/api` and `/dev-issuer` |
+//! | `/_dashboard/`, `/_dashboard/api/*`, `GET /metrics` | the dashboard and Prometheus metrics (`dashboard/`) |
 //! | anything else | static files from `--static-dir` (GET), else 404 with the reason |
 //! | `GET /` in `dev` without `--static-dir` | a short page saying how to serve a front-end there |
 
@@ -23,7 +24,7 @@ use tower_http::cors::CorsLayer;
 
 use crate::api_error::error_response;
 use crate::state::ServerState;
-use crate::{dev_issuer, http_actions, http_api, ws};
+use crate::{dashboard, dev_issuer, http_actions, http_api, ws};
 
 pub(crate) fn routes(state: Arc<ServerState>) -> Router {
     Router::new()
@@ -41,6 +42,7 @@ pub(crate) fn routes(state: Arc<ServerState>) -> Router {
         )
         .route("/dev-issuer/.well-known/jwks.json", get(dev_issuer::jwks))
         .route("/dev-issuer/token", post(dev_issuer::token))
+        .merge(dashboard::routes())
         .fallback(fallback)
         .layer(CorsLayer::permissive())
         .with_state(state)

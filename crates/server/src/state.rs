@@ -23,6 +23,8 @@ pub struct ServerState {
     pub(crate) dev_issuer: Option<DevIssuerState>,
     /// Static files served for paths no other route takes (a built front-end).
     pub(crate) static_dir: Option<PathBuf>,
+    /// `/metrics` answers without the admin key (`--metrics-public`).
+    pub(crate) metrics_public: bool,
 }
 
 /// The dev issuer and the URL it is served at.
@@ -44,6 +46,7 @@ impl ServerState {
             admin_key,
             dev_issuer: None,
             static_dir: None,
+            metrics_public: false,
         }
     }
 
@@ -62,6 +65,12 @@ impl ServerState {
     /// Serves the files of `dir` for GET paths no other route takes (`--static-dir`).
     pub fn with_static_dir(mut self, dir: Option<PathBuf>) -> ServerState {
         self.static_dir = dir;
+        self
+    }
+
+    /// Serves `/metrics` without the admin key (`--metrics-public`).
+    pub fn with_metrics_public(mut self, public: bool) -> ServerState {
+        self.metrics_public = public;
         self
     }
 

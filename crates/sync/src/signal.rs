@@ -51,12 +51,25 @@ impl SessionSignal {
 /// session signs in or out, never on the hot path.
 #[derive(Default)]
 pub(crate) struct TokenSessions {
-    sessions: Mutex<HashMap<u64, Arc<SessionSignal>>>,
+    /// Each session's signal and the `iss` of its token.
+    sessions: Mutex<HashMap<u64, (Arc<SessionSignal>, Arc<str>)>>,
 }
 
 impl TokenSessions {
-    pub(crate) fn insert(&self, id: u64, signal: &Arc<SessionSignal>) {
-        self.sessions.lock().insert(id, signal.clone());
+    /// Registers (or re-registers, with a new issuer) a signed-in session.
+    pub(crate) fn insert(&self, id: u64, signal: &Arc<SessionSignal>, issuer: &Arc<str>) {
+        self.sessions
+            .lock()
+            .insert(id, (signal.clone(), issuer.clone()));
+    }
+
+    /// How many sessions are signed in with a token of each issuer.
+    pub(crate) fn count_by_issuer(&self) -> HashMap<String, usize> {
+        let mut counts = HashMap::new();
+        for (_, issuer) in self.sessions.lock().values() {
+            *counts.entry(issuer.to_string()).or_insert(0) += 1;
+        }
+        counts
     }
 
     pub(crate) fn remove(&self, id: u64) {
@@ -65,7 +78,7 @@ impl TokenSessions {
 
     /// Wakes every registered session to re-check its token's issuer.
     pub(crate) fn auth_changed(&self) {
-        for signal in self.sessions.lock().values() {
+        for (signal, _) in self.sessions.lock().values() {
             signal.mark_auth_changed();
         }
     }

@@ -306,9 +306,9 @@ impl Session {
     ) {
         let tokens = self.member.hub().token_sessions();
         match (&token_issuer, self.auth.token_issuer()) {
-            (Some(_), None) => tokens.insert(self.member.id(), self.member.signal()),
+            (Some(issuer), _) => tokens.insert(self.member.id(), self.member.signal(), issuer),
             (None, Some(_)) => tokens.remove(self.member.id()),
-            _ => {}
+            (None, None) => {}
         }
         let change = self.auth.replace(caller, identity, token_issuer);
         if !change.caller_changed && !change.identity_changed {

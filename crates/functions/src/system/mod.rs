@@ -1,0 +1,190 @@
+//! System functions: the built-in queries and mutations under the reserved `_system/` module
+//! namespace, written in Rust, that the dashboard subscribes to and calls over the same sync
+//! protocol as any client. Only the admin may call them (`Caller::Trusted`); to anyone else
+//! they are as absent as a function that does not exist.
+//!
+//! They run through [`Modules::run`](crate::Modules::run) like user functions, against the
+//! same [`Transaction`], so their reads are recorded in a read set and a subscribed system
+//! query is invalidated by the same commits as any other query; their writes pass the same
+//! schema validation as a script's. `tables.rs` lists tables, `documents.rs` reads documents
+//! page by page, `writes.rs` adds, replaces and deletes them; `args.rs` reads their arguments.
+
+mod args;
+mod documents;
+mod tables;
+mod writes;
+
+use database::{DbError, Transaction};
+use value::{Object, Value};
+
+use crate::definition::{Caller, FunctionKind};
+use crate::error::{ErrorKind, FunctionError};
+use crate::path::FunctionPath;
+use crate::runner::Execution;
+
+/// The module prefix every system function's path starts with.
+pub const PREFIX: &str = "_system/";
+
+/// One system function: its path, kind and what it does.
+struct SystemFunction {
+    path: &'static str,
+    kind: FunctionKind,
+    run: fn(&mut dyn Transaction, &Object) -> Result<Value, FunctionError>,
+}
+
+const FUNCTIONS: &[SystemFunction] = &[
+    SystemFunction {
+        path: "_system/tables:list",
+        kind: FunctionKind::Query,
+        run: tables::list,
+    },
+    SystemFunction {
+        path: "_system/documents:page",
+        kind: FunctionKind::Query,
+        run: documents::page,
+    },
+    SystemFunction {
+        path: "_system/documents:get",
+        kind: FunctionKind::Query,
+        run: documents::get,
+    },
+    SystemFunction {
+        path: "_system/documents:insert",
+        kind: FunctionKind::Mutation,
+        run: writes::insert,
+    },
+    SystemFunction {
+        path: "_system/documents:replace",
+        kind: FunctionKind::Mutation,
+        run: writes::replace,
+    },
+    SystemFunction {
+        path: "_system/documents:delete",
+        kind: FunctionKind::Mutation,
+        run: writes::delete,
+    },
+];
+
+/// Whether `path` names the reserved system namespace.
+pub(crate) fn is_system(path: &FunctionPath) -> bool {
+    path.module().starts_with(PREFIX)
+}
+
+/// The kind of the system function at `path`, if there is one.
+pub(crate) fn kind_of(path: &FunctionPath) -> Option<FunctionKind> {
+    let text = path.to_string();
+    FUNCTIONS.iter().find(|f| f.path == text).map(|f| f.kind)
+}
+
+/// Runs the system function at `path` as `caller`, with `args`, in `txn`.
+pub(crate) fn run(
+    path: &FunctionPath,
+    kind: FunctionKind,
+    caller: Caller,
+    args: Value,
+    mut txn: Box<dyn Transaction + Send>,
+) -> (Execution, Option<Box<dyn Transaction + Send>>) {
+    txn.take_read_set();
+    let result = call(path, kind, caller, args, txn.as_mut());
+    let read_set = txn.take_read_set();
+    (
+        Execution {
+            result,
+            log_lines: Vec::new(),
+            read_set,
+            read_identity: false,
+        },
+        Some(txn),
+    )
+}
+
+fn call(
+    path: &FunctionPath,
+    kind: FunctionKind,
+    caller: Caller,
+    args: Value,
+    txn: &mut dyn Transaction,
+) -> Result<Value, FunctionError> {
+    let text = path.to_string();
+    let found = FUNCTIONS.iter().find(|f| f.path == text);
+    let function = match (found, caller) {
+        (Some(function), Caller::Trusted) => function,
+        // To a client, system functions do not exist, exactly like internal ones.
+        (_, Caller::Client) => {
+            return Err(FunctionError::new(
+                ErrorKind::NotFound,
+                format!(
+                    "Could not find public function for '{path}': `_system/` functions are for the admin (the dashboard) only"
+                ),
+            ));
+        }
+        (None, Caller::Trusted) => {
+            let known: Vec<&str> = FUNCTIONS.iter().map(|f| f.path).collect();
+            return Err(FunctionError::new(
+                ErrorKind::NotFound,
+                format!(
+                    "Could not find system function '{path}' (there are: {})",
+                    known.join(", ")
+                ),
+            ));
+        }
+    };
+    if function.kind != kind {
+        return Err(FunctionError::new(
+            ErrorKind::NotFound,
+            format!(
+                "'{path}' is a {}, not a {}; call it as a {}",
+                function.kind.as_str(),
+                kind.as_str(),
+                function.kind.as_str()
+            ),
+        ));
+    }
+    let Value::Object(args) = args else {
+        return Err(args::bad(format!(
+            "{path} takes an object of arguments, not {}",
+            args.type_name()
+        )));
+    };
+    (function.run)(txn, &args)
+}
+
+/// A database refusal as the system function's error. A document that breaks the schema
+/// carries `{kind: "SchemaValidation", table, path, message}` as its error data, so the
+/// dashboard can show the message next to the field it names.
+fn db_error(error: DbError) -> FunctionError {
+    match error {
+        DbError::Validation { table, error } => {
+            let path = match &error {
+                schema::ValidationError::Mismatch { path, .. }
+                | schema::ValidationError::MissingField { path, .. }
+                | schema::ValidationError::ExtraField { path, .. } => path.clone(),
+            };
+            let message = error.to_string();
+            let mut data = Object::new();
+            data.insert("kind".into(), Value::String("SchemaValidation".into()));
+            data.insert("table".into(), Value::String(table.clone()));
+            data.insert(
+                "path".into(),
+                Value::String(path.trim_start_matches('.').to_string()),
+            );
+            data.insert("message".into(), Value::String(message.clone()));
+            FunctionError {
+                kind: ErrorKind::Uncaught,
+                message: format!(
+                    "document for table {table:?} does not match the schema: {message}"
+                ),
+                data: Some(Value::Object(data)),
+            }
+        }
+        DbError::Internal(_) | DbError::Corrupt(_) | DbError::Storage(_) => {
+            tracing::error!(error = %error, "a system function failed inside the database");
+            FunctionError::new(
+                ErrorKind::Internal,
+                "internal server error; see the server log",
+            )
+        }
+        DbError::Limit(message) => FunctionError::new(ErrorKind::Limit, message),
+        other => FunctionError::new(ErrorKind::Uncaught, other.to_string()),
+    }
+}

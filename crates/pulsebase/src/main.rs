@@ -41,8 +41,8 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            cli::Command::Dev(args) => start::run(args, cli::Mode::Dev).await,
-            cli::Command::Serve(args) => start::run(args, cli::Mode::Serve).await,
+            cli::Command::Dev(args) => start::run(args, cli::Mode::Dev, cli.log_format).await,
+            cli::Command::Serve(args) => start::run(args, cli::Mode::Serve, cli.log_format).await,
             cli::Command::Run(args) => run_cmd::run(args).await,
             cli::Command::Token(args) => auth_cmd::token(args),
             cli::Command::Auth(cli::AuthCommand::Check(args)) => auth_cmd::check(args).await,
@@ -60,16 +60,23 @@ fn main() -> std::process::ExitCode {
 
 fn init_tracing(cli: &cli::Cli) {
     let default = if cli.verbose { "debug" } else { "info" };
+    // Function executions are logged one event each (target `pulsebase::execution`): in JSON
+    // for log collectors, and left out of the text log, which is for people.
+    let executions = match cli.log_format {
+        cli::LogFormat::Json => "info",
+        cli::LogFormat::Text => "off",
+    };
     let filter =
         tracing_subscriber::EnvFilter::try_from_env("PULSEBASE_LOG").unwrap_or_else(|_| {
             tracing_subscriber::EnvFilter::new(format!(
-                "{default},hyper=warn,reqwest=warn,rustls=warn"
+                "{default},hyper=warn,reqwest=warn,rustls=warn,pulsebase::execution={executions}"
             ))
         });
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .compact()
-        .init();
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        cli::LogFormat::Json => builder.json().with_current_span(false).init(),
+        cli::LogFormat::Text => builder.with_target(false).compact().init(),
+    }
 }

@@ -15,12 +15,12 @@ use functions::Modules;
 use server::ServerState;
 use tokio::net::TcpListener;
 
-use crate::cli::{Mode, ServeArgs};
+use crate::cli::{LogFormat, Mode, ServeArgs};
 use crate::paths::{AppPaths, write_private};
 use crate::schema_file::{self, SchemaFile};
 use crate::{codegen, watch};
 
-pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<ExitCode> {
+pub async fn run(args: ServeArgs, mode: Mode, log_format: LogFormat) -> anyhow::Result<ExitCode> {
     let paths = AppPaths::new(&args.dir);
     anyhow::ensure!(
         args.dir.is_dir(),
@@ -42,6 +42,9 @@ pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<ExitCode> {
         .map_err(|errors| anyhow::anyhow!("functions/ does not load:\n{errors}"))?;
     let n_functions = modules.functions().count();
     let app = App::new(db, modules);
+    if log_format == LogFormat::Json {
+        app.executions().enable_structured_log();
+    }
     if mode == Mode::Dev {
         codegen::dev_regenerate(&paths.dir, &app);
     }
@@ -71,8 +74,9 @@ pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<ExitCode> {
     };
 
     let admin_key = paths.ensure_admin_key()?;
-    let mut state = ServerState::new(app.clone(), auth.clone(), admin_key)
-        .with_static_dir(args.static_dir.clone());
+    let mut state = ServerState::new(app.clone(), auth.clone(), admin_key.clone())
+        .with_static_dir(args.static_dir.clone())
+        .with_metrics_public(args.metrics_public);
     if let Some(issuer) = dev_issuer {
         state = state.with_dev_issuer(issuer, format!("{url}/dev-issuer"));
     }
@@ -91,6 +95,16 @@ pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<ExitCode> {
         args.dir.display(),
         started.elapsed().as_millis()
     );
+    if mode == Mode::Dev {
+        // A local dev server: the link signs in at once (the key is in the fragment, which the
+        // browser never sends to a server).
+        println!("  dashboard:  {url}/_dashboard/#adminKey={admin_key}");
+    } else {
+        println!(
+            "  dashboard:  {url}/_dashboard/   (sign in with the admin key in {})",
+            paths.admin_key().display()
+        );
+    }
     if mode == Mode::Dev {
         println!(
             "  dev issuer: {url}/dev-issuer   (pulsebase token --dir {} --sub user_1)",

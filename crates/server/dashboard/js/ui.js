@@ -2,8 +2,14 @@
 
 /** h("div.card", {onclick}, child, ...) builds an element; strings become text nodes. */
 export function h(tag, props = {}, ...children) {
-  const [name, ...classes] = tag.split(".");
-  const el = document.createElement(name || "div");
+  // "name#id.class.class" (id and classes in any order)
+  const parts = tag.match(/^[^.#]*|[.#][^.#]+/g);
+  const el = document.createElement(parts[0] || "div");
+  const classes = [];
+  for (const p of parts.slice(1)) {
+    if (p[0] === "#") el.id = p.slice(1);
+    else classes.push(p.slice(1));
+  }
   if (classes.length) el.className = classes.join(" ");
   if (props === null || typeof props !== "object" || props instanceof Node || Array.isArray(props)) {
     children.unshift(props);
@@ -13,6 +19,7 @@ export function h(tag, props = {}, ...children) {
     if (v === undefined || v === null || v === false) continue;
     if (k.startsWith("on")) el.addEventListener(k.slice(2), v);
     else if (k === "dataset") Object.assign(el.dataset, v);
+    else if (k === "value") el.value = v;
     else if (k in el && typeof v !== "string") el[k] = v;
     else el.setAttribute(k, v === true ? "" : v);
   }

@@ -163,3 +163,26 @@ test("auth and health pages", async (t) => {
   await shot("health");
   assert.deepEqual(pageErrors, [], "no uncaught errors in the page");
 });
+
+test("--log-format json writes one JSON line per function execution", async (t) => {
+  if (skipIfNoBrowser(t)) return;
+  const json = await new Server({ dir: copyExampleApp(), extraArgs: ["--log-format", "json"] }).start();
+  try {
+    const res = await fetch(`${json.url}/api/mutation`, {
+      method: "POST",
+      headers: { "content-type": "application/json", authorization: `Bearer ${await json.token("json_user")}` },
+      body: JSON.stringify({ path: "todos:addTodo", args: [{ text: "structured" }], format: "convex_encoded_json" }),
+    });
+    assert.equal((await res.json()).status, "success");
+    await json.waitForOutput(/"target":"pulsebase::execution"/);
+    const line = json.stderr.split("\n").find((l) => l.includes('"target":"pulsebase::execution"'));
+    const event = JSON.parse(line);
+    assert.equal(event.fields.path, "todos:addTodo");
+    assert.equal(event.fields.kind, "mutation");
+    assert.equal(event.fields.caller, "user json_user");
+    assert.equal(event.fields.outcome, "success");
+    assert.ok(event.fields.duration_ms > 0);
+  } finally {
+    await json.dispose();
+  }
+});

@@ -6,13 +6,13 @@
 //!
 //! The broadcast never waits for a viewer: it is a bounded ring, and a viewer that falls
 //! behind loses the oldest records it has not read (it is told how many). The server's own
-//! cost is a histogram update (atomics) and, only when someone listens, building the record
-//! and one short lock. The built-in `_system/` functions (the dashboard's own reads and
+//! cost per execution is a histogram update (atomics), building the record, and two short
+//! uncontended locks (the history ring and the broadcast's tail). The built-in `_system/` functions (the dashboard's own reads and
 //! writes) are left out of records and metrics, so watching the dashboard does not fill it.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use functions::{Caller, FunctionError};
@@ -94,8 +94,6 @@ pub struct Executions {
     live: broadcast::Sender<Arc<ExecutionRecord>>,
     history: Mutex<VecDeque<Arc<ExecutionRecord>>>,
     next_id: AtomicU64,
-    /// Live viewers plus one while structured logging of executions is on.
-    listeners: AtomicUsize,
     latency: Vec<Histogram>,
     errors: CounterSet,
 }
@@ -106,7 +104,6 @@ impl Default for Executions {
             live: broadcast::channel(LIVE_BUFFER).0,
             history: Mutex::new(VecDeque::with_capacity(HISTORY)),
             next_id: AtomicU64::new(1),
-            listeners: AtomicUsize::new(0),
             latency: KINDS.iter().map(|_| Histogram::default()).collect(),
             errors: CounterSet::new(KINDS),
         }
@@ -127,7 +124,6 @@ pub fn kind_label(kind: &str) -> &'static str {
 /// A live subscription to execution records; see [`Executions::subscribe`].
 pub struct ExecutionStream {
     receiver: broadcast::Receiver<Arc<ExecutionRecord>>,
-    executions: Arc<Executions>,
 }
 
 /// What [`ExecutionStream::next`] yields.
@@ -148,22 +144,10 @@ impl ExecutionStream {
     }
 }
 
-impl Drop for ExecutionStream {
-    fn drop(&mut self) {
-        self.executions.listeners.fetch_sub(1, Ordering::Relaxed);
-    }
-}
 
 impl Executions {
-    /// Keeps building records for the structured log (`--log-format json`) even when no
-    /// viewer is connected.
-    pub fn enable_structured_log(&self) {
-        self.listeners.fetch_add(1, Ordering::Relaxed);
-    }
-
     /// Live records from now on, and the history before (oldest first).
     pub fn subscribe(self: &Arc<Self>) -> (Vec<Arc<ExecutionRecord>>, ExecutionStream) {
-        self.listeners.fetch_add(1, Ordering::Relaxed);
         // Subscribe before copying the history, under its lock: no record falls in between.
         let history = self.history.lock();
         let receiver = self.live.subscribe();
@@ -171,10 +155,7 @@ impl Executions {
         drop(history);
         (
             past,
-            ExecutionStream {
-                receiver,
-                executions: self.clone(),
-            },
+            ExecutionStream { receiver },
         )
     }
 
@@ -188,8 +169,8 @@ impl Executions {
         self.errors.snapshot()
     }
 
-    /// Records a finished execution: always in the metrics; as a record and a log event only
-    /// when a viewer or the structured log is listening.
+    /// Records a finished execution: in the metrics, the history, the live broadcast, and as
+    /// a `pulsebase::execution` log event (off in the text log).
     pub fn record(&self, finished: Finished<'_>) {
         if finished.path.is_system() {
             return;
@@ -204,9 +185,6 @@ impl Executions {
         }
         if finished.error.is_some() {
             self.errors.increment(kind);
-        }
-        if self.listeners.load(Ordering::Relaxed) == 0 {
-            return;
         }
         let record = Arc::new(ExecutionRecord {
             id: self.next_id.fetch_add(1, Ordering::Relaxed),
@@ -304,9 +282,9 @@ mod tests {
     #[tokio::test]
     async fn a_viewer_gets_history_then_live_records_and_is_told_what_it_missed() {
         let executions = Arc::new(Executions::default());
-        executions.record(finished(&FunctionPath::parse("todos:add"), None)); // nobody listens: metrics only
+        executions.record(finished(&FunctionPath::parse("todos:add"), None)); // before any viewer
         let (past, mut stream) = executions.subscribe();
-        assert!(past.is_empty());
+        assert_eq!(past.len(), 1, "kept in the history");
         executions.record(finished(&FunctionPath::parse("todos:add"), None));
         let Some(StreamItem::Record(record)) = stream.next().await else {
             panic!("expected a record");

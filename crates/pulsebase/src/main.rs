@@ -41,8 +41,8 @@ fn main() -> std::process::ExitCode {
     };
     let result = runtime.block_on(async move {
         match cli.command {
-            cli::Command::Dev(args) => start::run(args, cli::Mode::Dev, cli.log_format).await,
-            cli::Command::Serve(args) => start::run(args, cli::Mode::Serve, cli.log_format).await,
+            cli::Command::Dev(args) => start::run(args, cli::Mode::Dev).await,
+            cli::Command::Serve(args) => start::run(args, cli::Mode::Serve).await,
             cli::Command::Run(args) => run_cmd::run(args).await,
             cli::Command::Token(args) => auth_cmd::token(args),
             cli::Command::Auth(cli::AuthCommand::Check(args)) => auth_cmd::check(args).await,

@@ -15,12 +15,12 @@ use functions::Modules;
 use server::ServerState;
 use tokio::net::TcpListener;
 
-use crate::cli::{LogFormat, Mode, ServeArgs};
+use crate::cli::{Mode, ServeArgs};
 use crate::paths::{AppPaths, write_private};
 use crate::schema_file::{self, SchemaFile};
 use crate::{codegen, watch};
 
-pub async fn run(args: ServeArgs, mode: Mode, log_format: LogFormat) -> anyhow::Result<ExitCode> {
+pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<ExitCode> {
     let paths = AppPaths::new(&args.dir);
     anyhow::ensure!(
         args.dir.is_dir(),
@@ -42,9 +42,6 @@ pub async fn run(args: ServeArgs, mode: Mode, log_format: LogFormat) -> anyhow::
         .map_err(|errors| anyhow::anyhow!("functions/ does not load:\n{errors}"))?;
     let n_functions = modules.functions().count();
     let app = App::new(db, modules);
-    if log_format == LogFormat::Json {
-        app.executions().enable_structured_log();
-    }
     if mode == Mode::Dev {
         codegen::dev_regenerate(&paths.dir, &app);
     }

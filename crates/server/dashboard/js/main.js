@@ -11,7 +11,7 @@ const PAGES = [
   { id: "data", title: "Data", icon: "▦", load: () => import("./pages/data.js") },
   { id: "functions", title: "Functions", icon: "ƒ", load: () => import("./pages/functions.js") },
   { id: "logs", title: "Logs", icon: "≡", load: () => import("./pages/logs.js") },
-  { id: "auth", title: "Auth", icon: "⚿", load: () => import("./pages/auth.js") },
+  { id: "auth", title: "Auth", icon: "◎", load: () => import("./pages/auth.js") },
   { id: "health", title: "Health", icon: "♥", load: () => import("./pages/health.js") },
 ];
 

@@ -63,7 +63,7 @@ export function mount(container) {
       h("h2", h("code", f.path)),
       h("div.meta-line", badge(f.kind), badge(f.visibility, "muted"), h("span.loc", `${f.file}:${f.line}`)),
       h("h4", "Arguments"),
-      f.args ? h("div.schema-line", f.args.map((a) => h("span.field-chip", h("b", a.name), " ", a.type))) : h("p.muted", "no validators: any object"),
+      f.args ? (f.args.length ? h("div.schema-line", f.args.map((a) => h("span.field-chip", h("b", a.name), " ", a.type))) : h("p.muted", "none")) : h("p.muted", "no validators: any object"),
       f.returns ? h("p.muted", "returns ", h("code", f.returns)) : null,
       argsInput,
       h("div.run-row", h("label", "Run as ", asSel), runButton),

@@ -144,7 +144,6 @@ impl ExecutionStream {
     }
 }
 
-
 impl Executions {
     /// Live records from now on, and the history before (oldest first).
     pub fn subscribe(self: &Arc<Self>) -> (Vec<Arc<ExecutionRecord>>, ExecutionStream) {
@@ -153,10 +152,7 @@ impl Executions {
         let receiver = self.live.subscribe();
         let past = history.iter().cloned().collect();
         drop(history);
-        (
-            past,
-            ExecutionStream { receiver },
-        )
+        (past, ExecutionStream { receiver })
     }
 
     /// Latency histogram of each kind in [`KINDS`] order.

@@ -10,7 +10,6 @@ mod support;
 
 use std::time::Duration;
 
-use futures::StreamExt as _;
 use serde_json::{Value, json};
 
 use support::{ADMIN_KEY, TestServer};
@@ -294,7 +293,7 @@ async fn the_log_streams_each_execution_as_it_finishes() {
     )
     .await;
     assert_eq!(res.status(), 200);
-    let mut body = res.bytes_stream();
+    let mut res = res;
     let mut text = String::new();
     let mut read_line = async || -> Value {
         loop {
@@ -302,7 +301,7 @@ async fn the_log_streams_each_execution_as_it_finishes() {
                 let line: String = text.drain(..=nl).collect();
                 return serde_json::from_str(&line).unwrap();
             }
-            let chunk = tokio::time::timeout(Duration::from_secs(10), body.next())
+            let chunk = tokio::time::timeout(Duration::from_secs(10), res.chunk())
                 .await
                 .unwrap()
                 .unwrap()

@@ -3,15 +3,8 @@
 
 use value::{Object, Value};
 
-use crate::error::{ErrorKind, FunctionError};
-
-/// An argument error.
-pub(crate) fn bad(message: String) -> FunctionError {
-    FunctionError::new(
-        ErrorKind::BadArgs,
-        format!("ArgumentValidationError: {message}"),
-    )
-}
+use super::errors::bad;
+use crate::error::FunctionError;
 
 /// A required string argument.
 pub(crate) fn string<'a>(args: &'a Object, name: &str) -> Result<&'a str, FunctionError> {

@@ -10,8 +10,8 @@ use database::{Order, ScanCursor, Transaction};
 use rhai::Dynamic;
 use value::{Object, Value};
 
-use super::args::{self, bad};
-use super::db_error;
+use super::args;
+use super::errors::{bad, db_error};
 use super::tables::object;
 use crate::convert::to_dynamic;
 use crate::error::FunctionError;

@@ -11,10 +11,11 @@
 
 mod args;
 mod documents;
+mod errors;
 mod tables;
 mod writes;
 
-use database::{DbError, Transaction};
+use database::Transaction;
 use value::{Object, Value};
 
 use crate::definition::{Caller, FunctionKind};
@@ -141,50 +142,10 @@ fn call(
         ));
     }
     let Value::Object(args) = args else {
-        return Err(args::bad(format!(
+        return Err(errors::bad(format!(
             "{path} takes an object of arguments, not {}",
             args.type_name()
         )));
     };
     (function.run)(txn, &args)
-}
-
-/// A database refusal as the system function's error. A document that breaks the schema
-/// carries `{kind: "SchemaValidation", table, path, message}` as its error data, so the
-/// dashboard can show the message next to the field it names.
-fn db_error(error: DbError) -> FunctionError {
-    match error {
-        DbError::Validation { table, error } => {
-            let path = match &error {
-                schema::ValidationError::Mismatch { path, .. }
-                | schema::ValidationError::MissingField { path, .. }
-                | schema::ValidationError::ExtraField { path, .. } => path.clone(),
-            };
-            let message = error.to_string();
-            let mut data = Object::new();
-            data.insert("kind".into(), Value::String("SchemaValidation".into()));
-            data.insert("table".into(), Value::String(table.clone()));
-            data.insert(
-                "path".into(),
-                Value::String(path.trim_start_matches('.').to_string()),
-            );
-            data.insert("message".into(), Value::String(message.clone()));
-            FunctionError {
-                kind: ErrorKind::Uncaught,
-                message: format!(
-                    "document for table {table:?} does not match the schema: {message}"
-                ),
-                data: Some(Value::Object(data)),
-            }
-        }
-        DbError::Internal(_) | DbError::Corrupt(_) | DbError::Storage(_) => {
-            tracing::error!(error = %error, "a system function failed inside the database");
-            FunctionError::new(
-                ErrorKind::Internal,
-                "internal server error; see the server log",
-            )
-        }
-        DbError::Limit(message) => FunctionError::new(ErrorKind::Limit, message),
-        other => FunctionError::new(ErrorKind::Uncaught, other.to_string()),
-    }
 }

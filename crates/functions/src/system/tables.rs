@@ -5,7 +5,7 @@
 use database::Transaction;
 use value::{KeyRange, Object, Value};
 
-use super::db_error;
+use super::errors::db_error;
 use crate::error::FunctionError;
 
 /// `{}` → `[{ name, count, fields: [{name, type}] | null, indexes: [{name, fields}] }]`.

@@ -6,8 +6,8 @@
 use database::Transaction;
 use value::{Object, Value};
 
-use super::args::{self, bad};
-use super::db_error;
+use super::args;
+use super::errors::{bad, db_error};
 use crate::error::FunctionError;
 
 /// The fields of a document as the editor sends it, without the system fields (which the

@@ -220,6 +220,23 @@ def main():
     w(f"| HTTP mutation latency, within 250 ms of an edit: p50 / p99 / max ms | {cell(P('auth.reload.during.p50_ms'), 3)} / {cell(P('auth.reload.during.p99_ms'), 2)} / {cell(P('auth.reload.during.max_ms'), 2)} |")
     w("")
 
+    # ---- issue 12: slow actions in flight and WebSocket mutation latency
+    if any(k.startswith("actions.") for r in pr for k in r.get("metrics", {})):
+        w("## Slow actions in flight (Pulsebase)\n")
+        w("Closed-loop WebSocket writers (`todos:addTodo`), measured in one server run without actions, then while "
+          "the actions (`bench:slowFetch`) each wait on a local endpoint that never answers.\n")
+        w("| figure | without actions | with the actions in flight |")
+        w("|---|---|---|")
+        w(f"| actions in flight | 0 | {cell(P('actions.in_flight'), 0)} |")
+        for k, label in (("p50_ms", "mutation → MutationResponse p50 ms"), ("p99_ms", "mutation → MutationResponse p99 ms"),
+                         ("resolved_p50_ms", "mutation → covering Transition p50 ms"), ("resolved_p99_ms", "mutation → covering Transition p99 ms")):
+            w(f"| {label} | {cell(P('actions.quiet.' + k), 3)} | {cell(P('actions.busy.' + k), 3)} |")
+        w(f"| server RSS, MiB | {cell(P('actions.quiet.rss_mib'))} | {cell(P('actions.busy.rss_mib'))} |")
+        w(f"| server threads | {cell(P('actions.quiet.threads'), 0)} | {cell(P('actions.busy.threads'), 0)} |")
+        w(f"| writer errors | {cell(P('actions.quiet.errors'), 0)} | {cell(P('actions.busy.errors'), 0)} |")
+        w(f"| seconds for every action to answer once the endpoint closed | | {cell(P('actions.drain_s'), 2)} |")
+        w("")
+
     # ---- issue 5: live sync under `pulsebase dev`, webhooks
     w("## Live sync and webhooks (Pulsebase, Node clients)\n")
     w("| figure | value |")
@@ -231,6 +248,21 @@ def main():
     w(f"| webhook latency p50 / p99 ms | {cell(P('webhook.p50_ms'), 2)} / {cell(P('webhook.p99_ms'), 2)} |")
     w(f"| webhooks refused or failed | {cell(P('webhook.failed'), 0)} |")
     w("")
+
+    # ---- issue 13: file storage, export/import, backups
+    if P('files.upload_mib_s'):
+        w("## File storage, export, import and backups (Pulsebase, `bench/files_io.mjs`)\n")
+        w("| figure | value |")
+        w("|---|---|")
+        w(f"| 100 MiB file: upload / download MiB/s (`cp` of the same file on the same disk) | "
+          f"{cell(P('files.upload_mib_s'), 0)} / {cell(P('files.download_mib_s'), 0)} ({cell(P('files.cp_mib_s'), 0)}) |")
+        w(f"| `pulsebase import` of small documents (one .jsonl, no server), documents/s | {cell(P('files.import_docs_s'), 0)} |")
+        w(f"| `pulsebase export` of them, documents/s | {cell(P('files.export_docs_s'), 0)} |")
+        w(f"| HTTP mutation latency, 4 writers, quiet: p50 / p99 ms | {cell(P('files.quiet.p50_ms'), 2)} / {cell(P('files.quiet.p99_ms'), 2)} |")
+        w(f"| the same while `pulsebase export` runs: p50 / p99 ms | {cell(P('files.during_export.p50_ms'), 2)} / {cell(P('files.during_export.p99_ms'), 2)} |")
+        w(f"| the same while `pulsebase backup` runs: p50 / p99 ms | {cell(P('files.during_backup.p50_ms'), 2)} / {cell(P('files.during_backup.p99_ms'), 2)} |")
+        w(f"| export / backup of the table beside the live server, s | {cell(P('files.live_export_s'), 1)} / {cell(P('files.live_backup_s'), 1)} |")
+        w("")
 
     # ---- aims
     w("## Aims (DESIGN, issues 2–4, 7)\n")

@@ -5,8 +5,9 @@
 #                           scripts, aggregate + ratios + plots; about 30 minutes
 #   bench/run.sh --quick    smoke run (small counts, 1 run each side); under 3 minutes once built
 #
-# Options: --runs N (default 3; --quick: 1), --only a,b (Pulsebase scenarios, e.g. fanout,idle;
-#          `node` = issue 5's Node-driven figures: dev save->push latency and webhooks/s),
+# Options: --runs N (default 3; --quick: 1), --only a,b (Pulsebase scenarios, e.g. fanout,idle,actions;
+#          `node` = issue 5's Node-driven figures: dev save->push latency and webhooks/s;
+#          `files` = issue 13's file upload/download, import/export and backup figures),
 #          --skip-pb (Pulsebase only), --pb-results DIR (reuse PocketBase run-*.json from DIR),
 #          --out DIR (default bench/results/<date-time>[-quick]).
 # Env: CARGO_TARGET_DIR (default <repo>/target), PB_PEER (default <repo>/../shared/peers/pocketbase),
@@ -79,7 +80,7 @@ SCEN="${ONLY:-all}"
 for i in $(seq 1 "$RUNS"); do
   echo "--- Pulsebase run $i of $RUNS ($(date +%H:%M:%S), load $(cut -d' ' -f1-3 /proc/loadavg))"
   # the binary bounds every scenario itself; this timeout is a last resort
-  BSCEN="$(echo ",$SCEN," | sed 's/,node,/,/g; s/^,//; s/,$//')"
+  BSCEN="$(echo ",$SCEN," | sed 's/,node,/,/g; s/,files,/,/g; s/^,//; s/,$//')"
   if [ -z "$BSCEN" ]; then BSCEN=none; fi
   [ "$BSCEN" = none ] || timeout 3000 "$BIN/pulsebase-bench" $QFLAG --repo "$ROOT" --work "$WORK" --server-bin "$BIN/pulsebase" \
     --verify-bench "$BIN/examples/verify_bench" --out "$OUT/pulsebase/run-$i.json" ${BENCH_ARGS:-} ${BSCEN//,/ } \
@@ -102,6 +103,24 @@ for prefix, path in parts.items():
     for k, v in json.load(open(path)).items():
         if isinstance(v, (int, float)) and not isinstance(v, bool):
             run.setdefault("metrics", {})[f"{prefix}.{k}"] = v
+json.dump(run, open(run_path, "w"), indent=1)
+PY
+  fi
+  # Issue 13: file storage throughput, import/export rates, mutation p99 during export and
+  # backup (bench/files_io.mjs), merged as files.* metrics. Runs with `all` or `--only files`.
+  if [ "$SCEN" = all ] || [[ ",$ONLY," == *",files,"* ]]; then
+    [ -d "$ROOT/tests/node/node_modules" ] || (cd "$ROOT/tests/node" && npm ci --no-audit --no-fund --loglevel=error)
+    FARGS=()
+    if [ "$QUICK" = 1 ]; then FARGS=(--mib 20 --docs 20000 --seconds 2); fi
+    PULSEBASE_BIN="$BIN/pulsebase" timeout 3000 node "$HERE/files_io.mjs" "${FARGS[@]}" | tail -1 > "$OUT/pulsebase/files-$i.json"
+    cat "$OUT/pulsebase/files-$i.json"
+    python3 - "$OUT/pulsebase/run-$i.json" "$OUT/pulsebase/files-$i.json" <<'PY'
+import json, os, sys
+run_path, path = sys.argv[1], sys.argv[2]
+run = json.load(open(run_path)) if os.path.exists(run_path) else {"metrics": {}}
+for k, v in json.load(open(path)).items():
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        run.setdefault("metrics", {})[f"files.{k}"] = v
 json.dump(run, open(run_path, "w"), indent=1)
 PY
   fi

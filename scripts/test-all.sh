@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Runs every test: the Rust workspace (unit + engine tests) and the end-to-end suite, which
-# starts the real pulsebase binary and drives it with the official convex npm client.
-# Installs what the end-to-end suite needs (npm packages from tests/node/package-lock.json).
+# Runs every test: the Rust workspace (unit + engine tests, and the official Rust client
+# against the binary), the official Python client against the binary (tests/python), and the
+# end-to-end suite, which drives the binary with the official convex npm client.
+# Installs what the suites need: Python packages from tests/python/requirements.txt into
+# tests/python/.venv, npm packages from tests/node/package-lock.json.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -10,6 +12,23 @@ cargo build --release --locked -p pulsebase
 
 echo "== cargo test"
 cargo test --release --workspace --locked
+
+# cargo test builds its own pulsebase with the features dev-dependencies add (the convex
+# crate's serde_json features) and leaves it at target/release/pulsebase; put the binary users
+# get back there (cached: about a second) so the suites below test that one.
+cargo build --release --locked -p pulsebase
+
+echo "== client compatibility (tests/python: the official Python client)"
+# The Rust client's suite (crates/pulsebase/tests/convex_rs_client) ran with cargo test above.
+PYTHON="${PYTHON:-python3}"
+"$PYTHON" -c 'import sys; sys.exit(sys.version_info < (3, 10))' \
+    || { echo "tests/python needs Python 3.10 or newer (set PYTHON=...)"; exit 1; }
+[ -x tests/python/.venv/bin/python ] || "$PYTHON" -m venv tests/python/.venv
+tests/python/.venv/bin/python -m pip install --quiet --disable-pip-version-check \
+    -r tests/python/requirements.txt
+(cd tests/python && .venv/bin/python -m pytest -q)
+echo "== pulsebase test (the example app's tests, functions/*.test.rhai)"
+./target/release/pulsebase test
 
 echo "== end-to-end tests (tests/node)"
 (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)

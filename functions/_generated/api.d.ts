@@ -14,6 +14,24 @@ import type { Doc, Id } from "./dataModel.js";
  * Usage: `useQuery(api.todos.getMyTodos)`.
  */
 export declare const api: {
+  files: {
+    /** mutation `files:generateUploadUrl` */
+    generateUploadUrl: FunctionReference<"mutation", "public", Record<string, never>, any>;
+    /** query `files:list` */
+    list: FunctionReference<"query", "public", Record<string, never>, any>;
+    /** mutation `files:remove` */
+    remove: FunctionReference<"mutation", "public", { id: Id<"files"> }, any>;
+    /** mutation `files:saveFile` */
+    saveFile: FunctionReference<"mutation", "public", { name: string; storageId: GenericId<"_storage"> }, any>;
+    /** query `files:storedFiles` */
+    storedFiles: FunctionReference<"query", "public", Record<string, never>, any>;
+  };
+  links: {
+    /** action `links:fetchTitle` */
+    fetchTitle: FunctionReference<"action", "public", { url: string }, any>;
+    /** query `links:list` */
+    list: FunctionReference<"query", "public", Record<string, never>, any>;
+  };
   messages: {
     /** query `messages:getForCurrentUser` */
     getForCurrentUser: FunctionReference<"query", "public", Record<string, never>, any>;
@@ -40,6 +58,10 @@ export declare const api: {
  * References to the app's internal functions (not callable by clients).
  */
 export declare const internal: {
+  links: {
+    /** mutation `links:save` */
+    save: FunctionReference<"mutation", "internal", { status: number; title: string; url: string; userId?: string }, any>;
+  };
   users: {
     /** mutation `users:deleteFromClerk` */
     deleteFromClerk: FunctionReference<"mutation", "internal", { clerkId: string; eventType: string; svixId: string }, any>;

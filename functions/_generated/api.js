@@ -12,6 +12,17 @@ import { makeFunctionReference } from "convex/server";
  * Usage: `useQuery(api.todos.getMyTodos)`.
  */
 export const api = {
+  files: {
+    generateUploadUrl: makeFunctionReference("files:generateUploadUrl"),
+    list: makeFunctionReference("files:list"),
+    remove: makeFunctionReference("files:remove"),
+    saveFile: makeFunctionReference("files:saveFile"),
+    storedFiles: makeFunctionReference("files:storedFiles"),
+  },
+  links: {
+    fetchTitle: makeFunctionReference("links:fetchTitle"),
+    list: makeFunctionReference("links:list"),
+  },
   messages: {
     getForCurrentUser: makeFunctionReference("messages:getForCurrentUser"),
     send: makeFunctionReference("messages:send"),
@@ -31,6 +42,9 @@ export const api = {
  * References to the app's internal functions (not callable by clients).
  */
 export const internal = {
+  links: {
+    save: makeFunctionReference("links:save"),
+  },
   users: {
     deleteFromClerk: makeFunctionReference("users:deleteFromClerk"),
     getByClerkId: makeFunctionReference("users:getByClerkId"),

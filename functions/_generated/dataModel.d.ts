@@ -7,7 +7,7 @@
 import type { GenericId } from "convex/values";
 
 /** The names of the tables declared in schema.toml. */
-export type TableNames = "messages" | "todos" | "users" | "webhookEvents";
+export type TableNames = "files" | "links" | "messages" | "todos" | "users" | "webhookEvents";
 
 /** The id of a document in `TableName`: a string that names its table. */
 export type Id<TableName extends TableNames> = GenericId<TableName>;
@@ -17,6 +17,28 @@ export type Doc<TableName extends TableNames> = DataModel[TableName]["document"]
 
 /** Every table: its document type, field paths and indexes. */
 export type DataModel = {
+  files: {
+    document: { _id: Id<"files">; _creationTime: number; name: string; owner: string; storageId: GenericId<"_storage"> };
+    fieldPaths: "_id" | "_creationTime" | "name" | "owner" | "storageId";
+    indexes: {
+      by_id: ["_id"];
+      by_creation_time: ["_creationTime"];
+      by_owner: ["owner", "_creationTime"];
+    };
+    searchIndexes: {};
+    vectorIndexes: {};
+  };
+  links: {
+    document: { _id: Id<"links">; _creationTime: number; status: number; title: string; url: string; userId?: string };
+    fieldPaths: "_id" | "_creationTime" | "status" | "title" | "url" | "userId";
+    indexes: {
+      by_id: ["_id"];
+      by_creation_time: ["_creationTime"];
+      by_url: ["url", "_creationTime"];
+    };
+    searchIndexes: {};
+    vectorIndexes: {};
+  };
   messages: {
     document: { _id: Id<"messages">; _creationTime: number; author: string; body: string };
     fieldPaths: "_id" | "_creationTime" | "author" | "body";

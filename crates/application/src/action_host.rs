@@ -1,52 +1,60 @@
-//! HTTP actions on the app: [`App::run_http_action`] runs a route's handler on a blocking
-//! thread, and [`AppActionHost`] is what its `ctx.runQuery` / `ctx.runMutation` / `env()`
-//! reach.
+//! [`AppActionHost`]: what an action's (or HTTP action's) `ctx.runQuery` / `ctx.runMutation`,
+//! `env()` and `fetch()` reach.
 //!
 //! The one thing to know: an action is not a transaction. Each `ctx.runMutation` is a mutation
-//! of its own, queued on the Committer like a client's and awaited from the action's blocking
-//! thread through the runtime [`Handle`]; each `ctx.runQuery` reads the latest snapshot. Both
-//! run with the request's identity and may call internal functions.
+//! of its own, queued on the Committer like a client's and awaited from the action's thread
+//! through the action pool's runtime [`Handle`]; each `ctx.runQuery` reads the latest snapshot
+//! on the action's thread. Both run with the caller's identity and may call internal
+//! functions. `fetch` goes through the app's [`fetch::Fetcher`], its address policy and
+//! limits, blocking the action's thread (never a thread that serves clients).
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::{Instant, SystemTime};
 
+use auth::Identity;
 use database::DbError;
 use functions::{
-    ActionExecution, ActionHost, Caller, ErrorKind, FunctionError, FunctionKind, FunctionPath,
-    HttpRequest, HttpRoute, Modules, NestedCall, RequestIdentity,
+    ActionHost, Caller, ErrorKind, FetchRequest, FetchResponse, FunctionError, FunctionPath,
+    NestedCall,
 };
 use tokio::runtime::Handle;
 use value::Value;
 
-use crate::executions::{ExecutedPath, Finished};
-use crate::{App, Identity, now_ms};
+use crate::App;
 
-/// Who sent an HTTP action's request.
-#[derive(Debug, Clone)]
-pub enum ActionCaller {
-    Anonymous,
-    User(Identity),
-    /// The bearer token was refused; the action still runs and `getUserIdentity()` throws
-    /// this message (Convex's behaviour).
-    InvalidToken(String),
-}
-
-/// The application side of an action's nested calls.
+/// The application side of an action's nested calls, environment and network.
 pub struct AppActionHost {
     app: Arc<App>,
+    /// The action pool's runtime, to wait for a mutation's commit.
     handle: Handle,
+    fetcher: Arc<fetch::Fetcher>,
     identity: Option<Identity>,
     /// Where `.env.local` / `.env` are; `None` reads the process environment only.
     app_dir: Option<PathBuf>,
 }
 
 impl AppActionHost {
+    pub(crate) fn new(
+        app: Arc<App>,
+        handle: Handle,
+        fetcher: Arc<fetch::Fetcher>,
+        identity: Option<Identity>,
+        app_dir: Option<PathBuf>,
+    ) -> AppActionHost {
+        AppActionHost {
+            app,
+            handle,
+            fetcher,
+            identity,
+            app_dir,
+        }
+    }
+
     fn internal_error(error: DbError) -> NestedCall {
-        tracing::error!(error = %error, "a call from an HTTP action failed inside the database");
+        tracing::error!(error = %error, "a call from an action failed inside the database");
         NestedCall {
             result: Err(FunctionError::new(
-                ErrorKind::Uncaught,
+                ErrorKind::Server,
                 "internal error in the database; see the server log",
             )),
             log_lines: Vec::new(),
@@ -94,51 +102,39 @@ impl ActionHost for AppActionHost {
             None => Ok(std::env::var(name).ok()),
         }
     }
-}
 
-impl App {
-    /// Runs `route` (found in `modules`, the version the caller looked it up in) for
-    /// `request` on the blocking pool.
-    pub async fn run_http_action(
-        self: &Arc<Self>,
-        modules: Arc<Modules>,
-        route: HttpRoute,
-        request: HttpRequest,
-        caller: ActionCaller,
-    ) -> Result<ActionExecution, DbError> {
-        let (identity, request_identity) = match caller {
-            ActionCaller::Anonymous => (None, RequestIdentity::Anonymous),
-            ActionCaller::User(identity) => {
-                let value = identity.value().clone();
-                (Some(identity), RequestIdentity::User(value))
-            }
-            ActionCaller::InvalidToken(message) => (None, RequestIdentity::Invalid(message)),
+    fn fetch(&self, request: FetchRequest) -> Result<FetchResponse, String> {
+        let limits = self.fetcher.limits();
+        let mut timeout = request
+            .timeout
+            .unwrap_or(limits.default_timeout)
+            .min(limits.max_timeout);
+        if let Some(left) = request.time_left {
+            timeout = timeout.min(left);
+        }
+        let outbound = fetch::Request {
+            url: request.url,
+            method: request.method,
+            headers: request.headers,
+            body: request.body,
+            timeout: Some(timeout),
         };
-        let host = Arc::new(AppActionHost {
-            app: self.clone(),
-            handle: Handle::current(),
-            identity,
-            app_dir: modules.app_dir().map(PathBuf::from),
-        });
-        let started = (SystemTime::now(), Instant::now());
-        let app = self.clone();
-        tokio::task::spawn_blocking(move || {
-            let identity = host.identity.clone();
-            let execution =
-                modules.run_http_action(&route, request, request_identity, host, now_ms());
-            app.executions().record(Finished {
-                path: ExecutedPath::Route(&route.describe()),
-                kind: FunctionKind::HttpAction.as_str(),
-                caller: Caller::Client,
-                identity: identity.as_ref(),
-                started: started.0,
-                duration: started.1.elapsed(),
-                error: execution.result.as_ref().err(),
-                log_lines: &execution.log_lines,
-            });
-            execution
-        })
-        .await
-        .map_err(|e| DbError::internal(format!("HTTP action task failed: {e}")))
+        match self.fetcher.fetch_blocking(outbound) {
+            Ok(response) => Ok(FetchResponse {
+                status: response.status,
+                status_text: response.status_text,
+                url: response.url,
+                headers: response.headers,
+                body: response.body,
+            }),
+            Err(error) => {
+                tracing::debug!(error = %error, "fetch failed");
+                Err(error.to_string())
+            }
+        }
+    }
+
+    fn id_tables(&self) -> Arc<dyn schema::IdTables + Send + Sync> {
+        self.app.db().catalog()
     }
 }

@@ -15,12 +15,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use auth::Identity;
 use functions::{Caller, FunctionError};
 use parking_lot::Mutex;
 use telemetry::{CounterSet, Histogram};
 use tokio::sync::broadcast;
-
-use crate::identity::Identity;
 
 /// Records kept for a viewer that opens the logs page after the fact.
 const HISTORY: usize = 500;
@@ -225,7 +224,10 @@ impl Executions {
 
 /// Who called, as the logs page shows it.
 fn describe_caller(caller: Caller, identity: Option<&Identity>) -> String {
-    let subject = identity.map(|i| i.subject().unwrap_or("(no subject)"));
+    let subject = identity.map(|i| match i.subject() {
+        "" => "(no subject)",
+        subject => subject,
+    });
     match (caller, subject) {
         (Caller::Trusted, Some(subject)) => format!("admin as {subject}"),
         (Caller::Trusted, None) => "admin".to_string(),

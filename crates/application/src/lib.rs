@@ -1,28 +1,39 @@
 //! The running app: the [`Database`] plus the live version of the user's functions, and the
 //! one way every transport (HTTP API, WebSocket sessions, admin calls, HTTP actions) runs a
-//! query or a mutation.
+//! query, a mutation or an action (`actions.rs`, on threads of their own, `action_pool.rs`).
 //!
 //! Hot reload is a pointer swap: [`App::replace_modules`] installs a new [`Modules`] behind
 //! an `Arc`; calls already running keep the version they started with.
 
 mod action_host;
+mod action_pool;
+mod actions;
 mod executions;
-mod identity;
+mod file_host;
+mod files;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use auth::Identity;
 use database::{Database, DbError, DedupKey, MutationOutcome};
-use functions::{Caller, ErrorKind, Execution, FunctionError, FunctionKind, FunctionPath, Modules};
+use functions::{
+    Call, Caller, ErrorKind, Execution, FunctionError, FunctionKind, FunctionPath, Modules, Ran,
+};
 use parking_lot::RwLock;
 use value::Value;
 
-pub use action_host::{ActionCaller, AppActionHost};
+pub use action_host::AppActionHost;
+pub use action_pool::{ACTION_STACK_BYTES, ActionError, ActionLimits};
+pub use actions::ActionOptions;
 pub use executions::{
     ExecutedPath, ExecutionRecord, ExecutionStream, Executions, Finished, KINDS, StreamItem,
 };
-pub use identity::Identity;
+pub use file_host::AppFiles;
+pub use files::{
+    DEFAULT_MAX_UPLOAD_BYTES, FileError, FileStorage, STORAGE_TABLE, StoredFile, UPLOAD_URL_TTL_MS,
+};
 
 /// The outcome of a mutation call.
 #[derive(Debug)]
@@ -46,6 +57,10 @@ pub struct App {
     modules: RwLock<Arc<Modules>>,
     /// Bumped on every functions reload, so cached results can tell which code made them.
     modules_version: AtomicU64,
+    /// The action threads and the outbound client, started by the first action.
+    actions: actions::LazyActions,
+    /// Stored files (`ctx.storage`, uploads), once enabled.
+    files: OnceLock<Arc<FileStorage>>,
     /// Every finished execution: metrics, the live log, structured log events.
     executions: Arc<Executions>,
 }
@@ -57,18 +72,31 @@ fn now_ms() -> f64 {
 }
 
 impl App {
+    /// An app with the default action options (fetch reaches public addresses only).
     pub fn new(db: Database, modules: Modules) -> Arc<App> {
+        App::with_actions(db, modules, ActionOptions::default())
+    }
+
+    /// An app whose actions run under `options`.
+    pub fn with_actions(db: Database, modules: Modules, options: ActionOptions) -> Arc<App> {
         Arc::new(App {
             db,
             modules: RwLock::new(Arc::new(modules)),
             modules_version: AtomicU64::new(0),
             executions: Arc::default(),
+            actions: actions::LazyActions::new(options),
+            files: OnceLock::new(),
         })
     }
 
     /// The execution log and function metrics.
     pub fn executions(&self) -> &Arc<Executions> {
         &self.executions
+    }
+
+    /// The app's file storage, when enabled.
+    pub fn files(&self) -> Option<&Arc<FileStorage>> {
+        self.files.get()
     }
 
     pub fn db(&self) -> &Database {
@@ -84,7 +112,8 @@ impl App {
     }
 
     /// Installs a new version of the functions; calls in flight finish on the old one.
-    pub fn replace_modules(&self, modules: Modules) {
+    pub fn replace_modules(self: &Arc<Self>, modules: Modules) {
+        self.attach_files_to(&modules);
         *self.modules.write() = Arc::new(modules);
         self.modules_version.fetch_add(1, Ordering::AcqRel);
     }
@@ -101,14 +130,16 @@ impl App {
         let txn = self.db.snapshot()?;
         let ts = database::Transaction::ts(&txn);
         let modules = self.modules();
-        let (execution, _) = modules.run(
-            path,
-            FunctionKind::Query,
-            caller,
-            args,
-            identity.map(|i| i.value().clone()),
+        let Ran { execution, .. } = modules.run(
+            Call {
+                path: path.clone(),
+                kind: FunctionKind::Query,
+                caller,
+                args,
+                identity: identity.cloned(),
+                now_ms: now_ms(),
+            },
             Box::new(txn),
-            now_ms(),
         );
         self.executions.record(Finished {
             path: ExecutedPath::Function(path),
@@ -153,14 +184,16 @@ impl App {
         let record_as = (path.clone(), identity.clone());
         let modules = self.modules();
         let run: database::MutationFn = Box::new(move |txn| {
-            let (execution, _) = modules.run(
-                &path,
-                FunctionKind::Mutation,
-                caller,
-                args,
-                identity.map(|i| i.value().clone()),
+            let Ran { execution, .. } = modules.run(
+                Call {
+                    path: path.clone(),
+                    kind: FunctionKind::Mutation,
+                    caller,
+                    args,
+                    identity,
+                    now_ms: now_ms(),
+                },
                 Box::new(txn),
-                now_ms(),
             );
             encode_outcome(execution)
         });
@@ -202,19 +235,22 @@ fn encode_outcome(execution: Execution) -> Result<String, String> {
 fn kind_name(kind: ErrorKind) -> &'static str {
     match kind {
         ErrorKind::NotFound => "NotFound",
-        ErrorKind::Internal => "Internal",
+        // The stored name predates the variant's rename; records already written keep it.
+        ErrorKind::InternalFunction => "Internal",
         ErrorKind::BadArgs => "BadArgs",
         ErrorKind::Uncaught => "Uncaught",
         ErrorKind::Limit => "Limit",
+        ErrorKind::Server => "Server",
     }
 }
 
 fn kind_from_name(name: &str) -> ErrorKind {
     match name {
         "NotFound" => ErrorKind::NotFound,
-        "Internal" => ErrorKind::Internal,
+        "Internal" => ErrorKind::InternalFunction,
         "BadArgs" => ErrorKind::BadArgs,
         "Limit" => ErrorKind::Limit,
+        "Server" => ErrorKind::Server,
         _ => ErrorKind::Uncaught,
     }
 }
@@ -232,13 +268,16 @@ fn log_lines(json: &serde_json::Value) -> Vec<String> {
 }
 
 fn decode_outcome(outcome: MutationOutcome) -> MutationResult {
-    let corrupt = |why: String| MutationResult {
-        result: Err(FunctionError::new(
-            ErrorKind::Uncaught,
-            format!("internal error: {why}"),
-        )),
-        log_lines: Vec::new(),
-        ts: None,
+    let corrupt = |why: String| {
+        tracing::error!(%why, "a mutation's stored outcome cannot be read");
+        MutationResult {
+            result: Err(FunctionError::new(
+                ErrorKind::Server,
+                format!("internal error: {why}"),
+            )),
+            log_lines: Vec::new(),
+            ts: None,
+        }
     };
     match outcome {
         MutationOutcome::Committed { ts, response }

@@ -1,10 +1,14 @@
-//! `Identity`: Convex's `UserIdentity`, built from verified claims.
+//! [`Identity`]: the one type for a user's identity, from a verified token (or an admin's
+//! acting-as object) to the function that reads `ctx.auth.getUserIdentity()`.
 //!
-//! Two mappings, as Convex's own backend makes them: OIDC providers (Clerk, the dev issuer) get
-//! the standard claims renamed to camelCase and custom claims kept nested; customJwt
-//! providers get no renaming and nested objects flattened to dotted keys. Claims that change
-//! on every refresh (`exp`, `iat`, `nbf`, `jti`, `fva`, ...) are dropped, so an identity — and
-//! its [`Identity::cache_key`], which query caches use — stays the same across token refreshes.
+//! Two ways in: [`Identity::from_claims`] maps a verified token's claims (see `claims.rs`),
+//! [`Identity::acting_as`] accepts the object an admin acts as (`Authorization: Convex
+//! <key>:<identity>` or `Authenticate{impersonating}`) under Convex's rule: `tokenIdentifier`
+//! given, or made of `issuer` and `subject`. Both build the fields once, the document form the
+//! functions see ([`Identity::value`]) and the [`IdentityCacheKey`] that decides which cached
+//! query results the identity may share; clones share them through an `Arc`.
+
+mod claims;
 
 use std::fmt;
 use std::sync::Arc;
@@ -17,74 +21,42 @@ use crate::provider::ClaimMapping;
 use crate::rejection::TokenRejection;
 use crate::token::string_claim;
 
-/// The fields every identity has.
-pub const SUBJECT: &str = "subject";
-/// See [`SUBJECT`].
-pub const ISSUER: &str = "issuer";
-/// See [`SUBJECT`].
-pub const TOKEN_IDENTIFIER: &str = "tokenIdentifier";
+pub use claims::{ISSUER, SUBJECT, TOKEN_IDENTIFIER, rfc3339};
 
-/// OIDC standard claims and the camelCase name Convex gives each.
-const STANDARD_CLAIMS: [(&str, &str); 18] = [
-    ("name", "name"),
-    ("given_name", "givenName"),
-    ("family_name", "familyName"),
-    ("nickname", "nickname"),
-    ("preferred_username", "preferredUsername"),
-    ("profile", "profileUrl"),
-    ("picture", "pictureUrl"),
-    ("website", "websiteUrl"),
-    ("email", "email"),
-    ("email_verified", "emailVerified"),
-    ("gender", "gender"),
-    ("birthdate", "birthday"),
-    ("zoneinfo", "timezone"),
-    ("locale", "language"),
-    ("phone_number", "phoneNumber"),
-    ("phone_number_verified", "phoneNumberVerified"),
-    ("address", "address"),
-    ("updated_at", "updatedAt"),
-];
+/// A user's identity, shared cheaply (`Arc`) between sessions, caches and function calls.
+#[derive(Clone)]
+pub struct Identity(Arc<Fields>);
 
-/// Claims consumed by the OIDC ID-token structure or dropped as per-refresh noise. `birthday`
-/// is swallowed by Convex's OIDC library, so it is dropped here too.
-const OIDC_DROPPED: [&str; 16] = [
-    "iss",
-    "sub",
-    "aud",
-    "exp",
-    "iat",
-    "nbf",
-    "jti",
-    "auth_time",
-    "nonce",
-    "acr",
-    "amr",
-    "azp",
-    "at_hash",
-    "c_hash",
-    "fva",
-    "birthday",
-];
+struct Fields {
+    /// The UserIdentity object as JSON.
+    claims: Map<String, Value>,
+    /// The same object as a document value, as `ctx.auth.getUserIdentity()` returns it.
+    value: value::Value,
+    key: IdentityCacheKey,
+}
 
-/// Registered claims a customJwt identity leaves out.
-const CUSTOM_JWT_DROPPED: [&str; 8] = ["iss", "sub", "aud", "exp", "nbf", "iat", "jti", "fva"];
-
-/// A verified user's identity, shared cheaply (`Arc`) between sessions and caches.
-#[derive(Clone, PartialEq)]
-pub struct Identity(Arc<Map<String, Value>>);
-
-/// A stable 256-bit digest of an identity's claims.
+/// A stable 256-bit digest of an identity's fields: same fields, same key, whatever their
+/// order; time claims never enter (they are not fields), so a token refresh keeps the key.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct IdentityCacheKey(pub [u8; 32]);
 
-/// A JSON object that is not a usable identity (for `--identity` and admin calls).
+/// Why an object is not an identity an admin may act as.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("an identity needs string fields `subject`, `issuer` and `tokenIdentifier`")]
-pub struct IdentityShapeError;
+pub enum IdentityShapeError {
+    #[error(
+        "the identity to act as must be a JSON object, like {{\"subject\":\"user_1\",\"issuer\":\"https://example.com\"}}"
+    )]
+    NotAnObject,
+    #[error("the identity's `{0}` must be a string")]
+    NotAString(&'static str),
+    #[error(
+        "the identity to act as needs `tokenIdentifier`, or `issuer` and `subject` to make it from"
+    )]
+    NoTokenIdentifier,
+}
 
 impl Identity {
-    /// Builds the identity from verified claims with the provider's mapping.
+    /// Builds the identity of a verified token from its claims with the provider's mapping.
     pub fn from_claims(
         claims: &Map<String, Value>,
         mapping: ClaimMapping,
@@ -98,29 +70,62 @@ impl Identity {
         );
         out.insert(ISSUER.into(), Value::String(iss.to_owned()));
         out.insert(SUBJECT.into(), Value::String(sub.to_owned()));
-        match mapping {
-            ClaimMapping::Oidc => map_oidc(claims, &mut out),
-            ClaimMapping::CustomJwt => map_custom_jwt(claims, &mut out),
-        }
-        Ok(Identity(Arc::new(out)))
+        claims::map_claims(claims, mapping, &mut out);
+        Ok(Identity::new(out))
     }
 
-    /// Accepts an identity given as JSON (e.g. `pulsebase run --identity`), checking the core fields.
-    pub fn from_map(map: Map<String, Value>) -> Result<Identity, IdentityShapeError> {
-        for field in [SUBJECT, ISSUER, TOKEN_IDENTIFIER] {
-            if !map.get(field).is_some_and(Value::is_string) {
-                return Err(IdentityShapeError);
+    /// The identity an admin acts as, from its UserIdentity object. As in Convex, a missing
+    /// `tokenIdentifier` is made of `issuer` and `subject` (`issuer|subject`, a verified
+    /// token's form); without either, the object is refused.
+    pub fn acting_as(object: &Value) -> Result<Identity, IdentityShapeError> {
+        let mut fields = object
+            .as_object()
+            .cloned()
+            .ok_or(IdentityShapeError::NotAnObject)?;
+        for name in [TOKEN_IDENTIFIER, ISSUER, SUBJECT] {
+            if fields.get(name).is_some_and(|v| !v.is_string()) {
+                return Err(IdentityShapeError::NotAString(name));
             }
         }
-        Ok(Identity(Arc::new(map)))
+        if !fields.contains_key(TOKEN_IDENTIFIER) {
+            let made = match (fields.get(ISSUER), fields.get(SUBJECT)) {
+                (Some(Value::String(iss)), Some(Value::String(sub))) => format!("{iss}|{sub}"),
+                _ => return Err(IdentityShapeError::NoTokenIdentifier),
+            };
+            fields.insert(TOKEN_IDENTIFIER.into(), Value::String(made));
+        }
+        Ok(Identity::new(fields))
     }
 
-    /// `sub`.
+    /// Keeps the fields a client can decode (a field name must be printable ASCII and must not
+    /// start with `$`; a value must be convex JSON) and computes the value and key once.
+    fn new(fields: Map<String, Value>) -> Identity {
+        let mut claims = Map::with_capacity(fields.len());
+        let mut object = value::Object::new();
+        for (name, json) in fields {
+            let one = serde_json::json!({ name.clone(): json });
+            // Leaving such a field out serves the user; failing the identity would not.
+            if let Ok(value::Value::Object(mut decoded)) = value::Value::from_json(&one) {
+                object.append(&mut decoded);
+                claims.insert(name, json);
+            }
+        }
+        let mut canonical = Vec::with_capacity(256);
+        write_canonical(&Value::Object(claims.clone()), &mut canonical);
+        let key = IdentityCacheKey(Sha256::digest(&canonical).into());
+        Identity(Arc::new(Fields {
+            claims,
+            value: value::Value::Object(object),
+            key,
+        }))
+    }
+
+    /// `sub` (empty only for an acting-as identity given without one).
     pub fn subject(&self) -> &str {
         self.str_field(SUBJECT)
     }
 
-    /// `iss`, verbatim from the token.
+    /// `iss`, verbatim from the token (empty only for an acting-as identity given without one).
     pub fn issuer(&self) -> &str {
         self.str_field(ISSUER)
     }
@@ -132,40 +137,53 @@ impl Identity {
 
     /// Any field (`email`, `pictureUrl`, a custom claim...).
     pub fn get(&self, key: &str) -> Option<&Value> {
-        self.0.get(key)
+        self.0.claims.get(key)
     }
 
-    /// All fields, as `ctx.auth.getUserIdentity()` returns them.
+    /// All fields as JSON.
     pub fn as_map(&self) -> &Map<String, Value> {
-        &self.0
+        &self.0.claims
     }
 
     /// The identity as a JSON object.
     pub fn to_json(&self) -> Value {
-        Value::Object((*self.0).clone())
+        Value::Object(self.0.claims.clone())
     }
 
-    /// Same claims → same key, whatever their order; times never enter (they are not fields).
+    /// The identity as a document value: what `ctx.auth.getUserIdentity()` returns.
+    pub fn value(&self) -> &value::Value {
+        &self.0.value
+    }
+
+    /// Which cached results this identity may share (computed once).
     pub fn cache_key(&self) -> IdentityCacheKey {
-        let mut canonical = Vec::with_capacity(256);
-        write_canonical(&Value::Object((*self.0).clone()), &mut canonical);
-        IdentityCacheKey(Sha256::digest(&canonical).into())
+        self.0.key
     }
 
     fn str_field(&self, key: &str) -> &str {
-        self.0.get(key).and_then(Value::as_str).unwrap_or_default()
+        self.0
+            .claims
+            .get(key)
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+    }
+}
+
+impl PartialEq for Identity {
+    fn eq(&self, other: &Identity) -> bool {
+        self.0.claims == other.0.claims
     }
 }
 
 impl fmt::Debug for Identity {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_tuple("Identity").field(&*self.0).finish()
+        f.debug_tuple("Identity").field(&self.0.claims).finish()
     }
 }
 
 impl Serialize for Identity {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        self.0.serialize(serializer)
+        self.0.claims.serialize(serializer)
     }
 }
 
@@ -182,108 +200,6 @@ impl fmt::Debug for IdentityCacheKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "IdentityCacheKey({self})")
     }
-}
-
-fn is_reserved(key: &str) -> bool {
-    // A token must never be able to set its own tokenIdentifier through a custom claim.
-    matches!(key, SUBJECT | ISSUER | TOKEN_IDENTIFIER)
-}
-
-fn map_oidc(claims: &Map<String, Value>, out: &mut Map<String, Value>) {
-    for (claim, field) in STANDARD_CLAIMS {
-        if let Some(value) = claims.get(claim).and_then(|v| standard_value(claim, v)) {
-            out.insert(field.into(), value);
-        }
-    }
-    for (key, value) in claims {
-        let base = key.split('#').next().unwrap_or(key);
-        let is_standard = STANDARD_CLAIMS.iter().any(|(c, _)| *c == base);
-        if is_standard || OIDC_DROPPED.contains(&key.as_str()) || is_reserved(key) {
-            continue;
-        }
-        if !out.contains_key(key) {
-            out.insert(key.clone(), value.clone());
-        }
-    }
-}
-
-/// Converts a standard claim to Convex's type; `None` (omitted) for null or unusable values.
-fn standard_value(claim: &str, value: &Value) -> Option<Value> {
-    match (claim, value) {
-        (_, Value::Null) => None,
-        ("email_verified" | "phone_number_verified", Value::Bool(b)) => Some(Value::Bool(*b)),
-        ("email_verified" | "phone_number_verified", Value::String(s)) => match s.as_str() {
-            "true" => Some(Value::Bool(true)),
-            "false" => Some(Value::Bool(false)),
-            _ => None,
-        },
-        ("email_verified" | "phone_number_verified", _) => None,
-        ("address", Value::Object(addr)) => addr
-            .get("formatted")
-            .and_then(Value::as_str)
-            .map(|s| Value::String(s.to_owned())),
-        ("address", Value::String(s)) => Some(Value::String(s.clone())),
-        ("updated_at", Value::Number(n)) => {
-            let secs = n
-                .as_i64()
-                .or_else(|| n.as_f64().map(|f| f.floor() as i64))?;
-            Some(Value::String(rfc3339(secs)))
-        }
-        ("updated_at", Value::String(s)) => Some(Value::String(s.clone())),
-        (_, Value::String(s)) => Some(Value::String(s.clone())),
-        _ => None,
-    }
-}
-
-fn map_custom_jwt(claims: &Map<String, Value>, out: &mut Map<String, Value>) {
-    for (key, value) in claims {
-        if CUSTOM_JWT_DROPPED.contains(&key.as_str()) {
-            continue;
-        }
-        flatten_into(key, value, out);
-    }
-}
-
-fn flatten_into(prefix: &str, value: &Value, out: &mut Map<String, Value>) {
-    match value {
-        Value::Object(inner) => {
-            for (k, v) in inner {
-                flatten_into(&format!("{prefix}.{k}"), v, out);
-            }
-        }
-        _ => {
-            if !is_reserved(prefix) {
-                out.insert(prefix.to_owned(), value.clone());
-            }
-        }
-    }
-}
-
-/// Unix seconds → RFC 3339 with `+00:00`, as chrono's `to_rfc3339()` prints it.
-pub fn rfc3339(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}+00:00",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
-}
-
-/// Howard Hinnant's days → (year, month, day) for the proleptic Gregorian calendar.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    (y, m, d)
 }
 
 /// JSON with object keys sorted at every level, so equal claim sets hash equally.
@@ -406,12 +322,42 @@ mod tests {
     }
 
     #[test]
-    fn identity_from_map_requires_core_fields() {
-        assert!(Identity::from_map(claims(json!({"subject": "s"}))).is_err());
-        let ok = Identity::from_map(claims(
-            json!({"subject": "s", "issuer": "i", "tokenIdentifier": "i|s"}),
-        ))
-        .unwrap();
-        assert_eq!(ok.subject(), "s");
+    fn acting_as_follows_convex_rules() {
+        let shape = |v: Value| Identity::acting_as(&v);
+        // issuer and subject make the tokenIdentifier, as a verified token's.
+        let made = shape(json!({"subject": "s", "issuer": "i", "name": "Bo"})).unwrap();
+        assert_eq!(made.token_identifier(), "i|s");
+        assert_eq!(made.get("name"), Some(&json!("Bo")));
+        // A given tokenIdentifier is kept, even without issuer and subject.
+        let given = shape(json!({"tokenIdentifier": "t"})).unwrap();
+        assert_eq!(given.token_identifier(), "t");
+        assert_eq!(given.subject(), "");
+        assert_eq!(
+            shape(json!({"subject": "s"})).unwrap_err(),
+            IdentityShapeError::NoTokenIdentifier
+        );
+        assert_eq!(
+            shape(json!("s")).unwrap_err(),
+            IdentityShapeError::NotAnObject
+        );
+        assert_eq!(
+            shape(json!({"subject": 1, "issuer": "i"})).unwrap_err(),
+            IdentityShapeError::NotAString("subject")
+        );
+    }
+
+    #[test]
+    fn claims_a_client_cannot_decode_are_left_out() {
+        let id =
+            Identity::acting_as(&json!({"subject": "s", "issuer": "i", "é": 1, "$x": 2})).unwrap();
+        assert_eq!(id.as_map().len(), 3, "{id:?}");
+        assert_eq!(id.value().as_object().map(|o| o.len()), Some(3));
+        assert_eq!(
+            id.value()
+                .as_object()
+                .and_then(|o| o.get("subject"))
+                .and_then(|v| v.as_str()),
+            Some("s")
+        );
     }
 }

@@ -40,7 +40,8 @@
 //! | `keys` | JWKS → [`KeySet`] of usable keys |
 //! | `token` | splitting an unverified token, the size cap |
 //! | `verify` | the one verification function |
-//! | `identity` | [`Identity`] (Convex's UserIdentity) and its cache key |
+//! | `identity` | [`Identity`] (Convex's UserIdentity, the one identity type from token to function) and its cache key |
+//! | `authorization` | [`Credentials`] (the one reader of the `Authorization` header) and [`Authorization`] |
 //! | `rejection` | [`TokenRejection`] |
 //! | `dev_issuer` | [`DevIssuerKey`]: mint dev tokens, publish JWKS/discovery |
 //! | `diagnosis` | [`Diagnosis`] for `pulsebase auth check` |
@@ -48,6 +49,7 @@
 // Tests may unwrap; library code may not (workspace lint `unwrap_used`).
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+mod authorization;
 mod config;
 mod dev_issuer;
 mod diagnosis;
@@ -58,6 +60,7 @@ mod rejection;
 mod token;
 mod verify;
 
+pub use authorization::{ActingAs, Authorization, Credentials, Rejection};
 pub use config::{AuthConfig, AuthConfigError, AuthConfigErrorKind};
 pub use dev_issuer::{
     DEV_AUDIENCE, DEV_KEY_BITS, DevIssuerError, DevIssuerKey, RESERVED_CLAIMS, openid_configuration,

@@ -22,6 +22,7 @@
 //!
 //! | module | owns |
 //! | --- | --- |
+//! | `authorize` | [`authorize`]: credentials from any transport → [`auth::Authorization`] |
 //! | `verifier` | [`Authenticator`]: generations, `verify`, `diagnose`, rejection logs |
 //! | `key_cache` | one provider's key set: TTL, single flight, refetch rate limit |
 //! | `fetch` | OIDC discovery, JWKS over HTTP, JWKS files |
@@ -33,6 +34,7 @@
 // Tests may unwrap; library code may not (workspace lint `unwrap_used`).
 #![cfg_attr(test, allow(clippy::unwrap_used))]
 
+mod authorize;
 mod config_files;
 mod dev_issuer;
 mod fetch;
@@ -42,6 +44,7 @@ mod status;
 mod token_cache;
 mod verifier;
 
+pub use authorize::authorize;
 pub use config_files::{
     AUTH_CONFIG_FILE, ENV_FILE, ENV_LOCAL_FILE, EnvFiles, load_auth_config, watched_paths,
 };

@@ -17,6 +17,7 @@ pub const ALL: &[&str] = &[
     "idle",
     "refresh",
     "auth",
+    "actions",
 ];
 
 /// The Pulsebase benchmark load generator (issue 7). Starts the server itself.
@@ -24,7 +25,7 @@ pub const ALL: &[&str] = &[
 #[command(name = "pulsebase-bench", version)]
 pub struct Opts {
     /// Scenarios to run (`all`, or any of: cold-start committer mutations fanout per-user idle
-    /// refresh auth).
+    /// refresh auth actions).
     #[arg(default_value = "all")]
     pub scenarios: Vec<String>,
     /// Write the full results (and the flat `metrics` map) here as JSON.
@@ -147,6 +148,17 @@ pub struct Opts {
     /// auth.config.toml edits made while a client measures mutation latency.
     #[arg(long, default_value_t = 5)]
     pub reload_edits: usize,
+
+    // ---- actions
+    /// Slow actions held in flight while the writers are measured again.
+    #[arg(long, default_value_t = 1000)]
+    pub actions_inflight: usize,
+    /// Closed-loop WebSocket writers measured with and without the actions.
+    #[arg(long, default_value_t = 8)]
+    pub actions_writers: usize,
+    /// Measured seconds in each state.
+    #[arg(long, default_value_t = 6.0)]
+    pub actions_s: f64,
 }
 
 impl Opts {
@@ -182,6 +194,9 @@ impl Opts {
             refresh_s = 2.0;
             coldstart_reps = 2;
             reload_edits = 2;
+            actions_inflight = 100;
+            actions_writers = 2;
+            actions_s = 1.5;
         }
     }
 

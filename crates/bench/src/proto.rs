@@ -90,6 +90,10 @@ pub fn mutation(request_id: u64, path: &str, args: &serde_json::Value) -> String
         .to_string()
 }
 
+pub fn action(request_id: u64, path: &str, args: &serde_json::Value) -> String {
+    json!({"type": "Action", "requestId": request_id, "udfPath": path, "args": [args]}).to_string()
+}
+
 /// Every `"<field>":"<value>"` string value in raw JSON text (no unescaping; the bench only
 /// looks for values it wrote itself, which need none).
 pub fn string_fields<'a>(raw: &'a str, field: &str) -> impl Iterator<Item = &'a str> + 'a {

@@ -69,7 +69,7 @@ impl Catalog {
             Some(t) if self.schema.table(name).is_some() => Ok(t),
             _ => Err(DbError::UnknownTable {
                 table: name.to_string(),
-                known: self.schema.tables.keys().cloned().collect(),
+                known: self.schema.user_tables().map(|t| t.name.clone()).collect(),
             }),
         }
     }

@@ -23,6 +23,7 @@ use crate::error::DbError;
 use crate::query_txn::QueryTxn;
 use crate::reader_pool::ReaderPool;
 use crate::schema_change::SchemaChangeReport;
+use crate::snapshot::Snapshot;
 use crate::subscriptions::Subscriptions;
 use crate::transaction::TxnLimits;
 
@@ -128,6 +129,12 @@ impl Database {
     /// transaction ends the snapshot.
     pub fn snapshot(&self) -> Result<QueryTxn, DbError> {
         QueryTxn::open(self.readers.clone(), self.catalog(), self.limits)
+    }
+
+    /// A read of the whole database at the latest commit, without read limits or read set
+    /// (export, backup, file serving). Blocking; on a connection of its own.
+    pub fn full_snapshot(&self) -> Result<Snapshot, DbError> {
+        Snapshot::open(self.readers.storage(), self.catalog())
     }
 
     /// Runs `f` in a snapshot read transaction on this thread (blocking).

@@ -54,6 +54,14 @@ pub enum DbError {
         "ctx.db.{0} is not available in a query; queries are read-only, move the write into a mutation"
     )]
     ReadOnly(&'static str),
+    /// A user write (`ctx.db.insert/patch/replace/delete`) to an engine-defined table.
+    #[error(
+        "ctx.db.{op} cannot write the system table {table:?}: system tables are changed only by the engine (for _storage: uploads, ctx.storage.store and ctx.storage.delete)"
+    )]
+    SystemTableWrite { op: &'static str, table: String },
+    /// An import or engine insert whose `_id` is already taken.
+    #[error("a document with _id {id:?} already exists in table {table:?}")]
+    DuplicateId { table: String, id: String },
     #[error("the committer has stopped; the server is shutting down")]
     CommitterStopped,
     #[error("schema change refused: {0}")]

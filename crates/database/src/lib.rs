@@ -11,8 +11,11 @@
 //! - [`Subscriptions`] (`subscriptions.rs`) matches each commit's write set against registered
 //!   read sets through per-index interval trees (`interval_tree.rs`) and fires one-shot
 //!   invalidations.
-//! - [`Catalog`] (`catalog.rs`) is the live tables and indexes; `schema_change.rs` brings
-//!   storage in line with a new schema.
+//! - [`Catalog`] (`catalog.rs`) is the live tables and indexes, the engine's system tables
+//!   (`_storage`, defined in the `schema` crate) included; `schema_change.rs` brings storage in
+//!   line with a new schema.
+//! - [`Snapshot`] (`snapshot.rs`) reads whole tables at one commit for export and backup,
+//!   also from a second process while a server owns the writer.
 //!
 //! Every write transaction commits in `committer.rs`: mutations in `Committer::commit_batch`,
 //! schema changes in `Committer::apply_schema`. Invariants: commit timestamps strictly
@@ -33,6 +36,7 @@ mod reader_pool;
 mod reads;
 mod scan_cursor;
 mod schema_change;
+mod snapshot;
 mod subscriptions;
 mod transaction;
 mod writer_state;
@@ -47,6 +51,7 @@ pub use query_txn::QueryTxn;
 pub use read_set::{IndexWrite, ReadInterval, ReadSet, WriteSet};
 pub use scan_cursor::ScanCursor;
 pub use schema_change::SchemaChangeReport;
+pub use snapshot::{Snapshot, SnapshotRow, copy_database};
 pub use storage::Order;
 pub use subscriptions::{OnInvalidate, Registration, SubscriptionId, Subscriptions};
 pub use transaction::{Transaction, TxnLimits};

@@ -4,7 +4,9 @@
 //! at once (so the mutation reads its own writes) and added to the commit's
 //! [`WriteSet`](crate::WriteSet) with the old and new key of every index. A null written to a
 //! field declared `optional<T>` whose `T` refuses null means "absent" (scripts have no
-//! `undefined`): insert and replace leave the field out, patch removes it.
+//! `undefined`): insert and replace leave the field out, patch removes it. User writes to a
+//! system table (a name starting with `_`) are refused; the engine writes them through the
+//! `system_*` methods, and an import through [`MutationTxn::insert_with_id`].
 
 use std::any::Any;
 use std::sync::Arc;
@@ -216,6 +218,159 @@ impl MutationTxn {
     }
 }
 
+/// Who is writing: user code may not touch system tables; the engine may.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Writes {
+    User,
+    Engine,
+}
+
+impl MutationTxn {
+    fn check_writable(who: Writes, table: &TableInfo, op: &'static str) -> Result<(), DbError> {
+        if who == Writes::User && schema::is_system_table(&table.name) {
+            return Err(DbError::SystemTableWrite {
+                op,
+                table: table.name.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    fn insert_as(
+        &mut self,
+        who: Writes,
+        table: &str,
+        fields: Object,
+    ) -> Result<DocumentId, DbError> {
+        Self::check_user_fields(&fields, "insert")?;
+        let catalog = self.catalog.clone();
+        let table = catalog.table(table)?;
+        Self::check_writable(who, table, "insert")?;
+        let id = DocumentId::generate(table.number);
+        self.insert_document(table, id, None, fields)
+    }
+
+    /// Inserts a document with a given `_id` (and `_creationTime`, else the next one): the
+    /// write an import makes, system tables included. Refused when the id is taken.
+    pub fn insert_with_id(
+        &mut self,
+        table: &str,
+        id: DocumentId,
+        creation_time: Option<f64>,
+        fields: Object,
+    ) -> Result<DocumentId, DbError> {
+        Self::check_user_fields(&fields, "insert")?;
+        let catalog = self.catalog.clone();
+        let table = catalog.table(table)?;
+        if id.table() != table.number {
+            return Err(DbError::InvalidId(id.to_string()));
+        }
+        if self.lock()?.writer.get_document(id.as_str())?.is_some() {
+            return Err(DbError::DuplicateId {
+                table: table.name.clone(),
+                id: id.to_string(),
+            });
+        }
+        self.insert_document(table, id, creation_time, fields)
+    }
+
+    /// Deletes any document, system tables included (an import replacing a table).
+    pub fn delete_any(&mut self, id: &str) -> Result<(), DbError> {
+        self.delete_as(Writes::Engine, id)
+    }
+
+    /// Claims a one-time key (an upload URL's nonce) in this transaction; `false` when it was
+    /// claimed before. `expires_ms` lets old claims be pruned once the key itself expired.
+    pub fn claim(&mut self, key: &str, expires_ms: u64, now_ms: u64) -> Result<bool, DbError> {
+        let mut state = self.lock()?;
+        state.writer.prune_claims(now_ms)?;
+        Ok(state.writer.claim(key, expires_ms)?)
+    }
+
+    /// Sets (or with `None` removes) an engine setting in this transaction: an import's
+    /// resume marker commits together with the batch it describes.
+    pub fn set_config(&mut self, key: &str, value: Option<&str>) -> Result<(), DbError> {
+        let mut state = self.lock()?;
+        match value {
+            Some(value) => state.writer.put_config(key, value)?,
+            None => state.writer.delete_config(key)?,
+        }
+        Ok(())
+    }
+
+    fn insert_document(
+        &mut self,
+        table: &TableInfo,
+        id: DocumentId,
+        creation_time: Option<f64>,
+        fields: Object,
+    ) -> Result<DocumentId, DbError> {
+        let mut fields = fields;
+        for name in self.absent_fields(table, &fields) {
+            fields.remove(&name);
+        }
+        let fields = self.prepare(table, fields)?;
+        let creation_time = match creation_time {
+            Some(t) => t,
+            None => self.lock()?.next_creation_time(self.now_ms),
+        };
+        let doc = Document {
+            id,
+            creation_time,
+            fields,
+        };
+        self.count_write(&doc)?;
+        self.apply(table, None, Some(&doc))?;
+        Ok(doc.id)
+    }
+
+    fn patch_as(&mut self, who: Writes, id: &str, fields: Object) -> Result<(), DbError> {
+        Self::check_user_fields(&fields, "patch")?;
+        let (old, catalog) = self.load(id, "patch")?;
+        let (_, table) = catalog.resolve_id(id)?;
+        Self::check_writable(who, table, "patch")?;
+        let removed = self.absent_fields(table, &fields);
+        let mut merged = old.fields.clone();
+        merged.extend(fields);
+        for name in removed {
+            merged.remove(&name);
+        }
+        let merged = self.prepare(table, merged)?;
+        let new = Document {
+            fields: merged,
+            ..old.clone()
+        };
+        self.count_write(&new)?;
+        self.apply(table, Some(&old), Some(&new))
+    }
+
+    fn replace_as(&mut self, who: Writes, id: &str, fields: Object) -> Result<(), DbError> {
+        Self::check_user_fields(&fields, "replace")?;
+        let (old, catalog) = self.load(id, "replace")?;
+        let (_, table) = catalog.resolve_id(id)?;
+        Self::check_writable(who, table, "replace")?;
+        let mut fields = fields;
+        for name in self.absent_fields(table, &fields) {
+            fields.remove(&name);
+        }
+        let fields = self.prepare(table, fields)?;
+        let new = Document {
+            fields,
+            ..old.clone()
+        };
+        self.count_write(&new)?;
+        self.apply(table, Some(&old), Some(&new))
+    }
+
+    fn delete_as(&mut self, who: Writes, id: &str) -> Result<(), DbError> {
+        let (old, catalog) = self.load(id, "delete")?;
+        let (_, table) = catalog.resolve_id(id)?;
+        Self::check_writable(who, table, "delete")?;
+        self.count_write(&old)?;
+        self.apply(table, Some(&old), None)
+    }
+}
+
 impl Transaction for MutationTxn {
     fn catalog(&self) -> &Catalog {
         &self.catalog
@@ -252,66 +407,25 @@ impl Transaction for MutationTxn {
     }
 
     fn insert(&mut self, table: &str, fields: Object) -> Result<DocumentId, DbError> {
-        Self::check_user_fields(&fields, "insert")?;
-        let catalog = self.catalog.clone();
-        let table = catalog.table(table)?;
-        let mut fields = fields;
-        for name in self.absent_fields(table, &fields) {
-            fields.remove(&name);
-        }
-        let fields = self.prepare(table, fields)?;
-        let creation_time = self.lock()?.next_creation_time(self.now_ms);
-        let doc = Document {
-            id: DocumentId::generate(table.number),
-            creation_time,
-            fields,
-        };
-        self.count_write(&doc)?;
-        self.apply(table, None, Some(&doc))?;
-        Ok(doc.id)
+        self.insert_as(Writes::User, table, fields)
     }
-
     fn patch(&mut self, id: &str, fields: Object) -> Result<(), DbError> {
-        Self::check_user_fields(&fields, "patch")?;
-        let (old, catalog) = self.load(id, "patch")?;
-        let (_, table) = catalog.resolve_id(id)?;
-        let removed = self.absent_fields(table, &fields);
-        let mut merged = old.fields.clone();
-        merged.extend(fields);
-        for name in removed {
-            merged.remove(&name);
-        }
-        let merged = self.prepare(table, merged)?;
-        let new = Document {
-            fields: merged,
-            ..old.clone()
-        };
-        self.count_write(&new)?;
-        self.apply(table, Some(&old), Some(&new))
+        self.patch_as(Writes::User, id, fields)
     }
-
     fn replace(&mut self, id: &str, fields: Object) -> Result<(), DbError> {
-        Self::check_user_fields(&fields, "replace")?;
-        let (old, catalog) = self.load(id, "replace")?;
-        let (_, table) = catalog.resolve_id(id)?;
-        let mut fields = fields;
-        for name in self.absent_fields(table, &fields) {
-            fields.remove(&name);
-        }
-        let fields = self.prepare(table, fields)?;
-        let new = Document {
-            fields,
-            ..old.clone()
-        };
-        self.count_write(&new)?;
-        self.apply(table, Some(&old), Some(&new))
+        self.replace_as(Writes::User, id, fields)
     }
-
     fn delete(&mut self, id: &str) -> Result<(), DbError> {
-        let (old, catalog) = self.load(id, "delete")?;
-        let (_, table) = catalog.resolve_id(id)?;
-        self.count_write(&old)?;
-        self.apply(table, Some(&old), None)
+        self.delete_as(Writes::User, id)
+    }
+    fn system_insert(&mut self, table: &str, fields: Object) -> Result<DocumentId, DbError> {
+        self.insert_as(Writes::Engine, table, fields)
+    }
+    fn system_patch(&mut self, id: &str, fields: Object) -> Result<(), DbError> {
+        self.patch_as(Writes::Engine, id, fields)
+    }
+    fn system_delete(&mut self, id: &str) -> Result<(), DbError> {
+        self.delete_as(Writes::Engine, id)
     }
 
     fn read_set(&self) -> &ReadSet {

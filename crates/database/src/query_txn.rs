@@ -102,6 +102,15 @@ impl Transaction for QueryTxn {
     fn delete(&mut self, _: &str) -> Result<(), DbError> {
         Err(DbError::ReadOnly("delete"))
     }
+    fn system_insert(&mut self, _: &str, _: Object) -> Result<DocumentId, DbError> {
+        Err(DbError::ReadOnly("insert"))
+    }
+    fn system_patch(&mut self, _: &str, _: Object) -> Result<(), DbError> {
+        Err(DbError::ReadOnly("patch"))
+    }
+    fn system_delete(&mut self, _: &str) -> Result<(), DbError> {
+        Err(DbError::ReadOnly("delete"))
+    }
     fn read_set(&self) -> &ReadSet {
         self.reads.read_set()
     }

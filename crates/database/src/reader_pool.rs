@@ -24,6 +24,11 @@ impl ReaderPool {
         }
     }
 
+    /// The storage the pool opens readers from.
+    pub(crate) fn storage(&self) -> &Storage {
+        &self.storage
+    }
+
     pub(crate) fn take(&self) -> Result<Reader, DbError> {
         match self.idle.lock().pop() {
             Some(reader) => Ok(reader),

@@ -65,9 +65,9 @@ impl fmt::Display for SchemaChangeReport {
     }
 }
 
-/// Loads the catalog as stored, interpreting it with `schema`.
-pub(crate) fn load_catalog(writer: &Writer, schema: Arc<Schema>) -> Result<Catalog, DbError> {
-    let stored = writer.catalog()?;
+/// Loads the catalog as stored, interpreting it with `schema` (system tables included).
+pub(crate) fn load_catalog(rows: &dyn ReadRows, schema: Arc<Schema>) -> Result<Catalog, DbError> {
+    let stored = rows.catalog()?;
     let mut tables = Vec::new();
     for table in &stored.tables {
         let mut by_id = None;
@@ -110,6 +110,15 @@ pub(crate) fn load_catalog(writer: &Writer, schema: Arc<Schema>) -> Result<Catal
     Ok(Catalog::new(schema, tables))
 }
 
+/// The stored text of the last applied `schema.toml`, parsed (system tables added); `None`
+/// before any schema was applied. What a process that does not own the writer reads.
+pub(crate) fn stored_schema(rows: &dyn ReadRows) -> Result<Schema, DbError> {
+    let text = rows.get_config(SCHEMA_CONFIG_KEY)?.unwrap_or_default();
+    let schema = Schema::parse(&text, "stored schema.toml")
+        .map_err(|e| DbError::Corrupt(format!("the stored schema does not parse: {e}")))?;
+    Ok(schema.with_system_tables())
+}
+
 /// Brings storage in line with `schema` inside the writer's open transaction.
 pub(crate) fn apply_schema(
     writer: &mut Writer,
@@ -117,9 +126,12 @@ pub(crate) fn apply_schema(
     schema_text: &str,
 ) -> Result<(Catalog, SchemaChangeReport), DbError> {
     let mut report = SchemaChangeReport::default();
+    // System tables are created, indexed and validated like the user's.
+    let schema = Arc::new(schema.with_system_tables());
     let previous = writer
         .get_config(SCHEMA_CONFIG_KEY)?
-        .and_then(|text| Schema::parse(&text, "previous schema.toml").ok());
+        .and_then(|text| Schema::parse(&text, "previous schema.toml").ok())
+        .map(|previous| previous.with_system_tables());
 
     let existing: Vec<String> = writer
         .catalog()?
@@ -132,10 +144,12 @@ pub(crate) fn apply_schema(
             let number = writer.create_table(name)?;
             writer.create_index(number, BY_ID, "[\"_id\"]")?;
             writer.create_index(number, BY_CREATION_TIME, "[]")?;
-            report.tables_added.push(name.clone());
+            if !schema::is_system_table(name) {
+                report.tables_added.push(name.clone());
+            }
         }
     }
-    let catalog = load_catalog(writer, schema.clone())?;
+    let catalog = load_catalog(&*writer, schema.clone())?;
 
     // Check stored documents of every table whose document type changed.
     let mut violations = Vec::new();
@@ -144,7 +158,11 @@ pub(crate) fn apply_schema(
             .as_ref()
             .and_then(|p| p.table(name))
             .is_some_and(|old| old.document == def.document);
-        if unchanged || def.document.is_none() || report.tables_added.contains(name) {
+        if unchanged
+            || def.document.is_none()
+            || report.tables_added.contains(name)
+            || schema::is_system_table(name)
+        {
             continue;
         }
         let table = catalog.table(name)?;
@@ -190,7 +208,7 @@ pub(crate) fn apply_schema(
         .retain(|d| !report.indexes_added.contains(d));
 
     writer.put_config(SCHEMA_CONFIG_KEY, schema_text)?;
-    let catalog = load_catalog(writer, schema)?;
+    let catalog = load_catalog(&*writer, schema)?;
     Ok((catalog, report))
 }
 

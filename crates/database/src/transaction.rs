@@ -5,7 +5,7 @@
 //!
 //! Both record a [`ReadSet`] as they read: `get` records a point on `by_id` whether or not the
 //! document exists, and a scan records exactly what it consumed (see [`ScanCursor`]). Only
-//! `MutationTxn` writes.
+//! `MutationTxn` writes, and only the `system_*` methods write system tables.
 
 use std::any::Any;
 
@@ -55,6 +55,11 @@ pub trait Transaction {
     fn patch(&mut self, id: &str, fields: Object) -> Result<(), DbError>;
     fn replace(&mut self, id: &str, fields: Object) -> Result<(), DbError>;
     fn delete(&mut self, id: &str) -> Result<(), DbError>;
+    /// The engine's own writes to a system table (`_storage`, ...), refused to user code's
+    /// `insert`/`patch`/`delete` above; validated against the table's engine-defined schema.
+    fn system_insert(&mut self, table: &str, fields: Object) -> Result<DocumentId, DbError>;
+    fn system_patch(&mut self, id: &str, fields: Object) -> Result<(), DbError>;
+    fn system_delete(&mut self, id: &str) -> Result<(), DbError>;
     fn read_set(&self) -> &ReadSet;
     /// Hands the read set collected so far to the caller and starts a new one (several
     /// functions can run in one snapshot, each with its own read set).

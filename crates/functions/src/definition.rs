@@ -1,7 +1,8 @@
 //! What a module declares: [`FunctionDef`]s built by `query(...)`, `mutation(...)`,
-//! `internalQuery(...)`, `internalMutation(...)` and `httpAction(...)` at load time, and who
-//! may call them ([`Visibility`], [`Caller`]).
+//! `action(...)`, their `internal...` twins and `httpAction(...)` at load time, and who may
+//! call them ([`Visibility`], [`Caller`]).
 
+use auth::Authorization;
 use rhai::{FnPtr, Position};
 use schema::{ObjectType, Type};
 
@@ -10,6 +11,9 @@ use schema::{ObjectType, Type};
 pub enum FunctionKind {
     Query,
     Mutation,
+    /// Not a transaction: reaches data through `ctx.runQuery`/`ctx.runMutation` and the
+    /// outside world through `fetch`; runs on the application's action threads.
+    Action,
     HttpAction,
 }
 
@@ -18,7 +22,18 @@ impl FunctionKind {
         match self {
             FunctionKind::Query => "query",
             FunctionKind::Mutation => "mutation",
+            FunctionKind::Action => "action",
             FunctionKind::HttpAction => "HTTP action",
+        }
+    }
+
+    /// The kind with its article, for messages: "a query", "an action".
+    pub fn with_article(self) -> &'static str {
+        match self {
+            FunctionKind::Query => "a query",
+            FunctionKind::Mutation => "a mutation",
+            FunctionKind::Action => "an action",
+            FunctionKind::HttpAction => "an HTTP action",
         }
     }
 }
@@ -27,7 +42,7 @@ impl FunctionKind {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Visibility {
     Public,
-    /// Callable only from other functions, HTTP actions and the admin endpoint.
+    /// Callable only from other functions, actions, HTTP actions and the admin endpoint.
     Internal,
 }
 
@@ -36,8 +51,19 @@ pub enum Visibility {
 pub enum Caller {
     /// A client over WebSocket or the public HTTP API: public functions only.
     Client,
-    /// The admin endpoint, HTTP actions and other functions: internal functions too.
+    /// The admin endpoint, actions, HTTP actions and other functions: internal functions too.
     Trusted,
+}
+
+impl From<&Authorization> for Caller {
+    /// The admin key sees internal functions; users and anonymous clients do not.
+    fn from(authorization: &Authorization) -> Caller {
+        if authorization.is_admin() {
+            Caller::Trusted
+        } else {
+            Caller::Client
+        }
+    }
 }
 
 /// The value `query(#{ args, returns, handler })` evaluates to; becomes a [`FunctionDef`]

@@ -47,13 +47,16 @@ pub enum ErrorKind {
     /// No such function, or the wrong kind (a mutation called as a query).
     NotFound,
     /// An internal function called by a client.
-    Internal,
+    InternalFunction,
     /// Arguments do not match the function's validators.
     BadArgs,
     /// The script threw, or a database call it made was refused.
     Uncaught,
     /// A sandbox limit (time, operations, reads, writes, sizes).
     Limit,
+    /// A failure inside the server, not the function's (the database failed, a stored outcome
+    /// cannot be read): logged where it is made; the message says only that and where to look.
+    Server,
 }
 
 /// A failed call as the client sees it.

@@ -11,7 +11,7 @@ use crate::convert::from_dynamic;
 use crate::error::{ErrorKind, FunctionError};
 use crate::hints;
 use crate::host_error::HostError;
-use crate::limits::{MAX_CALL_DEPTH, MAX_OPERATIONS, USER_TIME_LIMIT};
+use crate::limits::{ACTION_TIME_LIMIT, MAX_CALL_DEPTH, MAX_OPERATIONS, USER_TIME_LIMIT};
 use crate::sandbox::Timeout;
 
 /// Names the error of a function called by `ctx.runQuery`/`ctx.runMutation` (see
@@ -151,18 +151,21 @@ pub(crate) fn describe_error(
             }
         }
         EvalAltResult::ErrorTerminated(token, _) => {
-            let function = token
-                .clone()
-                .try_cast::<Timeout>()
-                .map_or(running, |t| t.function);
-            described(
-                ErrorKind::Limit,
+            let timeout = token.clone().try_cast::<Timeout>();
+            let action = timeout.as_ref().is_some_and(|t| t.action);
+            let function = timeout.map_or(running, |t| t.function);
+            let message = if action {
+                format!(
+                    "Function execution timed out: {function} ran longer than the limit of {} minutes per action (wall-clock time, nested actions and fetch included)",
+                    ACTION_TIME_LIMIT.as_secs() / 60
+                )
+            } else {
                 format!(
                     "Function execution timed out: {function} ran longer than the limit of {} s of user code per call (time in database calls is not counted); check for an endless loop",
                     USER_TIME_LIMIT.as_secs()
-                ),
-                None,
-            )
+                )
+            };
+            described(ErrorKind::Limit, message, None)
         }
         EvalAltResult::ErrorTooManyOperations(_) => described(
             ErrorKind::Limit,
@@ -174,7 +177,7 @@ pub(crate) fn describe_error(
         EvalAltResult::ErrorStackOverflow(_) => described(
             ErrorKind::Limit,
             format!(
-                "Function exceeded the maximum call depth in {running} (limit: {MAX_CALL_DEPTH} nested calls, ctx.runQuery and ctx.runMutation included); check for unbounded recursion"
+                "Function exceeded the maximum call depth in {running} (limit: {MAX_CALL_DEPTH} nested calls, ctx.runQuery, ctx.runMutation and ctx.runAction included); check for unbounded recursion"
             ),
             None,
         ),

@@ -1,13 +1,11 @@
-//! An HTTP action's request: [`HttpRequest`] as the server hands it over, [`RequestIdentity`]
-//! (who sent it), and the script's `request` handle: `method`, `url`, `path`, `query` (a map,
-//! the first value of a repeated name, like `URLSearchParams.get`), `headers` (a map,
-//! lowercase names), `text()`, `json()` (up to the 16 MiB string cap) and `bytes()` (up to the
+//! An HTTP action's request: [`HttpRequest`] as the server hands it over, and the script's
+//! `request` handle: `method`, `url`, `path`, `query` (a map, the first value of a repeated
+//! name, like `URLSearchParams.get`), `headers` (a map, lowercase names), `text()`, `json()` (up to the 16 MiB string cap) and `bytes()` (up to the
 //! sandbox's blob cap, 100,000 bytes).
 
 use std::sync::Arc;
 
 use rhai::{Blob, Dynamic, Map};
-use value::Value;
 
 use crate::convert::json_to_dynamic;
 use crate::host_error::{HostResult, host_error};
@@ -24,16 +22,6 @@ pub struct HttpRequest {
     /// Lowercase names; repeated headers joined with `, `.
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
-}
-
-/// Who sent the request, from its `Authorization: Bearer` header.
-#[derive(Debug, Clone)]
-pub enum RequestIdentity {
-    Anonymous,
-    /// The UserIdentity object of a verified token.
-    User(Value),
-    /// The token was refused: the request still runs, `getUserIdentity()` throws this.
-    Invalid(String),
 }
 
 /// `request`, the handle an action's handler gets.

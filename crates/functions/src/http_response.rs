@@ -17,8 +17,9 @@ pub struct HttpResponse {
     pub body: Vec<u8>,
 }
 
-/// A value as plain JSON for a response body: int64 as a number, bytes as base64.
-fn plain_json(value: &Value) -> serde_json::Value {
+/// A value as plain JSON for a response body (and a `fetch` body): int64 as a number, bytes
+/// as base64.
+pub(crate) fn plain_json(value: &Value) -> serde_json::Value {
     use base64::Engine as _;
     match value {
         Value::Null => serde_json::Value::Null,

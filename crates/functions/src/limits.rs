@@ -9,11 +9,16 @@ use std::time::Duration;
 /// calls (and, in an HTTP action, in nested calls) is not counted.
 pub const USER_TIME_LIMIT: Duration = Duration::from_secs(1);
 
+/// Wall-clock limit of an action (and an HTTP action), nested `ctx.runAction` calls and
+/// `fetch` waits included: 10 minutes, like Convex. Actions may wait on the network, so their
+/// clock is the wall clock, not user time.
+pub const ACTION_TIME_LIMIT: Duration = Duration::from_secs(600);
+
 /// Hard cap on Rhai operations per call, a backstop behind the time budget.
 pub(crate) const MAX_OPERATIONS: u64 = 5_000_000_000;
 
 /// Nested function calls per top-level call, counted across `ctx.runQuery` /
-/// `ctx.runMutation` (see `ModuleSet::call`). Rhai's default for release builds, which keeps
+/// `ctx.runMutation` / `ctx.runAction` (see `ModuleSet::call`). Rhai's default for release builds, which keeps
 /// deep recursion well inside a 2 MiB thread stack.
 pub(crate) const MAX_CALL_DEPTH: usize = 64;
 

@@ -4,7 +4,8 @@
 //!
 //! `functions/todos.rhai` is module `todos`; `functions/admin/users.rhai` is `admin/users`.
 //! Files and folders whose names start with `_` or `.` are skipped (`_generated/` holds
-//! client code). A module's functions are its exported registrations:
+//! client code), and so are test files (`*.test.rhai`, read by [`read_test_dir`] for
+//! `pulsebase test` only, never callable). A module's functions are its exported registrations:
 //! `export const list = query(#{ args: #{}, handler: |ctx, args| { ... } });`
 
 use std::collections::BTreeMap;
@@ -37,12 +38,37 @@ pub(crate) fn engine() -> Engine {
     engine
 }
 
+/// How a test file's name ends: `functions/todos.test.rhai` tests module `todos`.
+pub const TEST_FILE_SUFFIX: &str = ".test.rhai";
+
+/// Whether `name` (a file name) is a test file, which is never a module.
+pub fn is_test_file(name: &str) -> bool {
+    name.ends_with(TEST_FILE_SUFFIX)
+}
+
+/// Which files a walk of `functions/` collects.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Collect {
+    Modules,
+    Tests,
+}
+
 /// Reads every module under `dir` (recursively); a missing folder has none.
 pub(crate) fn read_dir(dir: &Path) -> Result<Vec<ModuleSource>, LoadErrors> {
+    read_sources(dir, Collect::Modules)
+}
+
+/// Reads every test file (`*.test.rhai`) under `dir` (recursively); `module` is the module
+/// the file is named after (`todos` for `todos.test.rhai`).
+pub fn read_test_dir(dir: &Path) -> Result<Vec<ModuleSource>, LoadErrors> {
+    read_sources(dir, Collect::Tests)
+}
+
+fn read_sources(dir: &Path, collect: Collect) -> Result<Vec<ModuleSource>, LoadErrors> {
     let mut sources = Vec::new();
     let mut errors = Vec::new();
     if dir.exists() {
-        collect_sources(dir, dir, &mut sources, &mut errors);
+        collect_sources(dir, dir, collect, &mut sources, &mut errors);
     }
     if errors.is_empty() {
         Ok(sources)
@@ -83,6 +109,7 @@ pub(crate) fn fingerprint(set: &ModuleSet) -> u64 {
 fn collect_sources(
     root: &Path,
     dir: &Path,
+    collect: Collect,
     sources: &mut Vec<ModuleSource>,
     errors: &mut Vec<LoadError>,
 ) {
@@ -109,15 +136,21 @@ fn collect_sources(
             continue;
         }
         if path.is_dir() {
-            collect_sources(root, &path, sources, errors);
+            collect_sources(root, &path, collect, sources, errors);
             continue;
         }
-        if path.extension().and_then(|e| e.to_str()) != Some("rhai") {
+        if path.extension().and_then(|e| e.to_str()) != Some("rhai")
+            || is_test_file(name) != (collect == Collect::Tests)
+        {
             continue;
         }
         let relative = path.strip_prefix(root).unwrap_or(&path);
-        let module = relative
-            .with_extension("")
+        let module_file = relative.with_file_name(
+            name.strip_suffix(TEST_FILE_SUFFIX)
+                .or_else(|| name.strip_suffix(".rhai"))
+                .unwrap_or(name),
+        );
+        let module = module_file
             .components()
             .map(|c| c.as_os_str().to_string_lossy().into_owned())
             .collect::<Vec<_>>()

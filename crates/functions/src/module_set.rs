@@ -7,11 +7,13 @@
 //! calls, so the depth limit holds through `ctx.runQuery` recursion too.
 
 use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
 
 use rhai::{AST, Dynamic, Engine, EvalAltResult, NativeCallContext};
 
 use crate::definition::{Caller, FunctionDef, FunctionKind, Visibility};
 use crate::error::{ErrorKind, FunctionError};
+use crate::file_host::FileHost;
 use crate::http_router::{HTTP_MODULE, HttpRouter};
 use crate::path::FunctionPath;
 
@@ -31,11 +33,27 @@ pub struct LoadedModule {
 pub(crate) struct ModuleSet {
     engine: Engine,
     modules: BTreeMap<String, LoadedModule>,
+    /// File storage for `ctx.storage`, attached once by the application.
+    files: OnceLock<Arc<dyn FileHost>>,
 }
 
 impl ModuleSet {
     pub(crate) fn new(engine: Engine, modules: BTreeMap<String, LoadedModule>) -> ModuleSet {
-        ModuleSet { engine, modules }
+        ModuleSet {
+            engine,
+            modules,
+            files: OnceLock::new(),
+        }
+    }
+
+    /// Attaches file storage (a second attach keeps the first).
+    pub(crate) fn attach_files(&self, files: Arc<dyn FileHost>) {
+        let _ = self.files.set(files);
+    }
+
+    /// File storage, when the application attached it.
+    pub(crate) fn files(&self) -> Option<&Arc<dyn FileHost>> {
+        self.files.get()
     }
 
     pub(crate) fn engine(&self) -> &Engine {
@@ -106,11 +124,11 @@ impl ModuleSet {
         if def.visibility == Visibility::Internal && caller == Caller::Client {
             tracing::info!(
                 function = %path,
-                "a client called internal {} {path}; answered as not found (internal functions are callable from other functions, HTTP actions and `pulsebase run`)",
+                "a client called internal {} {path}; answered as not found (internal functions are callable from other functions, actions, HTTP actions and `pulsebase run`)",
                 def.kind.as_str()
             );
             return Err(FunctionError {
-                kind: ErrorKind::Internal,
+                kind: ErrorKind::InternalFunction,
                 ..exported()
             });
         }
@@ -118,10 +136,10 @@ impl ModuleSet {
             return Err(FunctionError::new(
                 ErrorKind::NotFound,
                 format!(
-                    "'{path}' is a {}, not a {}; call it as a {}",
-                    def.kind.as_str(),
-                    kind.as_str(),
-                    def.kind.as_str()
+                    "'{path}' is {}, not {}; call it as {}",
+                    def.kind.with_article(),
+                    kind.with_article(),
+                    def.kind.with_article()
                 ),
             ));
         }

@@ -2,27 +2,30 @@
 //! that run them. Immutable; a reload builds a new `Modules` and the server swaps the `Arc`, so
 //! calls in flight finish on the version they started with.
 //!
-//! Loading is `loader.rs`, running a query or mutation `runner.rs`, running an HTTP action
-//! `http_action.rs`; the compiled modules themselves are a `ModuleSet` (`module_set.rs`),
+//! Loading is `loader.rs`, running a query or mutation `runner.rs`, an action `action.rs`,
+//! an HTTP action `http_action.rs`; the compiled modules themselves are a `ModuleSet` (`module_set.rs`),
 //! shared with the calls they run.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use auth::{Authorization, Identity};
 use database::Transaction;
 use value::Value;
 
+use crate::action::{self, ActionOutcome, ActionRun};
 use crate::action_host::ActionHost;
 use crate::definition::{Caller, FunctionDef, FunctionKind};
 use crate::error::{FunctionError, LoadErrors};
+use crate::file_host::FileHost;
 use crate::http_action::{self, ActionCall, ActionExecution};
-use crate::http_request::{HttpRequest, RequestIdentity};
+use crate::http_request::HttpRequest;
 use crate::http_router::{HttpRoute, HttpRouter};
 use crate::loader::{self, ModuleSource};
 use crate::module_set::{LoadedModule, ModuleSet};
 use crate::path::FunctionPath;
-use crate::runner::{self, Call, Execution};
+use crate::runner::{self, Call, Ran};
 use crate::system;
 
 /// All loaded modules and the engine that runs them.
@@ -72,9 +75,20 @@ impl Modules {
         self.functions_dir.as_deref().and_then(Path::parent)
     }
 
+    /// Gives `ctx.storage` its file storage; the application attaches it to every version of
+    /// the functions it installs.
+    pub fn attach_files(&self, files: Arc<dyn FileHost>) {
+        self.set.attach_files(files);
+    }
+
     /// Finds a function by canonical path.
     pub fn get(&self, path: &FunctionPath) -> Option<(&LoadedModule, &FunctionDef)> {
         self.set.get(path)
+    }
+
+    /// The compiled modules, for a call that builds its own execution (`t.run` in tests).
+    pub(crate) fn module_set(&self) -> &Arc<ModuleSet> {
+        &self.set
     }
 
     pub fn module(&self, path: &str) -> Option<&LoadedModule> {
@@ -113,29 +127,34 @@ impl Modules {
     }
 
     /// Runs a query or mutation with `txn` and gives the transaction back with the outcome.
-    #[allow(clippy::too_many_arguments)]
-    pub fn run(
+    pub fn run(&self, call: Call, txn: Box<dyn Transaction + Send>) -> Ran {
+        if system::is_system(&call.path) {
+            return system::run(call, txn);
+        }
+        runner::run(&self.set, call, txn)
+    }
+
+    /// Runs an action as `caller` with `identity`; its `ctx` reaches data, the network and
+    /// the environment through `host`. Blocking (Rhai, the network, the host's nested calls,
+    /// for up to the action time limit): call it on a thread of its own.
+    pub fn run_action(
         &self,
         path: &FunctionPath,
-        kind: FunctionKind,
         caller: Caller,
         args: Value,
-        identity: Option<Value>,
-        txn: Box<dyn Transaction + Send>,
+        identity: Option<Identity>,
+        host: Arc<dyn ActionHost>,
         now_ms: f64,
-    ) -> (Execution, Option<Box<dyn Transaction + Send>>) {
-        if system::is_system(path) {
-            return system::run(path, kind, caller, args, txn);
-        }
-        let call = Call {
+    ) -> ActionOutcome {
+        let run = ActionRun {
             path: path.clone(),
-            kind,
             caller,
             args,
             identity,
+            host,
             now_ms,
         };
-        runner::run(&self.set, call, txn)
+        action::run(&self.set, run)
     }
 
     /// The routes of `functions/http.rhai`, if it exports a router.
@@ -149,13 +168,13 @@ impl Modules {
         &self,
         route: &HttpRoute,
         request: HttpRequest,
-        identity: RequestIdentity,
+        authorization: Authorization,
         host: Arc<dyn ActionHost>,
         now_ms: f64,
     ) -> ActionExecution {
         let call = ActionCall {
             request,
-            identity,
+            authorization,
             host,
             now_ms,
         };

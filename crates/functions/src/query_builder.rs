@@ -3,6 +3,7 @@
 //! scans through a [`ScanCursor`], so the recorded read covers exactly what was consumed. A
 //! filter runs on every scanned document, so `take(n)` and pages count the documents that pass
 //! it. Index ranges are built in `index_range.rs`, pagination cursors in `pagination.rs`.
+//! System tables are queried only through `ctx.db.system.query` ([`QueryBuilder::new_system`]).
 
 use std::sync::Arc;
 
@@ -38,7 +39,27 @@ struct Scanned {
 }
 
 impl QueryBuilder {
+    /// `ctx.db.query(table)`: a user table.
     pub(crate) fn new(exec: Arc<Exec>, table: &str) -> HostResult<QueryBuilder> {
+        if schema::is_system_table(table) {
+            return Err(host_error(format!(
+                "ctx.db.query({table:?}): {table} is a system table; read it with ctx.db.system.query({table:?})"
+            )));
+        }
+        Self::over(exec, table)
+    }
+
+    /// `ctx.db.system.query(table)`: a system table.
+    pub(crate) fn new_system(exec: Arc<Exec>, table: &str) -> HostResult<QueryBuilder> {
+        if !schema::is_system_table(table) {
+            return Err(host_error(format!(
+                "ctx.db.system.query({table:?}) reads system tables such as \"_storage\"; read {table} with ctx.db.query({table:?})"
+            )));
+        }
+        Self::over(exec, table)
+    }
+
+    fn over(exec: Arc<Exec>, table: &str) -> HostResult<QueryBuilder> {
         exec.with_txn(|txn| txn.catalog().table(table).map(|_| ()))?;
         Ok(QueryBuilder {
             exec,

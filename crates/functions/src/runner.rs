@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
+use auth::Identity;
 use database::{ReadSet, Transaction};
 use value::Value;
 
@@ -30,23 +31,27 @@ pub struct Execution {
     pub read_identity: bool,
 }
 
-/// One call to run: what, of which kind, by whom, and with what.
-pub(crate) struct Call {
+/// One query or mutation to run: what, of which kind, by whom, and with what.
+pub struct Call {
     pub path: FunctionPath,
     pub kind: FunctionKind,
     pub caller: Caller,
     pub args: Value,
-    pub identity: Option<Value>,
+    pub identity: Option<Identity>,
     /// Frozen clock for `ctx.now()`.
     pub now_ms: f64,
 }
 
+/// A finished call: its outcome, and the transaction it was lent, given back for the next call
+/// in the same snapshot.
+pub struct Ran {
+    pub execution: Execution,
+    /// `None` only if the transaction could not be taken back from the sandbox.
+    pub txn: Option<Box<dyn Transaction + Send>>,
+}
+
 /// Runs `call` with `txn` and gives the transaction back with the outcome.
-pub(crate) fn run(
-    set: &Arc<ModuleSet>,
-    call: Call,
-    mut txn: Box<dyn Transaction + Send>,
-) -> (Execution, Option<Box<dyn Transaction + Send>>) {
+pub(crate) fn run(set: &Arc<ModuleSet>, call: Call, mut txn: Box<dyn Transaction + Send>) -> Ran {
     let Call {
         path,
         kind,
@@ -57,15 +62,15 @@ pub(crate) fn run(
     } = call;
     let failed = |error: FunctionError, mut txn: Box<dyn Transaction + Send>| {
         let read_set = txn.take_read_set();
-        (
-            Execution {
+        Ran {
+            execution: Execution {
                 result: Err(error),
                 log_lines: Vec::new(),
                 read_set,
                 read_identity: false,
             },
-            Some(txn),
-        )
+            txn: Some(txn),
+        }
     };
     let (module, def) = match set.resolve(&path, kind, caller) {
         Ok(found) => found,
@@ -105,13 +110,13 @@ pub(crate) fn run(
     };
     let read_set = txn.as_mut().map(|t| t.take_read_set()).unwrap_or_default();
     let log_lines = std::mem::take(&mut *exec.logs.lock());
-    (
-        Execution {
+    Ran {
+        execution: Execution {
             result,
             log_lines,
             read_set,
             read_identity: exec.identity_read.load(Ordering::Relaxed),
         },
         txn,
-    )
+    }
 }

@@ -8,21 +8,24 @@
 //!
 //! Limits (`limits.rs`): an operation cap, a wall-clock budget of user-code time per call (time
 //! spent in database calls is not counted, as in Convex), call depth, expression depth, and
-//! string, array and map sizes. Each breach fails only the call that hit it.
+//! string, array and map sizes. Each breach fails only the call that hit it. Actions (and HTTP
+//! actions) have a deadline instead of a user-time budget: 10 minutes of wall-clock time,
+//! shared with the actions they call, because they wait on the network; the operation cap
+//! still ends an endless loop.
 
 use std::cell::RefCell;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use auth::Identity;
 use database::{DbError, Transaction};
 use parking_lot::Mutex;
 use rhai::{Dynamic, Engine};
-use value::Value;
 
 use crate::definition::FunctionKind;
 use crate::host_error::{HostResult, db_error, host_error};
-use crate::limits::{MAX_CALL_DEPTH, MAX_OPERATIONS, USER_TIME_LIMIT};
+use crate::limits::{ACTION_TIME_LIMIT, MAX_CALL_DEPTH, MAX_OPERATIONS, USER_TIME_LIMIT};
 use crate::module_set::ModuleSet;
 
 /// Log lines kept per call (an HTTP action's include those of its nested calls).
@@ -35,7 +38,7 @@ pub(crate) struct Exec {
     /// The transaction, lent for the call and taken back when it returns. A mutex because
     /// host handles are `Send + Sync`; it is never contended (one thread runs a call).
     pub txn: Mutex<Option<Box<dyn Transaction + Send>>>,
-    pub identity: Option<Value>,
+    pub identity: Option<Identity>,
     pub identity_read: AtomicBool,
     pub logs: Mutex<Vec<String>>,
     pub kind: FunctionKind,
@@ -49,12 +52,14 @@ pub(crate) struct Exec {
     started: Instant,
     /// Nanoseconds spent inside database calls, excluded from the user-time budget.
     db_nanos: AtomicU64,
+    /// An action's wall-clock deadline, which replaces the user-time budget.
+    deadline: Option<Instant>,
 }
 
 impl Exec {
     pub(crate) fn new(
         txn: Box<dyn Transaction + Send>,
-        identity: Option<Value>,
+        identity: Option<Identity>,
         kind: FunctionKind,
         now_ms: f64,
         modules: Arc<ModuleSet>,
@@ -72,6 +77,7 @@ impl Exec {
             function,
             started: Instant::now(),
             db_nanos: AtomicU64::new(0),
+            deadline: None,
         }
     }
 
@@ -95,29 +101,72 @@ impl Exec {
             function,
             started: parent.started,
             db_nanos: AtomicU64::new(parent.db_nanos.load(Ordering::Relaxed)),
+            deadline: parent.deadline,
         }
     }
 
-    /// The execution of an HTTP action: no transaction (it reaches data only through
-    /// `ctx.runQuery`/`ctx.runMutation`, each its own transaction), same sandbox budget.
+    /// The execution of an action or HTTP action (`kind`): no transaction (it reaches data
+    /// only through `ctx.runQuery`/`ctx.runMutation`, each its own transaction) and a
+    /// wall-clock deadline of [`ACTION_TIME_LIMIT`] from now.
     pub(crate) fn for_action(
-        identity: Option<Value>,
+        identity: Option<Identity>,
         now_ms: f64,
         modules: Arc<ModuleSet>,
         function: String,
+        kind: FunctionKind,
     ) -> Exec {
+        let started = Instant::now();
         Exec {
             txn: Mutex::new(None),
             identity,
             identity_read: AtomicBool::new(false),
             logs: Mutex::new(Vec::new()),
-            kind: FunctionKind::HttpAction,
+            kind,
             read_only: true,
             now_ms,
             modules,
             function,
-            started: Instant::now(),
+            started,
             db_nanos: AtomicU64::new(0),
+            deadline: started.checked_add(ACTION_TIME_LIMIT),
+        }
+    }
+
+    /// The execution of an action called by `ctx.runAction` inside `parent`: same identity
+    /// and deadline.
+    pub(crate) fn nested_action(parent: &Exec, function: String) -> Exec {
+        Exec {
+            txn: Mutex::new(None),
+            identity: parent.identity.clone(),
+            identity_read: AtomicBool::new(false),
+            logs: Mutex::new(Vec::new()),
+            kind: FunctionKind::Action,
+            read_only: true,
+            now_ms: parent.now_ms,
+            modules: parent.modules.clone(),
+            function,
+            started: parent.started,
+            db_nanos: AtomicU64::new(0),
+            deadline: parent.deadline,
+        }
+    }
+
+    /// Whether this is an action or an HTTP action (which may use `env`, `fetch`, ...).
+    pub(crate) fn is_action(&self) -> bool {
+        matches!(self.kind, FunctionKind::Action | FunctionKind::HttpAction)
+    }
+
+    /// What is left of an action's wall-clock limit; `None` outside actions.
+    pub(crate) fn time_left(&self) -> Option<Duration> {
+        self.deadline
+            .map(|deadline| deadline.saturating_duration_since(Instant::now()))
+    }
+
+    /// Whether the call has run past its time limit.
+    fn out_of_time(&self) -> bool {
+        match self.deadline {
+            Some(deadline) => Instant::now() > deadline,
+            None => self.user_time() > USER_TIME_LIMIT,
         }
     }
 
@@ -211,6 +260,8 @@ pub(crate) fn with_current<R>(f: impl FnOnce(&Exec) -> R) -> Option<R> {
 #[derive(Clone)]
 pub(crate) struct Timeout {
     pub function: String,
+    /// It was an action's wall-clock deadline, not a user-time budget.
+    pub action: bool,
 }
 
 /// A fresh sandboxed engine with nothing to call yet (`host_api::register` adds it all).
@@ -233,9 +284,10 @@ pub(crate) fn new_engine() -> Engine {
             return None;
         }
         with_current(|exec| {
-            (exec.user_time() > USER_TIME_LIMIT).then(|| {
+            exec.out_of_time().then(|| {
                 Dynamic::from(Timeout {
                     function: exec.function.clone(),
+                    action: exec.deadline.is_some(),
                 })
             })
         })

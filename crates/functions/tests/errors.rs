@@ -44,7 +44,7 @@ fn clear_errors_for_unknown_internal_wrong_kind_and_bad_args() {
         e.message
     );
     let e = app.query("todos:secret", args(&[])).unwrap_err();
-    assert_eq!(e.kind, ErrorKind::Internal);
+    assert_eq!(e.kind, ErrorKind::InternalFunction);
     // To a client, an internal function is exactly as absent as one that does not exist.
     let missing = app.query("todos:nosuch", args(&[])).unwrap_err();
     assert_eq!(e.message, missing.message.replace("nosuch", "secret"));

@@ -1,113 +1,15 @@
 //! HTTP actions without a server: route declarations (and their load errors), lookup, and
 //! running handlers against a recording [`ActionHost`].
 
+mod http_actions_common;
+
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use auth::{Authorization, Identity, Rejection, TokenRejection, VerifiedToken};
 use functions::webhook;
-use functions::{
-    ActionExecution, ActionHost, ErrorKind, FunctionError, FunctionPath, HttpRequest, ModuleSource,
-    Modules, NestedCall, RequestIdentity,
-};
-use parking_lot::Mutex;
-use value::{Object, Value};
-
-fn load(http: &str) -> Result<Arc<Modules>, functions::LoadErrors> {
-    Modules::from_sources(vec![ModuleSource {
-        module: "http".into(),
-        file: "functions/http.rhai".into(),
-        source: http.into(),
-    }])
-    .map(Arc::new)
-}
-
-/// Records nested calls; answers queries with their args and mutations with "done".
-#[derive(Default)]
-struct Recorder {
-    calls: Mutex<Vec<(String, String, Value)>>,
-    env: Vec<(&'static str, &'static str)>,
-}
-
-impl ActionHost for Recorder {
-    fn run_query(&self, path: &FunctionPath, args: Value) -> NestedCall {
-        self.calls
-            .lock()
-            .push(("query".into(), path.to_string(), args.clone()));
-        if path.name() == "fails" {
-            return NestedCall {
-                result: Err(FunctionError::new(
-                    ErrorKind::Uncaught,
-                    "Uncaught Error: nope",
-                )),
-                log_lines: vec!["[LOG] 'inside'".into()],
-            };
-        }
-        NestedCall {
-            result: Ok(args),
-            log_lines: Vec::new(),
-        }
-    }
-
-    fn run_mutation(&self, path: &FunctionPath, args: Value) -> NestedCall {
-        self.calls
-            .lock()
-            .push(("mutation".into(), path.to_string(), args));
-        NestedCall {
-            result: Ok(Value::from("done")),
-            log_lines: Vec::new(),
-        }
-    }
-
-    fn env_var(&self, name: &str) -> Result<Option<String>, String> {
-        Ok(self
-            .env
-            .iter()
-            .find(|(n, _)| *n == name)
-            .map(|(_, v)| v.to_string()))
-    }
-}
-
-fn request(method: &str, path: &str, headers: &[(&str, &str)], body: &[u8]) -> HttpRequest {
-    HttpRequest {
-        method: method.into(),
-        url: format!("http://127.0.0.1:3210{path}"),
-        path: path.into(),
-        query: String::new(),
-        headers: headers
-            .iter()
-            .map(|(n, v)| (n.to_string(), v.to_string()))
-            .collect(),
-        body: body.to_vec(),
-    }
-}
-
-fn run(
-    modules: &Arc<Modules>,
-    host: Arc<Recorder>,
-    request: HttpRequest,
-    identity: RequestIdentity,
-) -> ActionExecution {
-    let router = modules.http_router().expect("a router");
-    let route = router
-        .lookup(&request.method, &request.path)
-        .expect("a route")
-        .clone();
-    modules.run_http_action(&route, request, identity, host, 0.0)
-}
-
-fn body_text(execution: &ActionExecution) -> String {
-    match &execution.result {
-        Ok(response) => String::from_utf8_lossy(&response.body).into_owned(),
-        Err(e) => panic!("the action failed: {}", e.message),
-    }
-}
-
-fn load_error(source: &str) -> (usize, String) {
-    let errors = load(source).err().expect("a load error");
-    let first = &errors.0[0];
-    assert_eq!(first.file, "functions/http.rhai");
-    (first.line, first.message.clone())
-}
+use functions::{ModuleSource, Modules};
+use http_actions_common::*;
 
 #[test]
 fn reserved_and_malformed_routes_are_load_errors_at_their_line() {
@@ -227,7 +129,7 @@ fn handlers_see_the_request_and_reach_the_host() {
         &modules,
         host.clone(),
         request("POST", "/echo", &[("x-custom", "yes")], br#"{"id":"u1"}"#),
-        RequestIdentity::Anonymous,
+        Authorization::Anonymous,
     );
     let response = execution.result.as_ref().expect("a response").clone();
     assert_eq!(response.status, 202);
@@ -288,16 +190,16 @@ fn actions_have_no_db_and_identity_errors_surface_only_when_read() {
     )
     .expect("loads");
     let host = Arc::new(Recorder::default());
-    let get = |path: &str, identity: RequestIdentity| {
+    let get = |path: &str, authorization: Authorization| {
         run(
             &modules,
             host.clone(),
             request("GET", path, &[], b""),
-            identity,
+            authorization,
         )
     };
 
-    let db = get("/db", RequestIdentity::Anonymous)
+    let db = get("/db", Authorization::Anonymous)
         .result
         .expect_err("fails");
     assert!(
@@ -313,21 +215,27 @@ fn actions_have_no_db_and_identity_errors_surface_only_when_read() {
     );
 
     assert_eq!(
-        body_text(&get("/me", RequestIdentity::Anonymous)),
+        body_text(&get("/me", Authorization::Anonymous)),
         "anonymous"
     );
-    let user = Value::Object(Object::from([("subject".to_string(), Value::from("u7"))]));
-    assert_eq!(body_text(&get("/me", RequestIdentity::User(user))), "u7");
-    let invalid = RequestIdentity::Invalid("Token expired 5 seconds ago".into());
+    let user = Identity::acting_as(&serde_json::json!({"subject": "u7", "issuer": "i"}))
+        .expect("an identity");
+    let verified = VerifiedToken {
+        identity: user,
+        expires_at: u64::MAX,
+    };
+    assert_eq!(body_text(&get("/me", Authorization::User(verified))), "u7");
+    let expired = TokenRejection::Expired { seconds_ago: 5 };
+    let invalid = Authorization::Rejected(Rejection::Token(expired.clone()));
     let refused = get("/me", invalid.clone()).result.expect_err("throws");
     assert!(
-        refused.message.contains("Token expired"),
+        refused.message.contains(expired.client_message()),
         "{}",
         refused.message
     );
     assert_eq!(body_text(&get("/ignores-auth", invalid)), "fine");
 
-    let nested = get("/nested-error", RequestIdentity::Anonymous);
+    let nested = get("/nested-error", Authorization::Anonymous);
     let error = nested.result.expect_err("fails");
     assert!(
         error
@@ -338,7 +246,7 @@ fn actions_have_no_db_and_identity_errors_surface_only_when_read() {
     );
     assert_eq!(nested.log_lines, vec!["[LOG] 'inside'".to_string()]);
 
-    let missing = get("/missing-env", RequestIdentity::Anonymous)
+    let missing = get("/missing-env", Authorization::Anonymous)
         .result
         .expect_err("fails");
     assert!(
@@ -347,7 +255,7 @@ fn actions_have_no_db_and_identity_errors_surface_only_when_read() {
         missing.message
     );
 
-    let bad = get("/not-a-response", RequestIdentity::Anonymous)
+    let bad = get("/not-a-response", Authorization::Anonymous)
         .result
         .expect_err("fails");
     assert!(
@@ -420,7 +328,7 @@ fn verify_webhook_accepts_fresh_signatures_and_reports_why_not() {
                 ],
                 body,
             ),
-            RequestIdentity::Anonymous,
+            Authorization::Anonymous,
         );
         let response = execution.result.expect("a response");
         (
@@ -465,7 +373,7 @@ fn large_bodies_reach_the_handler_as_text_and_bytes_within_the_blob_cap() {
             &modules,
             Arc::new(Recorder::default()),
             request("PUT", path, &[], &vec![b'a'; size]),
-            RequestIdentity::Anonymous,
+            Authorization::Anonymous,
         )
     };
     assert_eq!(body_text(&put("/text", 1 << 20)), "1048576");

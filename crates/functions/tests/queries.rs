@@ -3,8 +3,8 @@
 
 mod common;
 
-use functions::{Caller, FunctionKind, FunctionPath};
-use value::{Object, Value};
+use functions::{Call, Caller, FunctionKind, FunctionPath, Ran};
+use value::Value;
 
 use common::{TodoApp, args, strings};
 
@@ -134,31 +134,38 @@ fn filter_and_take_select_and_limit_documents() {
 #[test]
 fn identity_reads_are_reported() {
     let app = TodoApp::open();
-    let identity = Value::Object(Object::from([(
-        "subject".to_string(),
-        Value::from("user_1"),
-    )]));
+    let identity =
+        auth::Identity::acting_as(&serde_json::json!({"subject": "user_1", "issuer": "i"}))
+            .expect("an identity");
     let txn = app.db.snapshot().expect("snapshot");
-    let (exec, _) = app.modules.run(
-        &FunctionPath::parse("todos:whoami"),
-        FunctionKind::Query,
-        Caller::Client,
-        args(&[]),
-        Some(identity),
+    let Ran {
+        execution: exec, ..
+    } = app.modules.run(
+        Call {
+            path: FunctionPath::parse("todos:whoami"),
+            kind: FunctionKind::Query,
+            caller: Caller::Client,
+            args: args(&[]),
+            identity: Some(identity),
+            now_ms: 0.0,
+        },
         Box::new(txn),
-        0.0,
     );
     assert_eq!(exec.result.expect("whoami"), Value::from("user_1"));
     assert!(exec.read_identity);
     let txn = app.db.snapshot().expect("snapshot");
-    let (exec, _) = app.modules.run(
-        &FunctionPath::parse("todos:list"),
-        FunctionKind::Query,
-        Caller::Client,
-        args(&[("userId", "u".into()), ("order", "asc".into())]),
-        None,
+    let Ran {
+        execution: exec, ..
+    } = app.modules.run(
+        Call {
+            path: FunctionPath::parse("todos:list"),
+            kind: FunctionKind::Query,
+            caller: Caller::Client,
+            args: args(&[("userId", "u".into()), ("order", "asc".into())]),
+            identity: None,
+            now_ms: 0.0,
+        },
         Box::new(txn),
-        0.0,
     );
     assert!(!exec.read_identity);
     assert!(!exec.read_set.is_empty());

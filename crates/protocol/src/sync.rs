@@ -185,6 +185,7 @@ mod tests {
             r#"{"connectionCount":1,"lastCloseReason":null,"clientTs":1,"type":"Connect","sessionId":"x","maxObservedTimestamp":"ADtrM8nW6hg="}"#,
             r#"{"type":"ModifyQuerySet","baseVersion":1,"newVersion":2,"modifications":[{"type":"Add","queryId":0,"udfPath":"messages:list","args":[{"channel":"general"}]},{"type":"Remove","queryId":3}]}"#,
             r#"{"type":"Mutation","requestId":0,"udfPath":"messages:send","args":[{"body":"hi"}]}"#,
+            r#"{"type":"Action","requestId":2,"udfPath":"actions:echo","args":[{"x":{"$integer":"AQAAAAAAAAA="},"y":"z"}]}"#,
             r#"{"type":"Authenticate","baseVersion":0,"tokenType":"User","value":"a.b.c"}"#,
             r#"{"type":"Authenticate","tokenType":"None","baseVersion":2}"#,
             r#"{"type":"Event","eventType":"NetworkRecoveryReconnect","event":{"timeSavedMs":1}}"#,

@@ -1,9 +1,12 @@
-//! The command line: `dev`, `serve`, `run`, `token`, `auth check`, `codegen` (README.md,
+//! The command line: `dev`, `serve`, `run`, `token`, `auth check`, `codegen`, `test`, `export`,
+//! `import`, `backup`, `restore` (README.md,
 //! "Commands"), and [`Mode`], which of `dev` and `serve` is running.
 
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+
+use crate::action_args::ActionArgs;
 
 #[derive(Parser)]
 #[command(
@@ -39,6 +42,78 @@ pub enum Command {
     Auth(AuthCommand),
     /// Write typed client code (`api.js`, `api.d.ts`, `dataModel.d.ts`) for the convex client.
     Codegen(CodegenArgs),
+    /// Run the app's tests (functions/**/*.test.rhai), each on a fresh database with the app's schema.
+    Test(TestArgs),
+    /// Export a consistent snapshot of every table as a Convex-format ZIP.
+    Export(ExportArgs),
+    /// Import a Convex-format ZIP, or one table from .jsonl, .json or .csv.
+    Import(ImportArgs),
+    /// Copy the database and stored files into one file while the server runs.
+    Backup(BackupArgs),
+    /// Bring a backup back into an app directory.
+    Restore(RestoreArgs),
+}
+
+#[derive(Args)]
+pub struct ExportArgs {
+    /// The app directory.
+    #[arg(long, default_value = ".")]
+    pub dir: PathBuf,
+    /// The ZIP to write, or a folder for snapshot_<time>.zip [default: ./snapshot_<time>.zip].
+    #[arg(long)]
+    pub path: Option<PathBuf>,
+    /// Also export stored files (under _storage/ in the ZIP).
+    #[arg(long)]
+    pub include_file_storage: bool,
+    /// Ask this running server for the export instead of reading DIR's database.
+    #[arg(long)]
+    pub url: Option<String>,
+}
+
+#[derive(Args)]
+pub struct ImportArgs {
+    /// A .zip (Convex export format), .jsonl, .json (an array) or .csv file.
+    pub file: PathBuf,
+    /// The app directory.
+    #[arg(long, default_value = ".")]
+    pub dir: PathBuf,
+    /// The table to import into (single-table files; for a ZIP, import only this table).
+    #[arg(long)]
+    pub table: Option<String>,
+    /// Add to the documents already in the tables.
+    #[arg(long, group = "mode")]
+    pub append: bool,
+    /// Replace the documents of the tables being imported.
+    #[arg(long, group = "mode")]
+    pub replace: bool,
+    /// Replace the documents of every table, also those the import does not mention.
+    #[arg(long, group = "mode")]
+    pub replace_all: bool,
+    /// The server to import through [default: the one running from DIR, else none: the
+    /// database is opened directly].
+    #[arg(long)]
+    pub url: Option<String>,
+}
+
+#[derive(Args)]
+pub struct BackupArgs {
+    /// The backup file to write.
+    pub file: PathBuf,
+    /// The app directory.
+    #[arg(long, default_value = ".")]
+    pub dir: PathBuf,
+}
+
+#[derive(Args)]
+pub struct RestoreArgs {
+    /// A file written by `pulsebase backup`.
+    pub file: PathBuf,
+    /// The app directory to restore into.
+    #[arg(long, default_value = ".")]
+    pub dir: PathBuf,
+    /// Replace the data already there (it is kept in .pulsebase/before-restore-<time>/).
+    #[arg(long)]
+    pub force: bool,
 }
 
 #[derive(Args, Clone)]
@@ -58,6 +133,8 @@ pub struct ServeArgs {
     /// Also serve this folder of static files at / (e.g. a built front-end).
     #[arg(long)]
     pub static_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub actions: ActionArgs,
     /// Serve /metrics without the admin key (for a scraper that cannot send it).
     #[arg(long)]
     pub metrics_public: bool,
@@ -142,4 +219,16 @@ pub struct CodegenArgs {
     /// Write nothing; exit with an error if the files in OUT are out of date.
     #[arg(long)]
     pub check: bool,
+}
+
+#[derive(Args)]
+pub struct TestArgs {
+    /// The app directory (schema.toml, functions/).
+    #[arg(long, default_value = ".")]
+    pub dir: PathBuf,
+    /// Run the tests again whenever a file of functions/ or schema.toml is saved.
+    #[arg(long)]
+    pub watch: bool,
+    /// Run only the tests whose `module: name` contains this text.
+    pub filter: Option<String>,
 }

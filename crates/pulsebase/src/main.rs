@@ -1,15 +1,20 @@
 //! `pulsebase`: the one binary. Parses the command line (`cli.rs`) and hands off to the
-//! command: `dev` / `serve` (`start.rs`), `run` (`run_cmd.rs`), `token` and `auth check`
-//! (`auth_cmd.rs`), `codegen` (`codegen/`). Wiring only; everything else lives in the
-//! library crates.
+//! command: `dev` / `serve` (`start.rs`, actions' options in `action_args.rs`), `run`
+//! (`run_cmd.rs`), `token` and `auth check` (`auth_cmd.rs`), `codegen` (`codegen/`), `test`
+//! (`test_cmd/`), `export` / `import` / `backup` / `restore` (`data_cmd.rs`). Wiring only; everything else lives in the library crates.
 
+mod action_args;
 mod auth_cmd;
 mod cli;
 mod codegen;
+mod data_cmd;
+mod file_events;
+mod file_storage;
 mod paths;
 mod run_cmd;
 mod schema_file;
 mod start;
+mod test_cmd;
 mod watch;
 
 use clap::Parser;
@@ -20,7 +25,7 @@ use clap::Parser;
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Threads for queries, HTTP actions and other blocking work. They run scripts (CPU-bound, at
+/// Threads for queries and other blocking work (actions have threads of their own). They run scripts (CPU-bound, at
 /// most 1 s each), so more threads than a few per core only add stacks and allocator heaps
 /// (tokio's default of 512 cost ~150 MiB once 1,000 clients subscribed at the same moment).
 const MAX_BLOCKING_THREADS: usize = 16;
@@ -47,6 +52,11 @@ fn main() -> std::process::ExitCode {
             cli::Command::Token(args) => auth_cmd::token(args),
             cli::Command::Auth(cli::AuthCommand::Check(args)) => auth_cmd::check(args).await,
             cli::Command::Codegen(args) => codegen::run(args),
+            cli::Command::Test(args) => test_cmd::run(args).await,
+            cli::Command::Export(args) => data_cmd::export(args).await,
+            cli::Command::Import(args) => data_cmd::import(args).await,
+            cli::Command::Backup(args) => data_cmd::backup(args).await,
+            cli::Command::Restore(args) => data_cmd::restore(args).await,
         }
     });
     match result {

@@ -31,7 +31,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("--identity is not JSON: {identity}"))?;
             anyhow::ensure!(
                 parsed.is_object(),
-                "--identity must be a JSON object, like '{{\"subject\":\"user_1\"}}'"
+                "--identity must be a JSON object with `issuer` and `subject` (or `tokenIdentifier`), like '{{\"subject\":\"user_1\",\"issuer\":\"https://example.com\"}}'"
             );
             format!("Convex {key}:{}", STANDARD.encode(parsed.to_string()))
         }

@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 use crate::cli::{Mode, ServeArgs};
 use crate::paths::{AppPaths, write_private};
 use crate::schema_file::{self, SchemaFile};
-use crate::{codegen, watch};
+use crate::{codegen, file_storage, watch};
 
 pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<ExitCode> {
     let paths = AppPaths::new(&args.dir);
@@ -31,6 +31,7 @@ pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<ExitCode> {
 
     let SchemaFile { schema, text } = schema_file::load(&paths.schema())?;
     let data = args.data.clone().unwrap_or_else(|| paths.database());
+    let data_path = data.clone();
     let (db, report) = tokio::task::spawn_blocking(move || Database::open(&data, schema, &text))
         .await
         .context("opening the database")?
@@ -41,7 +42,12 @@ pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<ExitCode> {
     let modules = Modules::load_dir(&paths.functions())
         .map_err(|errors| anyhow::anyhow!("functions/ does not load:\n{errors}"))?;
     let n_functions = modules.functions().count();
-    let app = App::new(db, modules);
+    let action_options = args.actions.options(mode == Mode::Dev)?;
+    tracing::info!(
+        "fetch() in actions may reach {}",
+        action_options.network.describe()
+    );
+    let app = App::with_actions(db, modules, action_options);
     if mode == Mode::Dev {
         codegen::dev_regenerate(&paths.dir, &app);
     }
@@ -58,6 +64,7 @@ pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot listen on {}:{} (is another server running? pass --port 0 for any free port)", args.host, args.port))?;
     let port = listener.local_addr()?.port();
     let url = format!("http://{}:{port}", args.host);
+    file_storage::enable(&app, &data_path, &url).await?;
 
     let dev_issuer = if mode == Mode::Dev {
         let state_dir = paths.state.clone();

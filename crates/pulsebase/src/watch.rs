@@ -1,7 +1,7 @@
 //! Live sync of the app's files. `serve` watches `auth.config.toml`, `.env.local` and `.env`;
 //! `dev` also watches `functions/` and `schema.toml`.
 //!
-//! Events are debounced (editors save in several steps), then each kind of change is
+//! Events are debounced (`file_events.rs`), then each kind of change is
 //! validated completely before it is swapped in: functions become a new `Modules`, the schema
 //! is applied on the Committer (refused if stored data violates it), the auth config replaces
 //! the Authenticator's. A broken edit prints one report and the last good version keeps
@@ -11,23 +11,20 @@
 //! kept serving, so nothing else changed.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use application::App;
 use authenticator::Authenticator;
-use functions::Modules;
+use functions::{Modules, is_test_file};
 use notify::{RecommendedWatcher, RecursiveMode, Watcher};
 use sync::SyncHub;
-use tokio::sync::mpsc;
 
 use crate::cli::Mode;
+use crate::file_events;
 use crate::paths::AppPaths;
 use crate::schema_file::{self, SchemaFile};
-
-/// Quiet time after the last event before a change is processed.
-const DEBOUNCE: Duration = Duration::from_millis(40);
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 enum Change {
@@ -81,7 +78,9 @@ fn classify(paths: &AppPaths, path: &Path, mode: Mode) -> Option<Change> {
                 .to_str()
                 .is_some_and(|s| s.starts_with('_') || s.starts_with('.'))
         });
-        let is_module = path.extension().is_some_and(|e| e == "rhai") || path.extension().is_none();
+        // Test files are not modules (`pulsebase test` reads them).
+        let is_module = (path.extension().is_some_and(|e| e == "rhai") && !is_test_file(name))
+            || path.extension().is_none();
         if !hidden && is_module {
             return Some(Change::Functions);
         }
@@ -96,18 +95,7 @@ pub fn start(
     hub: Arc<SyncHub>,
     auth: Arc<Authenticator>,
 ) -> notify::Result<WatchHandle> {
-    let (events, mut received) = mpsc::unbounded_channel::<PathBuf>();
-    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
-        // Reads (inotify open/close-nowrite) are not changes; reacting to them would loop,
-        // since a sync reads the file it was told about.
-        if let Ok(event) = event
-            && !matches!(event.kind, notify::EventKind::Access(_))
-        {
-            for path in event.paths {
-                let _ = events.send(path);
-            }
-        }
-    })?;
+    let (mut watcher, mut received) = file_events::watcher()?;
     // Canonical paths: notify reports absolute paths, and `dir` may be relative.
     let dir = paths
         .dir
@@ -123,11 +111,7 @@ pub fn start(
     }
     tokio::spawn(async move {
         let mut failed: BTreeSet<Change> = BTreeSet::new();
-        while let Some(first) = received.recv().await {
-            let mut pending: Vec<PathBuf> = vec![first];
-            while let Ok(Some(path)) = tokio::time::timeout(DEBOUNCE, received.recv()).await {
-                pending.push(path);
-            }
+        while let Some(pending) = file_events::next_batch(&mut received).await {
             let mut changes: Vec<Change> = pending
                 .iter()
                 .filter_map(|p| classify(&paths, p, mode))

@@ -335,7 +335,9 @@ fn check_index_field(
 /// validators, not for stored fields.
 fn check_id_tables(ty: &Type, tables: &[String]) -> Result<(), String> {
     match ty {
-        Type::Id(table) if !tables.contains(table) => {
+        Type::Id(table)
+            if !tables.contains(table) && !crate::system_list::is_known_system_table(table) =>
+        {
             let hint = tables
                 .iter()
                 .min_by_key(|t| strsim::levenshtein(table, t))

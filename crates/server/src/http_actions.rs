@@ -1,16 +1,16 @@
 //! HTTP actions over the wire: a request no built-in route took is matched against the
-//! routes of `functions/http.rhai`, turned into a [`functions::HttpRequest`], run by the app,
-//! and its [`functions::HttpResponse`] sent back.
+//! routes of `functions/http.rhai`, turned into a [`functions::HttpRequest`], run by the app on
+//! its action threads, and its [`functions::HttpResponse`] sent back.
 //!
 //! Statuses the server decides itself: 404 when no route matches (the router's fallback
-//! then tries static files first), 413 for a body over [`MAX_BODY_BYTES`], and 500 with a
-//! short `{"code","message"}` body when the handler throws or returns something that is not
-//! a response (the full error, with its file:line, goes to the log). An invalid bearer token
+//! then tries static files first), 413 for a body over [`MAX_BODY_BYTES`], 503 when too many
+//! actions are in flight, and 500 with a short `{"code","message"}` body when the handler
+//! throws or returns something that is not a response (the full error, with its file:line,
+//! goes to the log). An invalid bearer token
 //! does not fail the request: the handler runs and only `ctx.auth.getUserIdentity()` throws.
 
 use std::sync::Arc;
 
-use application::{ActionCaller, Identity};
 use axum::body::Body;
 use axum::extract::Request;
 use axum::http::{HeaderName, HeaderValue, StatusCode, header};
@@ -18,6 +18,7 @@ use axum::response::{IntoResponse, Response};
 use functions::{ErrorKind, HttpRequest};
 
 use crate::api_error::error_response;
+use crate::authorization;
 use crate::state::ServerState;
 
 /// Largest request body an action receives (Convex's HTTP action limit is 20 MiB).
@@ -60,7 +61,7 @@ pub(crate) async fn dispatch(
             ));
         }
     };
-    let caller = caller(state, &parts.headers).await;
+    let authorization = authorization::for_action(&parts.headers, state).await;
     let mut headers: Vec<(String, String)> = Vec::new();
     for (name, value) in &parts.headers {
         let value = String::from_utf8_lossy(value.as_bytes()).into_owned();
@@ -99,10 +100,18 @@ pub(crate) async fn dispatch(
     let started = std::time::Instant::now();
     let execution = match state
         .app
-        .run_http_action(modules, route, request, caller)
+        .run_http_action(modules, route, request, authorization)
         .await
     {
         Ok(execution) => execution,
+        Err(e @ application::ActionError::TooManyActions { .. }) => {
+            tracing::warn!(route = %described, "{e}");
+            return Ok(error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "TooManyActions",
+                &e.to_string(),
+            ));
+        }
         Err(e) => {
             tracing::error!(route = %described, error = %e, "an HTTP action could not run");
             return Ok(error_response(
@@ -121,6 +130,7 @@ pub(crate) async fn dispatch(
             tracing::error!(route = %described, "HTTP action failed: {}", error.message);
             let code = match error.kind {
                 ErrorKind::Limit => "LimitExceeded",
+                ErrorKind::Server => "InternalServerError",
                 _ => "UncaughtError",
             };
             // The first line: the message without its "at file:line" trail.
@@ -139,33 +149,6 @@ pub(crate) async fn dispatch(
         "HTTP action"
     );
     Ok(into_response(response, &described))
-}
-
-/// The caller from `Authorization: Bearer`; anything else is anonymous here (webhook senders
-/// may use other schemes), and a refused token becomes [`ActionCaller::InvalidToken`].
-async fn caller(state: &ServerState, headers: &axum::http::HeaderMap) -> ActionCaller {
-    let Some(value) = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-    else {
-        return ActionCaller::Anonymous;
-    };
-    if value.len() < 7 || !value[..7].eq_ignore_ascii_case("bearer ") {
-        return ActionCaller::Anonymous;
-    }
-    match state.auth.verify(value[7..].trim()).await {
-        Ok(verified) => ActionCaller::User(Identity::from_json(
-            verified.identity.as_map(),
-            Some(verified.expires_at),
-        )),
-        Err(rejection) => {
-            tracing::debug!(
-                code = rejection.code(),
-                "an HTTP action's bearer token was refused"
-            );
-            ActionCaller::InvalidToken(rejection.client_message().to_string())
-        }
-    }
 }
 
 fn into_response(response: functions::HttpResponse, route: &str) -> Response {

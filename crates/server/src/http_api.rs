@@ -1,5 +1,6 @@
 //! The HTTP API the official `ConvexHttpClient` speaks: `POST /api/query`, `/api/mutation`,
 //! `/api/action` and `/api/function` with a `{"path", "args"}` body (`protocol::UdfRequest`).
+//! Actions run on the app's action threads; too many in flight answers 503.
 //! Function calls answer HTTP 200 with `{"status":"success","value","logLines"}` or
 //! `{"status":"error","errorMessage","errorData"?,"logLines"}` (a thrown `ConvexError` carries
 //! its data); problems with the request itself (bad JSON, refused token, overload) answer a
@@ -8,18 +9,20 @@
 
 use std::sync::Arc;
 
+use application::ActionError;
+use auth::Authorization;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use database::DbError;
-use functions::{FunctionError, FunctionKind, FunctionPath};
+use functions::{Caller, FunctionError, FunctionKind, FunctionPath};
 use protocol::{Ts, UdfRequest, UdfResponse, canonical_args};
 use value::Value;
 
 use crate::api_error::error_response;
-use crate::caller::{self, HttpCaller};
+use crate::authorization;
 use crate::state::ServerState;
 
 fn udf_response(result: Result<Value, FunctionError>, log_lines: Vec<String>) -> Response {
@@ -53,11 +56,26 @@ fn db_failure(error: DbError) -> Response {
     }
 }
 
-/// A function call the request asked for, with its verified caller.
+fn action_failure(error: ActionError) -> Response {
+    match error {
+        ActionError::TooManyActions { .. } => error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "TooManyActions",
+            &error.to_string(),
+        ),
+        ActionError::Internal => error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "InternalServerError",
+            &error.to_string(),
+        ),
+    }
+}
+
+/// A function call the request asked for, with its checked caller.
 struct FunctionCall {
     path: FunctionPath,
     args: Value,
-    caller: HttpCaller,
+    authorization: Authorization,
 }
 
 /// Parses the body and the caller; the error side is the finished response.
@@ -82,32 +100,38 @@ async fn prepare(
             &format!("the arguments are not valid convex JSON: {e}"),
         )
     })?;
-    let caller = caller::from_headers(headers, state).await?;
+    let authorization = authorization::for_api(headers, state).await?;
     Ok(FunctionCall {
         path: FunctionPath::parse(&request.path),
         args,
-        caller,
+        authorization,
     })
 }
 
 async fn run(state: Arc<ServerState>, kind: FunctionKind, call: FunctionCall) -> Response {
-    let FunctionCall { path, args, caller } = call;
+    let FunctionCall {
+        path,
+        args,
+        authorization,
+    } = call;
+    let caller = Caller::from(&authorization);
+    let identity = authorization.identity().cloned();
     match kind {
-        FunctionKind::Query => match state
-            .app
-            .run_query(path, args, caller.identity, caller.caller)
-            .await
-        {
+        FunctionKind::Query => match state.app.run_query(path, args, identity, caller).await {
             Ok(done) => udf_response(done.execution.result, done.execution.log_lines),
             Err(e) => db_failure(e),
         },
         FunctionKind::Mutation => match state
             .app
-            .run_mutation(path, args, caller.identity, caller.caller, None)
+            .run_mutation(path, args, identity, caller, None)
             .await
         {
             Ok(done) => udf_response(done.result, done.log_lines),
             Err(e) => db_failure(e),
+        },
+        FunctionKind::Action => match state.app.run_action(path, args, identity, caller).await {
+            Ok(done) => udf_response(done.result, done.log_lines),
+            Err(e) => action_failure(e),
         },
         FunctionKind::HttpAction => udf_response(
             Err(FunctionError::new(
@@ -149,15 +173,7 @@ pub(crate) async fn action(
     body: Bytes,
 ) -> Response {
     match prepare(&state, &headers, &body).await {
-        Ok(FunctionCall { path, .. }) => udf_response(
-            Err(FunctionError::new(
-                functions::ErrorKind::NotFound,
-                format!(
-                    "Could not find public function for '{path}': Pulsebase has no actions; use a mutation, or an HTTP action in functions/http.rhai"
-                ),
-            )),
-            Vec::new(),
-        ),
+        Ok(call) => run(state, FunctionKind::Action, call).await,
         Err(response) => response,
     }
 }
@@ -188,6 +204,7 @@ pub(crate) async fn health(State(state): State<Arc<ServerState>>) -> Response {
         "status": "ok",
         "sessions": stats.sessions,
         "queryInstances": stats.instances,
+        "actionsInFlight": state.app.actions_in_flight(),
         "ts": state.app.db().subscriptions().processed_ts().to_string(),
     }))
     .into_response()

@@ -5,13 +5,16 @@
 //! [`ServerState`] (`state.rs`) is what the routes share; `pulsebase dev`/`serve` and the tests
 //! in `tests/` assemble it the same way, with `ServerState::new` and its `with_*` methods.
 //!
-//! Access tokens enter here (`caller.rs`) and in the sync session's `Authenticate`; both go
-//! through the one `Authenticator::verify`.
+//! Credentials enter here (`authorization.rs`: the `Authorization` header, for the HTTP API
+//! and HTTP actions) and in the sync session's `Authenticate`; all become `auth::Credentials`
+//! checked by the one `authenticator::authorize`.
 
+mod admin_data;
 mod api_error;
-mod caller;
+mod authorization;
 mod dashboard;
 mod dev_issuer;
+mod files;
 mod http_actions;
 mod http_api;
 mod router;

@@ -5,7 +5,9 @@
 //! | `POST /api/query`, `/api/mutation`, `/api/action`, `/api/function` | HTTP API (`http_api.rs`) |
 //! | `POST /api/query_ts`, `/api/query_at_ts` | `ConvexHttpClient.consistentQuery` |
 //! | `GET /api/health` | liveness |
-//! | `GET /api/{version}/sync` | the sync WebSocket (`ws.rs`) |
+//! | `GET /api/{version}/sync`, `GET /api/sync` | the sync WebSocket (`ws.rs`); the npm client puts its version in the path, the Rust crate (and the Python client built on it) does not |
+//! | `POST /api/storage/upload`, `GET /api/storage/{id}` | file uploads and downloads (`files.rs`) |
+//! | `POST /api/admin/import`, `GET /api/admin/export` | data in and out for the CLI (`admin_data.rs`) |
 //! | `GET /dev-issuer/.well-known/*`, `POST /dev-issuer/token` | built-in OIDC issuer (`dev_issuer.rs`) |
 //! | routes of `functions/http.rhai` | HTTP actions (`http_actions.rs`), outside `/api` and `/dev-issuer` |
 //! | `/_dashboard/`, `/_dashboard/api/*`, `GET /metrics` | the dashboard and Prometheus metrics (`dashboard/`) |
@@ -24,7 +26,7 @@ use tower_http::cors::CorsLayer;
 
 use crate::api_error::error_response;
 use crate::state::ServerState;
-use crate::{dashboard, dev_issuer, http_actions, http_api, ws};
+use crate::{admin_data, dashboard, dev_issuer, files, http_actions, http_api, ws};
 
 pub(crate) fn routes(state: Arc<ServerState>) -> Router {
     Router::new()
@@ -35,14 +37,35 @@ pub(crate) fn routes(state: Arc<ServerState>) -> Router {
         .route("/api/query_ts", post(http_api::query_ts))
         .route("/api/query_at_ts", post(http_api::query))
         .route("/api/health", get(http_api::health))
+        .route("/api/storage/upload", post(files::upload))
+        .route("/api/storage/{id}", get(files::download))
+        .route("/api/admin/import", post(admin_data::import))
+        .route("/api/admin/export", get(admin_data::export))
         .route("/api/{version}/sync", get(ws::upgrade))
+        .route("/api/sync", get(ws::upgrade))
         .route(
             "/dev-issuer/.well-known/openid-configuration",
             get(dev_issuer::openid_configuration),
         )
         .route("/dev-issuer/.well-known/jwks.json", get(dev_issuer::jwks))
         .route("/dev-issuer/token", post(dev_issuer::token))
-        .merge(dashboard::routes())
+        .route("/_dashboard", get(dashboard::assets::redirect_to_slash))
+        .route("/_dashboard/", get(dashboard::assets::index))
+        .route("/_dashboard/api/check", get(dashboard::api::check))
+        .route("/_dashboard/api/functions", get(dashboard::api::functions))
+        .route("/_dashboard/api/auth", get(dashboard::api::auth_status))
+        .route(
+            "/_dashboard/api/auth/check",
+            post(dashboard::api::auth_check),
+        )
+        .route("/_dashboard/api/health", get(dashboard::api::health))
+        .route("/_dashboard/api/logs", get(dashboard::logs::stream))
+        .route(
+            "/_dashboard/api/{*rest}",
+            get(dashboard::api::unknown).post(dashboard::api::unknown),
+        )
+        .route("/_dashboard/{*file}", get(dashboard::assets::file))
+        .route("/metrics", get(dashboard::metrics::scrape))
         .fallback(fallback)
         .layer(CorsLayer::permissive())
         .with_state(state)

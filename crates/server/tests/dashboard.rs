@@ -6,6 +6,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+// Shared with `serve.rs`, which uses the token helpers this file does not.
+#[allow(dead_code)]
 mod support;
 
 use std::time::Duration;

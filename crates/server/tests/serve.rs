@@ -1,6 +1,6 @@
 //! The server in-process (`server::serve` on `127.0.0.1:0`, see `support/mod.rs`), driven
-//! over HTTP and WebSocket as the `convex` clients drive it. Pins today's behaviour of the
-//! `Authorization` header, of the HTTP API's answers (a function's failure is HTTP 200 with
+//! over HTTP and WebSocket as the `convex` clients drive it. Pins the behaviour of the
+//! `Authorization` header (and of the same credentials in a WebSocket `Authenticate`), of the HTTP API's answers (a function's failure is HTTP 200 with
 //! `status: "error"`; a refused request is a 4xx with `{"code","message"}`), and of one sync
 //! round trip: subscribe, mutate, see the new result.
 
@@ -131,17 +131,27 @@ async fn the_admin_key_calls_internal_functions_and_a_wrong_key_is_401() {
     );
 }
 
+/// The user the admin acts as in the tests below.
+fn user_9() -> Value {
+    json!({ "subject": "user_9", "issuer": "https://issuer.example", "name": "Bo" })
+}
+
+/// `Authorization: Convex <admin key>:<base64 identity>`, as `ConvexHttpClient.setAdminAuth`
+/// and `pulsebase run --identity` send it.
+fn acting_as_header(identity: &Value) -> String {
+    format!(
+        "Convex {ADMIN_KEY}:{}",
+        STANDARD.encode(identity.to_string())
+    )
+}
+
 /// Over HTTP the admin may act as a user (`pulsebase run --identity`); the identity gains a
-/// `tokenIdentifier` made of issuer and subject, as a verified token's has. (A sync session
-/// that authenticates as admin impersonating a user does not add one today.)
+/// `tokenIdentifier` made of issuer and subject, as a verified token's has (Convex's rule; a
+/// sync session gets the same, see the next test).
 #[tokio::test]
 async fn the_admin_acting_as_a_user_gets_a_token_identifier_over_http() {
     let server = TestServer::start().await;
-    let identity = json!({ "subject": "user_9", "issuer": "https://issuer.example", "name": "Bo" });
-    let admin_as_user = format!(
-        "Convex {ADMIN_KEY}:{}",
-        STANDARD.encode(identity.to_string())
-    );
+    let admin_as_user = acting_as_header(&user_9());
     let reply = server
         .call(
             "/api/query",
@@ -173,6 +183,100 @@ async fn the_admin_acting_as_a_user_gets_a_token_identifier_over_http() {
         .await;
     assert_eq!(refused.status, 400, "{refused:?}");
     assert_eq!(refused.body["code"], "InvalidIdentity", "{refused:?}");
+
+    // Neither a tokenIdentifier nor issuer and subject to make one: refused, as Convex does.
+    let subject_only = acting_as_header(&json!({ "subject": "user_9" }));
+    let refused = server
+        .call("/api/query", "notes:whoami", json!({}), Some(&subject_only))
+        .await;
+    assert_eq!(refused.status, 400, "{refused:?}");
+    assert_eq!(refused.body["code"], "InvalidIdentity", "{refused:?}");
+}
+
+/// An admin acting as a user over the WebSocket (`Authenticate` with `tokenType: "Admin"` and
+/// `impersonating`) is the same identity as over HTTP, `tokenIdentifier` included, because
+/// both go through the one `authenticator::authorize`.
+#[tokio::test]
+async fn the_admin_acting_as_a_user_is_the_same_identity_over_websocket() {
+    let server = TestServer::start().await;
+    let identity = user_9();
+    let over_http = server
+        .call(
+            "/api/query",
+            "notes:whoami",
+            json!({}),
+            Some(&acting_as_header(&identity)),
+        )
+        .await;
+    assert_eq!(over_http.body["status"], "success", "{over_http:?}");
+
+    let mut ws = connect(&server).await;
+    let authenticate = json!({
+        "type": "Authenticate",
+        "baseVersion": 0,
+        "tokenType": "Admin",
+        "value": ADMIN_KEY,
+        "impersonating": identity,
+    });
+    send(&mut ws, authenticate).await;
+    let subscribe = json!({
+        "type": "ModifyQuerySet",
+        "baseVersion": 0,
+        "newVersion": 1,
+        "modifications": [
+            { "type": "Add", "queryId": 0, "udfPath": "notes:whoami", "args": [{}] },
+            { "type": "Add", "queryId": 1, "udfPath": "notes:secret", "args": [{}] },
+        ],
+    });
+    send(&mut ws, subscribe).await;
+    // The identity's Transition may come alone before the queries' (or together with them).
+    let mut transition = next_message(&mut ws).await;
+    for _ in 0..2 {
+        if transition["modifications"]
+            .as_array()
+            .is_some_and(|m| !m.is_empty())
+        {
+            break;
+        }
+        assert_eq!(transition["type"], "Transition", "{transition}");
+        transition = next_message(&mut ws).await;
+    }
+    assert_eq!(transition["type"], "Transition", "{transition}");
+    assert_eq!(transition["endVersion"]["identity"], 1, "{transition}");
+    let modifications = transition["modifications"]
+        .as_array()
+        .expect("modifications");
+    let value = |query_id: u64| {
+        modifications
+            .iter()
+            .find(|m| m["queryId"] == query_id)
+            .map(|m| m["value"].clone())
+            .unwrap_or_default()
+    };
+    assert_eq!(value(0), over_http.body["value"], "{transition}");
+    assert_eq!(value(0)["tokenIdentifier"], "https://issuer.example|user_9");
+    // Still the admin: internal functions stay visible.
+    assert_eq!(value(1), json!("internal only"), "{transition}");
+
+    // An acting-as object that is not an identity is refused with the HTTP API's reason, and
+    // the session keeps acting as before.
+    let not_an_identity = json!({
+        "type": "Authenticate",
+        "baseVersion": 1,
+        "tokenType": "Admin",
+        "value": ADMIN_KEY,
+        "impersonating": { "subject": "user_9" },
+    });
+    send(&mut ws, not_an_identity).await;
+    let refused = next_message(&mut ws).await;
+    assert_eq!(refused["type"], "AuthError", "{refused}");
+    assert_eq!(refused["authUpdateAttempted"], true, "{refused}");
+    assert!(
+        refused["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("`tokenIdentifier`, or `issuer` and `subject`")),
+        "{refused}"
+    );
 }
 
 #[tokio::test]
@@ -269,21 +373,7 @@ async fn a_request_that_is_not_a_function_call_is_400_with_a_code() {
 #[tokio::test]
 async fn a_sync_session_sees_its_own_mutation() {
     let server = TestServer::start().await;
-    let request = format!("ws://{}/api/1.48.0/sync", server.addr)
-        .into_client_request()
-        .expect("a WebSocket request");
-    let stream = tokio::net::TcpStream::connect(server.addr)
-        .await
-        .expect("connected");
-    let (mut ws, _) = tokio_tungstenite::client_async(request, stream)
-        .await
-        .expect("upgraded");
-    let connect = json!({
-        "type": "Connect",
-        "sessionId": "8f5c0a4e-2f4b-4a57-9c1e-3d2b1a0f9e8d",
-        "connectionCount": 0,
-    });
-    send(&mut ws, connect).await;
+    let mut ws = connect(&server).await;
     let subscribe = json!({
         "type": "ModifyQuerySet",
         "baseVersion": 0,
@@ -331,6 +421,26 @@ async fn a_sync_session_sees_its_own_mutation() {
 }
 
 type Socket = tokio_tungstenite::WebSocketStream<tokio::net::TcpStream>;
+
+/// A sync session on `server`, after `Connect`.
+async fn connect(server: &TestServer) -> Socket {
+    let request = format!("ws://{}/api/1.48.0/sync", server.addr)
+        .into_client_request()
+        .expect("a WebSocket request");
+    let stream = tokio::net::TcpStream::connect(server.addr)
+        .await
+        .expect("connected");
+    let (mut ws, _) = tokio_tungstenite::client_async(request, stream)
+        .await
+        .expect("upgraded");
+    let connect = json!({
+        "type": "Connect",
+        "sessionId": "8f5c0a4e-2f4b-4a57-9c1e-3d2b1a0f9e8d",
+        "connectionCount": 0,
+    });
+    send(&mut ws, connect).await;
+    ws
+}
 
 async fn send(ws: &mut Socket, message: Value) {
     ws.send(Message::Text(message.to_string().into()))

@@ -36,6 +36,7 @@ CREATE TABLE IF NOT EXISTS _mutations (
     PRIMARY KEY (session_id, request_id)
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS _config (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS _claims (key TEXT PRIMARY KEY, expires INTEGER NOT NULL) WITHOUT ROWID;
 INSERT OR IGNORE INTO _meta (key, value) VALUES ('ts', 0);
 ";
 
@@ -211,6 +212,14 @@ pub(crate) fn get_config(conn: &Connection, key: &str) -> Result<Option<String>,
         .optional()?)
 }
 
+pub(crate) fn is_claimed(conn: &Connection, key: &str) -> Result<bool, StorageError> {
+    Ok(conn
+        .prepare_cached("SELECT 1 FROM _claims WHERE key = ?1")?
+        .query_row([key], |_| Ok(()))
+        .optional()?
+        .is_some())
+}
+
 pub(crate) mod sealed {
     /// Gives [`super::ReadRows`] its connection; private to this crate, so nobody outside
     /// storage can reach rusqlite through it.
@@ -252,5 +261,15 @@ pub trait ReadRows: sealed::Connected {
             )?
             .query_row(params![index_id, start, end], |r| r.get(0))?;
         Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    /// A stored setting (e.g. the last applied schema.toml text).
+    fn get_config(&self, key: &str) -> Result<Option<String>, StorageError> {
+        get_config(self.connection(), key)
+    }
+
+    /// Whether a one-time key was claimed ([`crate::Writer::claim`]).
+    fn is_claimed(&self, key: &str) -> Result<bool, StorageError> {
+        is_claimed(self.connection(), key)
     }
 }

@@ -67,6 +67,19 @@ impl Storage {
         Reader::open(&self.path)
     }
 
+    /// A read-only connection to an existing database file without opening the writer: what
+    /// a second process (`pulsebase export`, `backup`) uses while a server owns the writer.
+    /// WAL mode lets both read consistent snapshots while the server commits.
+    pub fn open_reader(path: &Path) -> Result<Reader, StorageError> {
+        if !path.is_file() {
+            return Err(StorageError::Io {
+                path: path.to_path_buf(),
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no database here"),
+            });
+        }
+        Reader::open(path)
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -32,6 +32,20 @@ impl Reader {
         })
     }
 
+    /// Writes a consistent copy of the database as of now into the new file `dest`
+    /// (`VACUUM INTO`: a read transaction of its own, so commits go on meanwhile).
+    pub fn vacuum_into(&mut self, dest: &Path) -> Result<(), StorageError> {
+        if self.in_snapshot {
+            self.end();
+        }
+        let dest = dest.to_str().ok_or_else(|| StorageError::Io {
+            path: dest.to_path_buf(),
+            source: std::io::Error::other("the backup path is not valid UTF-8"),
+        })?;
+        self.conn.execute("VACUUM INTO ?1", [dest])?;
+        Ok(())
+    }
+
     /// Starts a snapshot read and returns the commit timestamp it reflects. Every read until
     /// [`Reader::end`] sees exactly that commit.
     pub fn begin(&mut self) -> Result<u64, StorageError> {

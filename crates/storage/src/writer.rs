@@ -198,16 +198,36 @@ impl Writer {
             .execute([before_ts as i64])?)
     }
 
-    /// A stored setting (e.g. the last applied schema.toml text).
-    pub fn get_config(&self, key: &str) -> Result<Option<String>, StorageError> {
-        conn::get_config(&self.conn, key)
-    }
-
     pub fn put_config(&mut self, key: &str, value: &str) -> Result<(), StorageError> {
         self.conn
             .prepare_cached("INSERT OR REPLACE INTO _config (key, value) VALUES (?1, ?2)")?
             .execute(params![key, value])?;
         Ok(())
+    }
+
+    pub fn delete_config(&mut self, key: &str) -> Result<(), StorageError> {
+        self.conn
+            .prepare_cached("DELETE FROM _config WHERE key = ?1")?
+            .execute([key])?;
+        Ok(())
+    }
+
+    /// Claims a one-time key (an upload URL's nonce) until `expires` (any unit the caller
+    /// keeps to); `false` if it was claimed before. Claims roll back with the transaction.
+    pub fn claim(&mut self, key: &str, expires: u64) -> Result<bool, StorageError> {
+        let inserted = self
+            .conn
+            .prepare_cached("INSERT OR IGNORE INTO _claims (key, expires) VALUES (?1, ?2)")?
+            .execute(params![key, expires as i64])?;
+        Ok(inserted == 1)
+    }
+
+    /// Forgets claims that expired before `now`: an expired key is refused for its expiry.
+    pub fn prune_claims(&mut self, now: u64) -> Result<usize, StorageError> {
+        Ok(self
+            .conn
+            .prepare_cached("DELETE FROM _claims WHERE expires < ?1")?
+            .execute([now as i64])?)
     }
 
     /// Copies what is left of the WAL into the database file, between two transactions.

@@ -9,9 +9,10 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use application::{ExecutedPath, Finished, Identity};
+use application::{ExecutedPath, Finished};
+use auth::Identity;
 use database::{DbError, Transaction};
-use functions::{Caller, FunctionKind};
+use functions::{Call, Caller, FunctionKind, Ran};
 
 use crate::hub::SyncHub;
 use crate::instance::{Instance, Recompute};
@@ -177,21 +178,25 @@ pub(crate) fn run_in_snapshot(
             waited: PROCESSING_WAIT,
         });
     }
-    let identity_value = identity.as_ref().map(|i| i.value().clone());
     let mut outputs = Vec::with_capacity(items.len());
     let mut refused = Vec::new();
     for item in items {
         let instance = &item.instance;
         let path = &instance.family().path;
         let started = (SystemTime::now(), Instant::now());
-        let (execution, back) = modules.run(
-            path,
-            FunctionKind::Query,
-            caller,
-            instance.args().clone(),
-            identity_value.clone(),
+        let Ran {
+            execution,
+            txn: back,
+        } = modules.run(
+            Call {
+                path: path.clone(),
+                kind: FunctionKind::Query,
+                caller,
+                args: instance.args().clone(),
+                identity: identity.clone(),
+                now_ms: now_ms(),
+            },
             txn,
-            now_ms(),
         );
         app.executions().record(Finished {
             path: ExecutedPath::Function(path),

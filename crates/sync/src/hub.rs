@@ -15,7 +15,6 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use application::App;
 use authenticator::Authenticator;
 use functions::Modules;
-use subtle::ConstantTimeEq;
 
 use crate::instance::Instance;
 use crate::output::{CodeStamp, Run};
@@ -142,10 +141,9 @@ impl SyncHub {
         self.executions.fetch_add(1, Ordering::Relaxed) + 1
     }
 
-    pub(crate) fn is_admin_key(&self, key: &str) -> bool {
-        self.admin_key
-            .as_deref()
-            .is_some_and(|admin| bool::from(admin.as_bytes().ct_eq(key.as_bytes())))
+    /// The deployment's admin key, which `authenticator::authorize` compares in constant time.
+    pub(crate) fn admin_key(&self) -> Option<&str> {
+        self.admin_key.as_deref()
     }
 
     pub(crate) fn session_started(&self) -> u64 {

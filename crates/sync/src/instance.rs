@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Weak};
 
-use application::Identity;
+use auth::{Identity, IdentityCacheKey};
 use database::{Registration, SubscriptionId, Subscriptions};
 use functions::FunctionPath;
 use parking_lot::Mutex;
@@ -101,8 +101,8 @@ struct State {
 pub(crate) struct Instance {
     family: FamilyKey,
     args: Value,
-    /// The identity key this instance was created for ("" = anonymous).
-    identity_key: Arc<str>,
+    /// The key of the identity this instance was created for (`None`: anonymous).
+    identity_key: Option<IdentityCacheKey>,
     /// The identity it runs with when the hub recomputes it on its own (see [`Recompute`]);
     /// irrelevant once shared, since shared functions ignore it.
     identity: Option<Identity>,
@@ -117,7 +117,7 @@ impl Instance {
     pub(crate) fn new(
         family: FamilyKey,
         args: Value,
-        identity_key: Arc<str>,
+        identity_key: Option<IdentityCacheKey>,
         identity: Option<Identity>,
     ) -> Instance {
         Instance {
@@ -153,7 +153,7 @@ impl Instance {
         self.identity.as_ref()
     }
 
-    pub(crate) fn identity_key(&self) -> &Arc<str> {
+    pub(crate) fn identity_key(&self) -> &Option<IdentityCacheKey> {
         &self.identity_key
     }
 

@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use application::Identity;
+use auth::{Identity, IdentityCacheKey};
 use database::Subscriptions;
 use parking_lot::Mutex;
 use value::Value;
@@ -41,7 +41,7 @@ struct Binding {
 #[derive(Default)]
 struct Family {
     shared: Option<Binding>,
-    by_identity: HashMap<Arc<str>, Binding>,
+    by_identity: HashMap<Option<IdentityCacheKey>, Binding>,
 }
 
 /// The registry of live instances.
@@ -60,8 +60,7 @@ impl Instances {
         session: u64,
         signal: &Arc<SessionSignal>,
     ) -> Arc<Instance> {
-        let identity_key: Arc<str> = Arc::from(identity.map_or("", |i| i.key()));
-        let identity_key = &identity_key;
+        let identity_key = identity.map(Identity::cache_key);
         let instance = {
             let mut families = self.families.lock();
             let entry = families.entry(family.clone()).or_default();
@@ -69,12 +68,12 @@ impl Instances {
                 Some(shared) => shared,
                 None => entry
                     .by_identity
-                    .entry(identity_key.clone())
+                    .entry(identity_key)
                     .or_insert_with(|| Binding {
                         instance: Arc::new(Instance::new(
                             family.clone(),
                             args.clone(),
-                            identity_key.clone(),
+                            identity_key,
                             identity.cloned(),
                         )),
                         bindings: 0,

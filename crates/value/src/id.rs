@@ -69,6 +69,25 @@ impl DocumentId {
         }
     }
 
+    /// The id in `table` whose 14 body bytes come from `seed`'s leading bytes (zero-padded):
+    /// the same seed always gives the same id. Imports use it so a document's new id, and
+    /// every reference to it, follow from its old id alone.
+    pub fn from_seed(table: TableNumber, seed: &[u8]) -> DocumentId {
+        let mut bytes = Vec::with_capacity(5 + RANDOM_BYTES + 2);
+        write_varint(&mut bytes, table.0);
+        let mut body = [0u8; RANDOM_BYTES];
+        for (slot, byte) in body.iter_mut().zip(seed) {
+            *slot = *byte;
+        }
+        bytes.extend_from_slice(&body);
+        let sum = fletcher16(&bytes);
+        bytes.extend_from_slice(&sum.to_be_bytes());
+        DocumentId {
+            table,
+            text: base32_encode(&bytes),
+        }
+    }
+
     /// Parses and checks an id string.
     pub fn parse(text: &str) -> Result<DocumentId, IdError> {
         let malformed = || IdError::Malformed(text.chars().take(64).collect());
@@ -117,7 +136,7 @@ fn write_varint(out: &mut Vec<u8>, mut n: u32) {
     }
 }
 
-fn read_varint(bytes: &[u8]) -> Option<(u32, usize)> {
+pub(crate) fn read_varint(bytes: &[u8]) -> Option<(u32, usize)> {
     let mut n: u32 = 0;
     for (i, &b) in bytes.iter().enumerate().take(5) {
         n |= u32::from(b & 0x7F).checked_shl(7 * i as u32)?;
@@ -128,7 +147,7 @@ fn read_varint(bytes: &[u8]) -> Option<(u32, usize)> {
     None
 }
 
-fn fletcher16(bytes: &[u8]) -> u16 {
+pub(crate) fn fletcher16(bytes: &[u8]) -> u16 {
     let (mut a, mut b) = (0u16, 0u16);
     for &byte in bytes {
         a = (a + u16::from(byte)) % 255;
@@ -137,11 +156,11 @@ fn fletcher16(bytes: &[u8]) -> u16 {
     (b << 8) | a
 }
 
-fn base32_encode(bytes: &[u8]) -> String {
+pub(crate) fn base32_encode(bytes: &[u8]) -> String {
     BASE32.encode(bytes)
 }
 
-fn base32_decode(text: &str) -> Option<Vec<u8>> {
+pub(crate) fn base32_decode(text: &str) -> Option<Vec<u8>> {
     // No id is this long; a client's arbitrary string is refused before any decoding.
     if text.len() > 64 {
         return None;
@@ -197,6 +216,16 @@ mod tests {
         // The padding bits of the last character must be zero.
         assert!(DocumentId::parse("043p5f8ref72k16z7aaz0jx6tz11").is_err());
         assert!(DocumentId::parse("043P5F8REF72K16Z7AAZ0JX6TZ10").is_err());
+    }
+
+    #[test]
+    fn seeded_ids_are_stable_and_valid() {
+        let a = DocumentId::from_seed(TableNumber(4), b"some old id");
+        let b = DocumentId::from_seed(TableNumber(4), b"some old id");
+        assert_eq!(a, b);
+        assert_eq!(DocumentId::parse(a.as_str()), Ok(a.clone()));
+        assert_eq!(a.table(), TableNumber(4));
+        assert_ne!(a, DocumentId::from_seed(TableNumber(4), b"another id"));
     }
 
     #[test]

@@ -6,12 +6,14 @@
 //! bytes that [`key`] produces, so "does this write touch that read" is a byte-range test.
 //! Changing the encoding or the order is a data migration.
 
+mod convex_id;
 mod id;
 mod json;
 pub mod key;
 mod limits;
 mod value;
 
+pub use convex_id::convex_id_table;
 pub use id::{DocumentId, IdError, TableNumber};
 pub use json::JsonError;
 pub use key::{IndexKey, KeyRange};

@@ -8,7 +8,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::anyhow;
-use application::{App, Identity};
+use application::App;
+use auth::Identity;
 use database::{Database, MutationOutcome, Transaction as _};
 use functions::{Caller, FunctionPath, Modules};
 use rand::Rng as _;
@@ -172,11 +173,10 @@ async fn rhai_cell(app: &Arc<App>, c: usize, secs: f64) -> anyhow::Result<Value>
     for i in 0..c {
         let app = app.clone();
         let path = path.clone();
-        let mut claims = serde_json::Map::new();
-        claims.insert("subject".into(), json!(format!("rhai_{i}")));
-        claims.insert("issuer".into(), json!("bench"));
-        claims.insert("tokenIdentifier".into(), json!(format!("bench|rhai_{i}")));
-        let identity = Identity::from_json(&claims, None);
+        let identity = Identity::acting_as(&json!({
+            "subject": format!("rhai_{i}"),
+            "issuer": "bench",
+        }))?;
         handles.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             let mut errors = 0;

@@ -1,6 +1,7 @@
 //! The named scenarios, what they share (a staged app, a started server, a token minter),
 //! and the flat `metrics` map (`scenario.name → number`) that `bench/aggregate.py` reads.
 
+mod actions;
 mod auth;
 mod coldstart;
 mod committer;
@@ -76,6 +77,7 @@ pub async fn run(ctx: &Ctx, name: &str) -> anyhow::Result<Value> {
         "refresh" => refresh::run(ctx).await,
         "cold-start" => coldstart::run(ctx).await,
         "auth" => auth::run(ctx).await,
+        "actions" => actions::run(ctx).await,
         other => bail!("unknown scenario {other}"),
     }
 }

@@ -19,12 +19,12 @@ const PATH: &str = "todos:addTodo";
 const REPLY_LIMIT: Duration = Duration::from_secs(10);
 
 #[derive(Default)]
-struct WorkerOut {
+pub(super) struct WorkerOut {
     /// send → MutationResponse (ws) or → full HTTP response, ns.
-    response: Vec<i64>,
+    pub response: Vec<i64>,
     /// send → the Transition covering the mutation's ts (ws only), ns.
-    resolved: Vec<i64>,
-    errors: Vec<String>,
+    pub resolved: Vec<i64>,
+    pub errors: Vec<String>,
 }
 
 pub async fn run(ctx: &Ctx) -> anyhow::Result<Value> {
@@ -154,7 +154,12 @@ async fn finish(
 
 /// Closed loop over one WebSocket session: Mutation, then wait for its MutationResponse and
 /// the Transition that covers its ts (what `await client.mutation()` waits for).
-async fn ws_worker(mut s: Session, i: usize, t_start: Instant, t_end: Instant) -> WorkerOut {
+pub(super) async fn ws_worker(
+    mut s: Session,
+    i: usize,
+    t_start: Instant,
+    t_end: Instant,
+) -> WorkerOut {
     let mut out = WorkerOut::default();
     let mut n = 0u64;
     while Instant::now() < t_end {

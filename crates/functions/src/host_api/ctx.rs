@@ -1,7 +1,7 @@
 //! `ctx`, the handle every query and mutation handler gets: `ctx.db`, `ctx.auth`,
 //! `ctx.now()`, and `ctx.runQuery` / `ctx.runMutation`, which run another function inline, in
 //! the caller's transaction and with the caller's identity. Writes are refused in queries,
-//! also in a query that a mutation called.
+//! also in a query that a mutation called; `ctx.runAction` is refused (actions only).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -31,7 +31,7 @@ impl Ctx {
 
 /// `ctx.db`.
 #[derive(Clone)]
-struct Db(Arc<Exec>);
+pub(super) struct Db(pub(super) Arc<Exec>);
 
 /// `ctx.auth`.
 #[derive(Clone)]
@@ -72,15 +72,41 @@ pub(super) fn register(engine: &mut Engine) {
         );
     }
 
+    // Actions only: refused here with the reason instead of Rhai's "Function not found".
+    fn refuse_run_action() -> HostResult<Dynamic> {
+        Err(host_error(
+            "ctx.runAction is only available in actions; queries and mutations are transactions and cannot wait on an action".to_string(),
+        ))
+    }
+    engine.register_fn("runAction", |_: &mut Ctx, _: &str| refuse_run_action());
+    engine.register_fn("runAction", |_: &mut Ctx, _: &str, _: Dynamic| {
+        refuse_run_action()
+    });
+
     // ctx.auth
     engine.register_fn("getUserIdentity", |auth: &mut Auth| {
         auth.0.identity_read.store(true, Ordering::Relaxed);
-        auth.0.identity.as_ref().map_or(Dynamic::UNIT, to_dynamic)
+        auth.0
+            .identity
+            .as_ref()
+            .map_or(Dynamic::UNIT, |identity| to_dynamic(identity.value()))
     });
 
     // ctx.db
     engine.register_fn("get", |db: &mut Db, id: Dynamic| -> HostResult<Dynamic> {
         let id = string_arg(&id, "ctx.db.get(id): id")?;
+        let table = db.0.with_txn(|txn| {
+            Ok(txn
+                .catalog()
+                .resolve_id(&id)
+                .ok()
+                .map(|(_, t)| t.name.clone()))
+        })?;
+        if let Some(table) = table.filter(|t| schema::is_system_table(t)) {
+            return Err(host_error(format!(
+                "ctx.db.get: {id:?} is an id of the system table {table}; read it with ctx.db.system.get(id)"
+            )));
+        }
         let doc = db.0.with_txn(|txn| txn.get(&id))?;
         Ok(doc.map_or(Dynamic::UNIT, |d| to_dynamic(&d.to_value())))
     });

@@ -4,16 +4,20 @@
 //!
 //! - Rhai's own packages (this file): the core language, logic, maths, arrays, blobs, maps,
 //!   strings and bit fields; nothing that reaches the outside world;
-//! - at module level (this file): `query`, `mutation`, `internalQuery`, `internalMutation`,
-//!   `httpAction`;
+//! - at module level (this file): `query`, `mutation`, `action`, `internalQuery`,
+//!   `internalMutation`, `internalAction`, `httpAction`;
 //! - `ctx` (`ctx.rs`): `ctx.db` (`get`, `query`, `normalizeId`, and in mutations `insert`,
 //!   `patch`, `replace`, `delete`), `ctx.auth.getUserIdentity()`, `ctx.runQuery(path, args)`,
 //!   `ctx.runMutation(path, args)`, `ctx.now()`;
 //! - the query chain (`query.rs`): `withIndex`, `fullTableScan`, `order`, `filter`, `collect`,
 //!   `take`, `first`, `unique`, `paginate`, and the index range's `eq`, `gt`, `gte`, `lt`,
 //!   `lte`;
-//! - HTTP (`http.rs`): `httpRouter().route(...)`, and in HTTP actions the action's `ctx`, the
-//!   `request`, `env`, `Webhook(secret).verify(request)` and `verifyWebhook`;
+//! - actions and HTTP actions (`action.rs`): their `ctx` (`runQuery`, `runMutation`,
+//!   `runAction`, `auth`, `now`), `env`, and `fetch(url, options)` with its response;
+//! - files (`storage.rs`): `ctx.storage` (`getUrl`, `generateUploadUrl`, `delete`, and in
+//!   actions `store` and `get`) and `ctx.db.system` (`get`, `query`) over system tables;
+//! - HTTP (`http.rs`): `httpRouter().route(...)`, and in HTTP actions the `request`,
+//!   `Webhook(secret).verify(request)` and `verifyWebhook`;
 //! - `print` / `debug`: Rhai's own; the sandbox's hooks keep them as the log lines returned
 //!   with the result.
 //!
@@ -24,9 +28,12 @@
 //! The behaviour behind each registration lives with its type (`query_builder.rs`,
 //! `http_action.rs`, ...); the registrations are thin.
 
+mod action;
 pub(crate) mod ctx;
 mod http;
 mod query;
+mod storage;
+pub(crate) mod testing;
 
 use rhai::packages::{
     BasicArrayPackage, BasicBlobPackage, BasicMapPackage, BasicMathPackage, BitFieldPackage,
@@ -54,6 +61,7 @@ pub(crate) fn register(engine: &mut Engine) {
         engine.register_global_module(package);
     }
     http::register(engine);
+    action::register(engine);
     engine.register_type_with_name::<Registration>("FunctionDefinition");
     engine.register_type_with_name::<HostError>("Error");
     engine.register_fn("to_string", |e: &mut HostError| e.message.clone());
@@ -80,6 +88,14 @@ pub(crate) fn register(engine: &mut Engine) {
         ),
     );
     engine.register_fn(
+        "action",
+        registration(FunctionKind::Action, Visibility::Public, "action"),
+    );
+    engine.register_fn(
+        "internalAction",
+        registration(FunctionKind::Action, Visibility::Internal, "internalAction"),
+    );
+    engine.register_fn(
         "httpAction",
         registration(FunctionKind::HttpAction, Visibility::Internal, "httpAction"),
     );
@@ -103,6 +119,7 @@ pub(crate) fn register(engine: &mut Engine) {
 
     ctx::register(engine);
     query::register(engine);
+    storage::register(engine);
 }
 
 fn refused(what: &str, why: &str) -> Box<EvalAltResult> {

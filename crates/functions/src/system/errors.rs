@@ -45,7 +45,7 @@ pub(crate) fn db_error(error: DbError) -> FunctionError {
         DbError::Internal(_) | DbError::Corrupt(_) | DbError::Storage(_) => {
             tracing::error!(error = %error, "a system function failed inside the database");
             FunctionError::new(
-                ErrorKind::Internal,
+                ErrorKind::Server,
                 "internal server error; see the server log",
             )
         }

@@ -21,7 +21,7 @@ use value::{Object, Value};
 use crate::definition::{Caller, FunctionKind};
 use crate::error::{ErrorKind, FunctionError};
 use crate::path::FunctionPath;
-use crate::runner::Execution;
+use crate::runner::{Call, Execution, Ran};
 
 /// The module prefix every system function's path starts with.
 pub const PREFIX: &str = "_system/";
@@ -77,29 +77,24 @@ pub(crate) fn kind_of(path: &FunctionPath) -> Option<FunctionKind> {
     FUNCTIONS.iter().find(|f| f.path == text).map(|f| f.kind)
 }
 
-/// Runs the system function at `path` as `caller`, with `args`, in `txn`.
-pub(crate) fn run(
-    path: &FunctionPath,
-    kind: FunctionKind,
-    caller: Caller,
-    args: Value,
-    mut txn: Box<dyn Transaction + Send>,
-) -> (Execution, Option<Box<dyn Transaction + Send>>) {
+/// Runs the system function `call` names, in `txn`. The identity and clock are not used:
+/// system functions act on the data as the admin, whoever the admin acts as.
+pub(crate) fn run(call: Call, mut txn: Box<dyn Transaction + Send>) -> Ran {
     txn.take_read_set();
-    let result = call(path, kind, caller, args, txn.as_mut());
+    let result = dispatch(&call.path, call.kind, call.caller, call.args, txn.as_mut());
     let read_set = txn.take_read_set();
-    (
-        Execution {
+    Ran {
+        execution: Execution {
             result,
             log_lines: Vec::new(),
             read_set,
             read_identity: false,
         },
-        Some(txn),
-    )
+        txn: Some(txn),
+    }
 }
 
-fn call(
+fn dispatch(
     path: &FunctionPath,
     kind: FunctionKind,
     caller: Caller,

@@ -9,7 +9,7 @@
 use std::sync::{Arc, Mutex};
 
 use database::{Database, MutationOutcome};
-use functions::{Caller, FunctionKind, FunctionPath, ModuleSource, Modules};
+use functions::{Call, Caller, FunctionKind, FunctionPath, ModuleSource, Modules, Ran};
 use schema::Schema;
 use value::{Object, Value};
 
@@ -272,18 +272,22 @@ impl TodoApp {
         &self,
         path: &str,
         a: Value,
-        identity: Option<Value>,
+        identity: Option<auth::Identity>,
         caller: Caller,
     ) -> Result<Value, functions::FunctionError> {
         let txn = self.db.snapshot().expect("snapshot");
-        let (exec, _) = self.modules.run(
-            &FunctionPath::parse(path),
-            FunctionKind::Query,
-            caller,
-            a,
-            identity,
+        let Ran {
+            execution: exec, ..
+        } = self.modules.run(
+            Call {
+                path: FunctionPath::parse(path),
+                kind: FunctionKind::Query,
+                caller,
+                args: a,
+                identity,
+                now_ms: 0.0,
+            },
             Box::new(txn),
-            0.0,
         );
         exec.result
     }
@@ -308,14 +312,18 @@ impl TodoApp {
             .mutate_blocking(
                 None,
                 Box::new(move |txn| {
-                    let (exec, _) = modules.run(
-                        &path,
-                        FunctionKind::Mutation,
-                        Caller::Client,
-                        a,
-                        None,
+                    let Ran {
+                        execution: exec, ..
+                    } = modules.run(
+                        Call {
+                            path: path.clone(),
+                            kind: FunctionKind::Mutation,
+                            caller: Caller::Client,
+                            args: a,
+                            identity: None,
+                            now_ms: 0.0,
+                        },
                         Box::new(txn),
-                        0.0,
                     );
                     match exec.result {
                         Ok(v) => Ok(v.to_json().to_string()),

@@ -5,9 +5,9 @@
 //! - `api.js`: `api` and `internal`, plain objects of function references built with
 //!   `makeFunctionReference` from `convex/server`, so the official client accepts them
 //!   (`useQuery(api.todos.getMyTodos)`); `admin/users.rhai` becomes `api.admin.users.NAME`.
-//! - `api.d.ts`: their types, `FunctionReference<"query" | "mutation", visibility, Args,
-//!   Returns>`, with `Args` from each function's argument validators and `Returns` from its
-//!   `returns` validator (`any` when it declares none; `doc<todos>` becomes `Doc<"todos">`).
+//! - `api.d.ts`: their types, `FunctionReference<"query" | "mutation" | "action", visibility,
+//!   Args, Returns>`, with `Args` from each function's argument validators and `Returns` from
+//!   its `returns` validator (`any` when it declares none; `doc<todos>` becomes `Doc<"todos">`).
 //! - `dataModel.d.ts`: `TableNames`, `Id<"todos">`, `Doc<"todos">` and `DataModel`, from
 //!   `schema.toml`; every document type has `_id` and `_creationTime`.
 //!

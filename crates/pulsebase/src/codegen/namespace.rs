@@ -53,6 +53,7 @@ fn reference_kind(def: &FunctionDef) -> Option<&'static str> {
     match def.kind {
         FunctionKind::Query => Some("query"),
         FunctionKind::Mutation => Some("mutation"),
+        FunctionKind::Action => Some("action"),
         FunctionKind::HttpAction => None,
     }
 }
@@ -61,7 +62,7 @@ fn reference_kind(def: &FunctionDef) -> Option<&'static str> {
 pub(super) struct Reference {
     /// The name on the wire, e.g. `todos:getMyTodos`.
     pub name: String,
-    /// `query` or `mutation`, as `FunctionReference` spells it.
+    /// `query`, `mutation` or `action`, as `FunctionReference` spells it.
     pub kind: &'static str,
     pub visibility: Visibility,
     /// The argument validators; `None` when the function declares none.

@@ -124,7 +124,15 @@ impl<'a> Parser<'a> {
             "false" => Type::Literal(Value::Boolean(false)),
             "id" | "doc" => {
                 self.expect('<', &format!("after {name} (write {name}<TABLE>)"))?;
+                // `id<"_storage">` (Convex's spelling) and `id<_storage>` mean the same.
+                let quote = ['"', '\''].into_iter().find(|q| self.eat(*q));
                 let table = self.ident();
+                if let Some(quote) = quote {
+                    self.expect(
+                        quote,
+                        &format!("to close the quoted table name in {name}<...>"),
+                    )?;
+                }
                 if table.is_empty() {
                     return Err(self.error(format!("expected a table name in {name}<TABLE>")));
                 }

@@ -23,7 +23,7 @@ use crate::state::ServerState;
 
 /// 200 with the server's mode when the key is right: the sign-in page's check.
 pub(crate) async fn check(State(state): State<Arc<ServerState>>, headers: HeaderMap) -> Response {
-    if let Err(refused) = require_admin(&headers, &state) {
+    if let Err(refused) = require_admin(&headers, &state).await {
         return refused;
     }
     Json(json!({
@@ -41,7 +41,7 @@ pub(crate) async fn functions(
     State(state): State<Arc<ServerState>>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(refused) = require_admin(&headers, &state) {
+    if let Err(refused) = require_admin(&headers, &state).await {
         return refused;
     }
     let modules = state.app.modules();
@@ -88,7 +88,7 @@ pub(crate) async fn auth_status(
     State(state): State<Arc<ServerState>>,
     headers: HeaderMap,
 ) -> Response {
-    if let Err(refused) = require_admin(&headers, &state) {
+    if let Err(refused) = require_admin(&headers, &state).await {
         return refused;
     }
     let by_issuer = state.hub.sessions_by_issuer();
@@ -126,7 +126,7 @@ pub(crate) async fn auth_check(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if let Err(refused) = require_admin(&headers, &state) {
+    if let Err(refused) = require_admin(&headers, &state).await {
         return refused;
     }
     let token = match serde_json::from_slice::<JsonValue>(&body) {
@@ -181,7 +181,7 @@ fn histogram_json(snapshot: &HistogramSnapshot) -> JsonValue {
 /// The health page's figures, as counters and histograms: the page polls and takes
 /// differences (commits/s, latency percentiles over the last interval).
 pub(crate) async fn health(State(state): State<Arc<ServerState>>, headers: HeaderMap) -> Response {
-    if let Err(refused) = require_admin(&headers, &state) {
+    if let Err(refused) = require_admin(&headers, &state).await {
         return refused;
     }
     let stats = state.hub.stats();
@@ -213,12 +213,12 @@ pub(crate) async fn health(State(state): State<Arc<ServerState>>, headers: Heade
 
 /// A dashboard API path that does not exist (after the admin check, so it reveals nothing).
 pub(crate) async fn unknown(State(state): State<Arc<ServerState>>, headers: HeaderMap) -> Response {
-    if let Err(refused) = require_admin(&headers, &state) {
+    if let Err(refused) = require_admin(&headers, &state).await {
         return refused;
     }
     error_response(
         StatusCode::NOT_FOUND,
         "NotFound",
-        "no such dashboard API route; see crates/server/src/dashboard/mod.rs",
+        "no such dashboard API route; see crates/server/src/router.rs",
     )
 }

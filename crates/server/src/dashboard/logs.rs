@@ -79,7 +79,7 @@ pub(crate) async fn stream(
     headers: HeaderMap,
     Query(query): Query<HashMap<String, String>>,
 ) -> Response {
-    if let Err(refused) = require_admin(&headers, &state) {
+    if let Err(refused) = require_admin(&headers, &state).await {
         return refused;
     }
     let filter = Filter::from_query(&query);

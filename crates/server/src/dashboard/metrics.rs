@@ -158,7 +158,7 @@ impl Collector for ServerCollector {
 
 pub(crate) async fn scrape(State(state): State<Arc<ServerState>>, headers: HeaderMap) -> Response {
     if !state.metrics_public
-        && let Err(refused) = require_admin(&headers, &state)
+        && let Err(refused) = require_admin(&headers, &state).await
     {
         return refused;
     }

@@ -1,6 +1,7 @@
-//! Who a session acts as ([`SessionAuth`]: the caller, the identity, the issuer of the token
-//! behind it, the identity version and the expiry timer) and what an `Authenticate` frame
-//! asks for once checked ([`check_credentials`]).
+//! Who a session acts as ([`SessionAuth`]: the caller, the identity, the token behind it, the
+//! identity version and the expiry timer) and what an `Authenticate` frame asks for once
+//! checked ([`authorize_frame`]: the frame becomes the same `auth::Credentials` an HTTP
+//! `Authorization` header does, checked by the same `authenticator::authorize`).
 //!
 //! Identity changes only through `Authenticate`, token expiry, or the removal of the token's
 //! provider from `auth.config.toml`. The expiry timer is one long-lived `Sleep` reset only when
@@ -11,7 +12,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use application::Identity;
+use auth::{ActingAs, Authorization, Credentials, Identity};
 use functions::Caller;
 use protocol::{AuthenticateTokenType, ServerMessage};
 use tokio::time::Sleep;
@@ -35,8 +36,8 @@ pub(crate) fn unix_now() -> u64 {
 pub(crate) struct SessionAuth {
     caller: Caller,
     identity: Option<Identity>,
-    /// `iss` of the token behind `identity`; `None` when anonymous or admin-impersonated.
-    token_issuer: Option<Arc<str>>,
+    /// The token behind `identity`; `None` when anonymous or admin-impersonated.
+    token: Option<TokenBehind>,
     /// The identity version of the protocol: one more per accepted `Authenticate`.
     version: u32,
     /// One timer for the identity's expiry, reset only when the expiry changes: a timer
@@ -46,6 +47,15 @@ pub(crate) struct SessionAuth {
     expiry_for: Option<u64>,
     /// Whether `expiry_timer` is set to fire.
     expiry_armed: bool,
+}
+
+/// The verified token a session's identity came from.
+#[derive(Clone)]
+pub(crate) struct TokenBehind {
+    /// `iss`: the session loses the identity when this issuer stops being a provider.
+    pub issuer: Arc<str>,
+    /// `exp` (unix seconds): the session loses the identity then, unless refreshed.
+    pub expires_at: u64,
 }
 
 /// What [`SessionAuth::replace`] changed.
@@ -61,7 +71,7 @@ impl SessionAuth {
         SessionAuth {
             caller: Caller::Client,
             identity: None,
-            token_issuer: None,
+            token: None,
             version: 0,
             expiry_timer: Box::pin(tokio::time::sleep_until(tokio::time::Instant::now())),
             expiry_for: None,
@@ -81,8 +91,12 @@ impl SessionAuth {
         self.identity.as_ref()
     }
 
+    pub(crate) fn token(&self) -> Option<&TokenBehind> {
+        self.token.as_ref()
+    }
+
     pub(crate) fn token_issuer(&self) -> Option<&Arc<str>> {
-        self.token_issuer.as_ref()
+        self.token.as_ref().map(|token| &token.issuer)
     }
 
     pub(crate) fn version(&self) -> u32 {
@@ -95,9 +109,9 @@ impl SessionAuth {
     }
 
     pub(crate) fn identity_expired(&self) -> bool {
-        self.identity
+        self.token
             .as_ref()
-            .is_some_and(|i| i.is_expired(unix_now()))
+            .is_some_and(|token| unix_now() >= token.expires_at)
     }
 
     /// Replaces who the session acts as.
@@ -105,13 +119,13 @@ impl SessionAuth {
         &mut self,
         caller: Caller,
         identity: Option<Identity>,
-        token_issuer: Option<Arc<str>>,
+        token: Option<TokenBehind>,
     ) -> AuthChange {
-        self.token_issuer = token_issuer;
+        self.token = token;
         let caller_changed = caller != self.caller;
         self.caller = caller;
-        let identity_changed =
-            self.identity.as_ref().map(Identity::key) != identity.as_ref().map(Identity::key);
+        let identity_changed = self.identity.as_ref().map(Identity::cache_key)
+            != identity.as_ref().map(Identity::cache_key);
         self.identity = identity;
         AuthChange {
             caller_changed,
@@ -132,7 +146,7 @@ impl SessionAuth {
 
     /// Points the expiry timer at the identity's `exp`, touching it only when `exp` changed.
     pub(crate) fn arm_expiry_timer(&mut self) {
-        let expires_at = self.identity.as_ref().and_then(|i| i.expires_at);
+        let expires_at = self.token.as_ref().map(|token| token.expires_at);
         if expires_at == self.expiry_for {
             return;
         }
@@ -175,74 +189,38 @@ fn expiry_deadline(
     now.checked_add(wait)
 }
 
-/// What an `Authenticate` frame asks for, once its token or admin key is checked.
-pub(crate) enum Credentials {
-    Anonymous,
-    /// A verified user token. It never carries an admin's rights.
-    User {
-        identity: Identity,
-        issuer: Arc<str>,
-    },
-    /// The admin key, impersonating `identity` if given.
-    Admin {
-        identity: Option<Identity>,
-    },
-    /// The token was refused with this message for the client.
-    RefusedToken {
-        message: &'static str,
-    },
-    /// The admin key was wrong.
-    RefusedAdminKey,
-}
-
-/// Checks the token or admin key of an `Authenticate` frame. A token is verified only by
-/// `Authenticator::verify`.
-pub(crate) async fn check_credentials(
+/// Checks the token or admin key of an `Authenticate` frame: the frame becomes
+/// `auth::Credentials`, checked by `authenticator::authorize` as an HTTP header is.
+pub(crate) async fn authorize_frame(
     hub: &SyncHub,
     session: u64,
     token_type: AuthenticateTokenType,
     value: Option<String>,
     impersonating: Option<serde_json::Value>,
-) -> Credentials {
-    match token_type {
+) -> Authorization {
+    let credentials = match token_type {
         AuthenticateTokenType::None => Credentials::Anonymous,
-        AuthenticateTokenType::User => {
-            let token = value.unwrap_or_default();
-            match hub.auth().verify(&token).await {
-                Ok(verified) => {
-                    let identity =
-                        Identity::from_json(verified.identity.as_map(), Some(verified.expires_at));
-                    tracing::debug!(
-                        session,
-                        subject = identity.subject().unwrap_or_default(),
-                        "authenticated"
-                    );
-                    let issuer: Arc<str> = verified.identity.issuer().into();
-                    Credentials::User { identity, issuer }
-                }
-                Err(rejection) => {
-                    tracing::debug!(
-                        session,
-                        code = rejection.code(),
-                        "Authenticate refused an access token"
-                    );
-                    Credentials::RefusedToken {
-                        message: rejection.client_message(),
-                    }
-                }
-            }
+        AuthenticateTokenType::User => Credentials::UserToken(value.unwrap_or_default()),
+        AuthenticateTokenType::Admin => Credentials::AdminKey {
+            key: value.unwrap_or_default(),
+            acting_as: impersonating.map(ActingAs::Object),
+        },
+    };
+    let authorization = authenticator::authorize(hub.auth(), hub.admin_key(), credentials).await;
+    match &authorization {
+        Authorization::User(verified) => {
+            tracing::debug!(
+                session,
+                subject = verified.identity.subject(),
+                "authenticated"
+            );
         }
-        AuthenticateTokenType::Admin => {
-            if !hub.is_admin_key(value.as_deref().unwrap_or_default()) {
-                return Credentials::RefusedAdminKey;
-            }
-            let identity = impersonating
-                .as_ref()
-                .and_then(|i| i.as_object())
-                .map(|claims| Identity::from_json(claims, None));
-            Credentials::Admin { identity }
+        Authorization::Rejected(rejection) => {
+            tracing::debug!(session, code = rejection.code(), "Authenticate was refused");
         }
+        Authorization::Anonymous | Authorization::Admin { .. } => {}
     }
+    authorization
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! [`Outbound`] frames to it, and [`End`], why a session stops early. Also the payload
 //! conversions both directions share: arguments in, JSON strings out.
 
-use protocol::{ServerMessage, canonical_args};
+use protocol::canonical_args;
 use serde_json::value::RawValue;
 use value::Value;
 
@@ -51,21 +51,4 @@ pub(crate) fn decode_args(args: serde_json::Value) -> Result<Value, String> {
 /// `text` as a JSON string.
 pub(crate) fn json_string(text: &str) -> Box<RawValue> {
     serde_json::value::to_raw_value(text).unwrap_or_default()
-}
-
-/// The answer to an `Action` frame: Pulsebase runs no actions over the sync protocol.
-pub(crate) fn no_actions(request_id: u64, function: &impl std::fmt::Display) -> Outbound {
-    let message = format!(
-        "Could not find public function for '{function}': Pulsebase has no actions; use a mutation, or an HTTP action in functions/http.rhai"
-    );
-    let result = json_string(&message);
-    let frame = ServerMessage::ActionResponse {
-        request_id,
-        success: false,
-        result: &result,
-        log_lines: &[],
-        error_data: None,
-    }
-    .to_text();
-    Outbound::Text(frame)
 }

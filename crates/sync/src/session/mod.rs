@@ -10,6 +10,7 @@
 //! The session's state is split by concept, each part with its own methods:
 //! - `outbox.rs`: frames to the client and the back-pressure on a slow one;
 //! - `mutations.rs`: the mutation queue, and the back-pressure on a client that pipelines;
+//! - `actions.rs`: the actions in flight (side by side, on the app's action threads);
 //! - `auth.rs`: who the session acts as, the `Authenticate` check, the expiry timer;
 //! - `query_set.rs`: the subscribed queries and their instances;
 //! - `transition.rs`: building a Transition at one snapshot;
@@ -23,6 +24,7 @@
 //! Cleanup (releasing query instances, the hub's session count, the token registry) runs in
 //! `Drop`, so it also happens when the session task panics or is aborted by the transport.
 
+mod actions;
 mod auth;
 mod frames;
 mod mutations;
@@ -33,14 +35,15 @@ mod transition;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use application::Identity;
-use functions::{Caller, FunctionPath};
+use ::auth::{Authorization, Identity, Rejection};
+use functions::Caller;
 use futures::{Stream, StreamExt};
 use protocol::{AuthenticateTokenType, ClientMessage};
 use tokio::sync::mpsc;
 
-use self::auth::{Credentials, EXPIRED_MESSAGE, REVOKED_MESSAGE, SessionAuth, check_credentials};
-use self::frames::{End, no_actions};
+use self::actions::{ActionDone, Actions};
+use self::auth::{EXPIRED_MESSAGE, REVOKED_MESSAGE, SessionAuth, TokenBehind, authorize_frame};
+use self::frames::End;
 use self::mutations::{MutationDone, Mutations};
 use self::outbox::Outbox;
 use self::query_set::{Member, QuerySet};
@@ -55,6 +58,7 @@ enum Event {
     Frame(Option<Inbound>),
     Woken,
     MutationDone(MutationDone),
+    ActionDone(ActionDone),
     StillBlocked,
     Expired,
 }
@@ -69,6 +73,7 @@ struct Session {
     transitions: Transitions,
     outbox: Outbox,
     mutations: Mutations,
+    actions: Actions,
 }
 
 impl Drop for Session {
@@ -97,6 +102,7 @@ where
         transitions: Transitions::new(),
         outbox: Outbox::new(outbound),
         mutations: Mutations::new(),
+        actions: Actions::new(),
     };
     tracing::debug!(session = id, "session started");
     match session.run(&mut inbound).await {
@@ -142,12 +148,14 @@ impl Session {
             let event = {
                 let signal = self.member.signal();
                 let mutations = &mut self.mutations;
+                let actions = &mut self.actions;
                 let outbox = &self.outbox;
                 let expiry = self.auth.expiry_timer();
                 tokio::select! {
                     frame = inbound.next(), if accepting => Event::Frame(frame),
                     () = signal.notified() => Event::Woken,
                     Some(done) = mutations.finished() => Event::MutationDone(done),
+                    Some(done) = actions.finished() => Event::ActionDone(done),
                     () = outbox.room(), if blocked => Event::Woken,
                     () = tokio::time::sleep(Duration::from_secs(1)), if blocked => Event::StillBlocked,
                     () = expiry, if expiry_armed => Event::Expired,
@@ -170,12 +178,11 @@ impl Session {
                 Event::Woken => {}
                 Event::MutationDone(done) => {
                     let response = Mutations::response(done);
-                    if response.needs_transition {
-                        self.transitions.owe();
-                    }
+                    self.transitions.owe();
                     self.outbox.push(response.frame)?;
                     self.start_next_mutation();
                 }
+                Event::ActionDone(done) => self.outbox.push(Actions::response(done))?,
                 Event::StillBlocked => self.outbox.note_blocked()?,
                 Event::Expired => {
                     self.auth.expiry_fired();
@@ -232,10 +239,21 @@ impl Session {
             ClientMessage::Action {
                 request_id,
                 udf_path,
+                args,
                 ..
             } => {
-                let frame = no_actions(request_id, &FunctionPath::parse(&udf_path));
-                self.outbox.push(frame)?;
+                // As for a mutation: an expired token makes the session anonymous first.
+                if self.auth.identity_expired() {
+                    self.expire_identity();
+                }
+                self.actions.start(
+                    self.member.hub(),
+                    request_id,
+                    &udf_path,
+                    args,
+                    self.auth.identity().cloned(),
+                    self.auth.caller(),
+                );
             }
             ClientMessage::Authenticate {
                 base_version,
@@ -265,30 +283,43 @@ impl Session {
             )));
         }
         let hub = self.member.hub();
-        let checked =
-            check_credentials(hub, self.member.id(), token_type, value, impersonating).await;
-        match checked {
-            Credentials::Anonymous => self.set_auth(Caller::Client, None, None),
-            Credentials::User { identity, issuer } => {
+        let authorization =
+            authorize_frame(hub, self.member.id(), token_type, value, impersonating).await;
+        match authorization {
+            Authorization::Anonymous => self.set_auth(Caller::Client, None, None),
+            Authorization::User(verified) => {
+                let token = TokenBehind {
+                    issuer: verified.identity.issuer().into(),
+                    expires_at: verified.expires_at,
+                };
                 // A user token never carries an admin's rights.
-                self.set_auth(Caller::Client, Some(identity), Some(issuer));
+                self.set_auth(Caller::Client, Some(verified.identity), Some(token));
                 // The provider may have been removed between `verify` and the
                 // registration above, in which case no notification reached us.
                 self.check_token_issuer()?;
             }
-            Credentials::RefusedToken { message } => {
-                self.outbox.push(self.auth.error_frame(message, true))?;
+            Authorization::Rejected(Rejection::Token(rejection)) => {
+                self.outbox
+                    .push(self.auth.error_frame(rejection.client_message(), true))?;
                 // The session goes on anonymously; it must not keep reading as the
                 // previous user (or admin) once a refresh failed.
                 self.set_auth(Caller::Client, None, None);
                 return Ok(());
             }
-            Credentials::RefusedAdminKey => {
+            Authorization::Rejected(Rejection::AdminKey) => {
                 return self
                     .outbox
                     .push(self.auth.error_frame("Invalid admin key", true));
             }
-            Credentials::Admin { identity } => self.set_auth(Caller::Trusted, identity, None),
+            // An admin whose acting-as object is not an identity keeps acting as before.
+            Authorization::Rejected(rejection) => {
+                return self
+                    .outbox
+                    .push(self.auth.error_frame(&rejection.client_message(), true));
+            }
+            Authorization::Admin { acting_as } => {
+                self.set_auth(Caller::Trusted, acting_as, None);
+            }
         }
         self.auth.advance_version();
         self.transitions.owe();
@@ -298,19 +329,16 @@ impl Session {
     /// Replaces who the session acts as. Queries are re-bound when what they may see changed:
     /// all of them when the caller changed (internal functions become visible or not), the
     /// identity-dependent ones when the identity changed.
-    fn set_auth(
-        &mut self,
-        caller: Caller,
-        identity: Option<Identity>,
-        token_issuer: Option<Arc<str>>,
-    ) {
+    fn set_auth(&mut self, caller: Caller, identity: Option<Identity>, token: Option<TokenBehind>) {
         let tokens = self.member.hub().token_sessions();
-        match (&token_issuer, self.auth.token_issuer()) {
-            (Some(issuer), _) => tokens.insert(self.member.id(), self.member.signal(), issuer),
+        match (&token, self.auth.token()) {
+            (Some(token), _) => {
+                tokens.insert(self.member.id(), self.member.signal(), &token.issuer)
+            }
             (None, Some(_)) => tokens.remove(self.member.id()),
             (None, None) => {}
         }
-        let change = self.auth.replace(caller, identity, token_issuer);
+        let change = self.auth.replace(caller, identity, token);
         if !change.caller_changed && !change.identity_changed {
             return;
         }

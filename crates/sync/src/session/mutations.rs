@@ -9,16 +9,16 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
 
-use application::{Identity, MutationResult};
+use application::MutationResult;
+use auth::Identity;
 use database::{DbError, DedupKey};
 use functions::{Caller, FunctionPath};
 use protocol::ServerMessage;
 use serde_json::value::RawValue;
 use value::Value;
 
-use super::auth::{SessionAuth, unix_now};
+use super::auth::{SessionAuth, TokenBehind, unix_now};
 use super::frames::{Outbound, decode_args, json_string};
 use crate::hub::SyncHub;
 
@@ -42,18 +42,18 @@ struct PendingMutation {
     args: Result<Value, String>,
     /// Who sent it, captured when the frame arrived (see `Mutations::start_next`).
     identity: Option<Identity>,
-    token_issuer: Option<Arc<str>>,
+    /// The token behind `identity`, whose expiry and issuer are checked again at the start.
+    token: Option<TokenBehind>,
     caller: Caller,
     /// Size of the frame, counted in `Mutations::queued_bytes` while it waits.
     bytes: usize,
 }
 
-/// The `MutationResponse` for a finished mutation.
+/// The `MutationResponse` for a finished mutation. A Transition always follows it, as in
+/// Convex: the npm client resolves a success only once a Transition reaches its `ts`, and the
+/// Rust client (also inside the Python one) resolves a failure only on the next Transition.
 pub(crate) struct MutationResponse {
     pub frame: Outbound,
-    /// It succeeded: the client resolves the promise only once a Transition reaches its `ts`,
-    /// so one must follow.
-    pub needs_transition: bool,
 }
 
 /// The mutations of one session: the one running and those waiting behind it.
@@ -98,7 +98,7 @@ impl Mutations {
             path: FunctionPath::parse(udf_path),
             args,
             identity: auth.identity().cloned(),
-            token_issuer: auth.token_issuer().cloned(),
+            token: auth.token().cloned(),
             caller: auth.caller(),
             bytes,
         });
@@ -122,7 +122,7 @@ impl Mutations {
             path,
             args,
             mut identity,
-            token_issuer,
+            token,
             caller,
             bytes,
         } = pending;
@@ -135,11 +135,9 @@ impl Mutations {
         // too, and the function decides what an anonymous caller may do. The caller (admin or
         // client) is kept: admin sessions have no token that could expire.
         let now = unix_now();
-        if identity.as_ref().is_some_and(|i| i.is_expired(now))
-            || token_issuer
-                .as_deref()
-                .is_some_and(|issuer| !hub.auth().trusts_issuer(issuer))
-        {
+        if token.as_ref().is_some_and(|token| {
+            now >= token.expires_at || !hub.auth().trusts_issuer(&token.issuer)
+        }) {
             identity = None;
         }
         let app = hub.app().clone();
@@ -174,7 +172,6 @@ impl Mutations {
             log_lines: Vec::new(),
             ts: None,
         });
-        let needs_transition = result.result.is_ok();
         let frame = match &result.result {
             Ok(value) => {
                 let value = RawValue::from_string(value.to_json_string()).unwrap_or_default();
@@ -207,7 +204,6 @@ impl Mutations {
         };
         MutationResponse {
             frame: Outbound::Text(frame),
-            needs_transition,
         }
     }
 }

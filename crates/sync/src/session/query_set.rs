@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use application::Identity;
+use auth::Identity;
 use functions::FunctionPath;
 use protocol::QuerySetModification;
 use value::Value;

@@ -6,9 +6,10 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use application::{App, Identity};
+use application::App;
+use auth::Identity;
 use database::Database;
-use functions::{Caller, FunctionKind, FunctionPath, ModuleSource, Modules};
+use functions::{Call, Caller, FunctionKind, FunctionPath, ModuleSource, Modules, Ran};
 use schema::Schema;
 use value::Value;
 
@@ -100,7 +101,7 @@ pub(super) fn fixture(sources: &[(&str, &str)]) -> Fixture {
 
 pub(super) fn identity(subject: &str) -> Identity {
     let claims = serde_json::json!({ "subject": subject, "issuer": "https://issuer.test" });
-    Identity::from_json(claims.as_object().expect("an object"), None)
+    Identity::acting_as(&claims).expect("an identity")
 }
 
 pub(super) fn json_args(args: serde_json::Value) -> Value {
@@ -126,14 +127,16 @@ pub(super) fn mutate(hub: &SyncHub, path: &str, args: serde_json::Value) -> u64 
         .mutate_blocking(
             None,
             Box::new(move |txn| {
-                let (execution, _) = modules.run(
-                    &path,
-                    FunctionKind::Mutation,
-                    Caller::Client,
-                    args,
-                    None,
+                let Ran { execution, .. } = modules.run(
+                    Call {
+                        path: path.clone(),
+                        kind: FunctionKind::Mutation,
+                        caller: Caller::Client,
+                        args,
+                        identity: None,
+                        now_ms: 0.0,
+                    },
                     Box::new(txn),
-                    0.0,
                 );
                 execution
                     .result

@@ -9,9 +9,9 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use application::Identity;
+use auth::Identity;
 use database::Transaction;
-use functions::{Caller, FunctionKind};
+use functions::{Call, Caller, FunctionKind, Ran};
 
 use super::fixture::{T_MODULE, family, fixture, identity, json_args, mutate, value_of};
 use crate::batch::{BatchItem, Unclaim, run_in_snapshot};
@@ -72,14 +72,16 @@ fn run_at_snapshot(hub: &Arc<SyncHub>, instance: &Arc<Instance>, who: Option<&Id
     let stamp = hub.stamp_with(&modules);
     let txn = app.db().snapshot().expect("snapshot");
     let ts = txn.ts();
-    let (execution, _) = modules.run(
-        &instance.family().path,
-        FunctionKind::Query,
-        Caller::Client,
-        instance.args().clone(),
-        who.map(|i| i.value().clone()),
+    let Ran { execution, .. } = modules.run(
+        Call {
+            path: instance.family().path.clone(),
+            kind: FunctionKind::Query,
+            caller: Caller::Client,
+            args: instance.args().clone(),
+            identity: who.cloned(),
+            now_ms: 0.0,
+        },
         Box::new(txn),
-        0.0,
     );
     Run {
         output: Arc::new(QueryOutput::from_execution(&execution)),

@@ -2,7 +2,7 @@
 //! refuse a missing or wrong admin key; the embedded pages are served with their types and
 //! headers; `/metrics` parses as Prometheus text (with `prometheus-parse`) and counts what
 //! happened; the `_system/` functions are admin-only and validate writes against the schema;
-//! the live log streams an execution as it finishes.
+//! the live log streams an execution as it finishes, an action's too.
 
 #![allow(clippy::unwrap_used)]
 
@@ -168,10 +168,31 @@ async fn system_functions_are_admin_only_and_validate_writes() {
     );
 
     let tables = function(&server, "_system/tables:list", json!({}), true).await;
-    let notes = &tables["value"].as_array().unwrap()[0];
-    assert_eq!(
-        (notes["name"].as_str(), notes["count"].as_f64()),
-        (Some("notes"), Some(1.0))
+    let count = |name: &str| {
+        tables["value"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == name)
+            .map(|t| t["count"].as_f64())
+    };
+    assert_eq!(count("notes"), Some(Some(1.0)), "{tables}");
+    // The engine's system table is listed (read-only), so stored files can be looked at.
+    assert_eq!(count("_storage"), Some(Some(0.0)), "{tables}");
+    let system_write = function(
+        &server,
+        "_system/documents:insert",
+        json!({ "table": "_storage", "document": { "sha256": "x", "size": 1 } }),
+        true,
+    )
+    .await;
+    assert_eq!(system_write["status"], "error", "{system_write}");
+    assert!(
+        system_write["errorMessage"]
+            .as_str()
+            .unwrap()
+            .contains("cannot write the system table"),
+        "{system_write}"
     );
 
     for text in ["b", "c"] {
@@ -342,5 +363,40 @@ async fn the_log_streams_each_execution_as_it_finishes() {
             added["outcome"].as_str()
         ),
         (Some("notes:add"), Some("mutation"), Some("success"))
+    );
+
+    // An action is recorded when it finishes on the action threads, after the mutation it ran.
+    let acted = server
+        .call(
+            "/api/action",
+            "notes:addAndLog",
+            json!({ "text": "from an action" }),
+            None,
+        )
+        .await;
+    assert_eq!(acted.body["status"], "success", "{acted:?}");
+    let nested = read_line().await;
+    assert_eq!(
+        (nested["path"].as_str(), nested["kind"].as_str()),
+        (Some("notes:add"), Some("mutation"))
+    );
+    let action = read_line().await;
+    assert_eq!(
+        (
+            action["path"].as_str(),
+            action["kind"].as_str(),
+            action["outcome"].as_str(),
+            action["caller"].as_str()
+        ),
+        (
+            Some("notes:addAndLog"),
+            Some("action"),
+            Some("success"),
+            Some("anonymous")
+        )
+    );
+    assert_eq!(
+        action["logLines"][0], "[LOG] 'adding from an action'",
+        "{action}"
     );
 }

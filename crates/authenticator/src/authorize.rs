@@ -25,8 +25,7 @@ pub async fn authorize(
             Err(rejection) => Authorization::Rejected(Rejection::Token(rejection)),
         },
         Credentials::AdminKey { key, acting_as } => {
-            let matches = admin_key.is_some_and(|k| bool::from(key.as_bytes().ct_eq(k.as_bytes())));
-            if !matches {
+            if !key_matches(admin_key, &key) {
                 tracing::info!("an admin key was refused");
                 return Authorization::Rejected(Rejection::AdminKey);
             }
@@ -38,4 +37,15 @@ pub async fn authorize(
         }
         Credentials::Malformed(rejection) => Authorization::Rejected(rejection),
     }
+}
+
+/// Whether `credentials` carry this deployment's admin key, without verifying anything else
+/// (for rate limits, which spare the admin before any function runs).
+pub fn is_admin(admin_key: Option<&str>, credentials: &Credentials) -> bool {
+    matches!(credentials, Credentials::AdminKey { key, .. } if key_matches(admin_key, key))
+}
+
+/// The one comparison of an admin key, in constant time.
+fn key_matches(admin_key: Option<&str>, key: &str) -> bool {
+    admin_key.is_some_and(|k| bool::from(key.as_bytes().ct_eq(k.as_bytes())))
 }

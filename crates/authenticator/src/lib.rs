@@ -44,7 +44,7 @@ mod status;
 mod token_cache;
 mod verifier;
 
-pub use authorize::authorize;
+pub use authorize::{authorize, is_admin};
 pub use config_files::{
     AUTH_CONFIG_FILE, ENV_FILE, ENV_LOCAL_FILE, EnvFiles, load_auth_config, watched_paths,
 };

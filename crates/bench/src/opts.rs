@@ -18,6 +18,8 @@ pub const ALL: &[&str] = &[
     "refresh",
     "auth",
     "actions",
+    "durability",
+    "soak",
 ];
 
 /// The Pulsebase benchmark load generator (issue 7). Starts the server itself.
@@ -25,7 +27,7 @@ pub const ALL: &[&str] = &[
 #[command(name = "pulsebase-bench", version)]
 pub struct Opts {
     /// Scenarios to run (`all`, or any of: cold-start committer mutations fanout per-user idle
-    /// refresh auth actions).
+    /// refresh auth actions durability soak).
     #[arg(default_value = "all")]
     pub scenarios: Vec<String>,
     /// Write the full results (and the flat `metrics` map) here as JSON.
@@ -159,6 +161,24 @@ pub struct Opts {
     /// Measured seconds in each state.
     #[arg(long, default_value_t = 6.0)]
     pub actions_s: f64,
+    // ---- durability
+    /// Closed-loop HTTP clients for `durability` (each its own user).
+    #[arg(long, default_value = "1,32", value_delimiter = ',')]
+    pub durability_clients: Vec<usize>,
+    /// Seconds per (mode, clients) cell.
+    #[arg(long, default_value_t = 5.0)]
+    pub durability_s: f64,
+
+    // ---- soak
+    /// Frames the `soak` storm sends before it stops.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub soak_frames: u64,
+    /// Longest storm, in seconds (it stops at whichever bound comes first).
+    #[arg(long, default_value_t = 300.0)]
+    pub soak_s: f64,
+    /// Storm connections (WebSocket, HTTP and raw TCP workers).
+    #[arg(long, default_value_t = 12)]
+    pub soak_conns: usize,
 }
 
 impl Opts {
@@ -197,6 +217,9 @@ impl Opts {
             actions_inflight = 100;
             actions_writers = 2;
             actions_s = 1.5;
+            durability_s = 1.0;
+            soak_frames = 20_000;
+            soak_s = 30.0;
         }
     }
 

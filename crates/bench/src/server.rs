@@ -34,6 +34,18 @@ pub struct Server {
     pub viewer: Option<crate::dashboard_viewer::Viewer>,
 }
 
+/// Rate limits for the server under test: every bucket stays on (so its cost is in the
+/// figures) but at a rate no scenario reaches, since every client of the bench is one
+/// address and some scenarios are one user at thousands of calls a second.
+const BENCH_LIMITS: [&str; 6] = [
+    "--rate-limit",
+    "calls-per-user=100000000/s",
+    "--rate-limit",
+    "calls-per-ip=100000000/s",
+    "--rate-limit",
+    "connections-per-ip=100000000/s",
+];
+
 impl Server {
     /// Starts `bin dev --dir app_dir --port port` (0 = any) and waits for the ready line.
     pub async fn start(
@@ -41,6 +53,17 @@ impl Server {
         app_dir: &Path,
         port: u16,
         work: &Path,
+    ) -> anyhow::Result<Server> {
+        Server::start_with(bin, app_dir, port, work, &[]).await
+    }
+
+    /// [`Server::start`] with extra command-line arguments (e.g. `--durability full`).
+    pub async fn start_with(
+        bin: &Path,
+        app_dir: &Path,
+        port: u16,
+        work: &Path,
+        extra: &[&str],
     ) -> anyhow::Result<Server> {
         std::fs::create_dir_all(work)?;
         let log_path = work.join("server.log");
@@ -51,6 +74,8 @@ impl Server {
             .arg(app_dir)
             .arg("--port")
             .arg(port.to_string())
+            .args(BENCH_LIMITS)
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

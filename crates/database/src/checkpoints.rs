@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{RecvTimeoutError, Sender, channel};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use storage::Storage;
 
@@ -22,6 +22,8 @@ const CHECKPOINT_EVERY: Duration = Duration::from_millis(20);
 /// Frames committed since the last copy before the background thread copies them (SQLite's
 /// own automatic checkpoint threshold).
 const CHECKPOINT_AT_FRAMES: u64 = 1000;
+/// Pause after a failed checkpoint (a full disk fails them all until space returns).
+const RETRY_AFTER: Duration = Duration::from_secs(1);
 
 /// The running checkpoint thread; dropping it stops the thread and waits for it.
 pub(crate) struct CheckpointThread {
@@ -42,6 +44,7 @@ impl CheckpointThread {
         let handle = std::thread::Builder::new()
             .name("checkpointer".into())
             .spawn(move || {
+                let mut retry_at: Option<Instant> = None;
                 // Wakes every CHECKPOINT_EVERY, or at once when the Database is dropped.
                 while let Err(RecvTimeoutError::Timeout) = stopped.recv_timeout(CHECKPOINT_EVERY) {
                     // The Committer finishes this one; a pass here would only make its attempt
@@ -49,12 +52,23 @@ impl CheckpointThread {
                     if restart_due.load(Ordering::Acquire) {
                         continue;
                     }
+                    if retry_at.is_some_and(|at| Instant::now() < at) {
+                        continue;
+                    }
                     match checkpointer.checkpoint_if_behind(CHECKPOINT_AT_FRAMES) {
                         Ok(Some(progress)) if progress.frames >= RESTART_WAL_AT_FRAMES => {
                             restart_due.store(true, Ordering::Release);
+                            retry_at = None;
                         }
-                        Ok(_) => {}
-                        Err(e) => tracing::warn!(error = %e, "WAL checkpoint failed; will retry"),
+                        Ok(_) => retry_at = None,
+                        Err(e) => {
+                            // A full disk fails every attempt: wait before the next one, and
+                            // say so once per failure spell rather than every 20 ms.
+                            if retry_at.is_none() {
+                                tracing::warn!(error = %e, "WAL checkpoint failed; retrying every {} s", RETRY_AFTER.as_secs());
+                            }
+                            retry_at = Some(Instant::now() + RETRY_AFTER);
+                        }
                     }
                 }
                 // Leave a small WAL behind on shutdown.

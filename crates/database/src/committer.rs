@@ -23,12 +23,13 @@ use tokio::sync::oneshot;
 
 use crate::catalog::Catalog;
 use crate::error::DbError;
+use crate::failure_log::FailureLog;
 use crate::mutation_txn::MutationTxn;
 use crate::read_set::WriteSet;
 use crate::schema_change::{SchemaChangeReport, apply_schema};
 use crate::subscriptions::Subscriptions;
 use crate::transaction::TxnLimits;
-use crate::writer_state::WriterState;
+use crate::writer_state::{WriteFailure, WriterState};
 
 /// Runs a mutation against the writer: `Ok(response)` commits (and `response` is stored for
 /// de-duplication), `Err(response)` rolls the mutation's writes back. Both strings are opaque
@@ -97,6 +98,8 @@ pub(crate) struct Committer {
     restart_wal: Arc<AtomicBool>,
     /// How long each batch takes from BEGIN to a finished COMMIT (`/metrics`).
     commit_latency: Arc<telemetry::Histogram>,
+    /// Failed batches since the last commit that worked, and when one was last logged.
+    failures: FailureLog,
 }
 
 pub(crate) fn now_nanos() -> u64 {
@@ -123,6 +126,7 @@ impl Committer {
             last_prune: Instant::now(),
             restart_wal,
             commit_latency: Arc::default(),
+            failures: FailureLog::default(),
         })
     }
 
@@ -165,7 +169,19 @@ impl Committer {
                 self.finish_checkpoint();
             }
         }
-        tracing::debug!("committer stopped");
+        // Every sender is gone and every queued job answered: fold the WAL into the
+        // database file, so the file alone holds every commit.
+        match self.state.lock().writer.checkpoint_truncate() {
+            Ok(true) => {
+                tracing::info!("committer stopped; the WAL is checkpointed into the database file")
+            }
+            Ok(false) => tracing::warn!(
+                "committer stopped; a reader still held an old snapshot, so part of the WAL was left for the next start"
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "committer stopped; the final WAL checkpoint failed (the next start completes it)")
+            }
+        }
     }
 
     /// Copies the tail of the WAL while no commit can append to it, so the next commit
@@ -191,18 +207,25 @@ impl Committer {
     }
 
     /// Where every mutation commits: runs a batch of mutations and commits them together.
+    ///
+    /// Nothing is ever half-applied: a storage failure while the batch runs (a write a
+    /// script made, a savepoint, the de-duplication record, SQLite rolling the transaction
+    /// back by itself) fails every mutation of the batch and rolls all of it back, and a
+    /// failed COMMIT answers every mutation that would have committed with the error. Only a
+    /// batch that committed is ever acknowledged.
     fn commit_batch(&mut self, batch: Vec<QueuedMutation>) {
         if batch.is_empty() {
             return;
         }
         let catalog = self.catalog.read().clone();
         let started = Instant::now();
-        if let Err(e) = self.state.lock().writer.begin() {
-            tracing::error!(error = %e, "cannot begin a write transaction; the batch fails");
-            let what = format!("cannot begin a write transaction: {e}");
-            for queued in batch {
-                let _ = queued.reply.send(Err(DbError::Internal(what.clone())));
-            }
+        let begun = {
+            let mut state = self.state.lock();
+            let begun = state.writer.begin();
+            begun.map_err(|e| state.failure("beginning a write transaction", &e))
+        };
+        if let Err(failure) = begun {
+            self.fail_batch(&failure, batch.into_iter().map(|q| q.reply).collect());
             return;
         }
         let ts = self.next_ts();
@@ -210,10 +233,27 @@ impl Committer {
         let mut writes = WriteSet::default();
         let mut outcomes = Vec::with_capacity(batch.len());
         let mut any_committed = false;
-        for QueuedMutation { dedup, run, reply } in batch {
-            let outcome = self.run_one(&catalog, ts, now_ms, dedup, run, &mut writes);
-            any_committed |= matches!(outcome, Ok(MutationOutcome::Committed { .. }));
-            outcomes.push((outcome, reply));
+        let mut queued = batch.into_iter();
+        let mut failure = None;
+        for QueuedMutation { dedup, run, reply } in queued.by_ref() {
+            match self.run_one(&catalog, ts, now_ms, dedup, run, &mut writes) {
+                Ok(outcome) => {
+                    any_committed |= matches!(outcome, MutationOutcome::Committed { .. });
+                    outcomes.push((outcome, reply));
+                }
+                Err(batch_failure) => {
+                    failure = Some((batch_failure, reply));
+                    break;
+                }
+            }
+        }
+        if let Some((failure, reply)) = failure {
+            let _ = self.state.lock().writer.rollback();
+            let mut replies: Vec<_> = outcomes.into_iter().map(|(_, reply)| reply).collect();
+            replies.push(reply);
+            replies.extend(queued.map(|q| q.reply));
+            self.fail_batch(&failure, replies);
+            return;
         }
 
         if any_committed {
@@ -221,37 +261,50 @@ impl Committer {
         }
         let finish = {
             let mut state = self.state.lock();
-            if any_committed {
+            let finish = if any_committed {
                 state.writer.set_ts(ts).and_then(|()| state.writer.commit())
             } else {
                 state.writer.rollback()
-            }
+            };
+            finish.map_err(|e| state.failure("committing", &e))
         };
-        if let Err(e) = finish {
-            tracing::error!(error = %e, "commit failed; the batch is rolled back");
+        if let Err(failure) = finish {
             let _ = self.state.lock().writer.rollback();
+            self.failures.failed(&failure, outcomes.len());
             for (outcome, reply) in outcomes {
                 let outcome = match outcome {
-                    // Logged above, once for the whole batch.
-                    Ok(MutationOutcome::Committed { .. }) => {
-                        Err(DbError::Internal(format!("commit failed: {e}")))
-                    }
-                    other => other,
+                    MutationOutcome::Committed { .. } => Err(failure.error()),
+                    other => Ok(other),
                 };
                 let _ = reply.send(outcome);
             }
             return;
         }
+        self.failures.succeeded();
         if any_committed {
             self.commit_latency.observe(started.elapsed());
             self.last_ts = ts;
             self.subscriptions.on_commit(ts, Arc::new(writes));
         }
         for (outcome, reply) in outcomes {
-            let _ = reply.send(outcome);
+            let _ = reply.send(Ok(outcome));
         }
     }
 
+    /// Answers every mutation of a batch that was rolled back as a whole.
+    fn fail_batch(
+        &mut self,
+        failure: &WriteFailure,
+        replies: Vec<oneshot::Sender<Result<MutationOutcome, DbError>>>,
+    ) {
+        self.failures.failed(failure, replies.len());
+        for reply in replies {
+            let _ = reply.send(Err(failure.error()));
+        }
+    }
+
+    /// Runs one mutation in its own savepoint. `Err` means the write transaction itself
+    /// failed and the whole batch must be rolled back.
     fn run_one(
         &mut self,
         catalog: &Arc<Catalog>,
@@ -260,20 +313,34 @@ impl Committer {
         dedup: Option<DedupKey>,
         run: MutationFn,
         writes: &mut WriteSet,
-    ) -> Result<MutationOutcome, DbError> {
+    ) -> Result<MutationOutcome, WriteFailure> {
         let generation = {
             let mut state = self.state.lock();
-            if let Some(key) = &dedup
-                && let Some(stored) = state
+            if let Some(key) = &dedup {
+                match state
                     .writer
-                    .get_mutation_response(&key.session_id, key.request_id)?
-            {
-                return Ok(MutationOutcome::Replayed {
-                    ts: stored.ts,
-                    response: stored.response,
-                });
+                    .get_mutation_response(&key.session_id, key.request_id)
+                {
+                    Ok(Some(stored)) => {
+                        return Ok(MutationOutcome::Replayed {
+                            ts: stored.ts,
+                            response: stored.response,
+                        });
+                    }
+                    Ok(None) => {}
+                    Err(e) => return Err(state.failure("reading a de-duplication record", &e)),
+                }
             }
-            state.begin_mutation()?
+            match state.begin_mutation() {
+                Ok(generation) => generation,
+                Err(DbError::Storage(e)) => return Err(state.failure("opening a savepoint", &e)),
+                Err(other) => {
+                    return Err(WriteFailure {
+                        kind: None,
+                        detail: format!("opening a savepoint: {other}"),
+                    });
+                }
+            }
         };
         let txn = MutationTxn::new(
             self.state.clone(),
@@ -289,9 +356,17 @@ impl Committer {
         });
         let mut state = self.state.lock();
         state.retire_generation();
-        match result {
-            Ok(response) => {
-                state.writer.release_savepoint()?;
+        if let Some(failure) = state.take_poison() {
+            return Err(failure);
+        }
+        if !state.writer.in_transaction() {
+            return Err(WriteFailure {
+                kind: None,
+                detail: "SQLite rolled the write transaction back by itself".into(),
+            });
+        }
+        let finished = match result {
+            Ok(response) => state.writer.release_savepoint().and_then(|()| {
                 if let Some(key) = &dedup {
                     state.writer.put_mutation_response(
                         &key.session_id,
@@ -300,14 +375,23 @@ impl Committer {
                         &response,
                     )?;
                 }
-                writes.extend(state.take_writes());
                 Ok(MutationOutcome::Committed { ts, response })
+            }),
+            Err(response) => state
+                .writer
+                .rollback_to_savepoint()
+                .map(|()| MutationOutcome::Failed { response }),
+        };
+        match finished {
+            Ok(outcome @ MutationOutcome::Committed { .. }) => {
+                writes.extend(state.take_writes());
+                Ok(outcome)
             }
-            Err(response) => {
-                state.writer.rollback_to_savepoint()?;
+            Ok(outcome) => {
                 state.discard_writes();
-                Ok(MutationOutcome::Failed { response })
+                Ok(outcome)
             }
+            Err(e) => Err(state.failure("finishing a mutation", &e)),
         }
     }
 

@@ -10,10 +10,11 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
-use parking_lot::RwLock;
+use parking_lot::{Mutex, RwLock};
 use schema::Schema;
-use storage::Storage;
+use storage::{Durability, Storage};
 use tokio::sync::oneshot;
 
 use crate::catalog::Catalog;
@@ -36,8 +37,9 @@ pub struct Database {
     /// The live catalog, replaced by the Committer on a schema change.
     catalog: Arc<RwLock<Arc<Catalog>>>,
     /// Bounded queue to the Committer; a full queue is reported as overload, never waited on.
-    jobs: Option<SyncSender<Job>>,
-    committer: Option<JoinHandle<()>>,
+    /// `None` once [`Database::shutdown`] closed it.
+    jobs: RwLock<Option<SyncSender<Job>>>,
+    committer: Mutex<Option<JoinHandle<()>>>,
     /// Folds the WAL into the database file in the background; dropping it stops the thread.
     checkpointer: Option<CheckpointThread>,
     subscriptions: Arc<Subscriptions>,
@@ -63,7 +65,27 @@ impl Database {
         schema: Schema,
         schema_text: &str,
     ) -> Result<(Database, SchemaChangeReport), DbError> {
-        let (storage, writer) = Storage::open(path)?;
+        Database::open_with(path, schema, schema_text, Durability::Normal)
+    }
+
+    /// [`Database::open`] with the given durability of commits (`--durability`). A database
+    /// that cannot be opened for writing because of its disk, its file system or another
+    /// process's lock is refused with [`DbError::Unavailable`].
+    pub fn open_with(
+        path: &Path,
+        schema: Schema,
+        schema_text: &str,
+        durability: Durability,
+    ) -> Result<(Database, SchemaChangeReport), DbError> {
+        let (storage, writer) = Storage::open_with(path, durability).map_err(|e| {
+            match storage::Unavailable::of(&e, path) {
+                Some(kind) => DbError::Unavailable {
+                    kind,
+                    detail: format!("opening {}: {e}", path.display()),
+                },
+                None => DbError::Storage(e),
+            }
+        })?;
         // The startup schema keeps the stored timestamp, so this is the one it leaves.
         let ts = writer.ts()?;
         let catalog = Arc::new(RwLock::new(Arc::new(Catalog::default())));
@@ -89,8 +111,8 @@ impl Database {
             Database {
                 readers: Arc::new(ReaderPool::new(storage)),
                 catalog,
-                jobs: Some(jobs),
-                committer: Some(handle),
+                jobs: RwLock::new(Some(jobs)),
+                committer: Mutex::new(Some(handle)),
                 checkpointer: Some(checkpointer),
                 subscriptions,
                 limits,
@@ -182,8 +204,29 @@ impl Database {
         outcome.await.map_err(|_| DbError::CommitterStopped)?
     }
 
+    /// Stops taking mutations (later ones fail with [`DbError::CommitterStopped`]), lets the
+    /// Committer answer every one already queued, and waits up to `timeout` for it to stop,
+    /// which it does after checkpointing the WAL into the database file. `false` when the
+    /// Committer was still busy at the timeout (it finishes on its own; nothing is lost).
+    pub fn shutdown(&self, timeout: Duration) -> bool {
+        self.jobs.write().take();
+        let deadline = Instant::now() + timeout;
+        let mut committer = self.committer.lock();
+        while committer.as_ref().is_some_and(|h| !h.is_finished()) {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        if let Some(handle) = committer.take() {
+            let _ = handle.join();
+        }
+        true
+    }
+
     fn submit(&self, job: Job) -> Result<(), DbError> {
-        let jobs = self.jobs.as_ref().ok_or(DbError::CommitterStopped)?;
+        let jobs = self.jobs.read();
+        let jobs = jobs.as_ref().ok_or(DbError::CommitterStopped)?;
         jobs.try_send(job).map_err(|e| match e {
             TrySendError::Full(_) => DbError::Limit(format!(
                 "the server is overloaded: {COMMIT_QUEUE} mutations are already queued; retry shortly"
@@ -196,8 +239,8 @@ impl Database {
 impl Drop for Database {
     fn drop(&mut self) {
         // Closing the queue lets the Committer finish what is queued and exit.
-        self.jobs.take();
-        if let Some(handle) = self.committer.take() {
+        self.jobs.write().take();
+        if let Some(handle) = self.committer.lock().take() {
             let _ = handle.join();
         }
         // Then the checkpointer, which leaves a small WAL behind.

@@ -8,7 +8,7 @@
 //! when the error is made ([`DbError::internal`]).
 
 use schema::ValidationError;
-use storage::StorageError;
+use storage::{StorageError, Unavailable};
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -77,6 +77,25 @@ pub enum DbError {
     /// callers) may build the variant directly.
     #[error("internal server error")]
     Internal(String),
+    /// The database cannot be written for a reason outside the server (full disk, read-only
+    /// file system, a lock held by another process): the write was not applied, nothing of
+    /// it was kept, and it can be retried once the cause is gone. The message is the one
+    /// clients get; `detail` (SQLite's own words) goes to the log.
+    #[error("{}", unavailable_message(*.kind))]
+    Unavailable { kind: Unavailable, detail: String },
+}
+
+/// What a client is told when a write hits [`DbError::Unavailable`] (README.md lists these).
+fn unavailable_message(kind: Unavailable) -> String {
+    let cause = match kind {
+        Unavailable::DiskFull => "the server's disk is full",
+        Unavailable::ReadOnly => "the server's database is on a read-only file system",
+        Unavailable::Locked => "another process holds the lock on the server's database file",
+    };
+    format!(
+        "{}: {cause}, so this write was not applied (nothing of it was kept); retry later",
+        kind.code()
+    )
 }
 
 impl DbError {
@@ -100,6 +119,20 @@ fn known_list(known: &[String]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn unavailability_names_its_code_and_that_nothing_was_kept() {
+        let error = DbError::Unavailable {
+            kind: Unavailable::DiskFull,
+            detail: "commit: SQLite error: database or disk is full".into(),
+        };
+        let text = error.to_string();
+        assert!(
+            text.starts_with("DiskFull: the server's disk is full"),
+            "{text}"
+        );
+        assert!(text.contains("not applied"), "{text}");
+    }
 
     #[test]
     fn an_internal_error_shows_clients_no_detail() {

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, MutexGuard};
 use schema::Type;
-use storage::ReadRows;
+use storage::{ReadRows, StorageError};
 use value::{DocumentId, IndexKey, KeyRange, LimitError, Limits, Object, Value};
 
 use crate::catalog::{Catalog, IndexInfo, TableInfo};
@@ -158,6 +158,8 @@ impl MutationTxn {
     }
 
     /// Writes `new` in place of `old` (either may be absent) in storage and the write set.
+    /// A storage failure here poisons the batch: the script sees the error, and even if it
+    /// catches it, nothing of the batch is committed.
     fn apply(
         &self,
         table: &TableInfo,
@@ -166,6 +168,18 @@ impl MutationTxn {
     ) -> Result<(), DbError> {
         let mut state = self.lock()?;
         let state = &mut *state;
+        match Self::write(state, table, old, new) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(state.poison("writing a document", &e)),
+        }
+    }
+
+    fn write(
+        state: &mut WriterState,
+        table: &TableInfo,
+        old: Option<&Document>,
+        new: Option<&Document>,
+    ) -> Result<(), StorageError> {
         let id = old.or(new).map(|d| d.id.to_string()).unwrap_or_default();
         for index in table.stored_indexes() {
             let key_of = |d: &Document| {

@@ -6,7 +6,7 @@
 //! generation is current, so a handle that outlives its mutation (a script stashing `ctx.db`)
 //! gets an error instead of writing into someone else's transaction.
 
-use storage::Writer;
+use storage::{StorageError, Unavailable, Writer};
 
 use crate::error::DbError;
 use crate::read_set::{IndexWrite, WriteSet};
@@ -20,6 +20,31 @@ pub(crate) struct WriterState {
     pending_writes: WriteSet,
     /// Bumped when a mutation starts and when it ends.
     generation: u64,
+    /// A write of the running mutation failed in storage: whatever the script does next,
+    /// the Committer fails the whole batch (see `Committer::commit_batch`).
+    poisoned: Option<WriteFailure>,
+}
+
+/// A storage failure that makes the open write transaction untrustworthy.
+#[derive(Clone, Debug)]
+pub(crate) struct WriteFailure {
+    /// Set when it is a full disk, a read-only file system or a foreign lock.
+    pub kind: Option<Unavailable>,
+    /// What failed and SQLite's words, for the log.
+    pub detail: String,
+}
+
+impl WriteFailure {
+    /// The error every mutation of the failed batch gets.
+    pub(crate) fn error(&self) -> DbError {
+        match self.kind {
+            Some(kind) => DbError::Unavailable {
+                kind,
+                detail: self.detail.clone(),
+            },
+            None => DbError::Internal(self.detail.clone()),
+        }
+    }
 }
 
 impl WriterState {
@@ -29,7 +54,30 @@ impl WriterState {
             last_creation_time: 0.0,
             pending_writes: WriteSet::default(),
             generation: 0,
+            poisoned: None,
         }
+    }
+
+    /// Classifies a failed write, `what` naming it.
+    pub(crate) fn failure(&self, what: &str, error: &StorageError) -> WriteFailure {
+        WriteFailure {
+            kind: self.writer.unavailable(error),
+            detail: format!("{what}: {error}"),
+        }
+    }
+
+    /// Records that a write of the running mutation failed; returns the error its script
+    /// sees (the same the client will get).
+    pub(crate) fn poison(&mut self, what: &str, error: &StorageError) -> DbError {
+        let failure = self.failure(what, error);
+        let shown = failure.error();
+        self.poisoned.get_or_insert(failure);
+        shown
+    }
+
+    /// The failure recorded during the running mutation, if any (and forgets it).
+    pub(crate) fn take_poison(&mut self) -> Option<WriteFailure> {
+        self.poisoned.take()
     }
 
     /// Starts a mutation in its own savepoint with an empty write set; returns the generation

@@ -59,11 +59,11 @@ pub(crate) fn run(set: &Arc<ModuleSet>, run: ActionRun) -> ActionOutcome {
         Err(e) => return failed(e),
     };
     let ids = host.id_tables();
-    let args = match check_args(def, args, ids.as_ref()) {
+    let function = path.to_string();
+    let args = match check_args(def, &function, args, ids.as_ref()) {
         Ok(args) => args,
         Err(e) => return failed(e),
     };
-    let function = path.to_string();
     let exec = Arc::new(Exec::for_action(
         identity.clone(),
         now_ms,
@@ -82,7 +82,7 @@ pub(crate) fn run(set: &Arc<ModuleSet>, run: ActionRun) -> ActionOutcome {
         set.call(module, def, 0, [Dynamic::from(ctx), to_dynamic(&args)])
     };
     let result = match outcome {
-        Ok(value) => check_result(def, &value, ids.as_ref()),
+        Ok(value) => check_result(def, &function, &value, ids.as_ref()),
         Err(e) => Err(describe_error(&e, &module.file, Some(&function)).into_function_error()),
     };
     let log_lines = std::mem::take(&mut *exec.logs.lock());

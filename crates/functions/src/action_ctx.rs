@@ -172,7 +172,8 @@ impl ActionCtx {
             .resolve(&path, FunctionKind::Action, Caller::Trusted)
             .map_err(|e| host_error(e.message))?;
         let ids = self.host.id_tables();
-        let args = check_args(def, args, ids.as_ref()).map_err(|e| host_error(e.message))?;
+        let args = check_args(def, &path.to_string(), args, ids.as_ref())
+            .map_err(|e| host_error(e.message))?;
         let exec = Arc::new(Exec::nested_action(&self.exec, path.to_string()));
         let child = ActionCtx::new(exec.clone(), self.host.clone(), self.identity.clone());
         let outcome = {
@@ -200,7 +201,7 @@ impl ActionCtx {
                 e
             }
         })?;
-        check_result(def, &value, ids.as_ref())
+        check_result(def, &path.to_string(), &value, ids.as_ref())
             .map(|v| to_dynamic(&v))
             .map_err(|e| host_error(format!("{path}: {}", e.message)))
     }

@@ -11,7 +11,10 @@ use crate::convert::from_dynamic;
 use crate::error::{ErrorKind, FunctionError};
 use crate::hints;
 use crate::host_error::HostError;
-use crate::limits::{ACTION_TIME_LIMIT, MAX_CALL_DEPTH, MAX_OPERATIONS, USER_TIME_LIMIT};
+use crate::limits::{
+    ACTION_TIME_LIMIT, MAX_CALL_DEPTH, MAX_CONTAINER_ITEMS, MAX_OPERATIONS, MAX_STRING_BYTES,
+    MAX_VALUE_BYTES, USER_TIME_LIMIT,
+};
 use crate::sandbox::Timeout;
 
 /// Names the error of a function called by `ctx.runQuery`/`ctx.runMutation` (see
@@ -183,7 +186,7 @@ pub(crate) fn describe_error(
         ),
         EvalAltResult::ErrorDataTooLarge(what, _) => described(
             ErrorKind::Limit,
-            format!("{what} exceeds the sandbox size limit"),
+            data_too_large(what, &running),
             None,
         ),
         EvalAltResult::Exit(..) => described(
@@ -201,4 +204,22 @@ pub(crate) fn describe_error(
             described(ErrorKind::Uncaught, format!("Uncaught Error: {text}"), None)
         }
     }
+}
+
+/// Rhai's "data too large" (`what` is Rhai's name of the measure) as the limit it is and the
+/// function that hit it.
+fn data_too_large(what: &str, running: &str) -> String {
+    let limit = match what {
+        "Length of string" => format!(
+            "the {} MiB limit on the text one value may hold (the strings of an array or object count together; a function's result and arguments are limited to {} MiB too)",
+            MAX_STRING_BYTES >> 20,
+            MAX_VALUE_BYTES >> 20
+        ),
+        "Size of array" => {
+            format!("the limit of {MAX_CONTAINER_ITEMS} array elements in one value")
+        }
+        "Size of object map" => format!("the limit of {MAX_CONTAINER_ITEMS} fields in one object"),
+        _ => "the sandbox's size limit".to_string(),
+    };
+    format!("Value too large in {running}: {what} exceeds {limit}")
 }

@@ -24,3 +24,9 @@ pub(crate) const MAX_CALL_DEPTH: usize = 64;
 
 /// Arguments and results are at most 16 MiB.
 pub(crate) const MAX_VALUE_BYTES: usize = 16 << 20;
+
+/// Text one Rhai value may hold (Rhai counts the strings of an array or map together).
+pub(crate) const MAX_STRING_BYTES: usize = 16 << 20;
+
+/// Elements of one Rhai array, fields of one Rhai object map.
+pub(crate) const MAX_CONTAINER_ITEMS: usize = 100_000;

@@ -76,7 +76,7 @@ pub(crate) fn run(set: &Arc<ModuleSet>, call: Call, mut txn: Box<dyn Transaction
         Ok(found) => found,
         Err(e) => return failed(e, txn),
     };
-    let args = match check_args(def, args, txn.catalog()) {
+    let args = match check_args(def, &path.to_string(), args, txn.catalog()) {
         Ok(args) => args,
         Err(e) => return failed(e, txn),
     };
@@ -103,8 +103,8 @@ pub(crate) fn run(set: &Arc<ModuleSet>, call: Call, mut txn: Box<dyn Transaction
     let mut txn = exec.txn.lock().take();
     let result = match outcome {
         Ok(value) => match txn.as_deref() {
-            Some(txn) => check_result(def, &value, txn.catalog()),
-            None => check_result(def, &value, &UnknownIds),
+            Some(txn) => check_result(def, &function, &value, txn.catalog()),
+            None => check_result(def, &function, &value, &UnknownIds),
         },
         Err(e) => Err(describe_error(&e, &module.file, Some(&function)).into_function_error()),
     };

@@ -25,7 +25,10 @@ use rhai::{Dynamic, Engine};
 
 use crate::definition::FunctionKind;
 use crate::host_error::{HostResult, db_error, host_error};
-use crate::limits::{ACTION_TIME_LIMIT, MAX_CALL_DEPTH, MAX_OPERATIONS, USER_TIME_LIMIT};
+use crate::limits::{
+    ACTION_TIME_LIMIT, MAX_CALL_DEPTH, MAX_CONTAINER_ITEMS, MAX_OPERATIONS, MAX_STRING_BYTES,
+    USER_TIME_LIMIT,
+};
 use crate::module_set::ModuleSet;
 
 /// Log lines kept per call (an HTTP action's include those of its nested calls).
@@ -274,9 +277,9 @@ pub(crate) fn new_engine() -> Engine {
     engine.set_max_operations(MAX_OPERATIONS);
     engine.set_max_call_levels(MAX_CALL_DEPTH);
     engine.set_max_expr_depths(64, 32);
-    engine.set_max_string_size(16 << 20);
-    engine.set_max_array_size(100_000);
-    engine.set_max_map_size(100_000);
+    engine.set_max_string_size(MAX_STRING_BYTES);
+    engine.set_max_array_size(MAX_CONTAINER_ITEMS);
+    engine.set_max_map_size(MAX_CONTAINER_ITEMS);
     engine.set_max_modules(0);
     engine.on_progress(|ops| {
         // Reading the clock on every operation would cost more than the operation itself.

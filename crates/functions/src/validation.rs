@@ -16,6 +16,7 @@ use crate::limits::MAX_VALUE_BYTES;
 /// validators (which also convert them, e.g. integers to `number`).
 pub(crate) fn check_args(
     def: &FunctionDef,
+    function: &str,
     args: Value,
     ids: &dyn schema::IdTables,
 ) -> Result<Value, FunctionError> {
@@ -32,7 +33,12 @@ pub(crate) fn check_args(
         )));
     };
     let args = Value::Object(fields);
-    Limits::check_size(&args, "the arguments", MAX_VALUE_BYTES).map_err(|e| bad(e.to_string()))?;
+    Limits::check_size(
+        &args,
+        &format!("the arguments of {function}"),
+        MAX_VALUE_BYTES,
+    )
+    .map_err(|e| bad(e.to_string()))?;
     Limits::default()
         .check_shape(&args, "the arguments")
         .map_err(|e| bad(e.to_string()))?;
@@ -53,14 +59,19 @@ pub(crate) fn check_args(
 /// validator.
 pub(crate) fn check_result(
     def: &FunctionDef,
+    function: &str,
     value: &Dynamic,
     ids: &dyn schema::IdTables,
 ) -> Result<Value, FunctionError> {
     let limit = |message: String| FunctionError::new(ErrorKind::Limit, message);
     let value = from_dynamic(value, "the return value")
         .map_err(|e| FunctionError::new(ErrorKind::Uncaught, e))?;
-    Limits::check_size(&value, "the return value", MAX_VALUE_BYTES)
-        .map_err(|e| limit(e.to_string()))?;
+    Limits::check_size(
+        &value,
+        &format!("the return value of {function}"),
+        MAX_VALUE_BYTES,
+    )
+    .map_err(|e| limit(e.to_string()))?;
     Limits::default()
         .check_shape(&value, "the return value")
         .map_err(|e| match e {

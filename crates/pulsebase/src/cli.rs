@@ -135,6 +135,8 @@ pub struct ServeArgs {
     pub static_dir: Option<PathBuf>,
     #[command(flatten)]
     pub actions: ActionArgs,
+    #[command(flatten)]
+    pub limits: crate::limit_args::LimitArgs,
     /// Serve /metrics without the admin key (for a scraper that cannot send it).
     #[arg(long)]
     pub metrics_public: bool,

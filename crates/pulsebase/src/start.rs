@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 use crate::cli::{Mode, ServeArgs};
 use crate::paths::{AppPaths, write_private};
 use crate::schema_file::{self, SchemaFile};
-use crate::{codegen, file_storage, watch};
+use crate::{codegen, file_storage, shutdown, watch};
 
 pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<ExitCode> {
     let paths = AppPaths::new(&args.dir);
@@ -28,14 +28,26 @@ pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<ExitCode> {
         args.dir.display()
     );
     let started = std::time::Instant::now();
+    let fd_limit = guard::raise_fd_limit().unwrap_or(1024);
+    let guard_config = args.limits.guard_config(fd_limit)?;
 
     let SchemaFile { schema, text } = schema_file::load(&paths.schema())?;
     let data = args.data.clone().unwrap_or_else(|| paths.database());
     let data_path = data.clone();
-    let (db, report) = tokio::task::spawn_blocking(move || Database::open(&data, schema, &text))
-        .await
-        .context("opening the database")?
-        .context("opening the database")?;
+    let durability = args.limits.durability;
+    let opened = data.clone();
+    let (db, report) =
+        tokio::task::spawn_blocking(move || Database::open_with(&data, schema, &text, durability))
+            .await
+            .context("opening the database")?
+            .map_err(|e| match &e {
+                database::DbError::Unavailable { kind, detail } => anyhow::anyhow!(
+                    "cannot open the database {}: {kind} ({detail}); {}",
+                    opened.display(),
+                    kind.remedy()
+                ),
+                _ => anyhow::Error::new(e).context("opening the database"),
+            })?;
     if !report.is_empty() {
         tracing::info!("schema applied: {report}");
     }
@@ -78,13 +90,22 @@ pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<ExitCode> {
     };
 
     let admin_key = paths.ensure_admin_key()?;
+    tracing::info!(
+        "limits: {} connections (descriptor limit {fd_limit}), request headers within {} s, commits {}",
+        guard_config.max_connections,
+        guard_config.header_timeout.as_secs_f64(),
+        durability.as_str()
+    );
+    let shutdown_timeout = guard_config.shutdown_timeout;
     let mut state = ServerState::new(app.clone(), auth.clone(), admin_key.clone())
         .with_static_dir(args.static_dir.clone())
+        .with_guard(guard::Guard::new(guard_config))
         .with_metrics_public(args.metrics_public);
     if let Some(issuer) = dev_issuer {
         state = state.with_dev_issuer(issuer, format!("{url}/dev-issuer"));
     }
     let hub = state.hub().clone();
+    let db_app = app.clone();
     let state = Arc::new(state);
     write_private(
         &paths.server_info(),
@@ -118,29 +139,17 @@ pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<ExitCode> {
     use std::io::Write as _;
     let _ = std::io::stdout().flush();
 
-    server::serve(listener, state, shutdown_signal()).await?;
+    let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel();
+    let signal = async move {
+        shutdown::signal().await;
+        let _ = signalled_tx.send(std::time::Instant::now());
+    };
+    server::serve(listener, state, signal).await?;
+    let deadline = signalled_rx
+        .await
+        .unwrap_or_else(|_| std::time::Instant::now())
+        + shutdown_timeout;
+    shutdown::finish(&db_app, deadline).await;
     let _ = std::fs::remove_file(paths.server_info());
     Ok(ExitCode::SUCCESS)
-}
-
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
-    }
-    tracing::info!("shutting down");
 }

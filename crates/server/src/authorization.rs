@@ -63,6 +63,20 @@ pub(crate) enum AdminCheck {
     NoKey,
 }
 
+/// Whether the request carries this deployment's admin key (nothing else is checked): the
+/// rate limits spare the admin.
+pub(crate) fn has_admin_key(headers: &HeaderMap, state: &ServerState) -> bool {
+    authenticator::is_admin(
+        Some(&state.admin_key),
+        &Credentials::from_header(header_bytes(headers)),
+    )
+}
+
+/// Whether the request carries an `Authorization` header at all.
+pub(crate) fn sent(headers: &HeaderMap) -> bool {
+    header_bytes(headers).is_some()
+}
+
 fn header_bytes(headers: &HeaderMap) -> Option<&[u8]> {
     headers
         .get(header::AUTHORIZATION)

@@ -41,10 +41,21 @@ fn udf_response(result: Result<Value, FunctionError>, log_lines: Vec<String>) ->
 }
 
 fn db_failure(error: DbError) -> Response {
-    match error {
+    match &error {
         DbError::Limit(message) => {
-            error_response(StatusCode::SERVICE_UNAVAILABLE, "Overloaded", &message)
+            error_response(StatusCode::SERVICE_UNAVAILABLE, "Overloaded", message)
         }
+        // A full disk, a read-only file system, a foreign lock: the Committer logged it.
+        DbError::Unavailable { kind, .. } => error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            kind.code(),
+            &error.to_string(),
+        ),
+        DbError::CommitterStopped => error_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ShuttingDown",
+            &error.to_string(),
+        ),
         other => {
             tracing::error!(error = %other, "a request failed inside the database");
             error_response(
@@ -101,6 +112,11 @@ async fn prepare(
         )
     })?;
     let authorization = authorization::for_api(headers, state).await?;
+    crate::limits::check_user(
+        state,
+        authorization.identity(),
+        Caller::from(&authorization),
+    )?;
     Ok(FunctionCall {
         path: FunctionPath::parse(&request.path),
         args,
@@ -206,6 +222,7 @@ pub(crate) async fn health(State(state): State<Arc<ServerState>>) -> Response {
         "queryInstances": stats.instances,
         "actionsInFlight": state.app.actions_in_flight(),
         "ts": state.app.db().subscriptions().processed_ts().to_string(),
+        "guard": state.guard.stats_json(),
     }))
     .into_response()
 }

@@ -9,14 +9,19 @@
 //! and HTTP actions) and in the sync session's `Authenticate`; all become `auth::Credentials`
 //! checked by the one `authenticator::authorize`.
 
+mod accept;
 mod admin_data;
 mod api_error;
 mod authorization;
+mod conn_info;
 mod dashboard;
 mod dev_issuer;
 mod files;
 mod http_actions;
 mod http_api;
+mod lifecycle;
+mod limits;
+mod refuse;
 mod router;
 mod state;
 mod ws;
@@ -28,30 +33,21 @@ use tokio::net::TcpListener;
 
 pub use state::ServerState;
 
-/// Serves until `shutdown` resolves.
+/// Serves until `shutdown` resolves, then shuts down gracefully: stops accepting, lets
+/// requests and WebSocket sessions in flight finish within the guard's shutdown timeout
+/// (WebSockets get a close frame), and returns (`accept.rs`).
 pub async fn serve(
     listener: TcpListener,
     state: Arc<ServerState>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
+    let guard = state.guard.clone();
+    let lifecycle = state.lifecycle.clone();
     let router = router::routes(state);
     // Paths are normalised before routing: the client keeps a trailing slash of the
     // deployment URL, so `http://h/` produces `//api/query` and `//api/1.48.0/sync`.
     let service = tower::ServiceBuilder::new()
         .map_request(router::collapse_slashes)
         .service(router);
-    // Small frames go out at once: a MutationResponse followed by its Transition would
-    // otherwise wait ~40 ms for a delayed ACK (Nagle's algorithm).
-    let listener =
-        axum::serve::ListenerExt::tap_io(listener, |stream: &mut tokio::net::TcpStream| {
-            if let Err(e) = stream.set_nodelay(true) {
-                tracing::debug!(error = %e, "could not set TCP_NODELAY on a connection");
-            }
-        });
-    axum::serve(
-        listener,
-        axum::ServiceExt::<axum::extract::Request>::into_make_service(service),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    accept::run(listener, guard, lifecycle, service, shutdown).await
 }

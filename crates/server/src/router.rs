@@ -67,6 +67,10 @@ pub(crate) fn routes(state: Arc<ServerState>) -> Router {
         .route("/_dashboard/{*file}", get(dashboard::assets::file))
         .route("/metrics", get(dashboard::metrics::scrape))
         .fallback(fallback)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            crate::limits::limit_requests,
+        ))
         .layer(CorsLayer::permissive())
         .with_state(state)
 }

@@ -10,7 +10,10 @@ use std::sync::Arc;
 
 use application::App;
 use authenticator::{Authenticator, DevIssuer};
+use guard::{Guard, GuardConfig};
 use sync::SyncHub;
+
+use crate::lifecycle::Lifecycle;
 
 /// Everything the routes need.
 pub struct ServerState {
@@ -25,6 +28,10 @@ pub struct ServerState {
     pub(crate) static_dir: Option<PathBuf>,
     /// `/metrics` answers without the admin key (`--metrics-public`).
     pub(crate) metrics_public: bool,
+    /// Connection caps, rate limits and time limits (`guard`); none by default.
+    pub(crate) guard: Arc<Guard>,
+    /// The shutdown signal and the tasks it waits for (`lifecycle.rs`).
+    pub(crate) lifecycle: Lifecycle,
 }
 
 /// The dev issuer and the URL it is served at.
@@ -47,7 +54,15 @@ impl ServerState {
             dev_issuer: None,
             static_dir: None,
             metrics_public: false,
+            guard: Arc::new(Guard::new(GuardConfig::unlimited())),
+            lifecycle: Lifecycle::default(),
         }
+    }
+
+    /// Enforces `guard`'s connection caps, rate limits and time limits.
+    pub fn with_guard(mut self, guard: Guard) -> ServerState {
+        self.guard = Arc::new(guard);
+        self
     }
 
     /// Serves `issuer` under `/dev-issuer`, reachable at `issuer_url` (the `iss` of the tokens

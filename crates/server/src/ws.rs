@@ -9,20 +9,40 @@
 //! stopped reading cannot hold the socket (and the frames queued for it) open. A single write
 //! that stays blocked for the stall limit ends the connection too. A frame over the 20 MiB
 //! limit ends the session with a FatalError naming the limit rather than a silent drop.
+//!
+//! Liveness: with its keepalive the writer also sends a WebSocket Ping, which every
+//! WebSocket stack answers by itself; a peer that has sent nothing at all, not even a Pong,
+//! for the guard's WebSocket idle timeout is closed. A live session is never timed out.
+//!
+//! Shutdown: the session stops reading, answers the mutations it took in (and the
+//! Transition each success owes), then closes with 1001 so the client reconnects at once;
+//! whatever is left at the shutdown deadline is dropped.
+//!
+//! Limits: the session applies the guard's rate limits to each call (`sync`'s
+//! `SessionPeer`); behind a trusted proxy the per-address connection cap is taken here, at
+//! the upgrade, against the forwarded address.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use axum::extract::State;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
-use axum::response::Response;
+use axum::extract::{Extension, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
 use futures::stream::SplitSink;
 use futures::{SinkExt, StreamExt};
+use guard::{AddressPermit, Guard};
 use protocol::ServerMessage;
-use sync::{Inbound, Outbound, run_session, stall_limit};
+use sync::{Inbound, Outbound, SessionPeer, run_session_with, stall_limit};
 use tokio::sync::mpsc;
+use tokio::time::Instant;
 use tokio_tungstenite::tungstenite;
 
+use crate::accept::cap_refusal;
+use crate::api_error::error_response;
+use crate::conn_info::{ConnInfo, client_ip};
+use crate::lifecycle::Lifecycle;
 use crate::state::ServerState;
 
 /// Silence after which the writer sends `{"type":"Ping"}` (the client gives up after 60 s).
@@ -41,41 +61,128 @@ const CHANNEL: usize = 4;
 pub(crate) async fn upgrade(
     upgrade: WebSocketUpgrade,
     State(state): State<Arc<ServerState>>,
+    info: Option<Extension<Arc<ConnInfo>>>,
+    headers: HeaderMap,
 ) -> Response {
+    let info = info.map(|Extension(info)| info);
+    let guard = state.guard.clone();
+    let addr = client_ip(info.as_deref(), &headers, &guard.config().trusted_proxies);
+    // Behind a trusted proxy the accept loop could not count this client: count it here.
+    let behind_proxy = info
+        .as_ref()
+        .is_some_and(|i| guard.config().trusted_proxies.trusts(i.peer.ip()));
+    let address_permit = match addr {
+        Some(addr) if behind_proxy => match guard.cap.admit_address(addr) {
+            Ok(permit) => permit,
+            Err(refusal) => {
+                let refusal = cap_refusal(refusal);
+                return error_response(
+                    axum::http::StatusCode::SERVICE_UNAVAILABLE,
+                    refusal.code,
+                    &refusal.message,
+                )
+                .into_response();
+            }
+        },
+        _ => None,
+    };
+    let held = Held {
+        _conn: info,
+        _address: address_permit,
+    };
+    let peer = SessionPeer {
+        addr,
+        guard: Some(guard),
+        shutdown: Some(state.lifecycle.token()),
+    };
     upgrade
         .read_buffer_size(4 << 10)
         .write_buffer_size(0)
         .max_write_buffer_size(64 << 20)
         .max_message_size(MAX_FRAME)
         .max_frame_size(MAX_FRAME)
-        .on_upgrade(move |socket| connection(socket, state))
+        .on_upgrade(move |socket| connection(socket, state, peer, held))
 }
 
-async fn connection(socket: WebSocket, state: Arc<ServerState>) {
+/// What a WebSocket connection holds for as long as it lives: its slot in the connection
+/// cap (and, behind a proxy, its forwarded address's).
+struct Held {
+    _conn: Option<Arc<ConnInfo>>,
+    _address: Option<AddressPermit>,
+}
+
+/// When the peer was last heard from, in milliseconds since `since`.
+struct LastHeard {
+    since: Instant,
+    ms: AtomicU64,
+}
+
+impl LastHeard {
+    fn touch(&self) {
+        self.ms
+            .store(self.since.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    fn silent_for(&self) -> Duration {
+        self.since
+            .elapsed()
+            .saturating_sub(Duration::from_millis(self.ms.load(Ordering::Relaxed)))
+    }
+}
+
+async fn connection(socket: WebSocket, state: Arc<ServerState>, peer: SessionPeer, held: Held) {
+    let lifecycle = state.lifecycle.clone();
+    // The shutdown waits for this connection until its deadline.
+    let _tracked = lifecycle.track();
+    let _held = held;
     let (sink, stream) = socket.split();
     let (outbound, frames) = mpsc::channel::<Outbound>(CHANNEL);
     // Kept to send a close after a panicked session, whose own sender is gone by then.
     let control = outbound.clone();
-    let mut writer = tokio::spawn(write_frames(sink, frames));
-    let inbound = futures::stream::unfold(stream, |mut stream| async move {
-        loop {
-            match stream.next().await {
-                Some(Ok(Message::Text(text))) => {
-                    return Some((Inbound::Text(text.to_string()), stream));
-                }
-                Some(Ok(Message::Binary(_))) => return Some((Inbound::Binary, stream)),
-                Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
-                Some(Ok(Message::Close(_))) | None => return None,
-                // Any other read error ends the session like a close.
-                Some(Err(e)) => {
-                    return too_large(e)
-                        .map(|(size, max)| (Inbound::TooLarge { size, max }, stream));
+    let heard = Arc::new(LastHeard {
+        since: Instant::now(),
+        ms: AtomicU64::new(0),
+    });
+    let mut writer = tokio::spawn(write_frames(
+        sink,
+        frames,
+        heard.clone(),
+        state.guard.clone(),
+    ));
+    let inbound = futures::stream::unfold(stream, move |mut stream| {
+        let heard = heard.clone();
+        async move {
+            loop {
+                let next = stream.next().await;
+                heard.touch();
+                match next {
+                    Some(Ok(Message::Text(text))) => {
+                        return Some((Inbound::Text(text.to_string()), stream));
+                    }
+                    Some(Ok(Message::Binary(_))) => return Some((Inbound::Binary, stream)),
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => continue,
+                    Some(Ok(Message::Close(_))) | None => return None,
+                    // Any other read error ends the session like a close.
+                    Some(Err(e)) => {
+                        return too_large(e)
+                            .map(|(size, max)| (Inbound::TooLarge { size, max }, stream));
+                    }
                 }
             }
         }
     });
-    let mut session = tokio::spawn(run_session(state.hub.clone(), Box::pin(inbound), outbound));
+    let mut session = tokio::spawn(run_session_with(
+        state.hub.clone(),
+        peer,
+        Box::pin(inbound),
+        outbound,
+    ));
     tokio::select! {
+        () = past_shutdown_deadline(&lifecycle) => {
+            // The session did not drain in time: drop it (its cleanup runs in `Drop`).
+            session.abort();
+            writer.abort();
+        }
         ended = &mut session => {
             if let Err(e) = ended
                 && e.is_panic()
@@ -105,19 +212,34 @@ async fn connection(socket: WebSocket, state: Arc<ServerState>) {
     }
 }
 
+/// Completes once a shutdown has begun and its deadline has passed.
+async fn past_shutdown_deadline(lifecycle: &Lifecycle) {
+    lifecycle.stopping().await;
+    tokio::time::sleep_until(lifecycle.deadline()).await;
+}
+
 /// Drains the session's frames into the socket, with a keepalive Ping after silence. Ends
-/// after a close, when the session is gone, or when one write cannot complete within the
-/// stall limit (the client stopped reading and the socket buffers are full).
+/// after a close, when the session is gone, when one write cannot complete within the
+/// stall limit (the client stopped reading and the socket buffers are full), or when the
+/// peer has not been heard from for the WebSocket idle timeout.
 async fn write_frames(
     mut sink: SplitSink<WebSocket, Message>,
     mut frames: mpsc::Receiver<Outbound>,
+    heard: Arc<LastHeard>,
+    guard: Arc<Guard>,
 ) {
+    let idle_limit = guard.config().ws_idle_timeout;
+    // Pings go out every PING_AFTER of silence, or more often when the idle limit is short,
+    // so that a peer gets a few pings to answer before it counts as gone.
+    let ping_after = PING_AFTER.min(idle_limit / 4).max(Duration::from_secs(1));
     let ping = ServerMessage::Ping.to_text();
-    // One timer per connection, due PING_AFTER after the last frame, and moved only when it
-    // fires: frames are the hot path (a fan-out writes one to every session) and must not
-    // touch the timer wheel, and an idle connection wakes once per PING_AFTER, not more.
+    // The last WebSocket Ping sent, while unanswered.
+    let mut unanswered: Option<Instant> = None;
+    // One timer per connection, due `ping_after` after the last frame, and moved only when
+    // it fires: frames are the hot path (a fan-out writes one to every session) and must not
+    // touch the timer wheel, and an idle connection wakes once per `ping_after`, not more.
     let mut last_sent = tokio::time::Instant::now();
-    let ping_due = tokio::time::sleep_until(last_sent + PING_AFTER);
+    let ping_due = tokio::time::sleep_until(last_sent + ping_after);
     tokio::pin!(ping_due);
     let send = async |sink: &mut SplitSink<WebSocket, Message>, message: Message| {
         match tokio::time::timeout(stall_limit(), sink.send(message)).await {
@@ -166,13 +288,40 @@ async fn write_frames(
                 }
             },
             () = &mut ping_due => {
-                if last_sent.elapsed() >= PING_AFTER {
+                if last_sent.elapsed() >= ping_after {
+                    let silent = heard.silent_for();
+                    if unanswered.is_some_and(|sent| heard.silent_for() >= sent.elapsed()) {
+                        // Nothing came back since that ping.
+                    } else {
+                        unanswered = None;
+                    }
+                    if unanswered.is_some() && silent >= idle_limit {
+                        guard.stats.ws_idle_closed.fetch_add(1, Ordering::Relaxed);
+                        tracing::info!(
+                            "closing a WebSocket whose client sent nothing, not even a pong, for {} s",
+                            silent.as_secs()
+                        );
+                        let frame = CloseFrame {
+                            code: 1000,
+                            reason: "no answer to pings; reconnect".into(),
+                        };
+                        let _ = send(&mut sink, Message::Close(Some(frame))).await;
+                        break;
+                    }
+                    // The protocol's Ping keeps the client's own timer quiet; the WebSocket
+                    // Ping makes its stack answer, which shows it is alive.
                     if !send(&mut sink, Message::Text(ping.clone().into())).await {
                         break;
                     }
+                    if silent >= ping_after && unanswered.is_none() {
+                        if !send(&mut sink, Message::Ping(Default::default())).await {
+                            break;
+                        }
+                        unanswered = Some(Instant::now());
+                    }
                     last_sent = tokio::time::Instant::now();
                 }
-                ping_due.as_mut().reset(last_sent + PING_AFTER);
+                ping_due.as_mut().reset(last_sent + ping_after);
             }
         }
     }

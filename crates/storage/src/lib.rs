@@ -13,16 +13,20 @@
 
 mod checkpointer;
 mod conn;
+mod durability;
 mod error;
 mod reader;
+mod unavailable;
 mod writer;
 
 pub use checkpointer::{Checkpointer, WalProgress};
 pub use conn::{
     Catalog, IndexRow, Order, ReadRows, ScanRow, StoredDocument, StoredResponse, TableRow,
 };
+pub use durability::Durability;
 pub use error::StorageError;
 pub use reader::Reader;
+pub use unavailable::Unavailable;
 pub use writer::Writer;
 
 use std::path::{Path, PathBuf};
@@ -40,6 +44,14 @@ pub struct Storage {
 impl Storage {
     /// Opens (creating if needed) the database at `path` and returns the one writer.
     pub fn open(path: &Path) -> Result<(Storage, Writer), StorageError> {
+        Storage::open_with(path, Durability::Normal)
+    }
+
+    /// [`Storage::open`] with the given durability of commits.
+    pub fn open_with(
+        path: &Path,
+        durability: Durability,
+    ) -> Result<(Storage, Writer), StorageError> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).map_err(|e| StorageError::Io {
                 path: dir.to_path_buf(),
@@ -47,7 +59,7 @@ impl Storage {
             })?;
         }
         let wal_frames = Arc::new(AtomicU64::new(0));
-        let writer = Writer::open(path, wal_frames.clone())?;
+        let writer = Writer::open(path, wal_frames.clone(), durability)?;
         Ok((
             Storage {
                 path: path.to_path_buf(),

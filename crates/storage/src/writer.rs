@@ -5,7 +5,7 @@
 //! mutations can share one SQLite commit and still fail one at a time.
 
 use std::os::raw::c_int;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -13,11 +13,14 @@ use rusqlite::{Connection, params};
 
 use crate::checkpointer::WalProgress;
 use crate::conn;
+use crate::durability::Durability;
 use crate::error::StorageError;
+use crate::unavailable::Unavailable;
 
 /// The one read-write connection.
 pub struct Writer {
     conn: Connection,
+    path: PathBuf,
 }
 
 impl conn::sealed::Connected for Writer {
@@ -31,9 +34,14 @@ impl conn::ReadRows for Writer {}
 impl Writer {
     /// Opens the writer; after each commit it stores the WAL's length (in frames) in
     /// `wal_frames`, which tells the `Checkpointer` when there is enough to copy.
-    pub(crate) fn open(path: &Path, wal_frames: Arc<AtomicU64>) -> Result<Writer, StorageError> {
+    pub(crate) fn open(
+        path: &Path,
+        wal_frames: Arc<AtomicU64>,
+        durability: Durability,
+    ) -> Result<Writer, StorageError> {
         let mut conn = Connection::open(path)?;
         conn::configure(&conn)?;
+        conn.pragma_update(None, "synchronous", durability.pragma())?;
         // Checkpoints run on their own connection (see `Checkpointer`), so a commit never
         // waits for the WAL to be copied into the database file. (This pragma installs a WAL
         // hook of its own, so it must come before ours.)
@@ -45,7 +53,28 @@ impl Writer {
         // Outside `begin`/`commit`: each statement commits on its own (autocommit), and all
         // of them only create what does not exist yet.
         conn.execute_batch(conn::SCHEMA_SQL)?;
-        Ok(Writer { conn })
+        Ok(Writer {
+            conn,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// Whether a transaction is open. SQLite rolls a transaction back by itself after some
+    /// failures (a full disk, an I/O error); the Committer checks this so that it never goes
+    /// on writing outside the transaction it believes it is in.
+    pub fn in_transaction(&self) -> bool {
+        !self.conn.is_autocommit()
+    }
+
+    /// Whether `error` means the database cannot be written for now (full disk, read-only
+    /// file system, lock held by another process) rather than a fault of this server.
+    pub fn unavailable(&self, error: &StorageError) -> Option<Unavailable> {
+        Unavailable::of(error, &self.path)
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
     }
 
     pub fn begin(&mut self) -> Result<(), StorageError> {
@@ -235,6 +264,16 @@ impl Writer {
     /// holds an old snapshot) and the next commit starts the WAL over; see `Checkpointer`.
     pub fn checkpoint(&mut self) -> Result<WalProgress, StorageError> {
         crate::checkpointer::passive_checkpoint(&self.conn)
+    }
+
+    /// Copies the whole WAL into the database file and truncates the WAL to zero bytes, for
+    /// a clean shutdown: the database file alone then holds every commit. Waits for readers
+    /// (up to the busy timeout); `Ok(false)` when one still held an old snapshot.
+    pub fn checkpoint_truncate(&mut self) -> Result<bool, StorageError> {
+        let busy: i64 = self
+            .conn
+            .query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |row| row.get(0))?;
+        Ok(busy == 0)
     }
 }
 

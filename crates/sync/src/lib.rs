@@ -29,5 +29,5 @@ mod signal;
 mod tests;
 
 pub use hub::{SyncHub, SyncStats};
-pub use session::{Inbound, Outbound, run_session, stall_limit};
+pub use session::{Inbound, Outbound, SessionPeer, run_session, run_session_with, stall_limit};
 pub use signal::SessionSignal;

@@ -50,12 +50,17 @@ impl QueryOutput {
     }
 
     pub(crate) fn failure(message: String) -> QueryOutput {
+        QueryOutput::failure_with_data(message, None)
+    }
+
+    /// A failure carrying error data (e.g. a rate limit's `{kind, name, retryAfter}`).
+    pub(crate) fn failure_with_data(message: String, data: Option<String>) -> QueryOutput {
         let mut hasher = DefaultHasher::new();
-        ("error", &message).hash(&mut hasher);
+        ("error", &message, &data).hash(&mut hasher);
         QueryOutput {
             value: Err(QueryError {
                 message,
-                data: None,
+                data: data.and_then(|d| raw(d).ok()),
             }),
             log_lines: Vec::new(),
             hash: hasher.finish(),

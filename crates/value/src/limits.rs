@@ -48,7 +48,7 @@ pub enum LimitError {
         limit: usize,
         path: String,
     },
-    #[error("{what} is {found} bytes (limit {limit})")]
+    #[error("{what} is {found} bytes, over the limit of {}", bytes_text(*.limit))]
     TooLarge {
         what: String,
         found: usize,
@@ -60,6 +60,15 @@ pub enum LimitError {
         path: String,
         reason: String,
     },
+}
+
+/// `limit` bytes as a reader would say it: `16 MiB`, else the plain count.
+fn bytes_text(limit: usize) -> String {
+    if limit >= 1 << 20 && limit.is_multiple_of(1 << 20) {
+        format!("{} MiB", limit >> 20)
+    } else {
+        format!("{limit} bytes")
+    }
 }
 
 impl Limits {

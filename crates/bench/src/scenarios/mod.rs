@@ -5,11 +5,13 @@ mod actions;
 mod auth;
 mod coldstart;
 mod committer;
+mod durability;
 mod fanout;
 mod idle;
 mod mutations;
 mod peruser;
 mod refresh;
+mod soak;
 mod subscribers;
 
 use std::path::PathBuf;
@@ -78,6 +80,8 @@ pub async fn run(ctx: &Ctx, name: &str) -> anyhow::Result<Value> {
         "cold-start" => coldstart::run(ctx).await,
         "auth" => auth::run(ctx).await,
         "actions" => actions::run(ctx).await,
+        "durability" => durability::run(ctx).await,
+        "soak" => soak::run(ctx).await,
         other => bail!("unknown scenario {other}"),
     }
 }

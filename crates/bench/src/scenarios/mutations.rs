@@ -185,12 +185,12 @@ pub(super) async fn ws_worker(
 
 /// One mutation's latencies, in ns after its send: to its `MutationResponse`, and to the
 /// Transition that covers its ts.
-struct Round {
-    response: i64,
-    resolved: i64,
+pub(super) struct Round {
+    pub(super) response: i64,
+    pub(super) resolved: i64,
 }
 
-async fn one_ws_mutation(s: &mut Session, args: &Value) -> anyhow::Result<Round> {
+pub(super) async fn one_ws_mutation(s: &mut Session, args: &Value) -> anyhow::Result<Round> {
     match tokio::time::timeout(REPLY_LIMIT, ws_mutation_round(s, args)).await {
         Ok(r) => r,
         Err(_) => anyhow::bail!("no covering Transition within {REPLY_LIMIT:?}"),

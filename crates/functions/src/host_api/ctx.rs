@@ -200,7 +200,7 @@ fn run_inline(
         .resolve(path, kind, Caller::Trusted)
         .map_err(|e| host_error(e.message))?;
     let args = parent
-        .with_txn(|txn| Ok(check_args(def, args, txn.catalog())))?
+        .with_txn(|txn| Ok(check_args(def, &path.to_string(), args, txn.catalog())))?
         .map_err(|e| host_error(e.message))?;
     let txn = parent
         .txn
@@ -242,6 +242,6 @@ fn run_inline(
         }
     })?;
     parent
-        .with_txn(|txn| Ok(check_result(def, &value, txn.catalog())))?
+        .with_txn(|txn| Ok(check_result(def, &path.to_string(), &value, txn.catalog())))?
         .map_err(|e| host_error(format!("{path}: {}", e.message)))
 }

@@ -11,7 +11,7 @@
 //!   which the server therefore sends after every mutation response (`calls.rs`);
 //! - it refreshes a token only by reconnecting: a new socket asks its token callback again
 //!   with `force_refresh` (`live.rs`), and so does `AuthError`, also the one a token's expiry
-//!   causes (`auth.rs`, ignored: the known gap in the README's "Clients" section);
+//!   causes, after which the server closes the socket as Convex does (`auth.rs`);
 //! - after a reconnect it re-subscribes with the module path canonicalised to `module.js`
 //!   (`live.rs`).
 

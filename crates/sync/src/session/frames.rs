@@ -31,6 +31,13 @@ pub(crate) enum End {
     Fatal(String),
     /// The client cannot keep up or the server is stopping: close with a reason.
     Close { code: u16, reason: String },
+    /// An `Authenticate` was refused, or the identity stopped being valid (its token expired,
+    /// its provider was removed): this `AuthError`, then close, as Convex does. The client
+    /// fetches a fresh token and reconnects; nothing more is read or run on this socket.
+    AuthFailed(Outbound),
+    /// The server is shutting down and the session has answered everything it took in:
+    /// close with 1001 ("going away"), so the client reconnects at once.
+    Shutdown,
 }
 
 impl End {

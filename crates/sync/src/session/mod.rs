@@ -29,6 +29,7 @@ mod auth;
 mod frames;
 mod mutations;
 mod outbox;
+mod peer;
 mod query_set;
 mod transition;
 
@@ -46,12 +47,14 @@ use self::auth::{EXPIRED_MESSAGE, REVOKED_MESSAGE, SessionAuth, TokenBehind, aut
 use self::frames::End;
 use self::mutations::{MutationDone, Mutations};
 use self::outbox::Outbox;
+use self::peer::limited_error;
 use self::query_set::{Member, QuerySet};
 use self::transition::Transitions;
 use crate::hub::SyncHub;
 
 pub use self::frames::{Inbound, Outbound};
 pub use self::outbox::stall_limit;
+pub use self::peer::SessionPeer;
 
 /// What woke the session loop.
 enum Event {
@@ -61,6 +64,8 @@ enum Event {
     ActionDone(ActionDone),
     StillBlocked,
     Expired,
+    /// The server began to shut down.
+    Shutdown,
 }
 
 struct Session {
@@ -74,6 +79,10 @@ struct Session {
     outbox: Outbox,
     mutations: Mutations,
     actions: Actions,
+    peer: SessionPeer,
+    /// The server is shutting down: no more frames are read; the session answers what it
+    /// took in, then closes with 1001.
+    draining: bool,
 }
 
 impl Drop for Session {
@@ -87,9 +96,23 @@ impl Drop for Session {
     }
 }
 
-/// Runs one session until the client goes away or breaks the protocol.
-pub async fn run_session<S>(hub: Arc<SyncHub>, mut inbound: S, outbound: mpsc::Sender<Outbound>)
+/// Runs one session until the client goes away or breaks the protocol, with no rate limits
+/// and no shutdown signal.
+pub async fn run_session<S>(hub: Arc<SyncHub>, inbound: S, outbound: mpsc::Sender<Outbound>)
 where
+    S: Stream<Item = Inbound> + Unpin + Send,
+{
+    run_session_with(hub, SessionPeer::default(), inbound, outbound).await;
+}
+
+/// Runs one session for `peer` until the client goes away, breaks the protocol, or the
+/// server shuts down.
+pub async fn run_session_with<S>(
+    hub: Arc<SyncHub>,
+    peer: SessionPeer,
+    mut inbound: S,
+    outbound: mpsc::Sender<Outbound>,
+) where
     S: Stream<Item = Inbound> + Unpin + Send,
 {
     let id = hub.session_started();
@@ -103,6 +126,8 @@ where
         outbox: Outbox::new(outbound),
         mutations: Mutations::new(),
         actions: Actions::new(),
+        peer,
+        draining: false,
     };
     tracing::debug!(session = id, "session started");
     match session.run(&mut inbound).await {
@@ -139,11 +164,18 @@ impl Session {
                     self.outbox.note_blocked()?;
                 }
             }
+            if self.draining && self.drained() {
+                return Err(End::Shutdown);
+            }
             self.auth.arm_expiry_timer();
             let blocked = self.outbox.is_blocked();
+            // A draining session waits for room for its close frame.
+            let wait_room = blocked || (self.draining && !self.outbox.has_room());
             // Back-pressure on a client that pipelines mutations: while the queue is full,
-            // its frames wait in the socket (see `mutations.rs`).
-            let accepting = self.mutations.accepting();
+            // its frames wait in the socket (see `mutations.rs`). Once the server is shutting
+            // down nothing more is read: the client re-sends what it has not had answered.
+            let accepting = self.mutations.accepting() && !self.draining;
+            let draining = self.draining;
             let expiry_armed = self.auth.expiry_armed();
             let event = {
                 let signal = self.member.signal();
@@ -151,14 +183,16 @@ impl Session {
                 let actions = &mut self.actions;
                 let outbox = &self.outbox;
                 let expiry = self.auth.expiry_timer();
+                let peer = &self.peer;
                 tokio::select! {
                     frame = inbound.next(), if accepting => Event::Frame(frame),
                     () = signal.notified() => Event::Woken,
                     Some(done) = mutations.finished() => Event::MutationDone(done),
                     Some(done) = actions.finished() => Event::ActionDone(done),
-                    () = outbox.room(), if blocked => Event::Woken,
+                    () = outbox.room(), if wait_room => Event::Woken,
                     () = tokio::time::sleep(Duration::from_secs(1)), if blocked => Event::StillBlocked,
                     () = expiry, if expiry_armed => Event::Expired,
+                    () = peer.stopping(), if !draining => Event::Shutdown,
                 }
             };
             match event {
@@ -180,16 +214,26 @@ impl Session {
                     let response = Mutations::response(done);
                     self.transitions.owe();
                     self.outbox.push(response.frame)?;
-                    self.start_next_mutation();
+                    self.start_next_mutation()?;
                 }
                 Event::ActionDone(done) => self.outbox.push(Actions::response(done))?,
                 Event::StillBlocked => self.outbox.note_blocked()?,
                 Event::Expired => {
                     self.auth.expiry_fired();
-                    self.expire_identity();
+                    self.expire_identity()?;
                 }
+                Event::Shutdown => self.draining = true,
             }
         }
+    }
+
+    /// A draining session has answered everything it took in (every mutation and the
+    /// Transition a mutation response owes) and the close frame fits in the channel.
+    fn drained(&mut self) -> bool {
+        self.mutations.is_idle()
+            && !self.transitions.owed()
+            && !self.outbox.is_blocked()
+            && self.outbox.has_room()
     }
 
     async fn handle(&mut self, text: &str) -> Result<(), End> {
@@ -214,6 +258,16 @@ impl Session {
                 new_version,
                 modifications,
             } => {
+                let (peer, auth) = (&self.peer, &self.auth);
+                let mut admit = || {
+                    peer.check_call(auth).err().map(|limited| {
+                        let error = limited_error(&limited);
+                        Arc::new(crate::output::QueryOutput::failure_with_data(
+                            error.message,
+                            error.data.map(|d| d.to_json_string()),
+                        ))
+                    })
+                };
                 self.queries.modify(
                     &self.member,
                     self.auth.identity(),
@@ -221,6 +275,7 @@ impl Session {
                     base_version,
                     new_version,
                     modifications,
+                    &mut admit,
                 )?;
                 self.transitions.owe();
             }
@@ -230,10 +285,18 @@ impl Session {
                 args,
                 ..
             } => {
-                self.mutations
-                    .enqueue(request_id, &udf_path, args, &self.auth, text.len());
+                let refused = self.peer.check_call(&self.auth).err();
+                let refused = refused.as_ref().map(limited_error);
+                self.mutations.enqueue(
+                    request_id,
+                    &udf_path,
+                    args,
+                    &self.auth,
+                    text.len(),
+                    refused,
+                );
                 if !self.mutations.is_running() {
-                    self.start_next_mutation();
+                    self.start_next_mutation()?;
                 }
             }
             ClientMessage::Action {
@@ -242,10 +305,8 @@ impl Session {
                 args,
                 ..
             } => {
-                // As for a mutation: an expired token makes the session anonymous first.
-                if self.auth.identity_expired() {
-                    self.expire_identity();
-                }
+                // As for a mutation: an expired token ends the session first.
+                self.expire_identity()?;
                 self.actions.start(
                     self.member.hub(),
                     request_id,
@@ -282,9 +343,22 @@ impl Session {
                 self.auth.version()
             )));
         }
+        if let Err(limited) = self.peer.check_auth_attempt() {
+            // Not even looked at: the address has failed too often. Like a refused token,
+            // this ends the session.
+            return Err(End::AuthFailed(
+                self.auth.error_frame(&limited.to_string(), true),
+            ));
+        }
         let hub = self.member.hub();
         let authorization =
             authorize_frame(hub, self.member.id(), token_type, value, impersonating).await;
+        if matches!(
+            authorization,
+            Authorization::Rejected(Rejection::Token(_) | Rejection::AdminKey)
+        ) {
+            self.peer.auth_failed();
+        }
         match authorization {
             Authorization::Anonymous => self.set_auth(Caller::Client, None, None),
             Authorization::User(verified) => {
@@ -298,24 +372,22 @@ impl Session {
                 // registration above, in which case no notification reached us.
                 self.check_token_issuer()?;
             }
+            // Refused credentials end the session (Convex closes the socket after its
+            // AuthError); it never goes on reading as the previous user or admin.
             Authorization::Rejected(Rejection::Token(rejection)) => {
-                self.outbox
-                    .push(self.auth.error_frame(rejection.client_message(), true))?;
-                // The session goes on anonymously; it must not keep reading as the
-                // previous user (or admin) once a refresh failed.
-                self.set_auth(Caller::Client, None, None);
-                return Ok(());
+                return Err(End::AuthFailed(
+                    self.auth.error_frame(rejection.client_message(), true),
+                ));
             }
             Authorization::Rejected(Rejection::AdminKey) => {
-                return self
-                    .outbox
-                    .push(self.auth.error_frame("Invalid admin key", true));
+                return Err(End::AuthFailed(
+                    self.auth.error_frame("Invalid admin key", true),
+                ));
             }
-            // An admin whose acting-as object is not an identity keeps acting as before.
             Authorization::Rejected(rejection) => {
-                return self
-                    .outbox
-                    .push(self.auth.error_frame(&rejection.client_message(), true));
+                return Err(End::AuthFailed(
+                    self.auth.error_frame(&rejection.client_message(), true),
+                ));
             }
             Authorization::Admin { acting_as } => {
                 self.set_auth(Caller::Trusted, acting_as, None);
@@ -351,13 +423,8 @@ impl Session {
         self.transitions.recheck();
     }
 
-    /// The session stops acting as a user; an admin stays an admin.
-    fn become_anonymous(&mut self) {
-        self.set_auth(self.auth.caller(), None, None);
-    }
-
     /// After a change of `auth.config.toml`: a session whose token came from a provider that
-    /// is no longer configured stops acting as that user, as if its token had expired.
+    /// is no longer configured ends with an `AuthError`, as if its token had expired.
     fn check_token_issuer(&mut self) -> Result<(), End> {
         let Some(issuer) = self.auth.token_issuer() else {
             return Ok(());
@@ -368,36 +435,35 @@ impl Session {
         tracing::info!(
             session = self.member.id(),
             %issuer,
-            "the session's identity provider was removed from auth.config.toml; the session is now anonymous"
+            "the session's identity provider was removed from auth.config.toml; closing the session"
         );
-        let frame = self.auth.error_frame(REVOKED_MESSAGE, false);
-        self.become_anonymous();
-        self.outbox.push(frame)
+        Err(End::AuthFailed(
+            self.auth.error_frame(REVOKED_MESSAGE, false),
+        ))
     }
 
-    /// The token behind the identity expired and no fresh one arrived: tell the client (it
-    /// fetches a new token) and stop reading as that user.
-    fn expire_identity(&mut self) {
+    /// The token behind the identity expired and no fresh one arrived: the `AuthError` (the
+    /// client fetches a new token and reconnects) ends the session, so nothing more runs as
+    /// that user.
+    fn expire_identity(&mut self) -> Result<(), End> {
         if !self.auth.identity_expired() {
-            return;
+            return Ok(());
         }
         tracing::info!(
             session = self.member.id(),
-            "access token expired without a refresh; the session is now anonymous"
+            "access token expired without a refresh; closing the session"
         );
-        let _ = self
-            .outbox
-            .push(self.auth.error_frame(EXPIRED_MESSAGE, false));
-        self.become_anonymous();
+        Err(End::AuthFailed(
+            self.auth.error_frame(EXPIRED_MESSAGE, false),
+        ))
     }
 
     /// Starts the next queued mutation (one runs at a time). If the identity's token has
-    /// expired by now, the session turns anonymous first, whether or not its timer fired.
-    fn start_next_mutation(&mut self) {
-        if self.auth.identity_expired() {
-            self.expire_identity();
-        }
+    /// expired by now, the session ends instead, whether or not its timer fired.
+    fn start_next_mutation(&mut self) -> Result<(), End> {
+        self.expire_identity()?;
         self.mutations
             .start_next(self.member.hub(), self.client_session_id.as_ref());
+        Ok(())
     }
 }

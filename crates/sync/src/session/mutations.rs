@@ -47,6 +47,8 @@ struct PendingMutation {
     caller: Caller,
     /// Size of the frame, counted in `Mutations::queued_bytes` while it waits.
     bytes: usize,
+    /// Refused when it arrived (a rate limit): answered with this error, in its turn.
+    refused: Option<functions::FunctionError>,
 }
 
 /// The `MutationResponse` for a finished mutation. A Transition always follows it, as in
@@ -82,7 +84,13 @@ impl Mutations {
         self.in_flight.is_some()
     }
 
-    /// Queues a `Mutation` frame of `bytes` bytes, sent as `auth` says.
+    /// Nothing runs and nothing waits.
+    pub(crate) fn is_idle(&self) -> bool {
+        self.in_flight.is_none() && self.queue.is_empty()
+    }
+
+    /// Queues a `Mutation` frame of `bytes` bytes, sent as `auth` says; a `refused` one is
+    /// answered with that error in its turn, without running.
     pub(crate) fn enqueue(
         &mut self,
         request_id: u64,
@@ -90,6 +98,7 @@ impl Mutations {
         args: serde_json::Value,
         auth: &SessionAuth,
         bytes: usize,
+        refused: Option<functions::FunctionError>,
     ) {
         let args = decode_args(args);
         self.queued_bytes += bytes;
@@ -101,6 +110,7 @@ impl Mutations {
             token: auth.token().cloned(),
             caller: auth.caller(),
             bytes,
+            refused,
         });
     }
 
@@ -125,6 +135,7 @@ impl Mutations {
             token,
             caller,
             bytes,
+            refused,
         } = pending;
         self.queued_bytes = self.queued_bytes.saturating_sub(bytes);
         // The mutation runs as whoever sent it, even if an Authenticate arrived while it
@@ -146,9 +157,14 @@ impl Mutations {
             request_id,
         });
         self.in_flight = Some(Box::pin(async move {
-            let result = match args {
-                Ok(args) => app.run_mutation(path, args, identity, caller, dedup).await,
-                Err(message) => Ok(MutationResult {
+            let result = match (refused, args) {
+                (Some(error), _) => Ok(MutationResult {
+                    result: Err(error),
+                    log_lines: Vec::new(),
+                    ts: None,
+                }),
+                (None, Ok(args)) => app.run_mutation(path, args, identity, caller, dedup).await,
+                (None, Err(message)) => Ok(MutationResult {
                     result: Err(functions::FunctionError::new(
                         functions::ErrorKind::BadArgs,
                         message,

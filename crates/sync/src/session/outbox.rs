@@ -109,6 +109,11 @@ impl Outbox {
         Ok(())
     }
 
+    /// The transport channel can take one more frame (the close of a draining session).
+    pub(crate) fn has_room(&self) -> bool {
+        self.channel.capacity() >= 1
+    }
+
     /// Frames are waiting for the client.
     pub(crate) fn is_blocked(&self) -> bool {
         self.blocked_since.is_some() || !self.queue.is_empty()
@@ -120,7 +125,7 @@ impl Outbox {
     }
 
     /// Tells the client why its session ended early, if the channel takes it.
-    pub(crate) fn send_end(&self, session: u64, end: End) {
+    pub(crate) fn send_end(&mut self, session: u64, end: End) {
         match end {
             End::Fatal(reason) => {
                 tracing::warn!(session, %reason, "closing session after a protocol violation");
@@ -134,6 +139,26 @@ impl Outbox {
             End::Close { code, reason } => {
                 tracing::warn!(session, %reason, "closing session");
                 let _ = self.channel.try_send(Outbound::Close { code, reason });
+            }
+            End::AuthFailed(frame) => {
+                tracing::debug!(session, "closing session after an AuthError");
+                // What the session already owes goes first (a finished mutation's response
+                // must reach the client), then the AuthError, then the close.
+                for owed in self.queue.drain(..) {
+                    let _ = self.channel.try_send(owed);
+                }
+                let _ = self.channel.try_send(frame);
+                let _ = self.channel.try_send(Outbound::Close {
+                    code: 1000,
+                    reason: "authentication failed; reconnect with a fresh token".into(),
+                });
+            }
+            End::Shutdown => {
+                tracing::debug!(session, "session drained; closing it for the shutdown");
+                let _ = self.channel.try_send(Outbound::Close {
+                    code: 1001,
+                    reason: "server shutting down; reconnect".into(),
+                });
             }
         }
     }

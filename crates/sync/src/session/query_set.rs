@@ -136,7 +136,9 @@ impl QuerySet {
     }
 
     /// Applies a `ModifyQuerySet` from version `base` to `new`, binding added queries as the
-    /// session's `identity` and `trusted`-ness resolve them.
+    /// session's `identity` and `trusted`-ness resolve them. `admit` is asked once per added
+    /// query; an output it returns (a rate limit's refusal) becomes that query's result.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn modify(
         &mut self,
         member: &Member,
@@ -145,6 +147,7 @@ impl QuerySet {
         base: u32,
         new: u32,
         modifications: Vec<QuerySetModification>,
+        admit: &mut dyn FnMut() -> Option<Arc<QueryOutput>>,
     ) -> Result<(), End> {
         if base != self.version || new != base + 1 {
             return Err(End::Fatal(format!(
@@ -169,7 +172,10 @@ impl QuerySet {
                         )));
                     }
                     let path = FunctionPath::parse(&udf_path);
-                    let query = new_query(member, identity, trusted, path, decode_args(args));
+                    let query = match admit() {
+                        Some(refused) => fixed_query(path, refused),
+                        None => new_query(member, identity, trusted, path, decode_args(args)),
+                    };
                     self.removed.retain(|id| *id != query_id);
                     self.queries.insert(query_id, query);
                 }
@@ -283,16 +289,21 @@ fn new_query(
                 last_hash: None,
             }
         }
-        Err(message) => SessionQuery {
-            family: FamilyKey {
-                path: path.clone(),
-                args_json: String::new(),
-                trusted: false,
-            },
-            path,
-            source: Source::Fixed(Arc::new(QueryOutput::failure(message))),
-            last_hash: None,
+        Err(message) => fixed_query(path, Arc::new(QueryOutput::failure(message))),
+    }
+}
+
+/// A query whose result is always `output` (its arguments were refused, or its call was).
+fn fixed_query(path: FunctionPath, output: Arc<QueryOutput>) -> SessionQuery {
+    SessionQuery {
+        family: FamilyKey {
+            path: path.clone(),
+            args_json: String::new(),
+            trusted: false,
         },
+        path,
+        source: Source::Fixed(output),
+        last_hash: None,
     }
 }
 

@@ -60,6 +60,11 @@ impl Transitions {
         self.must_send || self.must_recheck
     }
 
+    /// A Transition must go out (a mutation response is waiting for one, or versions moved).
+    pub(crate) fn owed(&self) -> bool {
+        self.must_send
+    }
+
     /// The next Transition goes out even if no result changed.
     pub(crate) fn owe(&mut self) {
         self.must_send = true;

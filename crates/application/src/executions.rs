@@ -54,8 +54,7 @@ pub struct ExecutionRecord {
     pub log_lines: Vec<String>,
 }
 
-/// What a finished execution reports; [`Executions::record`] builds the record from it only
-/// when someone will read it.
+/// What a finished execution reports; [`Executions::record`] builds the record from it.
 pub struct Finished<'a> {
     pub path: ExecutedPath<'a>,
     pub kind: &'a str,

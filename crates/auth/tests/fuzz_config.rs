@@ -20,7 +20,7 @@ applicationID = "my-app"
 [[providers]]
 type = "customJwt"
 issuer = "http://127.0.0.1:9999"
-jwks = "data:application/json,%7B%22keys%22%3A%5B%5D%7D"
+jwks = "http://127.0.0.1:9999/jwks.json"
 algorithm = "ES256"
 "#;
 

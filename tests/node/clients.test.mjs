@@ -13,8 +13,7 @@ import { ConvexClient, ConvexHttpClient } from "convex/browser";
 import { ROOT, Server, waitFor } from "./lib/server.mjs";
 import { q, m, rejection, sleep } from "./lib/app.mjs";
 
-const ACTIONS_REFUSED =
-  "Could not find public function for 'messages:send': Pulsebase has no actions; use a mutation, or an HTTP action in functions/http.rhai";
+const NOT_AN_ACTION = "'messages:send' is a mutation, not an action; call it as a mutation";
 
 function copyClientApp() {
   const dir = mkdtempSync(join(tmpdir(), "pulsebase-clients-"));
@@ -40,12 +39,15 @@ describe("npm clients against tests/client_app", () => {
     await server?.dispose();
   });
 
-  test("an action is refused with the documented message by ConvexClient and ConvexHttpClient", async () => {
-    // Pulsebase has no actions yet (README, "Clients"); this flips when it does.
-    const ws = await rejection(connect().action(q("messages:send"), {}), "ConvexClient.action");
-    assert.equal(ws.message, `[CONVEX A(messages:send)] ${ACTIONS_REFUSED}\n  Called by client`);
-    const http = await rejection(new ConvexHttpClient(server.url).action(q("messages:send"), {}), "ConvexHttpClient.action");
-    assert.equal(http.message, ACTIONS_REFUSED);
+  test("an action runs through ConvexClient and ConvexHttpClient; a mutation called as an action is refused", async () => {
+    const client = connect();
+    assert.deepEqual(await client.action(q("actions:post"), { channel: "npm-act", body: "one" }), { count: 1, by: "anonymous" });
+    const http = new ConvexHttpClient(server.url);
+    assert.deepEqual(await http.action(q("actions:post"), { channel: "npm-act", body: "two" }), { count: 2, by: "anonymous" });
+    const ws = await rejection(client.action(q("messages:send"), {}), "ConvexClient.action");
+    assert.equal(ws.message, `[CONVEX A(messages:send)] ${NOT_AN_ACTION}\n  Called by client`);
+    const refused = await rejection(http.action(q("messages:send"), {}), "ConvexHttpClient.action");
+    assert.equal(refused.message, NOT_AN_ACTION);
   });
 
   test("a paginated subscription (ConvexClient.onPaginatedUpdate_experimental) loads more pages and updates live", async () => {

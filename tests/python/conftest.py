@@ -33,11 +33,8 @@ APP = ROOT / "tests" / "client_app"
 
 # The bound on one wait for the server or the client, in seconds.
 WAIT = 15.0
-# What every client gets for an action until Pulsebase has actions (README, "Clients").
-ACTIONS_REFUSED = (
-    "Could not find public function for 'messages:send': Pulsebase has no actions; "
-    "use a mutation, or an HTTP action in functions/http.rhai"
-)
+# What a client gets for a mutation called as an action.
+NOT_AN_ACTION = "'messages:send' is a mutation, not an action; call it as a mutation"
 READY = re.compile(r"http://127\.0\.0\.1:(\d+)")
 
 

@@ -13,7 +13,7 @@ What it does differently from the npm client, each pinned here:
 
 from __future__ import annotations
 
-from conftest import ACTIONS_REFUSED, WAIT, Server, failure, until, within
+from conftest import NOT_AN_ACTION, WAIT, Server, failure, until, within
 from convex import ConvexClient, ConvexError, ConvexInt64
 
 
@@ -112,11 +112,21 @@ def test_errors_reach_the_client_in_convex_shapes(server: Server) -> None:
         assert str(error).startswith(f"Could not find public function for '{function}'"), str(error)
 
 
-def test_actions_are_refused_with_the_documented_message(server: Server) -> None:
+def test_an_action_runs_as_the_caller_and_a_mutation_is_not_an_action(server: Server) -> None:
     client = connect(server.url)
-    error = failure(lambda: client.action("messages:send", {}), "an action")
-    # Pulsebase has no actions yet (README, "Clients"); this flips when it does.
-    assert type(error) is Exception and str(error) == ACTIONS_REFUSED
+    with within(WAIT, "an anonymous action"):
+        assert client.action("actions:post", {"channel": "act", "body": "one"}) == {
+            "count": 1.0,
+            "by": "anonymous",
+        }
+    client.set_auth(server.token("actor"))
+    with within(WAIT, "a signed-in action"):
+        assert client.action("actions:post", {"channel": "act", "body": "two"}) == {
+            "count": 2.0,
+            "by": "actor",
+        }
+    error = failure(lambda: client.action("messages:send", {}), "a mutation called as an action")
+    assert type(error) is Exception and str(error) == NOT_AN_ACTION, str(error)
 
 
 def test_a_paginated_query_visits_every_document_once_in_order(server: Server) -> None:

@@ -11,7 +11,7 @@ What it does differently from the npm ConvexHttpClient, each pinned here:
 
 from __future__ import annotations
 
-from conftest import ACTIONS_REFUSED, WAIT, Server, failure, within
+from conftest import NOT_AN_ACTION, WAIT, Server, failure, within
 from convex import ConvexError, ConvexInt64
 from convex.http_client import ConvexExecutionError, ConvexHttpClient
 
@@ -40,7 +40,7 @@ def test_queries_mutations_and_pagination(server: Server) -> None:
         assert seen == [f"b{i}" for i in range(5)]
 
 
-def test_errors_and_the_action_refusal(server: Server) -> None:
+def test_errors_and_actions(server: Server) -> None:
     client = ConvexHttpClient(server.url)
     error = failure(lambda: client.mutation("errors:fail"), "errors:fail")
     assert isinstance(error, ConvexExecutionError), repr(error)
@@ -55,9 +55,13 @@ def test_errors_and_the_action_refusal(server: Server) -> None:
     assert isinstance(error, ConvexExecutionError), repr(error)
     assert str(error) == "ArgumentValidationError: args.channel: expected string, found number 5.0"
 
-    error = failure(lambda: client.action("messages:send", {}), "an action")
-    # Pulsebase has no actions yet (README, "Clients"); this flips when it does.
-    assert isinstance(error, ConvexExecutionError) and str(error) == ACTIONS_REFUSED
+    with within(WAIT, "an action"):
+        assert client.action("actions:post", {"channel": "http-act", "body": "x"}) == {
+            "count": 1.0,
+            "by": "anonymous",
+        }
+    error = failure(lambda: client.action("messages:send", {}), "a mutation called as an action")
+    assert isinstance(error, ConvexExecutionError) and str(error) == NOT_AN_ACTION, str(error)
 
 
 def test_set_auth_per_request_refresh_and_refused_tokens(server: Server) -> None:

@@ -235,7 +235,10 @@ fn a_change_stored_documents_violate_is_refused_and_the_old_schema_stays() {
 
     // Nothing of the refused change applied: old types, old indexes, no new index.
     let catalog = db.catalog();
-    assert_eq!(*catalog.schema, parse(WITH_NOTES_AND_BY_TEXT));
+    assert_eq!(
+        *catalog.schema,
+        parse(WITH_NOTES_AND_BY_TEXT).with_system_tables()
+    );
     assert!(matches!(
         index(&db, "todos", "by_completed"),
         Err(DbError::UnknownIndex { .. })

@@ -203,8 +203,7 @@ fn actions_have_no_db_and_identity_errors_surface_only_when_read() {
         .result
         .expect_err("fails");
     assert!(
-        db.message
-            .contains("ctx.db is not available in an HTTP action"),
+        db.message.contains("ctx.db is not available in an action"),
         "{}",
         db.message
     );
@@ -273,7 +272,7 @@ fn env_and_webhooks_are_refused_outside_actions() {
     assert!(
         errors.0[0]
             .message
-            .contains("only available in HTTP actions"),
+            .contains("only available in actions and HTTP actions"),
         "{}",
         errors.0[0]
     );

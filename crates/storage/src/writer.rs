@@ -247,7 +247,9 @@ impl Writer {
         let inserted = self
             .conn
             .prepare_cached("INSERT OR IGNORE INTO _claims (key, expires) VALUES (?1, ?2)")?
-            .execute(params![key, expires as i64])?;
+            // SQLite integers are signed: a far expiry (u64::MAX, "never") is stored as the
+            // largest one rather than wrapping to a negative that pruning would delete.
+            .execute(params![key, i64::try_from(expires).unwrap_or(i64::MAX)])?;
         Ok(inserted == 1)
     }
 
@@ -256,7 +258,7 @@ impl Writer {
         Ok(self
             .conn
             .prepare_cached("DELETE FROM _claims WHERE expires < ?1")?
-            .execute([now as i64])?)
+            .execute([i64::try_from(now).unwrap_or(i64::MAX)])?)
     }
 
     /// Copies what is left of the WAL into the database file, between two transactions.

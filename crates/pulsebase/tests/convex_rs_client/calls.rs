@@ -9,7 +9,7 @@ use convex::{FunctionResult, Value};
 use serde_json::json;
 
 use crate::server::Server;
-use crate::{args, connect, error_message, json, mutation, on_runtime, query, value};
+use crate::{args, connect, error_message, has, json, mutation, on_runtime, query, value};
 
 /// The WebSocket handshake for `path` with a `Convex-Client` header; the status line.
 fn handshake(port: u16, path: &str, client: &str) -> String {
@@ -230,22 +230,36 @@ fn errors_reach_the_client_in_convex_shapes() {
 }
 
 #[test]
-fn actions_are_refused_with_the_documented_message() {
+fn an_action_runs_as_the_caller_and_a_mutation_is_not_an_action() {
     let server = Server::start();
     on_runtime(async {
         let mut client = connect(&server.url).await;
-        let result = crate::within(
+        let posted = crate::within(
             crate::WAIT,
             "the action",
+            client.action(
+                "actions:post",
+                args([("channel", "rs-act".into()), ("body", "one".into())]),
+            ),
+        )
+        .await
+        .expect("the action reaches the server");
+        assert!(has(&posted, "/count", serde_json::json!(1.0)), "{posted:?}");
+        assert!(
+            has(&posted, "/by", serde_json::json!("anonymous")),
+            "{posted:?}"
+        );
+
+        let result = crate::within(
+            crate::WAIT,
+            "a mutation called as an action",
             client.action("messages:send", args([])),
         )
         .await
         .expect("the action reaches the server");
-        // Pulsebase has no actions yet (README, "Clients"); this flips when it does.
         assert_eq!(
             error_message(result),
-            "Could not find public function for 'messages:send': Pulsebase has no actions; \
-             use a mutation, or an HTTP action in functions/http.rhai"
+            "'messages:send' is a mutation, not an action; call it as a mutation"
         );
     });
 }

@@ -71,7 +71,13 @@ fn main() -> std::process::ExitCode {
 }
 
 fn init_tracing(cli: &cli::Cli) {
-    let default = if cli.verbose { "debug" } else { "info" };
+    // `pulsebase test` opens and closes a database per test: its lifecycle lines would bury
+    // the test report, so that command logs warnings and errors only.
+    let default = match (&cli.command, cli.verbose) {
+        (_, true) => "debug",
+        (cli::Command::Test(_), false) => "warn",
+        _ => "info",
+    };
     // Function executions are logged one event each (target `pulsebase::execution`): in JSON
     // for log collectors, and left out of the text log, which is for people.
     let executions = match cli.log_format {

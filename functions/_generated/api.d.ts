@@ -38,6 +38,20 @@ export declare const api: {
     /** mutation `messages:send` */
     send: FunctionReference<"mutation", "public", { body: string }, any>;
   };
+  presence: {
+    /** mutation `presence:heartbeat` */
+    heartbeat: FunctionReference<"mutation", "public", { user: string }, any>;
+    /** query `presence:online` */
+    online: FunctionReference<"query", "public", Record<string, never>, any>;
+  };
+  reminders: {
+    /** mutation `reminders:cancel` */
+    cancel: FunctionReference<"mutation", "public", { id: Id<"reminders"> }, any>;
+    /** query `reminders:list` */
+    list: FunctionReference<"query", "public", Record<string, never>, any>;
+    /** mutation `reminders:schedule` */
+    schedule: FunctionReference<"mutation", "public", { delayMs: number; text: string }, any>;
+  };
   todos: {
     /** mutation `todos:addTodo` */
     addTodo: FunctionReference<"mutation", "public", { text: string }, any>;
@@ -61,6 +75,16 @@ export declare const internal: {
   links: {
     /** mutation `links:save` */
     save: FunctionReference<"mutation", "internal", { status: number; title: string; url: string; userId?: string }, any>;
+  };
+  presence: {
+    /** mutation `presence:clearStale` */
+    clearStale: FunctionReference<"mutation", "internal", any, any>;
+  };
+  reminders: {
+    /** mutation `reminders:clearOld` */
+    clearOld: FunctionReference<"mutation", "internal", any, any>;
+    /** mutation `reminders:deliver` */
+    deliver: FunctionReference<"mutation", "internal", { id: Id<"reminders"> }, any>;
   };
   users: {
     /** mutation `users:deleteFromClerk` */

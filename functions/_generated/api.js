@@ -27,6 +27,15 @@ export const api = {
     getForCurrentUser: makeFunctionReference("messages:getForCurrentUser"),
     send: makeFunctionReference("messages:send"),
   },
+  presence: {
+    heartbeat: makeFunctionReference("presence:heartbeat"),
+    online: makeFunctionReference("presence:online"),
+  },
+  reminders: {
+    cancel: makeFunctionReference("reminders:cancel"),
+    list: makeFunctionReference("reminders:list"),
+    schedule: makeFunctionReference("reminders:schedule"),
+  },
   todos: {
     addTodo: makeFunctionReference("todos:addTodo"),
     getMyTodos: makeFunctionReference("todos:getMyTodos"),
@@ -44,6 +53,13 @@ export const api = {
 export const internal = {
   links: {
     save: makeFunctionReference("links:save"),
+  },
+  presence: {
+    clearStale: makeFunctionReference("presence:clearStale"),
+  },
+  reminders: {
+    clearOld: makeFunctionReference("reminders:clearOld"),
+    deliver: makeFunctionReference("reminders:deliver"),
   },
   users: {
     deleteFromClerk: makeFunctionReference("users:deleteFromClerk"),

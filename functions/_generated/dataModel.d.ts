@@ -7,7 +7,7 @@
 import type { GenericId } from "convex/values";
 
 /** The names of the tables declared in schema.toml. */
-export type TableNames = "files" | "links" | "messages" | "todos" | "users" | "webhookEvents";
+export type TableNames = "files" | "links" | "messages" | "presence" | "reminders" | "todos" | "users" | "webhookEvents";
 
 /** The id of a document in `TableName`: a string that names its table. */
 export type Id<TableName extends TableNames> = GenericId<TableName>;
@@ -46,6 +46,30 @@ export type DataModel = {
       by_id: ["_id"];
       by_creation_time: ["_creationTime"];
       by_author: ["author", "_creationTime"];
+    };
+    searchIndexes: {};
+    vectorIndexes: {};
+  };
+  presence: {
+    document: { _id: Id<"presence">; _creationTime: number; lastSeen: number; user: string };
+    fieldPaths: "_id" | "_creationTime" | "lastSeen" | "user";
+    indexes: {
+      by_id: ["_id"];
+      by_creation_time: ["_creationTime"];
+      by_last_seen: ["lastSeen", "_creationTime"];
+      by_user: ["user", "_creationTime"];
+    };
+    searchIndexes: {};
+    vectorIndexes: {};
+  };
+  reminders: {
+    document: { _id: Id<"reminders">; _creationTime: number; delivered: boolean; due: number; job?: GenericId<"_scheduled_functions">; owner: string; text: string };
+    fieldPaths: "_id" | "_creationTime" | "delivered" | "due" | "job" | "owner" | "text";
+    indexes: {
+      by_id: ["_id"];
+      by_creation_time: ["_creationTime"];
+      by_due: ["due", "_creationTime"];
+      by_owner: ["owner", "_creationTime"];
     };
     searchIndexes: {};
     vectorIndexes: {};

@@ -184,8 +184,10 @@ def test_an_expired_token_is_refused_until_set_auth_gives_a_fresh_one(server: Se
     # No refresh: at expiry the server sends AuthError and closes the socket (as Convex does);
     # the client reconnects with the same expired token, which is refused again.
     server.wait_for_log("access token expired without a refresh")
+    # The client takes the new token only between two attempts of its reconnect loop (each
+    # failed one backs off, up to 15 s), so it can take a few attempts.
     client.set_auth(server.token("short", name="Back"))
-    until(whoami, lambda v: v is not None and v["name"] == "Back", "whoami as the user again", 40)
+    until(whoami, lambda v: v is not None and v["name"] == "Back", "whoami as the user again", 120)
 
 
 def test_after_a_server_restart_the_client_reconnects_with_its_subscription_and_auth(

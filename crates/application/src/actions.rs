@@ -8,16 +8,19 @@
 
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
+use std::time::{Instant, SystemTime};
 
 use auth::{Authorization, Identity};
 use fetch::{FetchLimits, Fetcher, NetworkPolicy};
 use functions::{
-    ActionExecution, ActionOutcome, Caller, FunctionPath, HttpRequest, HttpRoute, Modules,
+    ActionExecution, ActionOutcome, Caller, FunctionKind, FunctionPath, HttpRequest, HttpRoute,
+    Modules,
 };
 use value::Value;
 
 use crate::action_host::AppActionHost;
 use crate::action_pool::{ActionError, ActionLimits, ActionPool};
+use crate::executions::{ExecutedPath, Finished};
 use crate::{App, now_ms};
 
 /// How the app runs actions: how many at once, and what `fetch` may reach.
@@ -95,9 +98,27 @@ impl App {
         let runtime = self.actions.get()?;
         let modules = self.modules();
         let host = self.action_host(runtime, &modules, identity.clone())?;
+        // Recorded on the action's thread as it finishes; the duration includes the wait for
+        // a thread, what the caller waited for.
+        let started = (SystemTime::now(), Instant::now());
+        let app = self.clone();
         runtime
             .pool
-            .run(move || modules.run_action(&path, caller, args, identity, host, now_ms()))
+            .run(move || {
+                let outcome =
+                    modules.run_action(&path, caller, args, identity.clone(), host, now_ms());
+                app.executions.record(Finished {
+                    path: ExecutedPath::Function(&path),
+                    kind: FunctionKind::Action.as_str(),
+                    caller,
+                    identity: identity.as_ref(),
+                    started: started.0,
+                    duration: started.1.elapsed(),
+                    error: outcome.result.as_ref().err(),
+                    log_lines: &outcome.log_lines,
+                });
+                outcome
+            })
             .await
     }
 
@@ -113,10 +134,27 @@ impl App {
     ) -> Result<ActionExecution, ActionError> {
         let runtime = self.actions.get()?;
         let identity = authorization.identity().cloned();
-        let host = self.action_host(runtime, &modules, identity)?;
+        let host = self.action_host(runtime, &modules, identity.clone())?;
+        let started = (SystemTime::now(), Instant::now());
+        let app = self.clone();
         runtime
             .pool
-            .run(move || modules.run_http_action(&route, request, authorization, host, now_ms()))
+            .run(move || {
+                let execution =
+                    modules.run_http_action(&route, request, authorization, host, now_ms());
+                app.executions.record(Finished {
+                    path: ExecutedPath::Route(&route.describe()),
+                    kind: FunctionKind::HttpAction.as_str(),
+                    // An HTTP action's request is a client's, whatever its token.
+                    caller: Caller::Client,
+                    identity: identity.as_ref(),
+                    started: started.0,
+                    duration: started.1.elapsed(),
+                    error: execution.result.as_ref().err(),
+                    log_lines: &execution.log_lines,
+                });
+                execution
+            })
             .await
     }
 

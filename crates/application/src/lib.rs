@@ -9,13 +9,14 @@
 mod action_host;
 mod action_pool;
 mod actions;
+mod executions;
 mod file_host;
 mod files;
 mod scheduler;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use auth::Identity;
 use database::{Database, DbError, DedupKey, MutationOutcome};
@@ -28,6 +29,9 @@ use value::Value;
 pub use action_host::AppActionHost;
 pub use action_pool::{ACTION_STACK_BYTES, ActionError, ActionLimits};
 pub use actions::ActionOptions;
+pub use executions::{
+    ExecutedPath, ExecutionRecord, ExecutionStream, Executions, Finished, KINDS, StreamItem,
+};
 pub use file_host::AppFiles;
 pub use files::{
     DEFAULT_MAX_UPLOAD_BYTES, FileError, FileStorage, STORAGE_TABLE, StoredFile, UPLOAD_URL_TTL_MS,
@@ -62,6 +66,8 @@ pub struct App {
     files: OnceLock<Arc<FileStorage>>,
     /// Scheduled functions and cron jobs, once started (`scheduler/`).
     scheduler: OnceLock<Arc<scheduler::Scheduler>>,
+    /// Every finished execution: metrics, the live log, structured log events.
+    executions: Arc<Executions>,
 }
 
 fn now_ms() -> f64 {
@@ -82,10 +88,16 @@ impl App {
             db,
             modules: RwLock::new(Arc::new(modules)),
             modules_version: AtomicU64::new(0),
+            executions: Arc::default(),
             actions: actions::LazyActions::new(options),
             files: OnceLock::new(),
             scheduler: OnceLock::new(),
         })
+    }
+
+    /// The execution log and function metrics.
+    pub fn executions(&self) -> &Arc<Executions> {
+        &self.executions
     }
 
     /// The app's file storage, when enabled.
@@ -123,6 +135,7 @@ impl App {
         identity: Option<&Identity>,
         caller: Caller,
     ) -> Result<QueryResult, DbError> {
+        let started = (SystemTime::now(), Instant::now());
         let txn = self.db.snapshot()?;
         let ts = database::Transaction::ts(&txn);
         let modules = self.modules();
@@ -137,6 +150,16 @@ impl App {
             },
             Box::new(txn),
         );
+        self.executions.record(Finished {
+            path: ExecutedPath::Function(path),
+            kind: FunctionKind::Query.as_str(),
+            caller,
+            identity,
+            started: started.0,
+            duration: started.1.elapsed(),
+            error: execution.result.as_ref().err(),
+            log_lines: &execution.log_lines,
+        });
         Ok(QueryResult { execution, ts })
     }
 
@@ -166,6 +189,8 @@ impl App {
         caller: Caller,
         dedup: Option<DedupKey>,
     ) -> Result<MutationResult, DbError> {
+        let started = (SystemTime::now(), Instant::now());
+        let record_as = (path.clone(), identity.clone());
         let modules = self.modules();
         let run: database::MutationFn = Box::new(move |txn| {
             let Ran { execution, .. } = modules.run(
@@ -182,7 +207,19 @@ impl App {
             encode_outcome(execution)
         });
         let outcome = self.db.mutate(dedup, run).await?;
-        Ok(decode_outcome(outcome))
+        let result = decode_outcome(outcome);
+        // The duration includes the wait for the Committer: what the caller waited for.
+        self.executions.record(Finished {
+            path: ExecutedPath::Function(&record_as.0),
+            kind: FunctionKind::Mutation.as_str(),
+            caller,
+            identity: record_as.1.as_ref(),
+            started: started.0,
+            duration: started.1.elapsed(),
+            error: result.result.as_ref().err(),
+            log_lines: &result.log_lines,
+        });
+        Ok(result)
     }
 }
 

@@ -15,6 +15,7 @@ use url::Url;
 
 use crate::fetch::{FetchError, Fetched, Fetcher};
 use crate::options::FAILED_FETCH_BACKOFF_SECS;
+use crate::status::KeyStatus;
 
 enum KeySource {
     /// Keys known up front (built-in issuer, data: URI).
@@ -210,6 +211,38 @@ impl ProviderKeys {
                 source_name: self.label.clone(),
                 reason: reason.clone(),
             }),
+        }
+    }
+
+    /// What the cache holds now, for the dashboard (no fetch).
+    pub(crate) fn status(&self) -> KeyStatus {
+        let state = self.state.lock();
+        let held = match &self.source {
+            KeySource::Fixed(keys) => Some(Arc::clone(keys)),
+            _ => state.keys.clone(),
+        };
+        KeyStatus {
+            keys_cached: held.as_ref().map_or(0, |k| k.len()),
+            key_ids: held
+                .iter()
+                .flat_map(|k| {
+                    k.keys()
+                        .iter()
+                        .filter_map(|key| key.kid().map(str::to_string))
+                })
+                .collect(),
+            source: match self.source {
+                KeySource::Fixed(_) => "fixed",
+                _ => "fetched",
+            },
+            last_fetch_at: state.last_attempt_at,
+            fresh_until: (state.keys.is_some() && !matches!(self.source, KeySource::Fixed(_)))
+                .then_some(state.expires_at),
+            last_error: match &self.source {
+                KeySource::Broken(reason) => Some(reason.clone()),
+                _ => state.last_error.as_ref().map(|(_, e)| e.clone()),
+            },
+            last_error_at: state.last_error.as_ref().map(|(at, _)| *at),
         }
     }
 

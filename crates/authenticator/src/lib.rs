@@ -40,6 +40,7 @@ mod dev_issuer;
 mod fetch;
 mod key_cache;
 mod options;
+mod status;
 mod token_cache;
 mod verifier;
 
@@ -54,4 +55,5 @@ pub use options::{
     FAILED_FETCH_BACKOFF_SECS, FETCH_TIMEOUT, MAX_KEY_DOCUMENT_BYTES, MAX_KEY_TTL_SECS,
     MIN_KEY_TTL_SECS, MIN_REFETCH_INTERVAL_SECS, system_clock,
 };
+pub use status::{KeyStatus, ProviderStatus, REJECTION_REASONS, rejection_reason};
 pub use verifier::{Authenticator, AuthenticatorError};

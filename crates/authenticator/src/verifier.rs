@@ -20,6 +20,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use telemetry::CounterSet;
+
 use auth::{
     AuthConfig, Diagnosis, KeySet, MAX_TOKEN_BYTES, ParsedToken, Provider, TokenRejection,
     VerifiedToken, select_provider, verify_parsed,
@@ -28,6 +30,7 @@ use auth::{
 use crate::fetch::Fetcher;
 use crate::key_cache::ProviderKeys;
 use crate::options::{AuthenticatorOptions, Clock};
+use crate::status::{ProviderStatus, REJECTION_REASONS, rejection_reason};
 use crate::token_cache::{TokenCache, token_hash};
 
 /// Setting up the verifier failed.
@@ -119,6 +122,8 @@ pub struct Authenticator {
     fetcher: Fetcher,
     clock: Clock,
     min_refetch_interval_secs: u64,
+    /// Refused tokens by reason (`/metrics`).
+    rejections: CounterSet,
 }
 
 impl Authenticator {
@@ -141,6 +146,7 @@ impl Authenticator {
             fetcher,
             clock: options.clock,
             min_refetch_interval_secs: options.min_refetch_interval_secs,
+            rejections: CounterSet::new(REJECTION_REASONS),
         })
     }
 
@@ -183,6 +189,32 @@ impl Authenticator {
     /// The verifier's idea of now (unix seconds).
     pub fn now(&self) -> u64 {
         (self.clock)()
+    }
+
+    /// Refused tokens so far, by reason ([`REJECTION_REASONS`]).
+    pub fn rejections(&self) -> Vec<(&'static str, u64)> {
+        self.rejections.snapshot()
+    }
+
+    /// Every trusted provider with the state of its key cache (no fetch is made).
+    pub fn provider_status(&self) -> Vec<ProviderStatus> {
+        let generation = self.current();
+        generation
+            .providers
+            .iter()
+            .zip(&generation.keys)
+            .map(|(provider, keys)| ProviderStatus {
+                label: provider.to_string(),
+                kind: match provider {
+                    Provider::Oidc { .. } => "oidc",
+                    Provider::CustomJwt { .. } => "customJwt",
+                    Provider::Builtin { .. } => "builtin",
+                },
+                issuer: provider.issuer().to_string(),
+                application_id: provider.application_id().map(str::to_string),
+                keys: keys.status(),
+            })
+            .collect()
     }
 
     /// Tokens currently in the verified-token cache.
@@ -232,6 +264,7 @@ impl Authenticator {
     pub async fn verify(&self, token: &str) -> Result<VerifiedToken, TokenRejection> {
         let (result, provider) = self.verify_logged(token).await;
         if let Err(rejection) = &result {
+            self.rejections.increment(rejection_reason(rejection));
             let provider = provider.as_deref().unwrap_or("-");
             if rejection.is_transient() {
                 tracing::warn!(%provider, code = rejection.code(), reason = %rejection, "token rejected");

@@ -8,6 +8,7 @@
 //! times beside the PocketBase peer scripts and aggregates the figures.
 
 mod app;
+mod dashboard_viewer;
 mod http;
 mod opts;
 mod proc;
@@ -41,6 +42,7 @@ fn main() -> anyhow::Result<()> {
     }
     let scenarios = opts.scenario_list()?;
     tsstream::QUICKACK.store(opts.tcp_quickack, std::sync::atomic::Ordering::Relaxed);
+    dashboard_viewer::ENABLED.store(opts.dashboard_logs, std::sync::atomic::Ordering::Relaxed);
     proc::raise_fd_limit();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(opts.client_threads.max(1))

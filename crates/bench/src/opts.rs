@@ -61,6 +61,11 @@ pub struct Opts {
     #[arg(long)]
     pub tcp_quickack: bool,
 
+    /// Hold a dashboard logs stream open (`/_dashboard/api/logs`, read as fast as it comes)
+    /// on every server started, to measure what an open dashboard costs.
+    #[arg(long)]
+    pub dashboard_logs: bool,
+
     // ---- mutations
     /// Concurrent clients for `mutations` (each its own user, closed loop).
     #[arg(long, default_value = "1,8,32", value_delimiter = ',')]

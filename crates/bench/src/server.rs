@@ -30,6 +30,8 @@ pub struct Server {
     /// Process start → ready line.
     pub ready_ms: f64,
     pid_file: PathBuf,
+    /// The dashboard logs viewer of `--dashboard-logs`.
+    pub viewer: Option<crate::dashboard_viewer::Viewer>,
 }
 
 /// Rate limits for the server under test: every bucket stays on (so its cost is in the
@@ -104,15 +106,18 @@ impl Server {
             }
         };
         let ready_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let addr = SocketAddr::from(([127, 0, 0, 1], port));
+        let viewer = crate::dashboard_viewer::open(addr, app_dir);
         Ok(Server {
             child,
             pid,
             port,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            addr,
             app_dir: app_dir.to_path_buf(),
             lines,
             ready_ms,
             pid_file,
+            viewer,
         })
     }
 
@@ -144,6 +149,12 @@ impl Server {
 
     /// SIGTERM, then SIGKILL after 5 s.
     pub async fn stop(mut self) {
+        if let Some(viewer) = self.viewer.take() {
+            println!(
+                "   dashboard viewer received {} log records",
+                viewer.records.load(std::sync::atomic::Ordering::Relaxed)
+            );
+        }
         let _ = kill(Pid::from_raw(self.pid as i32), Signal::SIGTERM);
         if tokio::time::timeout(Duration::from_secs(5), self.child.wait())
             .await

@@ -96,6 +96,8 @@ pub(crate) struct Committer {
     /// the rest itself between two batches so the WAL can start over (see
     /// `storage::Checkpointer`).
     restart_wal: Arc<AtomicBool>,
+    /// How long each batch takes from BEGIN to a finished COMMIT (`/metrics`).
+    commit_latency: Arc<telemetry::Histogram>,
     /// Failed batches since the last commit that worked, and when one was last logged.
     failures: FailureLog,
 }
@@ -123,8 +125,14 @@ impl Committer {
             last_ts,
             last_prune: Instant::now(),
             restart_wal,
+            commit_latency: Arc::default(),
             failures: FailureLog::default(),
         })
+    }
+
+    /// The histogram of batch commit times this Committer records into.
+    pub(crate) fn commit_latency(&self) -> Arc<telemetry::Histogram> {
+        self.commit_latency.clone()
     }
 
     /// Serves jobs until every sender is gone.
@@ -210,6 +218,7 @@ impl Committer {
             return;
         }
         let catalog = self.catalog.read().clone();
+        let started = Instant::now();
         let begun = {
             let mut state = self.state.lock();
             let begun = state.writer.begin();
@@ -273,6 +282,7 @@ impl Committer {
         }
         self.failures.succeeded();
         if any_committed {
+            self.commit_latency.observe(started.elapsed());
             self.last_ts = ts;
             self.subscriptions.on_commit(ts, Arc::new(writes));
         }

@@ -5,7 +5,7 @@
 //! blocking context. Mutations and schema changes are queued to the Committer and awaited.
 //! The schema found at startup is applied by the Committer too, before its thread starts.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
@@ -44,6 +44,17 @@ pub struct Database {
     checkpointer: Option<CheckpointThread>,
     subscriptions: Arc<Subscriptions>,
     limits: TxnLimits,
+    /// The database file, for [`Database::file_sizes`].
+    path: PathBuf,
+    /// Batch commit times, recorded by the Committer.
+    commit_latency: Arc<telemetry::Histogram>,
+}
+
+/// The size on disk of the database file and of its write-ahead log.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FileSizes {
+    pub database_bytes: u64,
+    pub wal_bytes: u64,
 }
 
 impl Database {
@@ -89,6 +100,7 @@ impl Database {
             restart_wal.clone(),
         )?;
         let report = committer.apply_startup_schema(Arc::new(schema), schema_text)?;
+        let commit_latency = committer.commit_latency();
         let checkpointer = CheckpointThread::start(&storage, restart_wal)?;
         let (jobs, receiver) = sync_channel(COMMIT_QUEUE);
         let handle = std::thread::Builder::new()
@@ -104,6 +116,8 @@ impl Database {
                 checkpointer: Some(checkpointer),
                 subscriptions,
                 limits,
+                path: path.to_path_buf(),
+                commit_latency,
             },
             report,
         ))
@@ -115,6 +129,22 @@ impl Database {
 
     pub fn subscriptions(&self) -> &Arc<Subscriptions> {
         &self.subscriptions
+    }
+
+    /// How long each group commit took, from BEGIN to a finished COMMIT.
+    pub fn commit_latency(&self) -> &telemetry::Histogram {
+        &self.commit_latency
+    }
+
+    /// The database file's and its WAL's sizes now (0 for a file that does not exist).
+    pub fn file_sizes(&self) -> FileSizes {
+        let size = |path: &Path| std::fs::metadata(path).map_or(0, |m| m.len());
+        let mut wal = self.path.clone().into_os_string();
+        wal.push("-wal");
+        FileSizes {
+            database_bytes: size(&self.path),
+            wal_bytes: size(Path::new(&wal)),
+        }
     }
 
     /// Opens a snapshot read transaction at the latest commit. Blocking; dropping the

@@ -44,7 +44,7 @@ mod writer_state;
 
 pub use catalog::{Catalog, IndexId, IndexInfo, TableInfo};
 pub use committer::{DedupKey, MutationFn, MutationOutcome};
-pub use database::Database;
+pub use database::{Database, FileSizes};
 pub use document::Document;
 pub use error::DbError;
 pub use mutation_txn::MutationTxn;

@@ -14,9 +14,9 @@ use std::sync::Arc;
 use parking_lot::{Mutex, MutexGuard};
 use schema::Type;
 use storage::{ReadRows, StorageError};
-use value::{DocumentId, IndexKey, LimitError, Limits, Object, Value};
+use value::{DocumentId, IndexKey, KeyRange, LimitError, Limits, Object, Value};
 
-use crate::catalog::{Catalog, TableInfo};
+use crate::catalog::{Catalog, IndexInfo, TableInfo};
 use crate::document::Document;
 use crate::error::DbError;
 use crate::read_set::{IndexWrite, ReadSet};
@@ -410,6 +410,14 @@ impl Transaction for MutationTxn {
     }
     fn finish_scan(&mut self, cursor: ScanCursor) -> Result<(), DbError> {
         self.reads.finish_scan(cursor)
+    }
+    fn count(&mut self, index: &IndexInfo, range: KeyRange) -> Result<u64, DbError> {
+        let state = self.state.clone();
+        let state = state.lock();
+        if !state.is_current(self.generation) {
+            return Err(DbError::MutationFinished);
+        }
+        self.reads.count(&state.writer, index.id, range)
     }
 
     fn insert(&mut self, table: &str, fields: Object) -> Result<DocumentId, DbError> {

@@ -8,9 +8,9 @@ use std::any::Any;
 use std::sync::Arc;
 
 use storage::Reader;
-use value::{DocumentId, Object};
+use value::{DocumentId, KeyRange, Object};
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, IndexInfo};
 use crate::document::Document;
 use crate::error::DbError;
 use crate::read_set::ReadSet;
@@ -85,6 +85,10 @@ impl Transaction for QueryTxn {
     }
     fn finish_scan(&mut self, cursor: ScanCursor) -> Result<(), DbError> {
         self.reads.finish_scan(cursor)
+    }
+    fn count(&mut self, index: &IndexInfo, range: KeyRange) -> Result<u64, DbError> {
+        let reader = self.reader.as_ref().ok_or_else(snapshot_ended)?;
+        self.reads.count(reader, index.id, range)
     }
     fn insert(&mut self, _: &str, _: Object) -> Result<DocumentId, DbError> {
         Err(DbError::ReadOnly("insert"))

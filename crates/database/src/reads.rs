@@ -106,6 +106,20 @@ impl Reads {
         Document::from_storage(&row.value).map(Some)
     }
 
+    /// Counts the documents in `range` of `index` and records the whole range as read, so a
+    /// commit that adds or removes one there invalidates the count. Reads no document, so it
+    /// does not count against the scan limit.
+    pub(crate) fn count(
+        &mut self,
+        source: &dyn ReadRows,
+        index: IndexId,
+        range: KeyRange,
+    ) -> Result<u64, DbError> {
+        let n = source.count(index.0, &range.start, range.end.as_deref())?;
+        self.record(index, range)?;
+        Ok(n)
+    }
+
     pub(crate) fn finish_scan(&mut self, cursor: ScanCursor) -> Result<(), DbError> {
         match cursor.read_extent() {
             Some(range) => self.record(cursor.index(), range),

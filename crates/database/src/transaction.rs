@@ -9,9 +9,9 @@
 
 use std::any::Any;
 
-use value::{DocumentId, Object};
+use value::{DocumentId, KeyRange, Object};
 
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, IndexInfo};
 use crate::document::Document;
 use crate::error::DbError;
 use crate::read_set::ReadSet;
@@ -49,6 +49,8 @@ pub trait Transaction {
     fn scan_next(&mut self, cursor: &mut ScanCursor) -> Result<Option<Document>, DbError>;
     /// Ends a scan and records the range it read.
     fn finish_scan(&mut self, cursor: ScanCursor) -> Result<(), DbError>;
+    /// The number of documents in `range` of `index`, recorded as a read of that whole range.
+    fn count(&mut self, index: &IndexInfo, range: KeyRange) -> Result<u64, DbError>;
     fn insert(&mut self, table: &str, fields: Object) -> Result<DocumentId, DbError>;
     fn patch(&mut self, id: &str, fields: Object) -> Result<(), DbError>;
     fn replace(&mut self, id: &str, fields: Object) -> Result<(), DbError>;

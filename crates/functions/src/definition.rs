@@ -94,6 +94,13 @@ pub struct FunctionDef {
     pub(crate) declared_at: Position,
 }
 
+impl FunctionDef {
+    /// The line of `functions/FILE.rhai` where the function is declared (1-based; 0 if unknown).
+    pub fn line(&self) -> usize {
+        self.declared_at.line().unwrap_or(0)
+    }
+}
+
 impl From<Registration> for FunctionDef {
     fn from(r: Registration) -> Self {
         FunctionDef {

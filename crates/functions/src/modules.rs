@@ -26,6 +26,7 @@ use crate::loader::{self, ModuleSource};
 use crate::module_set::{LoadedModule, ModuleSet};
 use crate::path::FunctionPath;
 use crate::runner::{self, Call, Ran};
+use crate::system;
 
 /// All loaded modules and the engine that runs them.
 pub struct Modules {
@@ -107,6 +108,14 @@ impl Modules {
         })
     }
 
+    /// The kind of the function at `path`, the built-in `_system/` functions included.
+    pub fn kind_of(&self, path: &FunctionPath) -> Option<FunctionKind> {
+        if system::is_system(path) {
+            return system::kind_of(path);
+        }
+        self.get(path).map(|(_, def)| def.kind)
+    }
+
     /// Finds `path`, checking that it is a function of `kind` that `caller` may call.
     pub fn resolve(
         &self,
@@ -119,6 +128,9 @@ impl Modules {
 
     /// Runs a query or mutation with `txn` and gives the transaction back with the outcome.
     pub fn run(&self, call: Call, txn: Box<dyn Transaction + Send>) -> Ran {
+        if system::is_system(&call.path) {
+            return system::run(call, txn);
+        }
         runner::run(&self.set, call, txn)
     }
 

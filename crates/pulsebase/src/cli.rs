@@ -18,6 +18,10 @@ pub struct Cli {
     /// Log debug details (or set PULSEBASE_LOG, e.g. PULSEBASE_LOG=debug).
     #[arg(long, global = true)]
     pub verbose: bool,
+    /// `text` for people, `json` for log collectors: one JSON object per line, including one
+    /// per function execution (target `pulsebase::execution`).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -133,6 +137,16 @@ pub struct ServeArgs {
     pub actions: ActionArgs,
     #[command(flatten)]
     pub limits: crate::limit_args::LimitArgs,
+    /// Serve /metrics without the admin key (for a scraper that cannot send it).
+    #[arg(long)]
+    pub metrics_public: bool,
+}
+
+/// How logs are written to stderr.
+#[derive(clap::ValueEnum, Clone, Copy, PartialEq, Eq, Debug)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 /// Whether the server runs as `dev` (live sync of every app file, the dev issuer, typed client

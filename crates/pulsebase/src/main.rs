@@ -71,17 +71,30 @@ fn main() -> std::process::ExitCode {
 }
 
 fn init_tracing(cli: &cli::Cli) {
-    let default = if cli.verbose { "debug" } else { "info" };
+    // `pulsebase test` opens and closes a database per test: its lifecycle lines would bury
+    // the test report, so that command logs warnings and errors only.
+    let default = match (&cli.command, cli.verbose) {
+        (_, true) => "debug",
+        (cli::Command::Test(_), false) => "warn",
+        _ => "info",
+    };
+    // Function executions are logged one event each (target `pulsebase::execution`): in JSON
+    // for log collectors, and left out of the text log, which is for people.
+    let executions = match cli.log_format {
+        cli::LogFormat::Json => "info",
+        cli::LogFormat::Text => "off",
+    };
     let filter =
         tracing_subscriber::EnvFilter::try_from_env("PULSEBASE_LOG").unwrap_or_else(|_| {
             tracing_subscriber::EnvFilter::new(format!(
-                "{default},hyper=warn,reqwest=warn,rustls=warn"
+                "{default},hyper=warn,reqwest=warn,rustls=warn,pulsebase::execution={executions}"
             ))
         });
-    tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_target(false)
-        .compact()
-        .init();
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        cli::LogFormat::Json => builder.json().with_current_span(false).init(),
+        cli::LogFormat::Text => builder.with_target(false).compact().init(),
+    }
 }

@@ -100,9 +100,10 @@ pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<ExitCode> {
         durability.as_str()
     );
     let shutdown_timeout = guard_config.shutdown_timeout;
-    let mut state = ServerState::new(app.clone(), auth.clone(), admin_key)
+    let mut state = ServerState::new(app.clone(), auth.clone(), admin_key.clone())
         .with_static_dir(args.static_dir.clone())
-        .with_guard(guard::Guard::new(guard_config));
+        .with_guard(guard::Guard::new(guard_config))
+        .with_metrics_public(args.metrics_public);
     if let Some(issuer) = dev_issuer {
         state = state.with_dev_issuer(issuer, format!("{url}/dev-issuer"));
     }
@@ -122,6 +123,16 @@ pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<ExitCode> {
         args.dir.display(),
         started.elapsed().as_millis()
     );
+    if mode == Mode::Dev {
+        // A local dev server: the link signs in at once (the key is in the fragment, which the
+        // browser never sends to a server).
+        println!("  dashboard:  {url}/_dashboard/#adminKey={admin_key}");
+    } else {
+        println!(
+            "  dashboard:  {url}/_dashboard/   (sign in with the admin key in {})",
+            paths.admin_key().display()
+        );
+    }
     if mode == Mode::Dev {
         println!(
             "  dev issuer: {url}/dev-issuer   (pulsebase token --dir {} --sub user_1)",

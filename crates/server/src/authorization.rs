@@ -5,7 +5,8 @@
 //! The HTTP API refuses what fails the check: a refused token is 401 with Convex's short text
 //! (the precise reason goes to the log, never the token), a wrong admin key 401, an acting-as
 //! identity that is not one or a header in another scheme 400. An HTTP action honours a
-//! bearer token only and never fails the request over it: see [`for_action`].
+//! bearer token only and never fails the request over it: see [`for_action`]. The dashboard's
+//! API and `/metrics` take the admin key only: see [`for_admin`].
 
 use auth::{Authorization, Credentials, Rejection};
 use axum::http::{HeaderMap, StatusCode, header};
@@ -31,6 +32,35 @@ pub(crate) async fn for_api(
 pub(crate) async fn for_action(headers: &HeaderMap, state: &ServerState) -> Authorization {
     let credentials = Credentials::from_header(header_bytes(headers)).bearer_only();
     check(state, credentials).await
+}
+
+/// Whether the request carries the admin key, for the dashboard's API and `/metrics`:
+/// `Convex <admin key>` (what the dashboard sends) or `Bearer <admin key>` (what a Prometheus
+/// scrape config sends). A bearer value is taken as the admin key here, never as a user's
+/// token: these routes serve no user. The key is compared by the same `authorize` as
+/// everywhere else.
+pub(crate) async fn for_admin(headers: &HeaderMap, state: &ServerState) -> AdminCheck {
+    let credentials = match Credentials::from_header(header_bytes(headers)) {
+        Credentials::UserToken(key) => Credentials::AdminKey {
+            key,
+            acting_as: None,
+        },
+        other => other,
+    };
+    match check(state, credentials).await {
+        Authorization::Admin { .. } => AdminCheck::Admin,
+        Authorization::Rejected(Rejection::AdminKey) => AdminCheck::WrongKey,
+        _ => AdminCheck::NoKey,
+    }
+}
+
+/// The outcome of [`for_admin`].
+pub(crate) enum AdminCheck {
+    Admin,
+    /// A key was presented and it is not this deployment's.
+    WrongKey,
+    /// No admin key: no header, another scheme, or an unreadable one.
+    NoKey,
 }
 
 /// Whether the request carries this deployment's admin key (nothing else is checked): the

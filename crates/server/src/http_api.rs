@@ -204,7 +204,7 @@ pub(crate) async fn function(
         Ok(call) => call,
         Err(response) => return response,
     };
-    let kind = state.app.modules().get(&call.path).map(|(_, def)| def.kind);
+    let kind = state.app.modules().kind_of(&call.path);
     let kind = kind.unwrap_or(FunctionKind::Query);
     run(state, kind, call).await
 }

@@ -14,6 +14,7 @@ mod admin_data;
 mod api_error;
 mod authorization;
 mod conn_info;
+mod dashboard;
 mod dev_issuer;
 mod files;
 mod http_actions;

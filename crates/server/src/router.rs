@@ -10,6 +10,7 @@
 //! | `POST /api/admin/import`, `GET /api/admin/export` | data in and out for the CLI (`admin_data.rs`) |
 //! | `GET /dev-issuer/.well-known/*`, `POST /dev-issuer/token` | built-in OIDC issuer (`dev_issuer.rs`) |
 //! | routes of `functions/http.rhai` | HTTP actions (`http_actions.rs`), outside `/api` and `/dev-issuer` |
+//! | `/_dashboard/`, `/_dashboard/api/*`, `GET /metrics` | the dashboard and Prometheus metrics (`dashboard/`) |
 //! | anything else | static files from `--static-dir` (GET), else 404 with the reason |
 //! | `GET /` in `dev` without `--static-dir` | a short page saying how to serve a front-end there |
 
@@ -25,7 +26,7 @@ use tower_http::cors::CorsLayer;
 
 use crate::api_error::error_response;
 use crate::state::ServerState;
-use crate::{admin_data, dev_issuer, files, http_actions, http_api, ws};
+use crate::{admin_data, dashboard, dev_issuer, files, http_actions, http_api, ws};
 
 pub(crate) fn routes(state: Arc<ServerState>) -> Router {
     Router::new()
@@ -48,6 +49,23 @@ pub(crate) fn routes(state: Arc<ServerState>) -> Router {
         )
         .route("/dev-issuer/.well-known/jwks.json", get(dev_issuer::jwks))
         .route("/dev-issuer/token", post(dev_issuer::token))
+        .route("/_dashboard", get(dashboard::assets::redirect_to_slash))
+        .route("/_dashboard/", get(dashboard::assets::index))
+        .route("/_dashboard/api/check", get(dashboard::api::check))
+        .route("/_dashboard/api/functions", get(dashboard::api::functions))
+        .route("/_dashboard/api/auth", get(dashboard::api::auth_status))
+        .route(
+            "/_dashboard/api/auth/check",
+            post(dashboard::api::auth_check),
+        )
+        .route("/_dashboard/api/health", get(dashboard::api::health))
+        .route("/_dashboard/api/logs", get(dashboard::logs::stream))
+        .route(
+            "/_dashboard/api/{*rest}",
+            get(dashboard::api::unknown).post(dashboard::api::unknown),
+        )
+        .route("/_dashboard/{*file}", get(dashboard::assets::file))
+        .route("/metrics", get(dashboard::metrics::scrape))
         .fallback(fallback)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),

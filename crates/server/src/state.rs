@@ -26,6 +26,8 @@ pub struct ServerState {
     pub(crate) dev_issuer: Option<DevIssuerState>,
     /// Static files served for paths no other route takes (a built front-end).
     pub(crate) static_dir: Option<PathBuf>,
+    /// `/metrics` answers without the admin key (`--metrics-public`).
+    pub(crate) metrics_public: bool,
     /// Connection caps, rate limits and time limits (`guard`); none by default.
     pub(crate) guard: Arc<Guard>,
     /// The shutdown signal and the tasks it waits for (`lifecycle.rs`).
@@ -51,6 +53,7 @@ impl ServerState {
             admin_key,
             dev_issuer: None,
             static_dir: None,
+            metrics_public: false,
             guard: Arc::new(Guard::new(GuardConfig::unlimited())),
             lifecycle: Lifecycle::default(),
         }
@@ -77,6 +80,12 @@ impl ServerState {
     /// Serves the files of `dir` for GET paths no other route takes (`--static-dir`).
     pub fn with_static_dir(mut self, dir: Option<PathBuf>) -> ServerState {
         self.static_dir = dir;
+        self
+    }
+
+    /// Serves `/metrics` without the admin key (`--metrics-public`).
+    pub fn with_metrics_public(mut self, public: bool) -> ServerState {
+        self.metrics_public = public;
         self
     }
 

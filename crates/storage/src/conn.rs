@@ -251,6 +251,18 @@ pub trait ReadRows: sealed::Connected {
         scan(self.connection(), index_id, start, end, order, limit)
     }
 
+    /// How many rows of index `index_id` have keys in `[start, end)` (no document is read).
+    fn count(&self, index_id: u32, start: &[u8], end: Option<&[u8]>) -> Result<u64, StorageError> {
+        let end = end.unwrap_or(&[0xFF; 2]);
+        let n: i64 = self
+            .connection()
+            .prepare_cached(
+                "SELECT COUNT(*) FROM index_entries WHERE index_id = ?1 AND key >= ?2 AND key < ?3",
+            )?
+            .query_row(params![index_id, start, end], |r| r.get(0))?;
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
     /// A stored setting (e.g. the last applied schema.toml text).
     fn get_config(&self, key: &str) -> Result<Option<String>, StorageError> {
         get_config(self.connection(), key)

@@ -7,8 +7,9 @@
 //! Claims it has not published are released in `Drop` ([`Unclaim`]), also when a run panics.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use application::{ExecutedPath, Finished};
 use auth::Identity;
 use database::{DbError, Transaction};
 use functions::{Call, Caller, FunctionKind, Ran};
@@ -182,6 +183,7 @@ pub(crate) fn run_in_snapshot(
     for item in items {
         let instance = &item.instance;
         let path = &instance.family().path;
+        let started = (SystemTime::now(), Instant::now());
         let Ran {
             execution,
             txn: back,
@@ -196,6 +198,16 @@ pub(crate) fn run_in_snapshot(
             },
             txn,
         );
+        app.executions().record(Finished {
+            path: ExecutedPath::Function(path),
+            kind: FunctionKind::Query.as_str(),
+            caller,
+            identity: identity.as_ref(),
+            started: started.0,
+            duration: started.1.elapsed(),
+            error: execution.result.as_ref().err(),
+            log_lines: &execution.log_lines,
+        });
         let runs = hub.count_execution();
         tracing::trace!(function = %path, snapshot, runs, "query ran");
         txn = back.ok_or(RunError::LostTransaction)?;

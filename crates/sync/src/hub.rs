@@ -94,6 +94,11 @@ impl SyncHub {
         }
     }
 
+    /// Live sessions signed in with a provider's token, by the token's `iss`.
+    pub fn sessions_by_issuer(&self) -> std::collections::HashMap<String, usize> {
+        self.token_sessions.count_by_issuer()
+    }
+
     pub(crate) fn auth(&self) -> &Authenticator {
         &self.auth
     }

@@ -51,12 +51,32 @@ impl SessionSignal {
 /// session signs in or out, never on the hot path.
 #[derive(Default)]
 pub(crate) struct TokenSessions {
-    sessions: Mutex<HashMap<u64, Arc<SessionSignal>>>,
+    sessions: Mutex<HashMap<u64, TokenSession>>,
+}
+
+/// One signed-in session: how to wake it, and the `iss` of its token.
+struct TokenSession {
+    signal: Arc<SessionSignal>,
+    issuer: Arc<str>,
 }
 
 impl TokenSessions {
-    pub(crate) fn insert(&self, id: u64, signal: &Arc<SessionSignal>) {
-        self.sessions.lock().insert(id, signal.clone());
+    /// Registers (or re-registers, with a new issuer) a signed-in session.
+    pub(crate) fn insert(&self, id: u64, signal: &Arc<SessionSignal>, issuer: &Arc<str>) {
+        let session = TokenSession {
+            signal: signal.clone(),
+            issuer: issuer.clone(),
+        };
+        self.sessions.lock().insert(id, session);
+    }
+
+    /// How many sessions are signed in with a token of each issuer.
+    pub(crate) fn count_by_issuer(&self) -> HashMap<String, usize> {
+        let mut counts = HashMap::new();
+        for session in self.sessions.lock().values() {
+            *counts.entry(session.issuer.to_string()).or_insert(0) += 1;
+        }
+        counts
     }
 
     pub(crate) fn remove(&self, id: u64) {
@@ -65,8 +85,8 @@ impl TokenSessions {
 
     /// Wakes every registered session to re-check its token's issuer.
     pub(crate) fn auth_changed(&self) {
-        for signal in self.sessions.lock().values() {
-            signal.mark_auth_changed();
+        for session in self.sessions.lock().values() {
+            session.signal.mark_auth_changed();
         }
     }
 }

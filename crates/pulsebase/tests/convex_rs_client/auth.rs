@@ -125,13 +125,15 @@ fn a_fixed_token_that_expires_is_refused_until_set_auth_gives_a_fresh_one() {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
 
-        // A fresh token puts the user back, even while the client is between reconnects.
+        // A fresh token puts the user back, even while the client is between reconnects. The
+        // client takes a new token only between two attempts of its reconnect loop (an attempt
+        // that fails first backs off, up to 15 s): it can take a few attempts, hence the wait.
         client
             .set_auth(Some(server.token("short", Some("Back"), 3600)))
             .await;
         until(
             &mut whoami,
-            Duration::from_secs(40),
+            Duration::from_secs(120),
             "whoami as the user again",
             |r| has(r, "/name", json!("Back")),
         )

@@ -26,8 +26,9 @@ const SCHEMA: &str = r#"
 fields = { text = "string" }
 "#;
 
-/// Every function the tests call: a query and a mutation for the sync round trip, the
-/// caller's identity, an internal function, and the two ways a function fails.
+/// Every function the tests call: a query and a mutation for the sync round trip, an action
+/// that runs that mutation, the caller's identity, an internal function, and the two ways a
+/// function fails.
 const NOTES: &str = r#"
 export const texts = query(#{
     args: #{},
@@ -46,6 +47,14 @@ export const add = mutation(#{
 export const whoami = query(#{ args: #{}, handler: |ctx, args| ctx.auth.getUserIdentity() });
 
 export const secret = internalQuery(#{ args: #{}, handler: |ctx, args| "internal only" });
+
+export const addAndLog = action(#{
+    args: #{ text: "string" },
+    handler: |ctx, args| {
+        print("adding " + args.text);
+        ctx.runMutation("notes:add", #{ text: args.text })
+    }
+});
 
 export const failWithText = mutation(#{ args: #{}, handler: |ctx, args| { throw "boom"; } });
 

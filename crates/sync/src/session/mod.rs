@@ -404,9 +404,11 @@ impl Session {
     fn set_auth(&mut self, caller: Caller, identity: Option<Identity>, token: Option<TokenBehind>) {
         let tokens = self.member.hub().token_sessions();
         match (&token, self.auth.token()) {
-            (Some(_), None) => tokens.insert(self.member.id(), self.member.signal()),
+            (Some(token), _) => {
+                tokens.insert(self.member.id(), self.member.signal(), &token.issuer)
+            }
             (None, Some(_)) => tokens.remove(self.member.id()),
-            _ => {}
+            (None, None) => {}
         }
         let change = self.auth.replace(caller, identity, token);
         if !change.caller_changed && !change.identity_changed {

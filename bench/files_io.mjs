@@ -23,6 +23,9 @@ import { createRequire } from "node:module";
 
 import { Server, copyExampleApp, runCli } from "../tests/node/lib/server.mjs";
 
+// Rate limits stay on but out of reach, as in pulsebase-bench (crates/bench/src/server.rs).
+const BENCH_LIMITS = ["--rate-limit", "calls-per-user=100000000/s", "--rate-limit", "calls-per-ip=100000000/s"];
+
 const require = createRequire(new URL("../tests/node/package.json", import.meta.url));
 const { ConvexHttpClient } = require("convex/browser");
 const { makeFunctionReference: ref } = require("convex/server");
@@ -54,7 +57,7 @@ async function throughput() {
   let t = process.hrtime.bigint();
   execFileSync("cp", [file, join(work, "copy.bin")]);
   metrics.cp_mib_s = MIB / seconds(t);
-  const server = await new Server({ dir: copyExampleApp() }).start();
+  const server = await new Server({ dir: copyExampleApp(), extraArgs: BENCH_LIMITS }).start();
   try {
     const http = new ConvexHttpClient(server.url);
     http.setAuth(await server.token("bench_user"));
@@ -128,7 +131,8 @@ async function bulk() {
   metrics.export_zip_mib = statSync(zip).size / (1 << 20);
   log(`import ${metrics.import_docs_s.toFixed(0)} docs/s, export ${metrics.export_docs_s.toFixed(0)} docs/s (${metrics.export_zip_mib.toFixed(1)} MiB ZIP)`);
 
-  const server = await new Server({ dir }).start(120_000);
+  // The writers are one user; lift the per-user call limit (100/s by default) out of the way.
+  const server = await new Server({ dir, extraArgs: BENCH_LIMITS }).start(120_000);
   try {
     const http = new ConvexHttpClient(server.url);
     http.setAuth(await server.token("bench_writer"));

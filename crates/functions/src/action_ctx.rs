@@ -18,7 +18,7 @@ use crate::action_host::ActionHost;
 use crate::convert::{from_dynamic, to_dynamic};
 use crate::definition::{Caller, FunctionKind};
 use crate::error::FunctionError;
-use crate::error_report::NESTED_CALL;
+use crate::error_report::nested_call_error;
 use crate::host_error::{HostResult, host_error};
 use crate::path::FunctionPath;
 use crate::sandbox::{Enter, Exec, with_current};
@@ -185,18 +185,7 @@ impl ActionCtx {
         self.exec
             .append_logs(std::mem::take(&mut *exec.logs.lock()));
         let value = outcome.map_err(|e| {
-            if e.is_catchable() {
-                // As for ctx.runQuery in a query: the report names the callee's file for the
-                // positions inside it, and `catch` still sees what the callee threw.
-                Box::new(EvalAltResult::ErrorInFunctionCall(
-                    format!("{NESTED_CALL}{path}"),
-                    module.file.clone(),
-                    e,
-                    call.call_position(),
-                ))
-            } else {
-                e
-            }
+            nested_call_error(e, &path.to_string(), &module.file, call.call_position())
         })?;
         check_result(def, &path.to_string(), &value, ids.as_ref())
             .map(|v| to_dynamic(&v))

@@ -22,6 +22,29 @@ use crate::sandbox::Timeout;
 /// is in.
 pub(crate) const NESTED_CALL: &str = "pulsebase:nested-call:";
 
+/// The error of a nested call (`ctx.runQuery`/`ctx.runMutation` inline, `ctx.runAction`),
+/// raised at `call_site` in the caller. A catchable error is wrapped so the report names the
+/// callee's `file` for the positions inside it, while `try`/`catch` in the caller still sees
+/// what the callee threw (Rhai unwraps function-call errors for `catch`); limits stay as they
+/// are, since a wrapper would make them catchable.
+pub(crate) fn nested_call_error(
+    error: Box<EvalAltResult>,
+    callee: &str,
+    file: &str,
+    call_site: Position,
+) -> Box<EvalAltResult> {
+    if error.is_catchable() {
+        Box::new(EvalAltResult::ErrorInFunctionCall(
+            format!("{NESTED_CALL}{callee}"),
+            file.to_string(),
+            error,
+            call_site,
+        ))
+    } else {
+        error
+    }
+}
+
 /// One line of an error's location: where, in which file, in which function.
 pub(crate) struct Frame {
     pub file: String,

@@ -7,12 +7,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
 use database::DbError;
-use rhai::{Dynamic, Engine, EvalAltResult, Map, NativeCallContext};
+use rhai::{Dynamic, Engine, Map, NativeCallContext};
 use value::Value;
 
 use crate::convert::{from_dynamic, object_from_dynamic, to_dynamic};
 use crate::definition::{Caller, FunctionKind};
-use crate::error_report::NESTED_CALL;
+use crate::error_report::nested_call_error;
 use crate::host_error::{HostResult, db_error, host_error, string_arg};
 use crate::path::FunctionPath;
 use crate::query_builder::QueryBuilder;
@@ -225,22 +225,8 @@ fn run_inline(
     if child.identity_read.load(Ordering::Relaxed) {
         parent.identity_read.store(true, Ordering::Relaxed);
     }
-    let value = outcome.map_err(|e| {
-        if e.is_catchable() {
-            // Wrapped so the report names the callee's file for the positions inside it, and
-            // the call site for this one; `try`/`catch` in the caller still sees what the
-            // callee threw (Rhai unwraps function-call errors for `catch`).
-            Box::new(EvalAltResult::ErrorInFunctionCall(
-                format!("{NESTED_CALL}{path}"),
-                module.file.clone(),
-                e,
-                call.call_position(),
-            ))
-        } else {
-            // Limits stay as they are: a wrapper would make them catchable.
-            e
-        }
-    })?;
+    let value = outcome
+        .map_err(|e| nested_call_error(e, &path.to_string(), &module.file, call.call_position()))?;
     parent
         .with_txn(|txn| Ok(check_result(def, &path.to_string(), &value, txn.catalog())))?
         .map_err(|e| host_error(format!("{path}: {}", e.message)))

@@ -16,9 +16,8 @@ use functions::{ActionOutcome, Caller, ErrorKind, FunctionError, FunctionPath};
 use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 use protocol::ServerMessage;
-use serde_json::value::RawValue;
 
-use super::frames::{Outbound, decode_args, json_string};
+use super::frames::{Outbound, OutcomeFields, decode_args};
 use crate::hub::SyncHub;
 
 /// An action that finished, as the session's loop receives it.
@@ -78,34 +77,15 @@ impl Actions {
             result: Err(FunctionError::new(ErrorKind::Limit, e.to_string())),
             log_lines: Vec::new(),
         });
-        let frame = match &outcome.result {
-            Ok(value) => {
-                let value = RawValue::from_string(value.to_json_string()).unwrap_or_default();
-                ServerMessage::ActionResponse {
-                    request_id,
-                    success: true,
-                    result: &value,
-                    log_lines: &outcome.log_lines,
-                    error_data: None,
-                }
-                .to_text()
-            }
-            Err(error) => {
-                let message = json_string(&error.message);
-                let data = error
-                    .data
-                    .as_ref()
-                    .and_then(|d| RawValue::from_string(d.to_json_string()).ok());
-                ServerMessage::ActionResponse {
-                    request_id,
-                    success: false,
-                    result: &message,
-                    log_lines: &outcome.log_lines,
-                    error_data: data.as_deref(),
-                }
-                .to_text()
-            }
-        };
+        let fields = OutcomeFields::of(&outcome.result);
+        let frame = ServerMessage::ActionResponse {
+            request_id,
+            success: fields.success,
+            result: &fields.result,
+            log_lines: &outcome.log_lines,
+            error_data: fields.error_data.as_deref(),
+        }
+        .to_text();
         Outbound::Text(frame)
     }
 }

@@ -55,6 +55,35 @@ pub(crate) fn decode_args(args: serde_json::Value) -> Result<Value, String> {
     })
 }
 
+/// The `success`, `result` and `errorData` fields of a finished function, as a
+/// `MutationResponse` and an `ActionResponse` both carry them: the value, or the error's
+/// message with its `ConvexError` data.
+pub(crate) struct OutcomeFields {
+    pub success: bool,
+    pub result: Box<RawValue>,
+    pub error_data: Option<Box<RawValue>>,
+}
+
+impl OutcomeFields {
+    pub(crate) fn of(outcome: &Result<Value, functions::FunctionError>) -> OutcomeFields {
+        match outcome {
+            Ok(value) => OutcomeFields {
+                success: true,
+                result: RawValue::from_string(value.to_json_string()).unwrap_or_default(),
+                error_data: None,
+            },
+            Err(error) => OutcomeFields {
+                success: false,
+                result: json_string(&error.message),
+                error_data: error
+                    .data
+                    .as_ref()
+                    .and_then(|d| RawValue::from_string(d.to_json_string()).ok()),
+            },
+        }
+    }
+}
+
 /// `text` as a JSON string.
 pub(crate) fn json_string(text: &str) -> Box<RawValue> {
     serde_json::value::to_raw_value(text).unwrap_or_default()

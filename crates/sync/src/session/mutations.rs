@@ -15,11 +15,10 @@ use auth::Identity;
 use database::{DbError, DedupKey};
 use functions::{Caller, FunctionPath};
 use protocol::ServerMessage;
-use serde_json::value::RawValue;
 use value::Value;
 
 use super::auth::{SessionAuth, TokenBehind, unix_now};
-use super::frames::{Outbound, decode_args, json_string};
+use super::frames::{Outbound, OutcomeFields, decode_args};
 use crate::hub::SyncHub;
 
 /// Most mutations waiting behind the running one before the session stops reading frames.
@@ -188,36 +187,17 @@ impl Mutations {
             log_lines: Vec::new(),
             ts: None,
         });
-        let frame = match &result.result {
-            Ok(value) => {
-                let value = RawValue::from_string(value.to_json_string()).unwrap_or_default();
-                ServerMessage::MutationResponse {
-                    request_id,
-                    success: true,
-                    result: &value,
-                    ts: result.ts.map(protocol::Ts),
-                    log_lines: &result.log_lines,
-                    error_data: None,
-                }
-                .to_text()
-            }
-            Err(error) => {
-                let message = json_string(&error.message);
-                let data = error
-                    .data
-                    .as_ref()
-                    .and_then(|d| RawValue::from_string(d.to_json_string()).ok());
-                ServerMessage::MutationResponse {
-                    request_id,
-                    success: false,
-                    result: &message,
-                    ts: None,
-                    log_lines: &result.log_lines,
-                    error_data: data.as_deref(),
-                }
-                .to_text()
-            }
-        };
+        let fields = OutcomeFields::of(&result.result);
+        let frame = ServerMessage::MutationResponse {
+            request_id,
+            success: fields.success,
+            result: &fields.result,
+            // A failed mutation committed nothing: it has no ts.
+            ts: result.ts.filter(|_| fields.success).map(protocol::Ts),
+            log_lines: &result.log_lines,
+            error_data: fields.error_data.as_deref(),
+        }
+        .to_text();
         MutationResponse {
             frame: Outbound::Text(frame),
         }

@@ -314,10 +314,13 @@ async fn write_frames(
                         break;
                     }
                     if silent >= ping_after && unanswered.is_none() {
+                        // Taken before the send: a pong read while the send is still being
+                        // awaited must count as an answer to this ping.
+                        let sent_at = Instant::now();
                         if !send(&mut sink, Message::Ping(Default::default())).await {
                             break;
                         }
-                        unanswered = Some(Instant::now());
+                        unanswered = Some(sent_at);
                     }
                     last_sent = tokio::time::Instant::now();
                 }

@@ -14,18 +14,16 @@
 //! holds between a server and a `pulsebase backup` run from another process.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use aws_lc_rs::digest;
 use rand::RngCore;
-use sha2::{Digest, Sha256};
 
 use crate::digest::Sha256Digest;
+use crate::spool::Spool;
 
 const TMP_DIR: &str = "tmp";
 const LOCK_FILE: &str = ".gc.lock";
-/// Bytes buffered before a write reaches the file.
-const WRITE_BUFFER: usize = 1 << 20;
 
 /// Why a blob could not be written.
 #[derive(Debug, thiserror::Error)]
@@ -102,9 +100,9 @@ impl BlobStore {
             .open(&path)
             .map_err(io_error(&path))?;
         Ok(BlobWriter {
-            file: Some(BufWriter::with_capacity(WRITE_BUFFER, file)),
+            file: Some(Spool::new(file)),
             path,
-            hasher: Sha256::new(),
+            hasher: digest::Context::new(&digest::SHA256),
             size: 0,
             limit,
         })
@@ -215,9 +213,9 @@ pub struct GcLock {
 /// A blob being written: hashed and counted as the bytes arrive.
 pub struct BlobWriter {
     /// `None` once finished.
-    file: Option<BufWriter<File>>,
+    file: Option<Spool>,
     path: PathBuf,
-    hasher: Sha256,
+    hasher: digest::Context,
     size: u64,
     limit: u64,
 }
@@ -230,13 +228,12 @@ impl BlobWriter {
             return Err(BlobError::TooLarge { limit: self.limit });
         }
         self.hasher.update(chunk);
-        let path = self.path.clone();
-        match self.file.as_mut() {
-            Some(file) => file.write_all(chunk).map_err(io_error(&path)),
-            None => Err(io_error(&path)(std::io::Error::other(
+        let Some(file) = self.file.as_mut() else {
+            return Err(io_error(&self.path)(std::io::Error::other(
                 "writer already finished",
-            ))),
-        }
+            )));
+        };
+        file.write(chunk).map_err(io_error(&self.path))
     }
 
     /// Bytes written so far.
@@ -250,17 +247,21 @@ impl BlobWriter {
         let file = self.file.take();
         let staged = StagedBlob {
             path: path.clone(),
-            digest: Sha256Digest(self.hasher.clone().finalize().into()),
+            digest: sha256_of(self.hasher.clone()),
             size: self.size,
         };
         if let Some(file) = file {
-            let file = file
-                .into_inner()
-                .map_err(|e| io_error(&path)(e.into_error()))?;
+            let file = file.finish().map_err(io_error(&path))?;
             file.sync_all().map_err(io_error(&path))?;
         }
         Ok(staged)
     }
+}
+
+fn sha256_of(hasher: digest::Context) -> Sha256Digest {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(hasher.finish().as_ref());
+    Sha256Digest(out)
 }
 
 impl Drop for BlobWriter {
@@ -333,6 +334,41 @@ mod tests {
         let staged = w.finish().expect("finish");
         drop(staged);
         assert_eq!(store.clean_temp().expect("clean"), 0);
+        assert!(store.list().expect("list").is_empty());
+    }
+
+    /// Past one buffer the bytes go through the file thread and early writeback: the file
+    /// and its digest must still be exactly the bytes written, in order.
+    #[test]
+    fn a_large_blob_is_written_whole_and_in_order() {
+        let (_dir, store) = store();
+        let data: Vec<u8> = (0..(40u32 << 20) / 4)
+            .flat_map(|i| i.to_le_bytes())
+            .collect();
+        let mut w = store.writer(u64::MAX).expect("writer");
+        // Uneven chunks, as an HTTP body arrives.
+        for chunk in data.chunks(376_813) {
+            w.write(chunk).expect("write");
+        }
+        let staged = w.finish().expect("finish");
+        assert_eq!(staged.size, data.len() as u64);
+        let expected = digest::digest(&digest::SHA256, &data);
+        assert_eq!(staged.digest.0.as_slice(), expected.as_ref());
+        let digest = store.promote(staged).expect("promote");
+        assert!(std::fs::read(store.path(&digest)).expect("read") == data);
+    }
+
+    #[test]
+    fn a_large_blob_refused_part_way_leaves_nothing() {
+        let (_dir, store) = store();
+        let mut w = store.writer(3 << 20).expect("writer");
+        let chunk = vec![7u8; 1 << 20];
+        for _ in 0..3 {
+            w.write(&chunk).expect("within the limit");
+        }
+        assert!(matches!(w.write(&chunk), Err(BlobError::TooLarge { .. })));
+        drop(w);
+        assert_eq!(store.clean_temp().expect("clean"), 0, "no temp file left");
         assert!(store.list().expect("list").is_empty());
     }
 

@@ -11,6 +11,8 @@
 mod blobs;
 mod digest;
 mod signer;
+mod spool;
+mod writeback;
 
 pub use blobs::{BlobError, BlobStore, BlobWriter, GcLock, ReadersGuard, StagedBlob};
 pub use digest::Sha256Digest;

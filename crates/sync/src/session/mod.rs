@@ -152,10 +152,15 @@ impl Session {
             }
             if self.transitions.wanted() {
                 if self.outbox.ready_for_transition() {
-                    let transition = self
-                        .transitions
-                        .build(&self.member, &mut self.queries, &self.auth, self.clock_skew)
-                        .await?;
+                    // Boxed, like `handle` below: an idle session's task then holds only the
+                    // loop's own state, not room for the largest step it might take.
+                    let transition = Box::pin(self.transitions.build(
+                        &self.member,
+                        &mut self.queries,
+                        &self.auth,
+                        self.clock_skew,
+                    ))
+                    .await?;
                     if let Some(text) = transition {
                         self.outbox.push(Outbound::Text(text))?;
                         self.outbox.flush()?;
@@ -196,7 +201,7 @@ impl Session {
                 }
             };
             match event {
-                Event::Frame(Some(Inbound::Text(text))) => self.handle(&text).await?,
+                Event::Frame(Some(Inbound::Text(text))) => Box::pin(self.handle(&text)).await?,
                 Event::Frame(Some(Inbound::Binary)) => {
                     return Err(End::Fatal(
                         "binary frames are not part of the protocol; send JSON text frames".into(),

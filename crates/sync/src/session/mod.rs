@@ -142,6 +142,7 @@ impl Session {
     where
         S: Stream<Item = Inbound> + Unpin + Send,
     {
+        let mut stopping = self.peer.stopping();
         loop {
             self.outbox.flush()?;
             if self.member.signal().take_dirty() {
@@ -188,7 +189,6 @@ impl Session {
                 let actions = &mut self.actions;
                 let outbox = &self.outbox;
                 let expiry = self.auth.expiry_timer();
-                let peer = &self.peer;
                 tokio::select! {
                     frame = inbound.next(), if accepting => Event::Frame(frame),
                     () = signal.notified() => Event::Woken,
@@ -197,7 +197,7 @@ impl Session {
                     () = outbox.room(), if wait_room => Event::Woken,
                     () = tokio::time::sleep(Duration::from_secs(1)), if blocked => Event::StillBlocked,
                     () = expiry, if expiry_armed => Event::Expired,
-                    () = peer.stopping(), if !draining => Event::Shutdown,
+                    () = &mut stopping, if !draining => Event::Shutdown,
                 }
             };
             match event {

@@ -54,6 +54,10 @@ const MAX_FRAME: usize = 20 << 20;
 const CLOSE_GRACE: Duration = Duration::from_secs(2);
 /// How long a socket stays open after the server sent a close frame (within [`CLOSE_GRACE`]).
 const CLOSE_LINGER: Duration = Duration::from_millis(500);
+/// Most bytes of queued frames gathered into one socket write.
+const COALESCE_BYTES: usize = 64 << 10;
+/// Most queued frames gathered into one socket write.
+const COALESCE_FRAMES: usize = 16;
 /// Frames queued between a session and its writer. Small on purpose: the session coalesces
 /// updates instead of queueing them.
 const CHANNEL: usize = 4;
@@ -97,7 +101,10 @@ pub(crate) async fn upgrade(
     };
     upgrade
         .read_buffer_size(1 << 10)
-        .write_buffer_size(0)
+        // Frames are buffered and written by an explicit flush, so the frames a session
+        // queued together (a MutationResponse and its Transition) leave in one write. The
+        // buffer is a `Vec` that grows with what is written, nothing is reserved up front.
+        .write_buffer_size(COALESCE_BYTES)
         .max_write_buffer_size(64 << 20)
         .max_message_size(MAX_FRAME)
         .max_frame_size(MAX_FRAME)
@@ -264,92 +271,149 @@ async fn write_frames(
     let ping_due = tokio::time::sleep_until(last_sent + ping_after);
     tokio::pin!(ping_due);
     let send = async |sink: &mut SplitSink<WebSocket, Message>, message: Message| {
-        match tokio::time::timeout(stall_limit(), sink.send(message)).await {
-            Ok(Ok(())) => true,
-            Ok(Err(e)) => {
-                tracing::debug!(error = %e, "a WebSocket write failed");
-                false
-            }
-            Err(_) => {
-                // Worded like the session's own stall message: whichever notices first, the
-                // operator sees the same cause.
-                tracing::warn!(
-                    "closing connection: client did not read its messages for {} s (a write stayed blocked); dropping it",
-                    stall_limit().as_secs()
-                );
-                false
-            }
-        }
+        stalled(tokio::time::timeout(stall_limit(), sink.send(message)).await)
     };
+    // A frame taken from the channel while gathering a batch, handled on the next turn.
+    let mut carried: Option<Outbound> = None;
     loop {
-        tokio::select! {
-            frame = frames.recv() => match frame {
-                Some(Outbound::Text(text)) => {
-                    if !send(&mut sink, Message::Text(text.into())).await {
+        let frame = match carried.take() {
+            Some(frame) => Some(frame),
+            None => tokio::select! {
+                frame = frames.recv() => frame,
+                () = &mut ping_due => {
+                    if !keepalive(&mut sink, &heard, &guard, &ping, ping_after, &mut unanswered, &mut last_sent).await {
                         break;
                     }
-                    last_sent = tokio::time::Instant::now();
-                }
-                Some(Outbound::Close { code, reason }) => {
-                    let frame = CloseFrame {
-                        code,
-                        reason: reason.into(),
-                    };
-                    if send(&mut sink, Message::Close(Some(frame))).await {
-                        // Keep the socket open a moment so the client reads the close (and
-                        // the FatalError before it): closing a socket whose receive buffer
-                        // still holds client data (the rest of an oversized frame) sends a
-                        // reset, which can make the client discard both unread.
-                        tokio::time::sleep(CLOSE_LINGER).await;
-                    }
-                    break;
-                }
-                None => {
-                    let _ = tokio::time::timeout(stall_limit(), sink.close()).await;
-                    break;
+                    ping_due.as_mut().reset(last_sent + ping_after);
+                    continue;
                 }
             },
-            () = &mut ping_due => {
-                if last_sent.elapsed() >= ping_after {
-                    let silent = heard.silent_for();
-                    if unanswered.is_some_and(|sent| heard.silent_for() >= sent.elapsed()) {
-                        // Nothing came back since that ping.
-                    } else {
-                        unanswered = None;
-                    }
-                    if unanswered.is_some() && silent >= idle_limit {
-                        guard.stats.ws_idle_closed.fetch_add(1, Ordering::Relaxed);
-                        tracing::info!(
-                            "closing a WebSocket whose client sent nothing, not even a pong, for {} s",
-                            silent.as_secs()
-                        );
-                        let frame = CloseFrame {
-                            code: 1000,
-                            reason: "no answer to pings; reconnect".into(),
-                        };
-                        let _ = send(&mut sink, Message::Close(Some(frame))).await;
-                        break;
-                    }
-                    // The protocol's Ping keeps the client's own timer quiet; the WebSocket
-                    // Ping makes its stack answer, which shows it is alive.
-                    if !send(&mut sink, Message::Text(ping.clone().into())).await {
-                        break;
-                    }
-                    if silent >= ping_after && unanswered.is_none() {
-                        // Taken before the send: a pong read while the send is still being
-                        // awaited must count as an answer to this ping.
-                        let sent_at = Instant::now();
-                        if !send(&mut sink, Message::Ping(Default::default())).await {
+        };
+        match frame {
+            Some(Outbound::Text(text)) => {
+                // Text frames already queued behind this one go out in the same write.
+                let mut ok = stalled(
+                    tokio::time::timeout(stall_limit(), sink.feed(Message::Text(text.into())))
+                        .await,
+                );
+                for _ in 1..COALESCE_FRAMES {
+                    match frames.try_recv() {
+                        Ok(Outbound::Text(text)) if ok => {
+                            ok = stalled(
+                                tokio::time::timeout(
+                                    stall_limit(),
+                                    sink.feed(Message::Text(text.into())),
+                                )
+                                .await,
+                            );
+                        }
+                        Ok(other) => {
+                            carried = Some(other);
                             break;
                         }
-                        unanswered = Some(sent_at);
+                        Err(_) => break,
                     }
-                    last_sent = tokio::time::Instant::now();
                 }
-                ping_due.as_mut().reset(last_sent + ping_after);
+                if !(ok && stalled(tokio::time::timeout(stall_limit(), sink.flush()).await)) {
+                    break;
+                }
+                last_sent = tokio::time::Instant::now();
+            }
+            Some(Outbound::Close { code, reason }) => {
+                let frame = CloseFrame {
+                    code,
+                    reason: reason.into(),
+                };
+                if send(&mut sink, Message::Close(Some(frame))).await {
+                    // Keep the socket open a moment so the client reads the close (and
+                    // the FatalError before it): closing a socket whose receive buffer
+                    // still holds client data (the rest of an oversized frame) sends a
+                    // reset, which can make the client discard both unread.
+                    tokio::time::sleep(CLOSE_LINGER).await;
+                }
+                break;
+            }
+            None => {
+                let _ = tokio::time::timeout(stall_limit(), sink.close()).await;
+                break;
             }
         }
     }
+}
+
+/// Whether a write finished in time; logs why not.
+fn stalled(outcome: Result<Result<(), axum::Error>, tokio::time::error::Elapsed>) -> bool {
+    match outcome {
+        Ok(Ok(())) => true,
+        Ok(Err(e)) => {
+            tracing::debug!(error = %e, "a WebSocket write failed");
+            false
+        }
+        Err(_) => {
+            // Worded like the session's own stall message: whichever notices first, the
+            // operator sees the same cause.
+            tracing::warn!(
+                "closing connection: client did not read its messages for {} s (a write stayed blocked); dropping it",
+                stall_limit().as_secs()
+            );
+            false
+        }
+    }
+}
+
+/// The keepalive, when `ping_due` fires: after `ping_after` of silence, a protocol Ping (and
+/// a WebSocket Ping the peer's stack must answer); closes a peer silent past the idle limit.
+/// Returns whether the connection goes on.
+async fn keepalive(
+    sink: &mut SplitSink<WebSocket, Message>,
+    heard: &LastHeard,
+    guard: &Guard,
+    ping: &str,
+    ping_after: Duration,
+    unanswered: &mut Option<Instant>,
+    last_sent: &mut tokio::time::Instant,
+) -> bool {
+    let idle_limit = guard.config().ws_idle_timeout;
+    let send = async |sink: &mut SplitSink<WebSocket, Message>, message: Message| {
+        stalled(tokio::time::timeout(stall_limit(), sink.send(message)).await)
+    };
+    if last_sent.elapsed() < ping_after {
+        return true;
+    }
+    let silent = heard.silent_for();
+    if !unanswered.is_some_and(|sent| silent >= sent.elapsed()) {
+        // Something came back since that ping.
+        *unanswered = None;
+    }
+    if unanswered.is_some() && silent >= idle_limit {
+        guard.stats.ws_idle_closed.fetch_add(1, Ordering::Relaxed);
+        tracing::info!(
+            "closing a WebSocket whose client sent nothing, not even a pong, for {} s",
+            silent.as_secs()
+        );
+        let frame = CloseFrame {
+            code: 1000,
+            reason: "no answer to pings; reconnect".into(),
+        };
+        let _ = send(sink, Message::Close(Some(frame))).await;
+        return false;
+    }
+    // The protocol's Ping keeps the client's own timer quiet; the WebSocket Ping makes its
+    // stack answer, which shows it is alive.
+    if !send(sink, Message::Text(ping.into())).await {
+        return false;
+    }
+    if silent >= ping_after && unanswered.is_none() {
+        // Taken before the send: a pong read while the send is still being awaited must
+        // count as an answer to this ping.
+        let sent_at = Instant::now();
+        if !send(sink, Message::Ping(Default::default())).await {
+            return false;
+        }
+        *unanswered = Some(sent_at);
+    }
+    *last_sent = tokio::time::Instant::now();
+    true
 }
 
 /// The size and limit when a read failed because the client's frame or message is over

@@ -84,6 +84,13 @@ pub(crate) enum Job {
 const MAX_BATCH: usize = 256;
 /// How long mutation de-duplication records are kept (the client retries after reconnects).
 const DEDUP_RETENTION: Duration = Duration::from_secs(3600);
+/// How often the next slice of de-duplication records is checked for ones past
+/// [`DEDUP_RETENTION`], and the least a slice holds. A slice is also at least twice the
+/// records written since the last one, so a pass over the table is never slower than the
+/// writes that fill it: a record lives at most about twice the retention, and no prune
+/// reads the whole table at once (the old once-a-minute `DELETE ... WHERE ts < ?` did).
+const PRUNE_EVERY: Duration = Duration::from_secs(1);
+const PRUNE_SLICE: usize = 10_000;
 
 pub(crate) struct Committer {
     state: Arc<Mutex<WriterState>>,
@@ -92,6 +99,11 @@ pub(crate) struct Committer {
     limits: TxnLimits,
     last_ts: u64,
     last_prune: Instant,
+    /// Where the next prune slice starts (`None`: at the start of the table).
+    prune_cursor: Option<(String, u64)>,
+    /// De-duplication records written since the last prune: a slice is at least twice that,
+    /// so pruning keeps pace with any write rate.
+    dedup_since_prune: usize,
     /// Set by the background checkpointer when the WAL is long: the Committer then copies
     /// the rest itself between two batches so the WAL can start over (see
     /// `storage::Checkpointer`).
@@ -124,6 +136,8 @@ impl Committer {
             limits,
             last_ts,
             last_prune: Instant::now(),
+            prune_cursor: None,
+            dedup_since_prune: 0,
             restart_wal,
             commit_latency: Arc::default(),
             failures: FailureLog::default(),
@@ -217,6 +231,7 @@ impl Committer {
         if batch.is_empty() {
             return;
         }
+        self.dedup_since_prune += batch.iter().filter(|m| m.dedup.is_some()).count();
         let catalog = self.catalog.read().clone();
         let started = Instant::now();
         let begun = {
@@ -396,13 +411,22 @@ impl Committer {
     }
 
     fn maybe_prune(&mut self, ts: u64) {
-        if self.last_prune.elapsed() < Duration::from_secs(60) {
+        if self.last_prune.elapsed() < PRUNE_EVERY {
             return;
         }
         self.last_prune = Instant::now();
         let cutoff = ts.saturating_sub(DEDUP_RETENTION.as_nanos() as u64);
-        if let Err(e) = self.state.lock().writer.prune_mutation_responses(cutoff) {
-            tracing::warn!(error = %e, "pruning mutation de-duplication records failed");
+        let slice = PRUNE_SLICE.max(2 * std::mem::take(&mut self.dedup_since_prune));
+        let pruned = self.state.lock().writer.prune_mutation_responses(
+            cutoff,
+            self.prune_cursor.as_ref(),
+            slice,
+        );
+        match pruned {
+            Ok((_, next)) => self.prune_cursor = next,
+            Err(e) => {
+                tracing::warn!(error = %e, "pruning mutation de-duplication records failed");
+            }
         }
     }
 

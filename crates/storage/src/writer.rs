@@ -219,12 +219,47 @@ impl Writer {
         Ok(())
     }
 
-    /// Forgets de-duplication records older than `before_ts`.
-    pub fn prune_mutation_responses(&mut self, before_ts: u64) -> Result<usize, StorageError> {
-        Ok(self
+    /// Forgets the de-duplication records older than `before_ts` among the next `limit`
+    /// records in key order after `after` (from the start when `None`). Returns how many were
+    /// removed and where the next call goes on (`None` once the end was reached). The table is
+    /// keyed by session and request, not by time, so a prune walks it a slice at a time: the
+    /// work of each call is bounded whatever the table's size.
+    pub fn prune_mutation_responses(
+        &mut self,
+        before_ts: u64,
+        after: Option<&(String, u64)>,
+        limit: usize,
+    ) -> Result<(usize, Option<(String, u64)>), StorageError> {
+        let (session, request) = after.map_or(("", -1), |(s, r)| (s.as_str(), *r as i64));
+        let mut scanned = Vec::with_capacity(limit.min(4096));
+        {
+            let mut select = self.conn.prepare_cached(
+                "SELECT session_id, request_id, ts FROM _mutations WHERE (session_id, request_id) > (?1, ?2) ORDER BY session_id, request_id LIMIT ?3",
+            )?;
+            let mut rows = select.query(params![session, request, limit as i64])?;
+            while let Some(row) = rows.next()? {
+                let key: (String, i64) = (row.get(0)?, row.get(1)?);
+                let ts: i64 = row.get(2)?;
+                scanned.push((key, ts));
+            }
+        }
+        let mut removed = 0;
+        let mut delete = self
             .conn
-            .prepare_cached("DELETE FROM _mutations WHERE ts < ?1")?
-            .execute([before_ts as i64])?)
+            .prepare_cached("DELETE FROM _mutations WHERE session_id = ?1 AND request_id = ?2")?;
+        for ((session, request), ts) in &scanned {
+            if (*ts as u64) < before_ts {
+                removed += delete.execute(params![session, request])?;
+            }
+        }
+        let next = if scanned.len() < limit {
+            None
+        } else {
+            scanned
+                .pop()
+                .map(|((session, request), _)| (session, request as u64))
+        };
+        Ok((removed, next))
     }
 
     pub fn put_config(&mut self, key: &str, value: &str) -> Result<(), StorageError> {
@@ -331,5 +366,56 @@ mod tests {
         writer.commit().expect("commit");
         assert!(writer.get_document("kept").expect("read").is_some());
         assert!(writer.get_document("undone").expect("read").is_none());
+    }
+
+    /// Pruning walks the table a slice at a time, removes only records older than the
+    /// cutoff, and starts over at the end.
+    #[test]
+    fn pruning_walks_the_table_in_slices() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (_storage, mut writer) = Storage::open(&dir.path().join("db.sqlite3")).expect("open");
+        writer.begin().expect("begin");
+        for session in ["a", "b", "c"] {
+            for request in 0..10u64 {
+                // Requests below 5 are old.
+                let ts = if request < 5 { 100 } else { 1_000 };
+                writer
+                    .put_mutation_response(session, request, ts, "{}")
+                    .expect("put");
+            }
+        }
+        writer.commit().expect("commit");
+        writer.begin().expect("begin");
+        let mut cursor = None;
+        let mut removed = 0;
+        let mut slices = 0;
+        loop {
+            let (n, next) = writer
+                .prune_mutation_responses(500, cursor.as_ref(), 7)
+                .expect("prune");
+            removed += n;
+            slices += 1;
+            match next {
+                Some(next) => cursor = Some(next),
+                None => break,
+            }
+        }
+        writer.commit().expect("commit");
+        assert_eq!(removed, 15, "the old half of every session");
+        assert_eq!(slices, 5, "30 records in slices of 7");
+        for session in ["a", "b", "c"] {
+            assert!(
+                writer
+                    .get_mutation_response(session, 4)
+                    .expect("get")
+                    .is_none()
+            );
+            assert!(
+                writer
+                    .get_mutation_response(session, 5)
+                    .expect("get")
+                    .is_some()
+            );
+        }
     }
 }

@@ -121,6 +121,7 @@ impl Recompute for SyncHub {
             return wake(subscribers);
         }
         let hub = self.clone();
+        let handle = runtime.clone();
         runtime.spawn_blocking(move || {
             let identity = instance.identity().cloned();
             let caller = if instance.family().trusted {
@@ -138,7 +139,10 @@ impl Recompute for SyncHub {
                 tracing::warn!(error = %e, "recomputing a query failed; its sessions will retry");
             }
             drop(pending);
-            wake(subscribers);
+            // Woken from a worker thread, the sessions go to its local run queue (the other
+            // worker steals half), not one at a time through the runtime's shared queue
+            // and its lock, as wakes from this blocking thread would.
+            handle.spawn(async move { wake(subscribers) });
         });
     }
 }

@@ -93,7 +93,11 @@ pub struct Opts {
 
     // ---- fanout
     /// `S@R` items: S subscribers of one query (one user), writer at R mutations/s.
-    #[arg(long, default_value = "100@2,1000@2,10000@0.5", value_delimiter = ',')]
+    #[arg(
+        long,
+        default_value = "100@2,1000@2,10000@0.5,19000@0.5",
+        value_delimiter = ','
+    )]
     pub fanout_plan: Vec<String>,
     /// Writer seconds per fan-out row.
     #[arg(long, default_value_t = 20.0)]

@@ -1,6 +1,6 @@
-//! `fanout`: S sessions (100, 1,000, 10,000), all authenticated as one user and subscribed to
+//! `fanout`: S sessions (100, 1,000, 10,000, 19,000), all authenticated as one user and subscribed to
 //! `bench:latestMine` (that user's 10 newest todos); one writer session, the same user,
-//! adds todos open-loop at R/s (2/s, and 0.5/s at 10,000, as the PocketBase peer does).
+//! adds todos open-loop at R/s (2/s, and 0.5/s at 10,000 and 19,000, as the PocketBase peer does at 10,000).
 //! Push latency = the writer's `send()` of the Mutation → each subscriber's kernel receive
 //! timestamp of the first Transition containing the new todo; p50/p99/max; delivered vs
 //! expected.

@@ -128,6 +128,21 @@ def main():
     w(f"| bulk load into the 100,000-document table: documents/s | {cell(P('committer.point.load_docs_per_s'), 0)} |")
     w("")
 
+    # ---- growth (issue 17): cost against the size of the table
+    sizes = sorted({int(k.split(".")[1][1:]) for r in pr for k in r.get("metrics", {}) if k.startswith("growth.d")})
+    if sizes:
+        w("### How cost grows with the table (in-process; `todos` filled to each size)\n")
+        w("| documents | database / WAL MiB | point query (Rhai, index) p50 / p99 ms | get by id p50 / p99 ms | `todos:addTodo` ×32 mutations/s | its p50 / p99 ms |")
+        w("|---|---|---|---|---|---|")
+        for d in sizes:
+            k = f"growth.d{d}"
+            w(f"| {d:,} | {cell(P(k + '.db_mib'), 0)} / {cell(P(k + '.wal_mib'), 0)} "
+              f"| {cell(P(k + '.point_p50_ms'), 3)} / {cell(P(k + '.point_p99_ms'), 3)} "
+              f"| {cell(P(k + '.get_p50_ms'), 3)} / {cell(P(k + '.get_p99_ms'), 3)} "
+              f"| {cell(P(k + '.mutations_per_s'), 0)} "
+              f"| {cell(P(k + '.mutation_p50_ms'), 2)} / {cell(P(k + '.mutation_p99_ms'), 2)} |")
+        w("")
+
     # ---- fanout
     w("## Fan-out: S sessions of one user on one query, one writer (push latency = writer's send → subscriber's kernel receive)\n")
     w("| S | rate /s | Pulsebase push p50 / p99 / max ms | PocketBase push p50 / p99 / max ms | ratio p99 | delivered / expected (Pulsebase) | PocketBase delivered / expected | Pulsebase push bytes | server CPU Pulsebase / PB | writer call p50 ms Pulsebase / PB |")

@@ -3,7 +3,8 @@
 //! It starts the `pulsebase` binary itself (a fresh app folder and database per scenario),
 //! speaks the Convex sync protocol over WebSocket (and the HTTP API where PocketBase's
 //! workload does), and prints a table and writes JSON for each named scenario:
-//! `mutations`, `committer`, `fanout`, `per-user`, `idle`, `refresh`, `cold-start`, `auth`.
+//! `mutations`, `committer`, `growth`, `fanout`, `per-user`, `idle`, `refresh`, `cold-start`, `auth`
+//! (and, since, `actions`, `durability`, `soak`, `scheduler`).
 //! Every loop is bounded in count and in time. `bench/run.sh` runs this binary several
 //! times beside the PocketBase peer scripts and aggregates the figures.
 

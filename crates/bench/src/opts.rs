@@ -11,6 +11,7 @@ use clap::{ArgMatches, Parser};
 pub const ALL: &[&str] = &[
     "cold-start",
     "committer",
+    "growth",
     "mutations",
     "fanout",
     "per-user",
@@ -27,7 +28,7 @@ pub const ALL: &[&str] = &[
 #[derive(Parser, Clone, Debug)]
 #[command(name = "pulsebase-bench", version)]
 pub struct Opts {
-    /// Scenarios to run (`all`, or any of: cold-start committer mutations fanout per-user idle
+    /// Scenarios to run (`all`, or any of: cold-start committer growth mutations fanout per-user idle
     /// refresh auth actions durability soak scheduler).
     #[arg(default_value = "all")]
     pub scenarios: Vec<String>,
@@ -90,6 +91,9 @@ pub struct Opts {
     /// Point queries measured.
     #[arg(long, default_value_t = 20_000)]
     pub point_queries: usize,
+    /// Table sizes for `growth` (documents).
+    #[arg(long, default_value = "10000,1000000,10000000", value_delimiter = ',')]
+    pub growth_docs: Vec<usize>,
 
     // ---- fanout
     /// `S@R` items: S subscribers of one query (one user), writer at R mutations/s.
@@ -217,6 +221,7 @@ impl Opts {
             committer_s = 0.5;
             point_docs = 5_000;
             point_queries = 1_000;
+            growth_docs = vec![1_000, 10_000];
             fanout_plan = vec!["10@5".into(), "100@5".into()];
             fanout_s = 2.0;
             drain_s = 3.0;

@@ -4,6 +4,7 @@
 //! Rhai) — and the p50/p99 of an indexed point query over a 100,000-document table
 //! (`bench:todoByUser` through `App::run_query_blocking`, and a raw `get` by id).
 
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,19 +25,7 @@ const LOAD_BATCH: usize = 5_000;
 
 pub async fn run(ctx: &Ctx) -> anyhow::Result<Value> {
     let o = ctx.opts.clone();
-    let dir = ctx.work.join("committer");
-    crate::app::wipe(&dir)?;
-    let app_dir = crate::app::stage(&ctx.repo, &dir.join("app"))?;
-    let schema_text = std::fs::read_to_string(app_dir.join("schema.toml"))?;
-    let schema = schema::Schema::parse(&schema_text, "schema.toml")?;
-    let db_path = dir.join("data.sqlite3");
-    let (db, _) =
-        tokio::task::spawn_blocking(move || Database::open(&db_path, schema, &schema_text))
-            .await?
-            .map_err(|e| anyhow!("{e}"))?;
-    let modules = Modules::load_dir(&app_dir.join("functions"))
-        .map_err(|e| anyhow!("loading functions: {e}"))?;
-    let app = App::new(db, modules);
+    let (app, _) = in_process_app(ctx, "committer").await?;
     let mut metrics = Map::new();
     let mut rows = Vec::new();
 
@@ -73,6 +62,25 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Value> {
         point["load_docs_per_s"].clone(),
     );
     Ok(json!({"rows": rows, "point": point, "metrics": metrics}))
+}
+
+/// The workload app in this process, on a fresh database under `<work>/<name>/`; returns it
+/// and the database file's path.
+pub(super) async fn in_process_app(ctx: &Ctx, name: &str) -> anyhow::Result<(Arc<App>, PathBuf)> {
+    let dir = ctx.work.join(name);
+    crate::app::wipe(&dir)?;
+    let app_dir = crate::app::stage(&ctx.repo, &dir.join("app"))?;
+    let schema_text = std::fs::read_to_string(app_dir.join("schema.toml"))?;
+    let schema = schema::Schema::parse(&schema_text, "schema.toml")?;
+    let db_path = dir.join("data.sqlite3");
+    let open_path = db_path.clone();
+    let (db, _) =
+        tokio::task::spawn_blocking(move || Database::open(&open_path, schema, &schema_text))
+            .await?
+            .map_err(|e| anyhow!("{e}"))?;
+    let modules = Modules::load_dir(&app_dir.join("functions"))
+        .map_err(|e| anyhow!("loading functions: {e}"))?;
+    Ok((App::new(db, modules), db_path))
 }
 
 fn report(kind: &str, c: usize, row: &Value, metrics: &mut Map<String, Value>) {
@@ -166,7 +174,7 @@ fn cell_json(kind: &str, c: usize, secs: f64, results: Vec<CallerOut>) -> Value 
 }
 
 /// `c` tasks, each a closed loop of `todos:addTodo` through `App::run_mutation`.
-async fn rhai_cell(app: &Arc<App>, c: usize, secs: f64) -> anyhow::Result<Value> {
+pub(super) async fn rhai_cell(app: &Arc<App>, c: usize, secs: f64) -> anyhow::Result<Value> {
     let end = Instant::now() + Duration::from_secs_f64(secs);
     let path = FunctionPath::parse("todos:addTodo");
     let mut handles = Vec::new();
@@ -217,17 +225,38 @@ async fn rhai_cell(app: &Arc<App>, c: usize, secs: f64) -> anyhow::Result<Value>
 fn point_queries(app: &Arc<App>, docs: usize, queries: usize) -> anyhow::Result<Value> {
     let t = Instant::now();
     let mut ids = Vec::with_capacity(docs);
-    let mut k = 0;
-    while k < docs {
-        let from = k;
-        let to = (k + LOAD_BATCH).min(docs);
+    bulk_load(app, 0, docs, &mut ids)?;
+    let load_s = t.elapsed().as_secs_f64();
+    let points = measure_points(app, docs, queries, &ids)?;
+    Ok(json!({
+        "docs": docs,
+        "queries": queries,
+        "load_s": round(load_s, 2),
+        "load_docs_per_s": round(docs as f64 / load_s, 0),
+        "misses": points.misses,
+        "rhai_index": dist_ms(&points.rhai),
+        "raw_get": dist_ms(&points.raw),
+    }))
+}
+
+/// Inserts todos number `from..to` (user `point_NNNNNNN` each) in batches of [`LOAD_BATCH`],
+/// appending their ids to `ids`.
+pub(super) fn bulk_load(
+    app: &Arc<App>,
+    from: usize,
+    to: usize,
+    ids: &mut Vec<String>,
+) -> anyhow::Result<()> {
+    let mut k = from;
+    while k < to {
+        let (first, last) = (k, (k + LOAD_BATCH).min(to));
         let outcome = app
             .db()
             .mutate_blocking(
                 None,
                 Box::new(move |mut txn| {
-                    let mut ids = Vec::with_capacity(to - from);
-                    for j in from..to {
+                    let mut ids = Vec::with_capacity(last - first);
+                    for j in first..last {
                         let id = txn
                             .insert(
                                 "todos",
@@ -246,9 +275,26 @@ fn point_queries(app: &Arc<App>, docs: usize, queries: usize) -> anyhow::Result<
             }
             other => return Err(anyhow!("bulk load failed: {other:?}")),
         }
-        k = to;
+        k = last;
     }
-    let load_s = t.elapsed().as_secs_f64();
+    Ok(())
+}
+
+/// Point-query latencies (ns) over a table holding todos `0..docs` with these ids.
+pub(super) struct Points {
+    pub rhai: Vec<i64>,
+    pub raw: Vec<i64>,
+    pub misses: usize,
+}
+
+/// `queries` Rhai point queries through the `by_user` index (`bench:todoByUser`) and as
+/// many raw gets by id, each of a random document.
+pub(super) fn measure_points(
+    app: &Arc<App>,
+    docs: usize,
+    queries: usize,
+    ids: &[String],
+) -> anyhow::Result<Points> {
     let path = FunctionPath::parse("bench:todoByUser");
     let mut rng = rand::thread_rng();
     let mut rhai = Vec::with_capacity(queries);
@@ -283,13 +329,5 @@ fn point_queries(app: &Arc<App>, docs: usize, queries: usize) -> anyhow::Result<
             misses += 1;
         }
     }
-    Ok(json!({
-        "docs": docs,
-        "queries": queries,
-        "load_s": round(load_s, 2),
-        "load_docs_per_s": round(docs as f64 / load_s, 0),
-        "misses": misses,
-        "rhai_index": dist_ms(&rhai),
-        "raw_get": dist_ms(&raw),
-    }))
+    Ok(Points { rhai, raw, misses })
 }

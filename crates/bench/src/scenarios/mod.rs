@@ -7,6 +7,7 @@ mod coldstart;
 mod committer;
 mod durability;
 mod fanout;
+mod growth;
 mod idle;
 mod mutations;
 mod peruser;
@@ -75,6 +76,7 @@ pub async fn run(ctx: &Ctx, name: &str) -> anyhow::Result<Value> {
         "mutations" => mutations::run(ctx).await,
         "committer" => committer::run(ctx).await,
         "fanout" => fanout::run(ctx).await,
+        "growth" => growth::run(ctx).await,
         "per-user" => peruser::run(ctx).await,
         "idle" => idle::run(ctx).await,
         "refresh" => refresh::run(ctx).await,

@@ -34,8 +34,10 @@ use futures::stream::SplitSink;
 use futures::{SinkExt, StreamExt};
 use guard::{AddressPermit, Guard};
 use protocol::ServerMessage;
-use sync::{Inbound, Outbound, SessionPeer, run_session_with, stall_limit};
-use tokio::sync::mpsc;
+use sync::{
+    FrameReceiver, FrameSender, Inbound, Outbound, SessionPeer, frame_channel, run_session_with,
+    stall_limit,
+};
 use tokio::time::Instant;
 use tokio_tungstenite::tungstenite;
 
@@ -153,7 +155,7 @@ fn connection(
     // The shutdown waits for this connection until its deadline.
     let tracked = lifecycle.track();
     let (sink, stream) = socket.split();
-    let (outbound, frames) = mpsc::channel::<Outbound>(CHANNEL);
+    let (outbound, frames) = frame_channel(CHANNEL);
     // Kept to send a close after a panicked session, whose own sender is gone by then.
     let control = outbound.clone();
     let heard = Arc::new(LastHeard {
@@ -203,7 +205,7 @@ async fn watch(
     lifecycle: Lifecycle,
     mut session: tokio::task::JoinHandle<()>,
     mut writer: tokio::task::JoinHandle<()>,
-    control: mpsc::Sender<Outbound>,
+    control: FrameSender,
     _held: impl Send,
 ) {
     tokio::select! {
@@ -253,7 +255,7 @@ async fn past_shutdown_deadline(lifecycle: &Lifecycle) {
 /// peer has not been heard from for the WebSocket idle timeout.
 async fn write_frames(
     mut sink: SplitSink<WebSocket, Message>,
-    mut frames: mpsc::Receiver<Outbound>,
+    mut frames: FrameReceiver,
     heard: Arc<LastHeard>,
     guard: Arc<Guard>,
 ) {
@@ -298,7 +300,7 @@ async fn write_frames(
                 );
                 for _ in 1..COALESCE_FRAMES {
                     match frames.try_recv() {
-                        Ok(Outbound::Text(text)) if ok => {
+                        Some(Outbound::Text(text)) if ok => {
                             ok = stalled(
                                 tokio::time::timeout(
                                     stall_limit(),
@@ -307,11 +309,11 @@ async fn write_frames(
                                 .await,
                             );
                         }
-                        Ok(other) => {
+                        Some(other) => {
                             carried = Some(other);
                             break;
                         }
-                        Err(_) => break,
+                        None => break,
                     }
                 }
                 if !(ok && stalled(tokio::time::timeout(stall_limit(), sink.flush()).await)) {

@@ -10,7 +10,8 @@
 //!   identity is not read), publishing runs into instances.
 //! - `hub.rs`: [`SyncHub`], shared by all sessions: the app, the authenticator, the registry.
 //! - `batch.rs`: running instances in one snapshot, for sessions and for the hub's recompute.
-//! - `session/`: [`run_session`] drives one session; `session/transition.rs` builds
+//! - `session/`: [`run_session`] drives one session (`session/frame_channel.rs`: the bounded
+//!   queue of its frames to the transport's writer); `session/transition.rs` builds
 //!   Transitions whose results all reflect one snapshot.
 //!
 //! Invariants: every Transition's `startVersion` is the previous `endVersion`; a successful
@@ -29,5 +30,8 @@ mod signal;
 mod tests;
 
 pub use hub::{SyncHub, SyncStats};
-pub use session::{Inbound, Outbound, SessionPeer, run_session, run_session_with, stall_limit};
+pub use session::{
+    FrameReceiver, FrameSender, Inbound, Outbound, SessionPeer, TrySendError, frame_channel,
+    run_session, run_session_with, stall_limit,
+};
 pub use signal::SessionSignal;

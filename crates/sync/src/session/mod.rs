@@ -26,6 +26,7 @@
 
 mod actions;
 mod auth;
+mod frame_channel;
 mod frames;
 mod mutations;
 mod outbox;
@@ -40,7 +41,6 @@ use ::auth::{Authorization, Identity, Rejection};
 use functions::Caller;
 use futures::{Stream, StreamExt};
 use protocol::{AuthenticateTokenType, ClientMessage};
-use tokio::sync::mpsc;
 
 use self::actions::{ActionDone, Actions};
 use self::auth::{EXPIRED_MESSAGE, REVOKED_MESSAGE, SessionAuth, TokenBehind, authorize_frame};
@@ -52,6 +52,7 @@ use self::query_set::{Member, QuerySet};
 use self::transition::Transitions;
 use crate::hub::SyncHub;
 
+pub use self::frame_channel::{FrameReceiver, FrameSender, TrySendError, frame_channel};
 pub use self::frames::{Inbound, Outbound};
 pub use self::outbox::stall_limit;
 pub use self::peer::SessionPeer;
@@ -98,7 +99,7 @@ impl Drop for Session {
 
 /// Runs one session until the client goes away or breaks the protocol, with no rate limits
 /// and no shutdown signal.
-pub async fn run_session<S>(hub: Arc<SyncHub>, inbound: S, outbound: mpsc::Sender<Outbound>)
+pub async fn run_session<S>(hub: Arc<SyncHub>, inbound: S, outbound: FrameSender)
 where
     S: Stream<Item = Inbound> + Unpin + Send,
 {
@@ -111,7 +112,7 @@ pub async fn run_session_with<S>(
     hub: Arc<SyncHub>,
     peer: SessionPeer,
     mut inbound: S,
-    outbound: mpsc::Sender<Outbound>,
+    outbound: FrameSender,
 ) where
     S: Stream<Item = Inbound> + Unpin + Send,
 {

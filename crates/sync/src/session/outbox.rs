@@ -9,8 +9,8 @@
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
+use super::frame_channel::{FrameSender, TrySendError};
 use protocol::ServerMessage;
-use tokio::sync::mpsc;
 
 use super::frames::{End, Outbound};
 
@@ -37,13 +37,13 @@ pub fn stall_limit() -> Duration {
 /// The frames of one session not yet handed to the transport, and the channel to it.
 pub(crate) struct Outbox {
     queue: VecDeque<Outbound>,
-    channel: mpsc::Sender<Outbound>,
+    channel: FrameSender,
     /// Since when the client has not taken what we have for it.
     blocked_since: Option<Instant>,
 }
 
 impl Outbox {
-    pub(crate) fn new(channel: mpsc::Sender<Outbound>) -> Outbox {
+    pub(crate) fn new(channel: FrameSender) -> Outbox {
         Outbox {
             queue: VecDeque::new(),
             channel,
@@ -68,11 +68,11 @@ impl Outbox {
         while let Some(frame) = self.queue.pop_front() {
             match self.channel.try_send(frame) {
                 Ok(()) => self.blocked_since = None,
-                Err(mpsc::error::TrySendError::Full(frame)) => {
+                Err(TrySendError::Full(frame)) => {
                     self.queue.push_front(frame);
                     return self.note_blocked();
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => {
+                Err(TrySendError::Closed(_)) => {
                     return Err(End::Close {
                         code: 1000,
                         reason: "transport closed".into(),
@@ -121,7 +121,7 @@ impl Outbox {
 
     /// Completes when the transport channel has room again (or is closed).
     pub(crate) async fn room(&self) {
-        let _ = self.channel.reserve().await;
+        self.channel.room().await;
     }
 
     /// Tells the client why its session ended early, if the channel takes it.

@@ -206,7 +206,7 @@ impl Fixture {
 /// One session driven through its protocol, keeping every frame it sent.
 pub(super) struct Client {
     inbound: futures::channel::mpsc::UnboundedSender<Inbound>,
-    outbound: tokio::sync::mpsc::Receiver<Outbound>,
+    outbound: crate::FrameReceiver,
     frames: Vec<serde_json::Value>,
     query_set: u32,
     identity: u32,
@@ -215,7 +215,7 @@ pub(super) struct Client {
 impl Client {
     pub(super) fn connect(hub: &Arc<SyncHub>) -> Client {
         let (inbound, frames_in) = futures::channel::mpsc::unbounded();
-        let (frames_out, outbound) = tokio::sync::mpsc::channel(16);
+        let (frames_out, outbound) = crate::frame_channel(16);
         tokio::spawn(run_session(hub.clone(), frames_in, frames_out));
         Client {
             inbound,

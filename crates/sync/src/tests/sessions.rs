@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::Stream;
-use tokio::sync::mpsc;
 
 use super::fixture::{
     Client, T_MODULE, executions_reach, modification, modules, run_mutation, session_fixture,
@@ -276,7 +275,7 @@ async fn a_panicking_session_task_releases_its_queries_and_its_count() {
     )
     .unwrap();
     let hub = SyncHub::new(app, Arc::new(auth), None);
-    let (outbound, mut frames) = mpsc::channel(16);
+    let (outbound, mut frames) = crate::frame_channel(16);
     let task = tokio::spawn(run_session(hub.clone(), PanickingStream(0), outbound));
     // Keep the channel drained so the session is never blocked on its client.
     let drain = tokio::spawn(async move { while frames.recv().await.is_some() {} });

@@ -93,13 +93,17 @@ impl FrameSender {
         }
     }
 
-    /// Completes when there is room for a frame, or the receiver is gone.
-    pub async fn room(&self) {
+    /// Completes when at least `slots` are free (capped at the capacity), or the receiver is
+    /// gone. Counts against tokio's cooperative budget like tokio's own channels, so a caller
+    /// that loops on it still lets other tasks of its worker run.
+    pub async fn room(&self, slots: usize) {
+        tokio::task::consume_budget().await;
         loop {
             let notified = self.shared.writable.notified();
             {
                 let state = self.shared.state.lock();
-                if !state.receiving || state.queue.len() < state.capacity {
+                let wanted = slots.clamp(1, state.capacity);
+                if !state.receiving || state.capacity - state.queue.len() >= wanted {
                     return;
                 }
             }
@@ -229,6 +233,34 @@ mod tests {
         assert!(end.is_none());
     }
 
+    /// A session waiting to send a Transition needs two free slots; one is not enough.
+    #[tokio::test]
+    async fn room_waits_for_the_slots_asked_for() {
+        let (tx, mut rx) = frame_channel(4);
+        for frame in ["a", "b", "c"] {
+            tx.try_send(text(frame)).expect("room");
+        }
+        let tx = Arc::new(tx);
+        let waiter = {
+            let tx = tx.clone();
+            tokio::spawn(async move { tx.room(2).await })
+        };
+        tokio::task::yield_now().await;
+        assert!(!waiter.is_finished(), "one slot free, two asked for");
+        assert!(is_text(rx.recv().await, "a"));
+        tokio::time::timeout(std::time::Duration::from_secs(5), waiter)
+            .await
+            .expect("two slots free")
+            .expect("joined");
+        // More than the capacity is capped at it.
+        tokio::time::timeout(std::time::Duration::from_secs(5), async {
+            while rx.try_recv().is_some() {}
+            tx.room(10).await
+        })
+        .await
+        .expect("an empty queue has all the room there is");
+    }
+
     #[tokio::test]
     async fn senders_see_the_receiver_go_and_a_waiter_for_room_is_released() {
         let (tx, mut rx) = frame_channel(1);
@@ -236,7 +268,7 @@ mod tests {
         let tx = Arc::new(tx);
         let waiter = {
             let tx = tx.clone();
-            tokio::spawn(async move { tx.room().await })
+            tokio::spawn(async move { tx.room(1).await })
         };
         tokio::task::yield_now().await;
         assert!(!waiter.is_finished());
@@ -248,7 +280,7 @@ mod tests {
         tx.try_send(text("b")).expect("room");
         let waiter = {
             let tx = tx.clone();
-            tokio::spawn(async move { tx.room().await })
+            tokio::spawn(async move { tx.room(1).await })
         };
         tokio::task::yield_now().await;
         drop(rx);

@@ -40,6 +40,10 @@ pub(crate) struct Outbox {
     channel: FrameSender,
     /// Since when the client has not taken what we have for it.
     blocked_since: Option<Instant>,
+    /// Free slots [`Outbox::room`] waits for: one while queued frames wait, the Transition's
+    /// headroom when a Transition is what waits. Waiting for less than is needed would wake
+    /// the session into the same refusal again and again without yielding.
+    room_needed: usize,
 }
 
 impl Outbox {
@@ -48,6 +52,7 @@ impl Outbox {
             queue: VecDeque::new(),
             channel,
             blocked_since: None,
+            room_needed: 1,
         }
     }
 
@@ -70,6 +75,7 @@ impl Outbox {
                 Ok(()) => self.blocked_since = None,
                 Err(TrySendError::Full(frame)) => {
                     self.queue.push_front(frame);
+                    self.room_needed = 1;
                     return self.note_blocked();
                 }
                 Err(TrySendError::Closed(_)) => {
@@ -88,8 +94,10 @@ impl Outbox {
     pub(crate) fn ready_for_transition(&mut self) -> bool {
         if self.channel.capacity() >= TRANSITION_HEADROOM {
             self.blocked_since = None;
+            self.room_needed = 1;
             true
         } else {
+            self.room_needed = TRANSITION_HEADROOM;
             false
         }
     }
@@ -119,9 +127,10 @@ impl Outbox {
         self.blocked_since.is_some() || !self.queue.is_empty()
     }
 
-    /// Completes when the transport channel has room again (or is closed).
+    /// Completes when the transport channel has the room the session waits for (or is
+    /// closed).
     pub(crate) async fn room(&self) {
-        self.channel.room().await;
+        self.channel.room(self.room_needed).await;
     }
 
     /// Tells the client why its session ended early, if the channel takes it.

@@ -272,9 +272,6 @@ async fn write_frames(
     let mut last_sent = tokio::time::Instant::now();
     let ping_due = tokio::time::sleep_until(last_sent + ping_after);
     tokio::pin!(ping_due);
-    let send = async |sink: &mut SplitSink<WebSocket, Message>, message: Message| {
-        stalled(tokio::time::timeout(stall_limit(), sink.send(message)).await)
-    };
     // A frame taken from the channel while gathering a batch, handled on the next turn.
     let mut carried: Option<Outbound> = None;
     loop {
@@ -294,26 +291,17 @@ async fn write_frames(
         match frame {
             Some(Outbound::Text(text)) => {
                 // Text frames already queued behind this one go out in the same write.
-                let mut ok = stalled(
-                    tokio::time::timeout(stall_limit(), sink.feed(Message::Text(text.into())))
-                        .await,
-                );
+                let mut ok = feed(&mut sink, text).await;
                 for _ in 1..COALESCE_FRAMES {
+                    if !ok {
+                        break;
+                    }
                     match frames.try_recv() {
-                        Some(Outbound::Text(text)) if ok => {
-                            ok = stalled(
-                                tokio::time::timeout(
-                                    stall_limit(),
-                                    sink.feed(Message::Text(text.into())),
-                                )
-                                .await,
-                            );
-                        }
-                        Some(other) => {
-                            carried = Some(other);
+                        Some(Outbound::Text(text)) => ok = feed(&mut sink, text).await,
+                        other => {
+                            carried = other;
                             break;
                         }
-                        None => break,
                     }
                 }
                 if !(ok && stalled(tokio::time::timeout(stall_limit(), sink.flush()).await)) {
@@ -341,6 +329,17 @@ async fn write_frames(
             }
         }
     }
+}
+
+/// Writes one message now; whether it went out in time.
+async fn send(sink: &mut SplitSink<WebSocket, Message>, message: Message) -> bool {
+    stalled(tokio::time::timeout(stall_limit(), sink.send(message)).await)
+}
+
+/// Buffers one text frame (written once the buffer passes [`COALESCE_BYTES`] or at the next
+/// flush); whether that went in time.
+async fn feed(sink: &mut SplitSink<WebSocket, Message>, text: String) -> bool {
+    stalled(tokio::time::timeout(stall_limit(), sink.feed(Message::Text(text.into()))).await)
 }
 
 /// Whether a write finished in time; logs why not.
@@ -376,9 +375,6 @@ async fn keepalive(
     last_sent: &mut tokio::time::Instant,
 ) -> bool {
     let idle_limit = guard.config().ws_idle_timeout;
-    let send = async |sink: &mut SplitSink<WebSocket, Message>, message: Message| {
-        stalled(tokio::time::timeout(stall_limit(), sink.send(message)).await)
-    };
     if last_sent.elapsed() < ping_after {
         return true;
     }

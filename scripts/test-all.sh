@@ -3,9 +3,20 @@
 # against the binary), the official Python client against the binary (tests/python), and the
 # end-to-end suite, which drives the binary with the official convex npm client.
 # Installs what the suites need: Python packages from tests/python/requirements.txt into
-# tests/python/.venv, npm packages from tests/node/package-lock.json.
+# tests/python/.venv, npm packages from tests/node/package-lock.json, and PostgreSQL from
+# Debian's packages when it is missing (the PostgreSQL engine's tests start their own
+# throw-away cluster with scripts/pg-cluster.sh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then
+    echo "== installing PostgreSQL (Debian's postgresql package)"
+    if [ "$(id -u)" = 0 ]; then
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    else
+        sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql >/dev/null
+    fi
+fi
 
 echo "== building pulsebase (release)"
 cargo build --release --locked -p pulsebase
@@ -33,4 +44,14 @@ echo "== pulsebase test (the example app's tests, functions/*.test.rhai)"
 echo "== end-to-end tests (tests/node)"
 (cd tests/node && npm ci --no-audit --no-fund --loglevel=error)
 (cd tests/node && npm test)
+
+echo "== end-to-end tests again, every server storing its app in PostgreSQL"
+# The suites about the SQLite file itself (export/import/backup of the file, its lock and its
+# disk) stay SQLite-only; every other suite runs unchanged against a throw-away cluster.
+pg_dir=$(mktemp -d /tmp/pulsebase-pg-XXXXXX)
+trap 'bash scripts/pg-cluster.sh stop "$pg_dir"; rm -rf "$pg_dir"' EXIT
+PULSEBASE_TEST_POSTGRES=$(bash scripts/pg-cluster.sh start "$pg_dir")
+export PULSEBASE_TEST_POSTGRES
+(cd tests/node && node --test --test-concurrency=2 --test-timeout=180000 \
+    $(ls ./*.test.mjs | grep -v -e data.test.mjs -e bad_days.test.mjs))
 echo "== all tests passed"

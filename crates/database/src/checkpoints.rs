@@ -33,13 +33,16 @@ pub(crate) struct CheckpointThread {
 }
 
 impl CheckpointThread {
-    /// Starts the thread. It sets `restart_due` when the WAL has grown past
-    /// [`RESTART_WAL_AT_FRAMES`], and the Committer clears it once the WAL has started over.
+    /// Starts the thread, for an engine with a local WAL (SQLite; `None` for others). It
+    /// sets `restart_due` when the WAL has grown past [`RESTART_WAL_AT_FRAMES`], and the
+    /// Committer clears it once the WAL has started over.
     pub(crate) fn start(
         storage: &Storage,
         restart_due: Arc<AtomicBool>,
-    ) -> Result<CheckpointThread, DbError> {
-        let mut checkpointer = storage.checkpointer()?;
+    ) -> Result<Option<CheckpointThread>, DbError> {
+        let Some(mut checkpointer) = storage.checkpointer()? else {
+            return Ok(None);
+        };
         let (stop, stopped) = channel::<()>();
         let handle = std::thread::Builder::new()
             .name("checkpointer".into())
@@ -75,10 +78,10 @@ impl CheckpointThread {
                 let _ = checkpointer.checkpoint();
             })
             .map_err(|e| DbError::internal(format!("cannot start the checkpointer thread: {e}")))?;
-        Ok(CheckpointThread {
+        Ok(Some(CheckpointThread {
             stop: Some(stop),
             handle: Some(handle),
-        })
+        }))
     }
 }
 

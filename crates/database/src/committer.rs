@@ -94,6 +94,9 @@ const PRUNE_SLICE: usize = 10_000;
 
 pub(crate) struct Committer {
     state: Arc<Mutex<WriterState>>,
+    /// Mutations per group commit: [`MAX_BATCH`], or fewer where the engine wants fewer
+    /// savepoints per transaction.
+    max_batch: usize,
     catalog: Arc<RwLock<Arc<Catalog>>>,
     subscriptions: Arc<Subscriptions>,
     limits: TxnLimits,
@@ -129,7 +132,9 @@ impl Committer {
         restart_wal: Arc<AtomicBool>,
     ) -> Result<Committer, DbError> {
         let last_ts = writer.ts()?;
+        let max_batch = MAX_BATCH.min(writer.savepoints_per_transaction()).max(1);
         Ok(Committer {
+            max_batch,
             state: Arc::new(Mutex::new(WriterState::new(writer))),
             catalog,
             subscriptions,
@@ -153,7 +158,7 @@ impl Committer {
     pub(crate) fn run(mut self, jobs: Receiver<Job>) {
         while let Ok(first) = jobs.recv() {
             let mut batch = vec![first];
-            while batch.len() < MAX_BATCH {
+            while batch.len() < self.max_batch {
                 match jobs.try_recv() {
                     Ok(job) => batch.push(job),
                     Err(_) => break,

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
 use schema::Schema;
-use storage::{Durability, Storage};
+use storage::{Durability, Storage, Writer};
 use tokio::sync::oneshot;
 
 use crate::catalog::Catalog;
@@ -44,8 +44,8 @@ pub struct Database {
     checkpointer: Option<CheckpointThread>,
     subscriptions: Arc<Subscriptions>,
     limits: TxnLimits,
-    /// The database file, for [`Database::file_sizes`].
-    path: PathBuf,
+    /// The database file, for [`Database::file_sizes`] (`None` for an engine without one).
+    path: Option<PathBuf>,
     /// Batch commit times, recorded by the Committer.
     commit_latency: Arc<telemetry::Histogram>,
 }
@@ -77,15 +77,25 @@ impl Database {
         schema_text: &str,
         durability: Durability,
     ) -> Result<(Database, SchemaChangeReport), DbError> {
-        let (storage, writer) = Storage::open_with(path, durability).map_err(|e| {
-            match storage::Unavailable::of(&e, path) {
+        let (storage, writer) =
+            Storage::open_with(path, durability).map_err(|e| match e.unavailable(path) {
                 Some(kind) => DbError::Unavailable {
                     kind,
                     detail: format!("opening {}: {e}", path.display()),
                 },
                 None => DbError::Storage(e),
-            }
-        })?;
+            })?;
+        Database::start(storage, writer, schema, schema_text)
+    }
+
+    /// Starts on an opened engine (`crates/pgstore` opens PostgreSQL): applies `schema`
+    /// with `writer` and starts the Committer.
+    pub fn start(
+        storage: Storage,
+        writer: Writer,
+        schema: Schema,
+        schema_text: &str,
+    ) -> Result<(Database, SchemaChangeReport), DbError> {
         // The startup schema keeps the stored timestamp, so this is the one it leaves.
         let ts = writer.ts()?;
         let catalog = Arc::new(RwLock::new(Arc::new(Catalog::default())));
@@ -102,6 +112,7 @@ impl Database {
         let report = committer.apply_startup_schema(Arc::new(schema), schema_text)?;
         let commit_latency = committer.commit_latency();
         let checkpointer = CheckpointThread::start(&storage, restart_wal)?;
+        let storage_path = storage.path().map(Path::to_path_buf);
         let (jobs, receiver) = sync_channel(COMMIT_QUEUE);
         let handle = std::thread::Builder::new()
             .name("committer".into())
@@ -113,10 +124,10 @@ impl Database {
                 catalog,
                 jobs: RwLock::new(Some(jobs)),
                 committer: Mutex::new(Some(handle)),
-                checkpointer: Some(checkpointer),
+                checkpointer,
                 subscriptions,
                 limits,
-                path: path.to_path_buf(),
+                path: storage_path,
                 commit_latency,
             },
             report,
@@ -138,11 +149,14 @@ impl Database {
 
     /// The database file's and its WAL's sizes now (0 for a file that does not exist).
     pub fn file_sizes(&self) -> FileSizes {
+        let Some(path) = &self.path else {
+            return FileSizes::default();
+        };
         let size = |path: &Path| std::fs::metadata(path).map_or(0, |m| m.len());
-        let mut wal = self.path.clone().into_os_string();
+        let mut wal = path.clone().into_os_string();
         wal.push("-wal");
         FileSizes {
-            database_bytes: size(&self.path),
+            database_bytes: size(path),
             wal_bytes: size(Path::new(&wal)),
         }
     }

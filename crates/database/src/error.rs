@@ -91,6 +91,7 @@ fn unavailable_message(kind: Unavailable) -> String {
         Unavailable::DiskFull => "the server's disk is full",
         Unavailable::ReadOnly => "the server's database is on a read-only file system",
         Unavailable::Locked => "another process holds the lock on the server's database file",
+        Unavailable::Unreachable => "the server cannot reach its database",
     };
     format!(
         "{}: {cause}, so this write was not applied (nothing of it was kept); retry later",

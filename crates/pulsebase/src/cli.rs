@@ -130,6 +130,10 @@ pub struct ServeArgs {
     /// The SQLite database file [default: DIR/.pulsebase/data.sqlite3].
     #[arg(long)]
     pub data: Option<PathBuf>,
+    /// Store the app in PostgreSQL instead of SQLite: postgres://USER[:PASSWORD]@HOST:PORT/DB
+    /// (a database of its own; files stay in DIR/.pulsebase/storage).
+    #[arg(long, env = "PULSEBASE_DATABASE_URL", conflicts_with = "data")]
+    pub database_url: Option<String>,
     /// Also serve this folder of static files at / (e.g. a built front-end).
     #[arg(long)]
     pub static_dir: Option<PathBuf>,

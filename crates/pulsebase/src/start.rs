@@ -35,19 +35,28 @@ pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<ExitCode> {
     let data = args.data.clone().unwrap_or_else(|| paths.database());
     let data_path = data.clone();
     let durability = args.limits.durability;
-    let opened = data.clone();
-    let (db, report) =
-        tokio::task::spawn_blocking(move || Database::open_with(&data, schema, &text, durability))
-            .await
-            .context("opening the database")?
-            .map_err(|e| match &e {
-                database::DbError::Unavailable { kind, detail } => anyhow::anyhow!(
-                    "cannot open the database {}: {kind} ({detail}); {}",
-                    opened.display(),
-                    kind.remedy()
-                ),
-                _ => anyhow::Error::new(e).context("opening the database"),
-            })?;
+    let database_url = args.database_url.clone();
+    let opened = match &database_url {
+        Some(_) => "in PostgreSQL".to_string(),
+        None => data.display().to_string(),
+    };
+    let (db, report) = tokio::task::spawn_blocking(move || match database_url {
+        Some(url) => {
+            let (storage, writer) = pgstore::open(&url)?;
+            tracing::info!("storing the app in {}", storage.describe());
+            Database::start(storage, writer, schema, &text)
+        }
+        None => Database::open_with(&data, schema, &text, durability),
+    })
+    .await
+    .context("opening the database")?
+    .map_err(|e| match &e {
+        database::DbError::Unavailable { kind, detail } => anyhow::anyhow!(
+            "cannot open the database {opened}: {kind} ({detail}); {}",
+            kind.remedy()
+        ),
+        _ => anyhow::Error::new(e).context(format!("opening the database {opened}")),
+    })?;
     if !report.is_empty() {
         tracing::info!("schema applied: {report}");
     }

@@ -10,7 +10,7 @@
 //! and a background copy always trails the frames appended meanwhile. The WAL file then grows
 //! without bound (gigabytes within seconds under a benchmark) and every append pays for new
 //! file blocks. So the background pass reports [`WalProgress`], and once the WAL is long the
-//! writer copies the short remainder itself between two commits ([`crate::Writer::checkpoint`]),
+//! writer copies the short remainder itself between two commits ([`crate::WriteRows::checkpoint`]),
 //! after which the next commit restarts the WAL.
 
 use std::path::Path;
@@ -81,6 +81,12 @@ pub struct WalProgress {
 }
 
 impl WalProgress {
+    /// No log at all (an engine without one), which is trivially complete.
+    pub const EMPTY: WalProgress = WalProgress {
+        frames: 0,
+        checkpointed: 0,
+    };
+
     /// Every frame is copied: the next commit starts the WAL over from its beginning
     /// (unless a reader still uses an old snapshot).
     pub fn is_complete(&self) -> bool {

@@ -1,9 +1,10 @@
-//! The SQL shared by the writer and the readers: connection settings, the table layout, and
-//! the read statements (catalog, point reads, index range scans).
+//! The SQLite SQL shared by the writer and the readers: connection settings, the table
+//! layout, and the read statements (catalog, point reads, index range scans).
 
 use rusqlite::{Connection, OptionalExtension, params};
 
 use crate::error::StorageError;
+use crate::rows::{Catalog, IndexRow, Order, ScanRow, StoredDocument, StoredResponse, TableRow};
 
 /// Table layout. `documents` and `index_entries` are WITHOUT ROWID so that the primary key
 /// is the storage order and a range scan is one b-tree walk.
@@ -51,59 +52,6 @@ pub(crate) fn configure(conn: &Connection) -> Result<(), StorageError> {
     conn.pragma_update(None, "journal_size_limit", 64 * 1024 * 1024)?;
     conn.set_prepared_statement_cache_capacity(64);
     Ok(())
-}
-
-/// Scan direction.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Order {
-    Asc,
-    Desc,
-}
-
-/// One stored document.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StoredDocument {
-    pub table_number: u32,
-    /// Convex JSON of the whole document, system fields included.
-    pub value: String,
-}
-
-/// One row of an index scan.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct ScanRow {
-    pub key: Vec<u8>,
-    pub id: String,
-    pub value: String,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TableRow {
-    pub number: u32,
-    pub name: String,
-}
-
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct IndexRow {
-    pub id: u32,
-    pub table_number: u32,
-    pub name: String,
-    /// JSON array of field paths, as the database crate wrote it.
-    pub fields: String,
-}
-
-/// A mutation's recorded response (`_mutations`), replayed when its request is retried.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct StoredResponse {
-    /// The commit timestamp of the mutation.
-    pub ts: u64,
-    pub response: String,
-}
-
-/// The catalog as stored.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Catalog {
-    pub tables: Vec<TableRow>,
-    pub indexes: Vec<IndexRow>,
 }
 
 pub(crate) fn read_ts(conn: &Connection) -> Result<u64, StorageError> {
@@ -220,56 +168,75 @@ pub(crate) fn is_claimed(conn: &Connection, key: &str) -> Result<bool, StorageEr
         .is_some())
 }
 
-pub(crate) mod sealed {
-    /// Gives [`super::ReadRows`] its connection; private to this crate, so nobody outside
-    /// storage can reach rusqlite through it.
-    pub trait Connected {
-        fn connection(&self) -> &rusqlite::Connection;
-    }
+/// Implements [`crate::ReadRows`] for a SQLite connection type with a `conn` field: the
+/// writer (which sees its own uncommitted writes) and the readers (which see their snapshot)
+/// read through exactly the same statements.
+macro_rules! sqlite_read_rows {
+    ($type:ty) => {
+        impl $crate::rows::ReadRows for $type {
+            fn catalog(&self) -> Result<$crate::rows::Catalog, $crate::error::StorageError> {
+                $crate::conn::read_catalog(&self.conn)
+            }
+
+            fn get_document(
+                &self,
+                id: &str,
+            ) -> Result<Option<$crate::rows::StoredDocument>, $crate::error::StorageError> {
+                $crate::conn::get_document(&self.conn, id)
+            }
+
+            fn scan(
+                &self,
+                index_id: u32,
+                start: &[u8],
+                end: Option<&[u8]>,
+                order: $crate::rows::Order,
+                limit: usize,
+            ) -> Result<Vec<$crate::rows::ScanRow>, $crate::error::StorageError> {
+                $crate::conn::scan(&self.conn, index_id, start, end, order, limit)
+            }
+
+            fn count(
+                &self,
+                index_id: u32,
+                start: &[u8],
+                end: Option<&[u8]>,
+            ) -> Result<u64, $crate::error::StorageError> {
+                $crate::conn::count(&self.conn, index_id, start, end)
+            }
+
+            fn get_config(&self, key: &str) -> Result<Option<String>, $crate::error::StorageError> {
+                $crate::conn::get_config(&self.conn, key)
+            }
+
+            fn is_claimed(&self, key: &str) -> Result<bool, $crate::error::StorageError> {
+                $crate::conn::is_claimed(&self.conn, key)
+            }
+
+            fn get_mutation_response(
+                &self,
+                session_id: &str,
+                request_id: u64,
+            ) -> Result<Option<$crate::rows::StoredResponse>, $crate::error::StorageError> {
+                $crate::conn::get_mutation_response(&self.conn, session_id, request_id)
+            }
+        }
+    };
 }
 
-/// Reads shared by the writer (which sees its own uncommitted writes) and the readers (which
-/// see their snapshot): one definition, so both read exactly the same way.
-pub trait ReadRows: sealed::Connected {
-    fn catalog(&self) -> Result<Catalog, StorageError> {
-        read_catalog(self.connection())
-    }
+pub(crate) use sqlite_read_rows;
 
-    fn get_document(&self, id: &str) -> Result<Option<StoredDocument>, StorageError> {
-        get_document(self.connection(), id)
-    }
-
-    /// Up to `limit` rows of index `index_id` with keys in `[start, end)`, in `order`.
-    fn scan(
-        &self,
-        index_id: u32,
-        start: &[u8],
-        end: Option<&[u8]>,
-        order: Order,
-        limit: usize,
-    ) -> Result<Vec<ScanRow>, StorageError> {
-        scan(self.connection(), index_id, start, end, order, limit)
-    }
-
-    /// How many rows of index `index_id` have keys in `[start, end)` (no document is read).
-    fn count(&self, index_id: u32, start: &[u8], end: Option<&[u8]>) -> Result<u64, StorageError> {
-        let end = end.unwrap_or(&[0xFF; 2]);
-        let n: i64 = self
-            .connection()
-            .prepare_cached(
-                "SELECT COUNT(*) FROM index_entries WHERE index_id = ?1 AND key >= ?2 AND key < ?3",
-            )?
-            .query_row(params![index_id, start, end], |r| r.get(0))?;
-        Ok(u64::try_from(n).unwrap_or(0))
-    }
-
-    /// A stored setting (e.g. the last applied schema.toml text).
-    fn get_config(&self, key: &str) -> Result<Option<String>, StorageError> {
-        get_config(self.connection(), key)
-    }
-
-    /// Whether a one-time key was claimed ([`crate::Writer::claim`]).
-    fn is_claimed(&self, key: &str) -> Result<bool, StorageError> {
-        is_claimed(self.connection(), key)
-    }
+pub(crate) fn count(
+    conn: &Connection,
+    index_id: u32,
+    start: &[u8],
+    end: Option<&[u8]>,
+) -> Result<u64, StorageError> {
+    let end = end.unwrap_or(&[0xFF; 2]);
+    let n: i64 = conn
+        .prepare_cached(
+            "SELECT COUNT(*) FROM index_entries WHERE index_id = ?1 AND key >= ?2 AND key < ?3",
+        )?
+        .query_row(params![index_id, start, end], |r| r.get(0))?;
+    Ok(u64::try_from(n).unwrap_or(0))
 }

@@ -59,8 +59,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         for (durability, expected) in [(Durability::Normal, 1), (Durability::Full, 2)] {
             let path = dir.path().join(format!("{}.sqlite3", durability.as_str()));
-            let (_storage, writer) = crate::Storage::open_with(&path, durability).expect("open");
-            let level: i64 = crate::conn::sealed::Connected::connection(&writer)
+            let frames = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+            let writer =
+                crate::writer::SqliteWriter::open(&path, frames, durability).expect("open");
+            let level: i64 = writer
+                .connection()
                 .query_row("PRAGMA synchronous", [], |row| row.get(0))
                 .expect("pragma");
             assert_eq!(level, expected);

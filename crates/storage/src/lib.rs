@@ -1,48 +1,63 @@
-//! The only crate that knows SQLite. Rows in, rows out: it stores documents as convex-JSON text,
-//! index entries as (index id, encoded key, document id) and a catalog of tables and indexes,
-//! and knows nothing of schemas, Rhai or subscriptions.
+//! The storage layer: rows in, rows out. It stores documents as convex-JSON text, index
+//! entries as (index id, encoded key, document id) and a catalog of tables and indexes, and
+//! knows nothing of schemas, Rhai or subscriptions.
 //!
-//! One [`Writer`] (not `Clone`, created once by [`Storage::open`]) owns the read-write
-//! connection; any number of [`Reader`]s read in WAL snapshots. The commit timestamp lives in
-//! `_meta`: the database crate stores each commit's with [`Writer::set_ts`] before
-//! [`Writer::commit`], and the first statement of a snapshot reads it, which both pins the
-//! snapshot and tells the reader exactly which commit it sees.
+//! [`rows`](crate::ReadRows) holds the traits an engine implements, so the database crate
+//! does not know which engine is underneath. This crate is the only one that knows SQLite,
+//! the default engine; `crates/pgstore` implements the same traits on PostgreSQL.
 //!
-//! Index keys are BLOBs compared by SQLite with `memcmp`, so a range scan here is exactly the
-//! byte range the subscription index reasons about.
+//! One [`Writer`] (not `Clone`, created once when the database is opened) owns the
+//! read-write connection; any number of [`Reader`]s read in snapshots. The commit timestamp
+//! lives in `_meta`: the database crate stores each commit's with [`WriteRows::set_ts`]
+//! before [`WriteRows::commit`], and the first statement of a snapshot reads it, which both
+//! pins the snapshot and tells the reader exactly which commit it sees.
+//!
+//! Index keys are byte strings compared as bytes (`memcmp`), so a range scan here is exactly
+//! the byte range the subscription index reasons about.
 
 mod checkpointer;
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
 mod conn;
 mod durability;
 mod error;
 mod reader;
+mod rows;
 mod unavailable;
 mod writer;
 
 pub use checkpointer::{Checkpointer, WalProgress};
-pub use conn::{
-    Catalog, IndexRow, Order, ReadRows, ScanRow, StoredDocument, StoredResponse, TableRow,
-};
 pub use durability::Durability;
 pub use error::StorageError;
-pub use reader::Reader;
+pub use rows::{
+    Catalog, Engine, IndexRow, Order, ReadRows, Reader, ScanRow, SnapshotRows, StoredDocument,
+    StoredResponse, TableRow, WriteRows, Writer,
+};
 pub use unavailable::Unavailable;
-pub use writer::Writer;
+
+use reader::SqliteReader;
+use writer::SqliteWriter;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
 
-/// Opens the database file and hands out connections.
-#[derive(Clone, Debug)]
+/// One database, whatever its engine: hands out read connections. Cheap to clone.
+#[derive(Clone)]
 pub struct Storage {
-    path: PathBuf,
-    /// The WAL's length in frames after the writer's last commit (SQLite's WAL hook).
-    wal_frames: Arc<AtomicU64>,
+    engine: Arc<dyn Engine>,
+}
+
+impl std::fmt::Debug for Storage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Storage")
+            .field("engine", &self.engine.describe())
+            .finish()
+    }
 }
 
 impl Storage {
-    /// Opens (creating if needed) the database at `path` and returns the one writer.
+    /// Opens (creating if needed) the SQLite database at `path` and returns the one writer.
     pub fn open(path: &Path) -> Result<(Storage, Writer), StorageError> {
         Storage::open_with(path, Durability::Normal)
     }
@@ -59,29 +74,33 @@ impl Storage {
             })?;
         }
         let wal_frames = Arc::new(AtomicU64::new(0));
-        let writer = Writer::open(path, wal_frames.clone(), durability)?;
-        Ok((
-            Storage {
-                path: path.to_path_buf(),
-                wal_frames,
-            },
-            writer,
-        ))
+        let writer = SqliteWriter::open(path, wal_frames.clone(), durability)?;
+        let engine = SqliteEngine {
+            path: path.to_path_buf(),
+            wal_frames,
+        };
+        Ok((Storage::of(Arc::new(engine)), Box::new(writer)))
     }
 
-    /// The connection that folds the WAL back into the database file.
-    pub fn checkpointer(&self) -> Result<Checkpointer, StorageError> {
-        Checkpointer::open(&self.path, self.wal_frames.clone())
+    /// The storage of another engine (`crates/pgstore`).
+    pub fn of(engine: Arc<dyn Engine>) -> Storage {
+        Storage { engine }
+    }
+
+    /// The connection that folds SQLite's WAL back into the database file; `None` for an
+    /// engine without a local log.
+    pub fn checkpointer(&self) -> Result<Option<Checkpointer>, StorageError> {
+        self.engine.checkpointer()
     }
 
     /// A new read-only connection.
     pub fn reader(&self) -> Result<Reader, StorageError> {
-        Reader::open(&self.path)
+        self.engine.reader()
     }
 
-    /// A read-only connection to an existing database file without opening the writer: what
-    /// a second process (`pulsebase export`, `backup`) uses while a server owns the writer.
-    /// WAL mode lets both read consistent snapshots while the server commits.
+    /// A read-only connection to an existing SQLite database file without opening the
+    /// writer: what a second process (`pulsebase export`, `backup`) uses while a server owns
+    /// the writer. WAL mode lets both read consistent snapshots while the server commits.
     pub fn open_reader(path: &Path) -> Result<Reader, StorageError> {
         if !path.is_file() {
             return Err(StorageError::Io {
@@ -89,10 +108,46 @@ impl Storage {
                 source: std::io::Error::new(std::io::ErrorKind::NotFound, "no database here"),
             });
         }
-        Reader::open(path)
+        Ok(Box::new(SqliteReader::open(path)?))
     }
 
-    pub fn path(&self) -> &Path {
-        &self.path
+    /// How many read connections may be open at once (`None`: no limit).
+    pub fn max_readers(&self) -> Option<usize> {
+        self.engine.max_readers()
+    }
+
+    /// The database file, for an engine that keeps the database in one (SQLite).
+    pub fn path(&self) -> Option<&Path> {
+        self.engine.path()
+    }
+
+    /// Where the database is, for logs and errors.
+    pub fn describe(&self) -> String {
+        self.engine.describe()
+    }
+}
+
+/// The SQLite engine: a database file in WAL mode.
+struct SqliteEngine {
+    path: PathBuf,
+    /// The WAL's length in frames after the writer's last commit (SQLite's WAL hook).
+    wal_frames: Arc<AtomicU64>,
+}
+
+impl Engine for SqliteEngine {
+    fn reader(&self) -> Result<Reader, StorageError> {
+        Ok(Box::new(SqliteReader::open(&self.path)?))
+    }
+
+    fn checkpointer(&self) -> Result<Option<Checkpointer>, StorageError> {
+        Checkpointer::open(&self.path, self.wal_frames.clone()).map(Some)
+    }
+
+    fn path(&self) -> Option<&Path> {
+        Some(&self.path)
+    }
+
+    fn describe(&self) -> String {
+        self.path.display().to_string()
     }
 }

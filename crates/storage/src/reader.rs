@@ -1,7 +1,7 @@
-//! Read-only connections and their snapshot transactions.
+//! [`SqliteReader`]: SQLite's read-only connections and their snapshot transactions.
 //!
-//! [`Reader::begin`] starts with `BEGIN` and immediately reads the commit timestamp: in WAL
-//! mode the first read fixes the snapshot, so every later read until [`Reader::end`] sees
+//! [`SqliteReader::begin`] starts with `BEGIN` and immediately reads the commit timestamp: in WAL
+//! mode the first read fixes the snapshot, so every later read until [`SqliteReader::end`] sees
 //! exactly the commit `begin` reported. Keep snapshots short: they hold back checkpoints.
 
 use std::path::Path;
@@ -10,15 +10,16 @@ use rusqlite::{Connection, OpenFlags};
 
 use crate::conn;
 use crate::error::StorageError;
+use crate::rows::SnapshotRows;
 
 /// One read-only connection.
-pub struct Reader {
+pub(crate) struct SqliteReader {
     conn: Connection,
     in_snapshot: bool,
 }
 
-impl Reader {
-    pub(crate) fn open(path: &Path) -> Result<Reader, StorageError> {
+impl SqliteReader {
+    pub(crate) fn open(path: &Path) -> Result<SqliteReader, StorageError> {
         let conn = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -26,15 +27,17 @@ impl Reader {
         conn.busy_timeout(std::time::Duration::from_secs(10))?;
         conn.pragma_update(None, "cache_size", -16_000)?;
         conn.set_prepared_statement_cache_capacity(64);
-        Ok(Reader {
+        Ok(SqliteReader {
             conn,
             in_snapshot: false,
         })
     }
+}
 
+impl SnapshotRows for SqliteReader {
     /// Writes a consistent copy of the database as of now into the new file `dest`
     /// (`VACUUM INTO`: a read transaction of its own, so commits go on meanwhile).
-    pub fn vacuum_into(&mut self, dest: &Path) -> Result<(), StorageError> {
+    fn vacuum_into(&mut self, dest: &Path) -> Result<(), StorageError> {
         if self.in_snapshot {
             self.end();
         }
@@ -47,8 +50,8 @@ impl Reader {
     }
 
     /// Starts a snapshot read and returns the commit timestamp it reflects. Every read until
-    /// [`Reader::end`] sees exactly that commit.
-    pub fn begin(&mut self) -> Result<u64, StorageError> {
+    /// [`SqliteReader::end`] sees exactly that commit.
+    fn begin(&mut self) -> Result<u64, StorageError> {
         if self.in_snapshot {
             self.end();
         }
@@ -66,7 +69,7 @@ impl Reader {
     }
 
     /// Ends the snapshot (a no-op when none is open).
-    pub fn end(&mut self) {
+    fn end(&mut self) {
         if self.in_snapshot {
             self.in_snapshot = false;
             if let Err(e) = self.conn.execute_batch("COMMIT") {
@@ -76,15 +79,9 @@ impl Reader {
     }
 }
 
-impl conn::sealed::Connected for Reader {
-    fn connection(&self) -> &Connection {
-        &self.conn
-    }
-}
+conn::sqlite_read_rows!(SqliteReader);
 
-impl conn::ReadRows for Reader {}
-
-impl Drop for Reader {
+impl Drop for SqliteReader {
     fn drop(&mut self) {
         self.end();
     }

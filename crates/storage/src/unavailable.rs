@@ -3,16 +3,9 @@
 //! lock — told apart from every other failure, because clients and operators must hear
 //! what it is (README.md, "Hostile clients and bad days") rather than "internal error".
 //!
-//! SQLite names most of these itself (`SQLITE_FULL`, `SQLITE_READONLY`, `SQLITE_BUSY`). A
-//! plain I/O error is looked into: when the file system holding the database is mounted
-//! read-only, or has no free block left, that is what the error is.
+//! [`StorageError::unavailable`](crate::StorageError::unavailable) tells which a failure is.
 
 use std::fmt;
-use std::path::Path;
-
-use rusqlite::ErrorCode;
-
-use crate::error::StorageError;
 
 /// Why the database cannot be written for now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -23,6 +16,8 @@ pub enum Unavailable {
     ReadOnly,
     /// Another process holds the database's write lock (past the busy timeout).
     Locked,
+    /// The database server (PostgreSQL) cannot be reached or is shutting down.
+    Unreachable,
 }
 
 impl Unavailable {
@@ -32,6 +27,7 @@ impl Unavailable {
             Unavailable::DiskFull => "DiskFull",
             Unavailable::ReadOnly => "ReadOnlyStorage",
             Unavailable::Locked => "DatabaseLocked",
+            Unavailable::Unreachable => "DatabaseUnreachable",
         }
     }
 
@@ -47,27 +43,9 @@ impl Unavailable {
             Unavailable::Locked => {
                 "another process (a second server, or a tool such as sqlite3) holds the database's lock; stop it"
             }
-        }
-    }
-
-    /// Classifies `error` from an operation on the database at `path`.
-    pub fn of(error: &StorageError, path: &Path) -> Option<Unavailable> {
-        let code = match error {
-            StorageError::Sqlite(e) => e.sqlite_error_code(),
-            StorageError::Io { source, .. } => {
-                return match source.raw_os_error() {
-                    Some(code) if code == nix::libc::ENOSPC => Some(Unavailable::DiskFull),
-                    Some(code) if code == nix::libc::EROFS => Some(Unavailable::ReadOnly),
-                    _ => probe(path),
-                };
+            Unavailable::Unreachable => {
+                "start the database server or restore the network to it; writes resume by themselves"
             }
-        }?;
-        match code {
-            ErrorCode::DiskFull => Some(Unavailable::DiskFull),
-            ErrorCode::ReadOnly => Some(Unavailable::ReadOnly),
-            ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked => Some(Unavailable::Locked),
-            ErrorCode::SystemIoFailure | ErrorCode::CannotOpen => probe(path),
-            _ => None,
         }
     }
 }
@@ -78,62 +56,7 @@ impl fmt::Display for Unavailable {
             Unavailable::DiskFull => "the disk holding the database is full",
             Unavailable::ReadOnly => "the database is on a read-only file system",
             Unavailable::Locked => "another process holds the database's lock",
+            Unavailable::Unreachable => "the database server cannot be reached",
         })
-    }
-}
-
-/// Looks at the file system holding `path` (or its folder): read-only, or no space left.
-fn probe(path: &Path) -> Option<Unavailable> {
-    let dir = if path.is_dir() {
-        path
-    } else {
-        path.parent().filter(|p| !p.as_os_str().is_empty())?
-    };
-    let stat = nix::sys::statvfs::statvfs(dir).ok()?;
-    if stat.flags().contains(nix::sys::statvfs::FsFlags::ST_RDONLY) {
-        return Some(Unavailable::ReadOnly);
-    }
-    if stat.blocks_available() == 0 {
-        return Some(Unavailable::DiskFull);
-    }
-    None
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn sqlite(code: i32) -> StorageError {
-        StorageError::Sqlite(rusqlite::Error::SqliteFailure(
-            rusqlite::ffi::Error::new(code),
-            None,
-        ))
-    }
-
-    #[test]
-    fn sqlite_codes_name_the_cause() {
-        let here = Path::new("/tmp/x.sqlite3");
-        assert_eq!(
-            Unavailable::of(&sqlite(13), here),
-            Some(Unavailable::DiskFull)
-        );
-        assert_eq!(
-            Unavailable::of(&sqlite(8), here),
-            Some(Unavailable::ReadOnly)
-        );
-        assert_eq!(Unavailable::of(&sqlite(5), here), Some(Unavailable::Locked));
-        assert_eq!(Unavailable::of(&sqlite(1), here), None);
-        let io = StorageError::Io {
-            path: here.into(),
-            source: std::io::Error::from_raw_os_error(nix::libc::ENOSPC),
-        };
-        assert_eq!(Unavailable::of(&io, here), Some(Unavailable::DiskFull));
-    }
-
-    #[test]
-    fn a_plain_io_error_on_a_healthy_file_system_is_not_unavailability() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        // SQLITE_IOERR (10): the temp folder is writable and has space.
-        assert_eq!(Unavailable::of(&sqlite(10), &dir.path().join("db")), None);
     }
 }

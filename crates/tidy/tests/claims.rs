@@ -41,6 +41,7 @@ const SERVER_CRATES: &[&str] = &[
     "crates/auth",
     "crates/authenticator",
     "crates/storage",
+    "crates/pgstore",
     "crates/database",
     "crates/functions",
     "crates/application",

@@ -1,8 +1,8 @@
 //! Checks the house rules that code review would otherwise have to remember: every Rust file
 //! opens with a `//!` module doc, no `dbg!`/`todo!` is left behind, modules inside a crate
 //! import one way (no cycles), no source file grows past 500 lines, and the dependencies that
-//! define a crate's job stay in that one crate (rusqlite in storage, axum in server, rhai in
-//! functions, jsonwebtoken in auth).
+//! define a crate's job stay in that one crate (rusqlite in storage, postgres in pgstore, axum
+//! in server, rhai in functions, jsonwebtoken in auth).
 
 use std::path::Path;
 
@@ -46,6 +46,8 @@ fn every_rust_file_has_a_module_doc_and_no_leftovers() {
 fn defining_dependencies_stay_in_their_crate() {
     let rules = [
         ("rusqlite", "storage"),
+        ("postgres", "pgstore"),
+        ("tokio-postgres", "pgstore"),
         ("axum", "server"),
         ("rhai", "functions"),
         ("jsonwebtoken", "auth"),

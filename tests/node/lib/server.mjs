@@ -3,7 +3,7 @@
 //
 // Every wait here is bounded; stop() always ends the process.
 
-import { spawn } from "node:child_process";
+import { execFileSync, spawn } from "node:child_process";
 import { cpSync, mkdtempSync, rmSync, existsSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -33,12 +33,31 @@ export async function waitFor(pred, { timeout = 10_000, every = 10, what = "cond
   }
 }
 
+// With PULSEBASE_TEST_POSTGRES (the URL of a throw-away cluster's database, started by
+// scripts/test-all.sh with scripts/pg-cluster.sh), every server stores its app in a fresh
+// PostgreSQL database of that cluster instead of SQLite, so the same suites test both engines.
+const POSTGRES = process.env.PULSEBASE_TEST_POSTGRES;
+const databases = new Map();
+
+/** The database of the app folder `dir` in the test cluster (new and empty the first time; a
+ * restarted server on the same folder finds its data again); its URL. */
+export function postgresDatabaseFor(dir) {
+  if (!databases.has(dir)) {
+    const name = `t_${process.pid}_${databases.size + 1}`;
+    execFileSync("psql", [POSTGRES, "-qc", `CREATE DATABASE ${name}`], { stdio: ["ignore", "ignore", "inherit"] });
+    databases.set(dir, POSTGRES.replace(/\/[^/]*$/, `/${name}`));
+  }
+  return databases.get(dir);
+}
+
 export class Server {
   constructor({ dir, mode = "dev", port = 0, extraArgs = [], env = {} }) {
     this.dir = dir;
     this.mode = mode;
     this.port = port;
-    this.extraArgs = extraArgs;
+    // A server given its own SQLite file keeps it (those tests are about the file).
+    const ownFile = extraArgs.includes("--data");
+    this.extraArgs = POSTGRES && !ownFile ? [...extraArgs, "--database-url", postgresDatabaseFor(dir)] : extraArgs;
     this.env = env;
     this.stdout = "";
     this.stderr = "";

@@ -6,15 +6,21 @@
 //! Mutations run here one after another, so they are serializable by construction. Jobs that
 //! queue up while a commit is in progress are taken together (group commit): each mutation
 //! runs in its own savepoint, so one failure rolls back only its own writes, and the batch
-//! shares one SQLite commit and one commit timestamp. After the commit the batch's write set
-//! is matched against subscriptions, and only then are callers answered, so a caller that sees
+//! shares one commit and one commit timestamp. After the commit the batch's write set is
+//! matched against subscriptions, and only then are callers answered, so a caller that sees
 //! its commit `ts` can rely on every invalidation up to `ts` having been issued.
+//!
+//! On a database other nodes commit to as well (PostgreSQL), `begin` waits for the
+//! database-wide commit lock, the timestamp is picked above the latest commit of any node, and
+//! the write set goes into the commit log instead: this node's subscriptions learn of the
+//! commit from the commit-log tail (`commit_log.rs`), like every other node's, and callers
+//! are answered at once (a session waits for its snapshot's commit to be processed anyway).
 
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::Receiver;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::{Mutex, RwLock};
 use schema::Schema;
@@ -22,91 +28,37 @@ use storage::Writer;
 use tokio::sync::oneshot;
 
 use crate::catalog::Catalog;
+use crate::commit_log;
 use crate::error::DbError;
 use crate::failure_log::FailureLog;
+use crate::job::{DedupKey, Job, MutationFn, MutationOutcome, QueuedMutation};
 use crate::mutation_txn::MutationTxn;
+use crate::prune::Pruner;
 use crate::read_set::WriteSet;
-use crate::schema_change::{SchemaChangeReport, apply_schema};
+use crate::schema_change::{SCHEMA_CONFIG_KEY, SchemaChangeReport, apply_schema};
 use crate::subscriptions::Subscriptions;
 use crate::transaction::TxnLimits;
 use crate::writer_state::{WriteFailure, WriterState};
 
-/// Runs a mutation against the writer: `Ok(response)` commits (and `response` is stored for
-/// de-duplication), `Err(response)` rolls the mutation's writes back. Both strings are opaque
-/// to the database; the caller decides what they mean.
-pub type MutationFn = Box<dyn FnOnce(MutationTxn) -> Result<String, String> + Send>;
-
-/// Identifies a client request so a retry after a reconnect is applied once.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct DedupKey {
-    pub session_id: String,
-    pub request_id: u64,
-}
-
-/// What became of a mutation.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum MutationOutcome {
-    Committed {
-        ts: u64,
-        response: String,
-    },
-    /// The same request was applied before; this is its stored response.
-    Replayed {
-        ts: u64,
-        response: String,
-    },
-    Failed {
-        response: String,
-    },
-}
-
-/// A mutation waiting in a batch, with the channel its outcome goes back on.
-struct QueuedMutation {
-    dedup: Option<DedupKey>,
-    run: MutationFn,
-    reply: oneshot::Sender<Result<MutationOutcome, DbError>>,
-}
-
-pub(crate) enum Job {
-    Mutation {
-        dedup: Option<DedupKey>,
-        run: MutationFn,
-        reply: oneshot::Sender<Result<MutationOutcome, DbError>>,
-    },
-    ApplySchema {
-        schema: Arc<Schema>,
-        text: String,
-        reply: oneshot::Sender<Result<SchemaChangeReport, DbError>>,
-    },
-}
-
 /// Most jobs folded into one SQLite commit.
 const MAX_BATCH: usize = 256;
-/// How long mutation de-duplication records are kept (the client retries after reconnects).
-const DEDUP_RETENTION: Duration = Duration::from_secs(3600);
-/// How often the next slice of de-duplication records is checked for ones past
-/// [`DEDUP_RETENTION`], and the least a slice holds. A slice is also at least twice the
-/// records written since the last one, so a pass over the table is never slower than the
-/// writes that fill it: a record lives at most about twice the retention, and no prune
-/// reads the whole table at once (the old once-a-minute `DELETE ... WHERE ts < ?` did).
-const PRUNE_EVERY: Duration = Duration::from_secs(1);
-const PRUNE_SLICE: usize = 10_000;
-
 pub(crate) struct Committer {
     state: Arc<Mutex<WriterState>>,
     /// Mutations per group commit: [`MAX_BATCH`], or fewer where the engine wants fewer
     /// savepoints per transaction.
     max_batch: usize,
+    /// Other nodes commit to the same database (see `commit_log`): take the latest timestamp
+    /// after `begin`, log each commit, and leave `on_commit` to the commit-log tail.
+    shared: bool,
+    /// The schema.toml text this node applied, which a shared database must still hold for
+    /// this node to commit.
+    schema_text: String,
     catalog: Arc<RwLock<Arc<Catalog>>>,
     subscriptions: Arc<Subscriptions>,
     limits: TxnLimits,
     last_ts: u64,
-    last_prune: Instant,
-    /// Where the next prune slice starts (`None`: at the start of the table).
-    prune_cursor: Option<(String, u64)>,
-    /// De-duplication records written since the last prune: a slice is at least twice that,
-    /// so pruning keeps pace with any write rate.
-    dedup_since_prune: usize,
+    /// Forgets de-duplication records and commit-log entries past their retention.
+    pruner: Pruner,
     /// Set by the background checkpointer when the WAL is long: the Committer then copies
     /// the rest itself between two batches so the WAL can start over (see
     /// `storage::Checkpointer`).
@@ -133,16 +85,17 @@ impl Committer {
     ) -> Result<Committer, DbError> {
         let last_ts = writer.ts()?;
         let max_batch = MAX_BATCH.min(writer.savepoints_per_transaction()).max(1);
+        let shared = writer.shared();
         Ok(Committer {
             max_batch,
+            shared,
+            schema_text: String::new(),
             state: Arc::new(Mutex::new(WriterState::new(writer))),
             catalog,
             subscriptions,
             limits,
             last_ts,
-            last_prune: Instant::now(),
-            prune_cursor: None,
-            dedup_since_prune: 0,
+            pruner: Pruner::default(),
             restart_wal,
             commit_latency: Arc::default(),
             failures: FailureLog::default(),
@@ -236,7 +189,8 @@ impl Committer {
         if batch.is_empty() {
             return;
         }
-        self.dedup_since_prune += batch.iter().filter(|m| m.dedup.is_some()).count();
+        self.pruner
+            .count_dedup(batch.iter().filter(|m| m.dedup.is_some()).count());
         let catalog = self.catalog.read().clone();
         let started = Instant::now();
         let begun = {
@@ -244,12 +198,16 @@ impl Committer {
             let begun = state.writer.begin();
             begun.map_err(|e| state.failure("beginning a write transaction", &e))
         };
+        let begun = begun.and_then(|()| self.join_shared_history());
         if let Err(failure) = begun {
+            let _ = self.state.lock().writer.rollback();
             self.fail_batch(&failure, batch.into_iter().map(|q| q.reply).collect());
             return;
         }
         let ts = self.next_ts();
-        let now_ms = now_nanos() as f64 / 1e6;
+        // Creation times follow the commit timestamp: the clock while it runs ahead, and above
+        // every earlier commit (of any node, stored) when it does not, so they never go back.
+        let now_ms = ts as f64 / 1e6;
         let mut writes = WriteSet::default();
         let mut outcomes = Vec::with_capacity(batch.len());
         let mut any_committed = false;
@@ -277,12 +235,14 @@ impl Committer {
         }
 
         if any_committed {
-            self.maybe_prune(ts);
+            let mut state = self.state.lock();
+            self.pruner.maybe_prune(&mut state.writer, self.shared, ts);
         }
         let finish = {
             let mut state = self.state.lock();
             let finish = if any_committed {
-                state.writer.set_ts(ts).and_then(|()| state.writer.commit())
+                commit_log::stamp(&mut state.writer, self.shared, ts, &writes)
+                    .and_then(|()| state.writer.commit())
             } else {
                 state.writer.rollback()
             };
@@ -304,7 +264,9 @@ impl Committer {
         if any_committed {
             self.commit_latency.observe(started.elapsed());
             self.last_ts = ts;
-            self.subscriptions.on_commit(ts, Arc::new(writes));
+            if !self.shared {
+                self.subscriptions.on_commit(ts, Arc::new(writes));
+            }
         }
         for (outcome, reply) in outcomes {
             let _ = reply.send(Ok(outcome));
@@ -415,26 +377,6 @@ impl Committer {
         }
     }
 
-    fn maybe_prune(&mut self, ts: u64) {
-        if self.last_prune.elapsed() < PRUNE_EVERY {
-            return;
-        }
-        self.last_prune = Instant::now();
-        let cutoff = ts.saturating_sub(DEDUP_RETENTION.as_nanos() as u64);
-        let slice = PRUNE_SLICE.max(2 * std::mem::take(&mut self.dedup_since_prune));
-        let pruned = self.state.lock().writer.prune_mutation_responses(
-            cutoff,
-            self.prune_cursor.as_ref(),
-            slice,
-        );
-        match pruned {
-            Ok((_, next)) => self.prune_cursor = next,
-            Err(e) => {
-                tracing::warn!(error = %e, "pruning mutation de-duplication records failed");
-            }
-        }
-    }
-
     /// Applies the schema found at startup, before the Committer thread runs. It keeps the
     /// stored commit timestamp: nothing has read or subscribed yet, so there is no one a new
     /// timestamp would tell about the change.
@@ -455,12 +397,27 @@ impl Committer {
         text: &str,
         ts: Option<u64>,
     ) -> Result<SchemaChangeReport, DbError> {
-        let mut state = self.state.lock();
+        let state = self.state.clone();
+        let mut state = state.lock();
         state.writer.begin()?;
+        // On a shared database the timestamp is picked under the commit lock, above every
+        // node's commits (a schema change is not refused for differing from the stored one:
+        // it is how a new schema comes into force).
+        let ts = match (ts, self.shared) {
+            (Some(_), true) => match state.writer.ts() {
+                Ok(latest) => {
+                    self.last_ts = self.last_ts.max(latest);
+                    Some(self.next_ts())
+                }
+                Err(e) => {
+                    let _ = state.writer.rollback();
+                    return Err(e.into());
+                }
+            },
+            (ts, _) => ts,
+        };
         let result = apply_schema(&mut state.writer, schema, text).and_then(|applied| match ts {
-            Some(ts) => state
-                .writer
-                .set_ts(ts)
+            Some(ts) => commit_log::stamp(&mut state.writer, self.shared, ts, &WriteSet::default())
                 .map_err(DbError::from)
                 .map(|()| applied),
             None => Ok(applied),
@@ -470,12 +427,16 @@ impl Committer {
                 state.writer.commit()?;
                 drop(state);
                 *self.catalog.write() = Arc::new(catalog);
+                self.schema_text = text.to_string();
                 if let Some(ts) = ts {
                     self.last_ts = ts;
                     // A schema change is a commit with no document writes; advancing
-                    // processed_ts keeps the invariant that every committed ts is processed.
-                    self.subscriptions
-                        .on_commit(ts, Arc::new(WriteSet::default()));
+                    // processed_ts keeps the invariant that every committed ts is processed
+                    // (on a shared database the commit-log tail does it).
+                    if !self.shared {
+                        self.subscriptions
+                            .on_commit(ts, Arc::new(WriteSet::default()));
+                    }
                 }
                 Ok(report)
             }
@@ -484,5 +445,33 @@ impl Committer {
                 Err(e)
             }
         }
+    }
+
+    /// On a shared database, right after `begin` (under the commit lock): moves `last_ts` up
+    /// to the latest commit of any node, and refuses to commit when the schema in force is
+    /// not the one this node applied (another node deployed a new one: this node must be
+    /// restarted with it before it writes again).
+    fn join_shared_history(&mut self) -> Result<(), WriteFailure> {
+        if !self.shared {
+            return Ok(());
+        }
+        let state = self.state.lock();
+        let latest = state
+            .writer
+            .ts()
+            .map_err(|e| state.failure("reading the latest commit timestamp", &e))?;
+        let in_force = state
+            .writer
+            .get_config(SCHEMA_CONFIG_KEY)
+            .map_err(|e| state.failure("reading the schema in force", &e))?;
+        drop(state);
+        if in_force.as_deref().unwrap_or_default() != self.schema_text {
+            return Err(WriteFailure {
+                kind: None,
+                detail: "another node deployed a different schema.toml; this node refuses to write until it is restarted with the deployed app".into(),
+            });
+        }
+        self.last_ts = self.last_ts.max(latest);
+        Ok(())
     }
 }

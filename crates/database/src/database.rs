@@ -19,14 +19,20 @@ use tokio::sync::oneshot;
 
 use crate::catalog::Catalog;
 use crate::checkpoints::CheckpointThread;
-use crate::committer::{Committer, DedupKey, Job, MutationFn, MutationOutcome};
+use crate::commit_log::CommitTail;
+use crate::committer::Committer;
 use crate::error::DbError;
+use crate::job::{DedupKey, Job, MutationFn, MutationOutcome};
 use crate::query_txn::QueryTxn;
 use crate::reader_pool::ReaderPool;
 use crate::schema_change::SchemaChangeReport;
 use crate::snapshot::Snapshot;
 use crate::subscriptions::Subscriptions;
 use crate::transaction::TxnLimits;
+
+/// How long a mutation's caller waits for this node to process its commit on a shared
+/// database (milliseconds, normally) before it is answered anyway.
+const PROCESSED_WAIT: Duration = Duration::from_secs(5);
 
 /// Jobs waiting for the Committer before callers are told to back off.
 const COMMIT_QUEUE: usize = 10_000;
@@ -42,6 +48,9 @@ pub struct Database {
     committer: Mutex<Option<JoinHandle<()>>>,
     /// Folds the WAL into the database file in the background; dropping it stops the thread.
     checkpointer: Option<CheckpointThread>,
+    /// Feeds the commits of every node to the subscriptions, on a database shared with other
+    /// nodes; dropping it stops the thread.
+    tail: Option<CommitTail>,
     subscriptions: Arc<Subscriptions>,
     limits: TxnLimits,
     /// The database file, for [`Database::file_sizes`] (`None` for an engine without one).
@@ -112,6 +121,10 @@ impl Database {
         let report = committer.apply_startup_schema(Arc::new(schema), schema_text)?;
         let commit_latency = committer.commit_latency();
         let checkpointer = CheckpointThread::start(&storage, restart_wal)?;
+        let tail = match storage.commit_feed()? {
+            Some(feed) => Some(CommitTail::start(feed, subscriptions.clone(), ts)?),
+            None => None,
+        };
         let storage_path = storage.path().map(Path::to_path_buf);
         let (jobs, receiver) = sync_channel(COMMIT_QUEUE);
         let handle = std::thread::Builder::new()
@@ -125,6 +138,7 @@ impl Database {
                 jobs: RwLock::new(Some(jobs)),
                 committer: Mutex::new(Some(handle)),
                 checkpointer,
+                tail,
                 subscriptions,
                 limits,
                 path: storage_path,
@@ -187,7 +201,23 @@ impl Database {
     ) -> Result<MutationOutcome, DbError> {
         let (reply, outcome) = oneshot::channel();
         self.submit(Job::Mutation { dedup, run, reply })?;
-        outcome.await.map_err(|_| DbError::CommitterStopped)?
+        let outcome = outcome.await.map_err(|_| DbError::CommitterStopped)??;
+        if let Some(ts) = self.unprocessed(&outcome) {
+            let mut processed = self.subscriptions.watch_processed();
+            let _ = tokio::time::timeout(PROCESSED_WAIT, processed.wait_for(|p| *p >= ts)).await;
+        }
+        Ok(outcome)
+    }
+
+    /// The commit `outcome` made, when this node's subscriptions may not have processed it
+    /// yet: on a shared database the commit-log tail processes commits, not the Committer,
+    /// and callers of [`Database::mutate`] rely on every invalidation up to their commit
+    /// being issued when they hear of it (a session's next Transition reaches it).
+    fn unprocessed(&self, outcome: &MutationOutcome) -> Option<u64> {
+        match outcome {
+            MutationOutcome::Committed { ts, .. } if self.tail.is_some() => Some(*ts),
+            _ => None,
+        }
     }
 
     /// Queues a mutation now and gives the receiver of its outcome. Mutations queued one
@@ -210,9 +240,13 @@ impl Database {
     ) -> Result<MutationOutcome, DbError> {
         let (reply, outcome) = oneshot::channel();
         self.submit(Job::Mutation { dedup, run, reply })?;
-        outcome
+        let outcome = outcome
             .blocking_recv()
-            .map_err(|_| DbError::CommitterStopped)?
+            .map_err(|_| DbError::CommitterStopped)??;
+        if let Some(ts) = self.unprocessed(&outcome) {
+            self.subscriptions.wait_processed(ts, PROCESSED_WAIT);
+        }
+        Ok(outcome)
     }
 
     /// Applies a new schema online, on the Committer; refused changes leave the old one.
@@ -269,7 +303,8 @@ impl Drop for Database {
         if let Some(handle) = self.committer.lock().take() {
             let _ = handle.join();
         }
-        // Then the checkpointer, which leaves a small WAL behind.
+        // Then the checkpointer, which leaves a small WAL behind, and the commit-log tail.
         self.checkpointer.take();
+        self.tail.take();
     }
 }

@@ -24,13 +24,16 @@
 
 mod catalog;
 mod checkpoints;
+mod commit_log;
 mod committer;
 mod database;
 mod document;
 mod error;
 mod failure_log;
 mod interval_tree;
+mod job;
 mod mutation_txn;
+mod prune;
 mod query_txn;
 mod read_set;
 mod reader_pool;
@@ -43,10 +46,10 @@ mod transaction;
 mod writer_state;
 
 pub use catalog::{Catalog, IndexId, IndexInfo, TableInfo};
-pub use committer::{DedupKey, MutationFn, MutationOutcome};
 pub use database::{Database, FileSizes};
 pub use document::Document;
 pub use error::DbError;
+pub use job::{DedupKey, MutationFn, MutationOutcome};
 pub use mutation_txn::MutationTxn;
 pub use query_txn::QueryTxn;
 pub use read_set::{IndexWrite, ReadInterval, ReadSet, WriteSet};

@@ -17,7 +17,7 @@ use crate::catalog::{BY_CREATION_TIME, BY_ID, Catalog, IndexId, IndexInfo, Table
 use crate::document::Document;
 use crate::error::DbError;
 
-const SCHEMA_CONFIG_KEY: &str = "schema.toml";
+pub(crate) const SCHEMA_CONFIG_KEY: &str = "schema.toml";
 const BATCH: usize = 1_000;
 const EXAMPLES: usize = 3;
 

@@ -48,6 +48,7 @@ CREATE TABLE IF NOT EXISTS _mutations (
 );
 CREATE TABLE IF NOT EXISTS _config (key TEXT COLLATE "C" PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS _claims (key TEXT COLLATE "C" PRIMARY KEY, expires BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS _commits (ts BIGINT PRIMARY KEY, writes BYTEA NOT NULL);
 INSERT INTO _meta (key, value) VALUES ('ts', 0) ON CONFLICT DO NOTHING;
 "#;
 
@@ -131,6 +132,11 @@ impl PgConn {
             .borrow_mut()
             .batch_execute(sql)
             .map_err(engine_error)
+    }
+
+    /// The client, for what only one kind of connection does (LISTEN and its notifications).
+    pub(crate) fn client(&self) -> std::cell::RefMut<'_, Client> {
+        self.client.borrow_mut()
     }
 
     pub(crate) fn read_ts(&self) -> Result<u64, StorageError> {

@@ -3,20 +3,26 @@
 //! database, so `pulsebase serve --database-url postgres://...` runs the same Committer,
 //! subscriptions and sync code as on SQLite.
 //!
+//! Several nodes (processes, machines) may serve one database: their writers take turns under
+//! one commit lock (`writer.rs`) and each commit is recorded in a commit log that every node
+//! tails (`feed.rs`).
+//!
 //! The tables mirror SQLite's layout (see `conn.rs`). The driver is the synchronous
 //! `postgres` crate: the storage traits are blocking, called from the Committer's thread and
 //! from blocking read tasks, as SQLite's are.
 
 mod conn;
+mod feed;
 mod reader;
 mod writer;
 
 use std::sync::Arc;
 
 use postgres::Config;
-use storage::{Engine, Reader, Storage, StorageError, Writer};
+use storage::{CommitFeed, Engine, Reader, Storage, StorageError, Writer};
 
 use crate::conn::ENGINE;
+use crate::feed::PgFeed;
 use crate::reader::PgReader;
 use crate::writer::PgWriter;
 
@@ -24,8 +30,9 @@ use crate::writer::PgWriter;
 /// its default `max_connections` is 100).
 const MAX_READERS: usize = 32;
 
-/// Connects to the database at `url` (`postgres://USER[:PASSWORD]@HOST:PORT/DB`), takes the
-/// write lock, creates the tables that do not exist yet and returns the one writer.
+/// Connects to the database at `url` (`postgres://USER[:PASSWORD]@HOST:PORT/DB`), creates
+/// the tables that do not exist yet and returns this node's writer. Other nodes may write to
+/// the same database (see `writer.rs`).
 pub fn open(url: &str) -> Result<(Storage, Writer), StorageError> {
     let config: Config = url.parse().map_err(|e| StorageError::Engine {
         engine: ENGINE,
@@ -51,6 +58,10 @@ struct PgEngine {
 impl Engine for PgEngine {
     fn reader(&self) -> Result<Reader, StorageError> {
         Ok(Box::new(PgReader::open(&self.config)?))
+    }
+
+    fn commit_feed(&self) -> Result<Option<Box<dyn CommitFeed>>, StorageError> {
+        Ok(Some(Box::new(PgFeed::open(&self.config)?)))
     }
 
     fn max_readers(&self) -> Option<usize> {

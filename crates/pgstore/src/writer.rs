@@ -1,10 +1,13 @@
-//! [`PgWriter`]: the one connection that writes, holding the deployment's write lock.
+//! [`PgWriter`]: a node's one connection that writes.
 //!
-//! Only one writer may commit to a database at a time, or two servers would fork its commit
-//! timestamps. The writer holds a session-level advisory lock for as long as its connection
-//! lives; a second server's writer finds it taken and is refused with `DatabaseLocked`. When
-//! the connection drops (the server restarted, the network was cut) the lock goes with it,
-//! so the writer reconnects and takes it again before its next transaction.
+//! Several nodes may write to one database, one transaction at a time: `begin` locks the
+//! commit-timestamp row of `_meta` (`SELECT ... FOR UPDATE`) and holds it until the
+//! transaction ends, so the transactions of all nodes form one serial history, each reads
+//! the latest commit's timestamp under the lock and picks a larger one, and a node cut off
+//! from the database cannot commit at all (it never forks history). A node that dies inside
+//! a transaction loses its connection, and PostgreSQL rolls back and frees the lock; one that
+//! goes silent inside a transaction is cut off after [`IDLE_IN_TRANSACTION`]. A writer whose
+//! connection dropped reconnects before its next transaction.
 //!
 //! PostgreSQL aborts a transaction at its first failed statement and later turns `COMMIT`
 //! into a silent `ROLLBACK`; the writer keeps track, so a failed transaction is never
@@ -15,9 +18,13 @@ use storage::{StorageError, Unavailable, WriteRows};
 
 use crate::conn::{ENGINE, PgConn, missing};
 
-/// The advisory lock key of the writer: "pulsebas" in ASCII, unlikely to collide with the
-/// locks of other software sharing the database.
-const WRITE_LOCK: i64 = 0x7075_6c73_6562_6173;
+/// How long a writer may sit inside a transaction without a statement before PostgreSQL ends
+/// its session (and frees the commit lock for the other nodes). Transactions here run for
+/// milliseconds; a mutation's script runs within its own time limit, well below this.
+pub(crate) const IDLE_IN_TRANSACTION: &str = "10s";
+
+/// Starts a transaction and takes the commit lock, in one round trip.
+const BEGIN: &str = "BEGIN; SELECT 1 FROM _meta WHERE key = 'ts' FOR UPDATE";
 
 /// Savepoints per transaction past which PostgreSQL's per-backend cache of subtransactions
 /// overflows and every concurrent snapshot pays for looking them up (`PGPROC_MAX_CACHED_SUBXIDS`).
@@ -40,11 +47,14 @@ pub(crate) struct PgWriter {
 crate::conn::pg_read_rows!(PgWriter);
 
 impl PgWriter {
-    /// Connects, takes the write lock and creates the tables that do not exist yet.
+    /// Connects and creates the tables that do not exist yet (under a lock, so nodes
+    /// starting together do not race to create them).
     pub(crate) fn open(config: &Config) -> Result<PgWriter, StorageError> {
-        let conn = PgConn::connect(config)?;
-        lock(&conn)?;
-        conn.batch(crate::conn::SCHEMA_SQL)?;
+        let conn = connect(config)?;
+        conn.batch(&format!(
+            "BEGIN; SELECT pg_advisory_xact_lock({LAYOUT_LOCK}); {} COMMIT;",
+            crate::conn::SCHEMA_SQL
+        ))?;
         Ok(PgWriter {
             conn,
             in_transaction: false,
@@ -70,11 +80,10 @@ impl PgWriter {
         result
     }
 
-    /// Reconnects; the write lock went with the old connection, so take it again or stop
-    /// writing (another server took over).
-    fn relock(&mut self) -> Result<(), StorageError> {
+    /// Replaces a dropped connection.
+    fn reconnect(&mut self) -> Result<(), StorageError> {
         self.conn.reconnect()?;
-        lock(&self.conn)
+        configure(&self.conn)
     }
 
     fn end_transaction(&mut self) {
@@ -85,22 +94,20 @@ impl PgWriter {
     }
 }
 
-/// Takes the deployment's write lock on `conn`, or says who holds it.
-fn lock(conn: &PgConn) -> Result<(), StorageError> {
-    let rows = conn.query("SELECT pg_try_advisory_lock($1)", &[&WRITE_LOCK])?;
-    let taken: bool = rows
-        .first()
-        .map(|r| r.get(0))
-        .ok_or_else(|| missing("the answer to pg_try_advisory_lock"))?;
-    if taken {
-        Ok(())
-    } else {
-        Err(StorageError::Engine {
-            engine: ENGINE,
-            message: "another Pulsebase server holds this database's write lock (an advisory lock); stop it, or point this one at another database".into(),
-            unavailable: Some(Unavailable::Locked),
-        })
-    }
+/// The advisory lock taken while creating the tables: "pulsebas" in ASCII, unlikely to
+/// collide with the locks of other software sharing the database.
+const LAYOUT_LOCK: i64 = 0x7075_6c73_6562_6173;
+
+fn connect(config: &Config) -> Result<PgConn, StorageError> {
+    let conn = PgConn::connect(config)?;
+    configure(&conn)?;
+    Ok(conn)
+}
+
+fn configure(conn: &PgConn) -> Result<(), StorageError> {
+    conn.batch(&format!(
+        "SET idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION}'"
+    ))
 }
 
 impl WriteRows for PgWriter {
@@ -115,6 +122,30 @@ impl WriteRows for PgWriter {
         }
     }
 
+    fn shared(&self) -> bool {
+        true
+    }
+
+    fn log_commit(&mut self, ts: u64, record: &[u8]) -> Result<(), StorageError> {
+        // One round trip: the record, and the announcement PostgreSQL sends when (and only
+        // if) this transaction commits, on the channel the feeds listen to (`feed::CHANNEL`).
+        self.track(|c| {
+            c.query(
+                "WITH logged AS (INSERT INTO _commits (ts, writes) VALUES ($1, $2)) \
+                 SELECT pg_notify('pulsebase_commits', '')",
+                &[&(ts as i64), &record],
+            )
+        })?;
+        Ok(())
+    }
+
+    fn prune_commit_log(&mut self, before_ts: u64) -> Result<usize, StorageError> {
+        let before = i64::try_from(before_ts).unwrap_or(i64::MAX);
+        let removed =
+            self.track(|c| c.execute("DELETE FROM _commits WHERE ts < $1", &[&before]))?;
+        Ok(removed as usize)
+    }
+
     fn savepoints_per_transaction(&self) -> usize {
         SAVEPOINTS_PER_TRANSACTION
     }
@@ -122,16 +153,16 @@ impl WriteRows for PgWriter {
     fn begin(&mut self) -> Result<(), StorageError> {
         self.end_transaction();
         if self.conn.is_closed() {
-            self.relock()?;
+            self.reconnect()?;
         }
-        if let Err(e) = self.conn.batch("BEGIN") {
+        if let Err(e) = self.conn.batch(BEGIN) {
             // A connection the server cut since the last commit (a restart) shows only now;
             // no transaction was open, so a new connection can take over.
             if !self.conn.is_closed() {
                 return Err(e);
             }
-            self.relock()?;
-            self.conn.batch("BEGIN")?;
+            self.reconnect()?;
+            self.conn.batch(BEGIN)?;
         }
         self.in_transaction = true;
         Ok(())

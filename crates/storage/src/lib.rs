@@ -30,8 +30,8 @@ pub use checkpointer::{Checkpointer, WalProgress};
 pub use durability::Durability;
 pub use error::StorageError;
 pub use rows::{
-    Catalog, Engine, IndexRow, Order, ReadRows, Reader, ScanRow, SnapshotRows, StoredDocument,
-    StoredResponse, TableRow, WriteRows, Writer,
+    Catalog, CommitFeed, Engine, IndexRow, LoggedCommit, Order, ReadRows, Reader, ScanRow,
+    SnapshotRows, StoredDocument, StoredResponse, TableRow, WriteRows, Writer,
 };
 pub use unavailable::Unavailable;
 
@@ -109,6 +109,12 @@ impl Storage {
             });
         }
         Ok(Box::new(SqliteReader::open(path)?))
+    }
+
+    /// The feed of commits of a database other processes commit to as well (`None` for one
+    /// this process alone writes).
+    pub fn commit_feed(&self) -> Result<Option<Box<dyn CommitFeed>>, StorageError> {
+        self.engine.commit_feed()
     }
 
     /// How many read connections may be open at once (`None`: no limit).

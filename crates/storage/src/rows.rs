@@ -7,6 +7,7 @@
 //! Each connection is used by one thread at a time (`Send`, not `Sync`), as SQLite's are.
 
 use std::path::Path;
+use std::time::Duration;
 
 use crate::checkpointer::{Checkpointer, WalProgress};
 use crate::error::StorageError;
@@ -69,6 +70,14 @@ pub struct StoredResponse {
 pub struct Catalog {
     pub tables: Vec<TableRow>,
     pub indexes: Vec<IndexRow>,
+}
+
+/// One commit as the commit log of a shared database holds it: its timestamp and what the
+/// database crate wrote down about it (the write set its subscriptions need).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoggedCommit {
+    pub ts: u64,
+    pub record: Vec<u8>,
 }
 
 /// Reads shared by the writer (which sees its own uncommitted writes) and the readers (which
@@ -213,6 +222,28 @@ pub trait WriteRows: ReadRows + Send {
     /// Forgets claims that expired before `now`: an expired key is refused for its expiry.
     fn prune_claims(&mut self, now: u64) -> Result<usize, StorageError>;
 
+    /// Whether other processes commit to this database too (PostgreSQL, several nodes). Then
+    /// [`WriteRows::begin`] waits for the database-wide commit lock, [`WriteRows::ts`] read
+    /// after it is the latest commit of any node, every commit writes its record with
+    /// [`WriteRows::log_commit`], and every node learns of commits, its own included, from
+    /// the engine's [`CommitFeed`], in timestamp order.
+    fn shared(&self) -> bool {
+        false
+    }
+
+    /// Appends the record of the commit at `ts` to the commit log, in the open transaction
+    /// (a shared database only), and wakes the nodes' feeds once it commits.
+    fn log_commit(&mut self, ts: u64, record: &[u8]) -> Result<(), StorageError> {
+        let _ = (ts, record);
+        Err(StorageError::Unsupported("a commit log"))
+    }
+
+    /// Forgets the commit log before `before_ts`; how many records went.
+    fn prune_commit_log(&mut self, before_ts: u64) -> Result<usize, StorageError> {
+        let _ = before_ts;
+        Ok(0)
+    }
+
     /// Between two transactions: copies what is left of a write-ahead log the engine keeps
     /// in this process (SQLite's WAL; see `Checkpointer`). Engines without one report a
     /// complete, empty log.
@@ -225,6 +256,14 @@ pub trait WriteRows: ReadRows + Send {
     fn checkpoint_truncate(&mut self) -> Result<bool, StorageError> {
         Ok(true)
     }
+}
+
+/// The commits of a shared database, in timestamp order, as every node's subscriptions need
+/// them (see [`WriteRows::shared`]).
+pub trait CommitFeed: Send {
+    /// The commits after `after` (at most a bounded batch), waiting up to `wait` for one when
+    /// there is none yet; empty when none came.
+    fn next(&mut self, after: u64, wait: Duration) -> Result<Vec<LoggedCommit>, StorageError>;
 }
 
 /// What opens connections to one database.
@@ -241,6 +280,11 @@ pub trait Engine: Send + Sync {
     /// How many read connections may be open at once (`None`: no limit, SQLite's are cheap).
     fn max_readers(&self) -> Option<usize> {
         None
+    }
+
+    /// The feed of commits, for a database other processes commit to as well.
+    fn commit_feed(&self) -> Result<Option<Box<dyn CommitFeed>>, StorageError> {
+        Ok(None)
     }
 
     /// The database file, for an engine that keeps the database in one.

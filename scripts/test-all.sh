@@ -47,11 +47,12 @@ echo "== end-to-end tests (tests/node)"
 
 echo "== end-to-end tests again, every server storing its app in PostgreSQL"
 # The suites about the SQLite file itself (export/import/backup of the file, its lock and its
-# disk) stay SQLite-only; every other suite runs unchanged against a throw-away cluster.
+# disk) stay SQLite-only, and nodes.test.mjs ran above on a cluster of its own; every other
+# suite runs unchanged against a throw-away cluster.
 pg_dir=$(mktemp -d /tmp/pulsebase-pg-XXXXXX)
 trap 'bash scripts/pg-cluster.sh stop "$pg_dir"; rm -rf "$pg_dir"' EXIT
 PULSEBASE_TEST_POSTGRES=$(bash scripts/pg-cluster.sh start "$pg_dir")
 export PULSEBASE_TEST_POSTGRES
 (cd tests/node && node --test --test-concurrency=2 --test-timeout=180000 \
-    $(ls ./*.test.mjs | grep -v -e data.test.mjs -e bad_days.test.mjs))
+    $(ls ./*.test.mjs | grep -v -e data.test.mjs -e bad_days.test.mjs -e nodes.test.mjs))
 echo "== all tests passed"

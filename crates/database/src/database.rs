@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Mutex, RwLock};
 use schema::Schema;
-use storage::{Durability, Storage, Writer};
+use storage::{Durability, Lease, Storage, Writer};
 use tokio::sync::oneshot;
 
 use crate::catalog::Catalog;
@@ -173,6 +173,17 @@ impl Database {
             database_bytes: size(path),
             wal_bytes: size(Path::new(&wal)),
         }
+    }
+
+    /// Takes the lease named `name` if no other node holds it (always, on a database only
+    /// this process uses). Blocking.
+    pub fn try_lease(&self, name: &str) -> Result<Option<Box<dyn Lease>>, DbError> {
+        Ok(self.readers.storage().try_lease(name)?)
+    }
+
+    /// Whether other nodes commit to this database too (PostgreSQL).
+    pub fn is_shared(&self) -> bool {
+        self.tail.is_some()
     }
 
     /// Opens a snapshot read transaction at the latest commit. Blocking; dropping the

@@ -56,6 +56,6 @@ pub use read_set::{IndexWrite, ReadInterval, ReadSet, WriteSet};
 pub use scan_cursor::ScanCursor;
 pub use schema_change::SchemaChangeReport;
 pub use snapshot::{Snapshot, SnapshotRow, copy_database};
-pub use storage::{Durability, Order, Unavailable};
+pub use storage::{Durability, Lease, Order, Unavailable};
 pub use subscriptions::{OnInvalidate, Registration, SubscriptionId, Subscriptions};
 pub use transaction::{Transaction, TxnLimits};

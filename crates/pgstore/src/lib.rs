@@ -13,16 +13,18 @@
 
 mod conn;
 mod feed;
+mod lease;
 mod reader;
 mod writer;
 
 use std::sync::Arc;
 
 use postgres::Config;
-use storage::{CommitFeed, Engine, Reader, Storage, StorageError, Writer};
+use storage::{CommitFeed, Engine, Lease, Reader, Storage, StorageError, Writer};
 
 use crate::conn::ENGINE;
 use crate::feed::PgFeed;
+use crate::lease::PgLease;
 use crate::reader::PgReader;
 use crate::writer::PgWriter;
 
@@ -62,6 +64,10 @@ impl Engine for PgEngine {
 
     fn commit_feed(&self) -> Result<Option<Box<dyn CommitFeed>>, StorageError> {
         Ok(Some(Box::new(PgFeed::open(&self.config)?)))
+    }
+
+    fn try_lease(&self, name: &str) -> Result<Option<Box<dyn Lease>>, StorageError> {
+        Ok(PgLease::try_take(&self.config, name)?.map(|lease| Box::new(lease) as Box<dyn Lease>))
     }
 
     fn max_readers(&self) -> Option<usize> {

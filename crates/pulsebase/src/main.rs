@@ -13,6 +13,7 @@ mod file_storage;
 mod limit_args;
 mod paths;
 mod run_cmd;
+mod scheduler_lease;
 mod schema_file;
 mod shutdown;
 mod start;

@@ -18,7 +18,7 @@ use tokio::net::TcpListener;
 use crate::cli::{Mode, ServeArgs};
 use crate::paths::{AppPaths, write_private};
 use crate::schema_file::{self, SchemaFile};
-use crate::{codegen, file_storage, shutdown, watch};
+use crate::{codegen, file_storage, scheduler_lease, shutdown, watch};
 
 pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<ExitCode> {
     let paths = AppPaths::new(&args.dir);
@@ -86,9 +86,7 @@ pub async fn run(args: ServeArgs, mode: Mode) -> anyhow::Result<ExitCode> {
     let port = listener.local_addr()?.port();
     let url = format!("http://{}:{port}", args.host);
     file_storage::enable(&app, &data_path, &url).await?;
-    app.start_scheduler()
-        .await
-        .context("starting the scheduler of scheduled functions and cron jobs")?;
+    scheduler_lease::start(&app).await?;
 
     let dev_issuer = if mode == Mode::Dev {
         let state_dir = paths.state.clone();

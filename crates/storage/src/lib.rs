@@ -30,7 +30,7 @@ pub use checkpointer::{Checkpointer, WalProgress};
 pub use durability::Durability;
 pub use error::StorageError;
 pub use rows::{
-    Catalog, CommitFeed, Engine, IndexRow, LoggedCommit, Order, ReadRows, Reader, ScanRow,
+    Catalog, CommitFeed, Engine, IndexRow, Lease, LoggedCommit, Order, ReadRows, Reader, ScanRow,
     SnapshotRows, StoredDocument, StoredResponse, TableRow, WriteRows, Writer,
 };
 pub use unavailable::Unavailable;
@@ -109,6 +109,11 @@ impl Storage {
             });
         }
         Ok(Box::new(SqliteReader::open(path)?))
+    }
+
+    /// Takes the lease named `name` if no other process holds it (see [`Lease`]).
+    pub fn try_lease(&self, name: &str) -> Result<Option<Box<dyn Lease>>, StorageError> {
+        self.engine.try_lease(name)
     }
 
     /// The feed of commits of a database other processes commit to as well (`None` for one

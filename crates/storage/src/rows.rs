@@ -266,6 +266,22 @@ pub trait CommitFeed: Send {
     fn next(&mut self, after: u64, wait: Duration) -> Result<Vec<LoggedCommit>, StorageError>;
 }
 
+/// A lease on a database that at most one process holds at a time (the scheduler's, so that
+/// one node alone runs scheduled jobs and crons). Dropping it gives it up.
+pub trait Lease: Send {
+    /// Whether it is still held (a server engine loses it with its connection).
+    fn held(&mut self) -> bool;
+}
+
+/// The lease of a database only this process uses: always held.
+struct SoleLease;
+
+impl Lease for SoleLease {
+    fn held(&mut self) -> bool {
+        true
+    }
+}
+
 /// What opens connections to one database.
 pub trait Engine: Send + Sync {
     /// A new read-only connection.
@@ -280,6 +296,13 @@ pub trait Engine: Send + Sync {
     /// How many read connections may be open at once (`None`: no limit, SQLite's are cheap).
     fn max_readers(&self) -> Option<usize> {
         None
+    }
+
+    /// Takes the lease named `name` if no other process holds it; `None` when one does. A
+    /// database only this process uses always grants it.
+    fn try_lease(&self, name: &str) -> Result<Option<Box<dyn Lease>>, StorageError> {
+        let _ = name;
+        Ok(Some(Box::new(SoleLease)))
     }
 
     /// The feed of commits, for a database other processes commit to as well.

@@ -172,12 +172,13 @@ const CLAIMS: &[Claim] = &[
         ]),
     },
     Claim {
-        says: "every commit is matched against subscriptions right after it, in the Committer",
+        says: "every commit is matched against subscriptions right after it, in the Committer (or, on a database shared by several nodes, by the commit-log tail, in timestamp order)",
         pattern: ".on_commit(",
         scope: SERVER_CRATES,
         expect: Expect::Exactly(&[
             ("crates/database/src/committer.rs", "commit_batch", 1),
             ("crates/database/src/committer.rs", "apply_schema", 1),
+            ("crates/database/src/commit_log.rs", "start", 1),
         ]),
     },
     Claim {

@@ -55,8 +55,8 @@ export class Server {
     this.dir = dir;
     this.mode = mode;
     this.port = port;
-    // A server given its own SQLite file keeps it (those tests are about the file).
-    const ownFile = extraArgs.includes("--data");
+    // A server given its own SQLite file or database keeps it (those tests are about it).
+    const ownFile = extraArgs.includes("--data") || extraArgs.includes("--database-url");
     this.extraArgs = POSTGRES && !ownFile ? [...extraArgs, "--database-url", postgresDatabaseFor(dir)] : extraArgs;
     this.env = env;
     this.stdout = "";

@@ -6,7 +6,8 @@
 #   scripts/pg-cluster.sh stop DIR    stop that cluster by the PID in its postmaster.pid
 #
 # PostgreSQL refuses to run as root, so as root the cluster belongs to the `postgres` user
-# that Debian's package creates. fsync is off: a test cluster never outlives its test.
+# that Debian's package creates. fsync is off, since a test cluster never outlives its test;
+# PG_CLUSTER_FSYNC=on keeps it on (benchmarks: commits then wait for the disk, as in production).
 set -euo pipefail
 
 bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -1 || true)
@@ -32,7 +33,7 @@ start)
         >"$dir/initdb.log" 2>&1 || { cat "$dir/initdb.log" >&2; exit 1; }
     port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
     as_owner pg_ctl -D "$dir/data" -l "$dir/server.log" -w -t 60 \
-        -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300" \
+        -o "-p $port -k $dir -c listen_addresses=127.0.0.1 -c fsync=${PG_CLUSTER_FSYNC:-off} -c max_connections=300" \
         start >/dev/null || { cat "$dir/server.log" >&2; exit 1; }
     as_owner createdb -h 127.0.0.1 -p "$port" -U pulsebase pulsebase
     echo "postgres://pulsebase@127.0.0.1:$port/pulsebase"

@@ -62,6 +62,13 @@ pub struct Opts {
     #[arg(long)]
     pub tcp_quickack: bool,
 
+    /// Store each server's app in a fresh database of this PostgreSQL cluster instead of
+    /// SQLite: the URL of a database of it (`postgres://USER@HOST:PORT/DB`, e.g. the one
+    /// `scripts/pg-cluster.sh start` prints). Each server start creates its own database
+    /// with `psql`.
+    #[arg(long)]
+    pub database_url: Option<String>,
+
     /// Hold a dashboard logs stream open (`/_dashboard/api/logs`, read as fast as it comes)
     /// on every server started, to measure what an open dashboard costs.
     #[arg(long)]

@@ -65,10 +65,35 @@ impl Ctx {
         let dir = self.work.join(name);
         crate::app::wipe(&dir)?;
         let app = crate::app::stage(&self.repo, &dir.join("app"))?;
-        let server = Server::start(&self.server_bin, &app, 0, &dir).await?;
+        let server = match &self.opts.database_url {
+            Some(cluster) => {
+                let url = fresh_database(cluster, name)?;
+                let extra = ["--database-url", url.as_str()];
+                Server::start_with(&self.server_bin, &app, 0, &dir, &extra).await?
+            }
+            None => Server::start(&self.server_bin, &app, 0, &dir).await?,
+        };
         let minter = Minter::load(&app, server.port)?;
         Ok((server, minter))
     }
+}
+
+/// A new, empty database of the PostgreSQL cluster of `cluster` (a database URL), named after
+/// the scenario and the time; its URL.
+fn fresh_database(cluster: &str, scenario: &str) -> anyhow::Result<String> {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let name = format!("bench_{}_{stamp}", scenario.replace('-', "_"));
+    let made = std::process::Command::new("psql")
+        .args([cluster, "-qc", &format!("CREATE DATABASE {name}")])
+        .status()
+        .map_err(|e| anyhow::anyhow!("running psql to create a bench database: {e}"))?;
+    anyhow::ensure!(made.success(), "psql could not create the database {name}");
+    let (base, _) = cluster
+        .rsplit_once('/')
+        .ok_or_else(|| anyhow::anyhow!("--database-url {cluster} names no database"))?;
+    Ok(format!("{base}/{name}"))
 }
 
 pub async fn run(ctx: &Ctx, name: &str) -> anyhow::Result<Value> {

@@ -264,20 +264,20 @@ impl PgConn {
     }
 }
 
-/// Implements [`storage::ReadRows`] for a type with a `conn: PgConn` field: the writer and
-/// the readers read through exactly the same statements.
+/// Implements [`storage::ReadRows`] for a type with a `rows(&self) -> Result<&PgConn, _>`
+/// method: the writer and the readers read through exactly the same statements.
 macro_rules! pg_read_rows {
     ($type:ty) => {
         impl storage::ReadRows for $type {
             fn catalog(&self) -> Result<storage::Catalog, storage::StorageError> {
-                self.conn.catalog()
+                self.rows()?.catalog()
             }
 
             fn get_document(
                 &self,
                 id: &str,
             ) -> Result<Option<storage::StoredDocument>, storage::StorageError> {
-                self.conn.get_document(id)
+                self.rows()?.get_document(id)
             }
 
             fn scan(
@@ -288,7 +288,7 @@ macro_rules! pg_read_rows {
                 order: storage::Order,
                 limit: usize,
             ) -> Result<Vec<storage::ScanRow>, storage::StorageError> {
-                self.conn.scan(index_id, start, end, order, limit)
+                self.rows()?.scan(index_id, start, end, order, limit)
             }
 
             fn count(
@@ -297,15 +297,15 @@ macro_rules! pg_read_rows {
                 start: &[u8],
                 end: Option<&[u8]>,
             ) -> Result<u64, storage::StorageError> {
-                self.conn.count(index_id, start, end)
+                self.rows()?.count(index_id, start, end)
             }
 
             fn get_config(&self, key: &str) -> Result<Option<String>, storage::StorageError> {
-                self.conn.get_config(key)
+                self.rows()?.get_config(key)
             }
 
             fn is_claimed(&self, key: &str) -> Result<bool, storage::StorageError> {
-                self.conn.is_claimed(key)
+                self.rows()?.is_claimed(key)
             }
 
             fn get_mutation_response(
@@ -313,7 +313,7 @@ macro_rules! pg_read_rows {
                 session_id: &str,
                 request_id: u64,
             ) -> Result<Option<storage::StoredResponse>, storage::StorageError> {
-                self.conn.get_mutation_response(session_id, request_id)
+                self.rows()?.get_mutation_response(session_id, request_id)
             }
         }
     };

@@ -12,6 +12,7 @@
 //! from blocking read tasks, as SQLite's are.
 
 mod conn;
+mod deferred;
 mod feed;
 mod lease;
 mod reader;

@@ -15,6 +15,11 @@ pub(crate) struct PgReader {
 crate::conn::pg_read_rows!(PgReader);
 
 impl PgReader {
+    /// The connection (a reader holds nothing back).
+    pub(crate) fn rows(&self) -> Result<&PgConn, StorageError> {
+        Ok(&self.conn)
+    }
+
     pub(crate) fn open(config: &Config) -> Result<PgReader, StorageError> {
         Ok(PgReader {
             conn: PgConn::connect(config)?,

@@ -9,14 +9,22 @@
 //! goes silent inside a transaction is cut off after [`IDLE_IN_TRANSACTION`]. A writer whose
 //! connection dropped reconnects before its next transaction.
 //!
+//! Writes that need no answer are held back and sent together before the next read or with
+//! the `COMMIT` (`deferred.rs`): a mutation costs one round trip, not one per statement. So
+//! a failing write (a duplicate key) is reported by the next read or by `commit`, not by the
+//! write itself; the Committer fails the whole batch on any storage error either way.
+//!
 //! PostgreSQL aborts a transaction at its first failed statement and later turns `COMMIT`
 //! into a silent `ROLLBACK`; the writer keeps track, so a failed transaction is never
 //! reported as committed.
+
+use std::cell::{Cell, RefCell};
 
 use postgres::Config;
 use storage::{StorageError, Unavailable, WriteRows};
 
 use crate::conn::{ENGINE, PgConn, missing};
+use crate::deferred::{Deferred, Literal};
 
 /// How long a writer may sit inside a transaction without a statement before PostgreSQL ends
 /// its session (and frees the commit lock for the other nodes). Transactions here run for
@@ -32,18 +40,21 @@ const SAVEPOINTS_PER_TRANSACTION: usize = 64;
 
 pub(crate) struct PgWriter {
     conn: PgConn,
+    /// Writes not sent yet (see the module docs).
+    pending: RefCell<Deferred>,
     /// A transaction is open (from `begin` to `commit`/`rollback`).
-    in_transaction: bool,
+    in_transaction: Cell<bool>,
     /// A savepoint is open.
-    in_savepoint: bool,
+    in_savepoint: Cell<bool>,
     /// A statement failed since the savepoint was taken: only `rollback_to_savepoint` (or a
     /// rollback) makes the transaction usable again.
-    savepoint_failed: bool,
+    savepoint_failed: Cell<bool>,
     /// A statement failed outside any savepoint: only a rollback ends this transaction.
-    transaction_failed: bool,
+    transaction_failed: Cell<bool>,
 }
 
-// The writer's reads go through its connection, inside the open transaction.
+// The writer's reads go through its connection, inside the open transaction, after what is
+// held back (`rows` sends it first).
 crate::conn::pg_read_rows!(PgWriter);
 
 impl PgWriter {
@@ -57,24 +68,40 @@ impl PgWriter {
         ))?;
         Ok(PgWriter {
             conn,
-            in_transaction: false,
-            in_savepoint: false,
-            savepoint_failed: false,
-            transaction_failed: false,
+            pending: RefCell::default(),
+            in_transaction: Cell::new(false),
+            in_savepoint: Cell::new(false),
+            savepoint_failed: Cell::new(false),
+            transaction_failed: Cell::new(false),
         })
+    }
+
+    /// The connection, once everything held back is sent: what every read and every
+    /// statement with an answer goes through.
+    pub(crate) fn rows(&self) -> Result<&PgConn, StorageError> {
+        let sql = self.pending.borrow_mut().take();
+        if !sql.is_empty() {
+            self.track(|c| c.batch(&sql))?;
+        }
+        Ok(&self.conn)
+    }
+
+    /// Holds back a statement without an answer.
+    fn defer(&self, sql: &str, values: &[Literal<'_>]) {
+        self.pending.borrow_mut().push(sql, values);
     }
 
     /// Runs `f`, remembering a failure for `commit` (see the module docs).
     fn track<T>(
-        &mut self,
+        &self,
         f: impl FnOnce(&PgConn) -> Result<T, StorageError>,
     ) -> Result<T, StorageError> {
         let result = f(&self.conn);
-        if result.is_err() && self.in_transaction {
-            if self.in_savepoint {
-                self.savepoint_failed = true;
+        if result.is_err() && self.in_transaction.get() {
+            if self.in_savepoint.get() {
+                self.savepoint_failed.set(true);
             } else {
-                self.transaction_failed = true;
+                self.transaction_failed.set(true);
             }
         }
         result
@@ -87,10 +114,11 @@ impl PgWriter {
     }
 
     fn end_transaction(&mut self) {
-        self.in_transaction = false;
-        self.in_savepoint = false;
-        self.savepoint_failed = false;
-        self.transaction_failed = false;
+        self.pending.borrow_mut().clear();
+        self.in_transaction.set(false);
+        self.in_savepoint.set(false);
+        self.savepoint_failed.set(false);
+        self.transaction_failed.set(false);
     }
 }
 
@@ -105,14 +133,15 @@ fn connect(config: &Config) -> Result<PgConn, StorageError> {
 }
 
 fn configure(conn: &PgConn) -> Result<(), StorageError> {
+    // Held-back values are literals whose backslashes must mean themselves (`deferred.rs`).
     conn.batch(&format!(
-        "SET idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION}'"
+        "SET idle_in_transaction_session_timeout = '{IDLE_IN_TRANSACTION}'; SET standard_conforming_strings = on"
     ))
 }
 
 impl WriteRows for PgWriter {
     fn in_transaction(&self) -> bool {
-        self.in_transaction && !self.conn.is_closed()
+        self.in_transaction.get() && !self.conn.is_closed()
     }
 
     fn unavailable(&self, error: &StorageError) -> Option<Unavailable> {
@@ -127,23 +156,21 @@ impl WriteRows for PgWriter {
     }
 
     fn log_commit(&mut self, ts: u64, record: &[u8]) -> Result<(), StorageError> {
-        // One round trip: the record, and the announcement PostgreSQL sends when (and only
-        // if) this transaction commits, on the channel the feeds listen to (`feed::CHANNEL`).
-        self.track(|c| {
-            c.query(
-                "WITH logged AS (INSERT INTO _commits (ts, writes) VALUES ($1, $2)) \
-                 SELECT pg_notify('pulsebase_commits', '')",
-                &[&(ts as i64), &record],
-            )
-        })?;
+        // PostgreSQL sends the announcement when (and only if) this transaction commits, on
+        // the channel the feeds listen to (`feed::CHANNEL`).
+        self.defer(
+            "INSERT INTO _commits (ts, writes) VALUES ($1, $2); NOTIFY pulsebase_commits",
+            &[Literal::Int(ts as i64), Literal::Bytes(record)],
+        );
         Ok(())
     }
 
     fn prune_commit_log(&mut self, before_ts: u64) -> Result<usize, StorageError> {
         let before = i64::try_from(before_ts).unwrap_or(i64::MAX);
-        let removed =
-            self.track(|c| c.execute("DELETE FROM _commits WHERE ts < $1", &[&before]))?;
-        Ok(removed as usize)
+        let removed = self
+            .rows()?
+            .execute("DELETE FROM _commits WHERE ts < $1", &[&before]);
+        Ok(self.track(|_| removed)? as usize)
     }
 
     fn savepoints_per_transaction(&self) -> usize {
@@ -164,12 +191,13 @@ impl WriteRows for PgWriter {
             self.reconnect()?;
             self.conn.batch(BEGIN)?;
         }
-        self.in_transaction = true;
+        self.in_transaction.set(true);
         Ok(())
     }
 
     fn commit(&mut self) -> Result<(), StorageError> {
-        if self.transaction_failed || self.savepoint_failed {
+        if self.transaction_failed.get() || self.savepoint_failed.get() {
+            self.pending.borrow_mut().clear();
             let rolled_back = self.conn.batch("ROLLBACK");
             self.end_transaction();
             rolled_back?;
@@ -179,73 +207,84 @@ impl WriteRows for PgWriter {
                 unavailable: None,
             });
         }
-        let committed = self.conn.batch("COMMIT");
+        // What is held back and the COMMIT, in one round trip; a failure before the COMMIT
+        // leaves the transaction aborted, so it is rolled back.
+        let mut sql = self.pending.borrow_mut().take();
+        sql.push_str("COMMIT");
+        let committed = self.conn.batch(&sql);
+        if committed.is_err() && !self.conn.is_closed() {
+            let _ = self.conn.batch("ROLLBACK");
+        }
         self.end_transaction();
         committed
     }
 
     fn rollback(&mut self) -> Result<(), StorageError> {
+        self.pending.borrow_mut().clear();
         let rolled_back = self.conn.batch("ROLLBACK");
         self.end_transaction();
         rolled_back
     }
 
     fn savepoint(&mut self) -> Result<(), StorageError> {
-        self.track(|c| c.batch("SAVEPOINT mutation"))?;
-        self.in_savepoint = true;
-        self.savepoint_failed = false;
+        self.pending.borrow_mut().savepoint();
+        self.in_savepoint.set(true);
+        self.savepoint_failed.set(false);
         Ok(())
     }
 
     fn release_savepoint(&mut self) -> Result<(), StorageError> {
-        self.in_savepoint = false;
-        if self.savepoint_failed {
-            self.transaction_failed = true;
+        self.in_savepoint.set(false);
+        if self.savepoint_failed.get() {
+            self.transaction_failed.set(true);
             return Err(StorageError::Engine {
                 engine: ENGINE,
                 message: "a statement since the savepoint failed; roll back to it instead".into(),
                 unavailable: None,
             });
         }
-        self.track(|c| c.batch("RELEASE SAVEPOINT mutation"))
+        self.defer("RELEASE SAVEPOINT mutation", &[]);
+        Ok(())
     }
 
     fn rollback_to_savepoint(&mut self) -> Result<(), StorageError> {
-        let result =
-            self.track(|c| c.batch("ROLLBACK TO SAVEPOINT mutation; RELEASE SAVEPOINT mutation"));
-        if result.is_ok() {
-            self.savepoint_failed = false;
-        } else {
-            self.transaction_failed = true;
+        self.in_savepoint.set(false);
+        if self.pending.borrow_mut().drop_savepoint() {
+            // Nothing since the savepoint was sent: dropping it undid everything.
+            self.savepoint_failed.set(false);
+            return Ok(());
         }
-        self.in_savepoint = false;
+        let result = self
+            .rows()
+            .and_then(|c| c.batch("ROLLBACK TO SAVEPOINT mutation; RELEASE SAVEPOINT mutation"));
+        match result {
+            Ok(()) => self.savepoint_failed.set(false),
+            Err(_) => self.transaction_failed.set(true),
+        }
         result
     }
 
     fn ts(&self) -> Result<u64, StorageError> {
-        self.conn.read_ts()
+        self.rows()?.read_ts()
     }
 
     fn set_ts(&mut self, ts: u64) -> Result<(), StorageError> {
-        self.track(|c| {
-            c.execute(
-                "UPDATE _meta SET value = $1 WHERE key = 'ts'",
-                &[&(ts as i64)],
-            )
-        })?;
+        self.defer(
+            "UPDATE _meta SET value = $1 WHERE key = 'ts'",
+            &[Literal::Int(ts as i64)],
+        );
         Ok(())
     }
 
     fn create_table(&mut self, name: &str) -> Result<u32, StorageError> {
-        // Numbered like SQLite's `INTEGER PRIMARY KEY` (the largest plus one); one writer, so
-        // no two transactions race for a number.
-        let rows = self.track(|c| {
-            c.query(
-                "INSERT INTO _tables (number, name) SELECT COALESCE(MAX(number), 0) + 1, $1 FROM _tables RETURNING number",
-                &[&name],
-            )
-        })?;
-        let number: i64 = rows
+        // Numbered like SQLite's `INTEGER PRIMARY KEY` (the largest plus one); the commit
+        // lock is held, so no two transactions race for a number.
+        let rows = self.rows()?.query(
+            "INSERT INTO _tables (number, name) SELECT COALESCE(MAX(number), 0) + 1, $1 FROM _tables RETURNING number",
+            &[&name],
+        );
+        let number: i64 = self
+            .track(|_| rows)?
             .first()
             .map(|r| r.get(0))
             .ok_or_else(|| missing("the new table's number"))?;
@@ -258,13 +297,12 @@ impl WriteRows for PgWriter {
         name: &str,
         fields_json: &str,
     ) -> Result<u32, StorageError> {
-        let rows = self.track(|c| {
-            c.query(
-                "INSERT INTO _indexes (id, table_number, name, fields) SELECT COALESCE(MAX(id), 0) + 1, $1, $2, $3 FROM _indexes RETURNING id",
-                &[&i64::from(table_number), &name, &fields_json],
-            )
-        })?;
-        let id: i64 = rows
+        let rows = self.rows()?.query(
+            "INSERT INTO _indexes (id, table_number, name, fields) SELECT COALESCE(MAX(id), 0) + 1, $1, $2, $3 FROM _indexes RETURNING id",
+            &[&i64::from(table_number), &name, &fields_json],
+        );
+        let id: i64 = self
+            .track(|_| rows)?
             .first()
             .map(|r| r.get(0))
             .ok_or_else(|| missing("the new index's id"))?;
@@ -272,11 +310,12 @@ impl WriteRows for PgWriter {
     }
 
     fn drop_index(&mut self, index_id: u32) -> Result<(), StorageError> {
-        let id = i64::from(index_id);
-        self.track(|c| {
-            c.execute("DELETE FROM index_entries WHERE index_id = $1", &[&id])?;
-            c.execute("DELETE FROM _indexes WHERE id = $1", &[&id])
-        })?;
+        let id = Literal::Int(i64::from(index_id));
+        self.defer("DELETE FROM index_entries WHERE index_id = $1", &[id]);
+        self.defer(
+            "DELETE FROM _indexes WHERE id = $1",
+            &[Literal::Int(i64::from(index_id))],
+        );
         Ok(())
     }
 
@@ -286,18 +325,20 @@ impl WriteRows for PgWriter {
         table_number: u32,
         value: &str,
     ) -> Result<(), StorageError> {
-        self.track(|c| {
-            c.execute(
-                "INSERT INTO documents (id, table_number, value) VALUES ($1, $2, $3) \
-                 ON CONFLICT (id) DO UPDATE SET table_number = EXCLUDED.table_number, value = EXCLUDED.value",
-                &[&id, &i64::from(table_number), &value],
-            )
-        })?;
+        self.defer(
+            "INSERT INTO documents (id, table_number, value) VALUES ($1, $2, $3) \
+             ON CONFLICT (id) DO UPDATE SET table_number = EXCLUDED.table_number, value = EXCLUDED.value",
+            &[
+                Literal::Text(id),
+                Literal::Int(i64::from(table_number)),
+                Literal::Text(value),
+            ],
+        );
         Ok(())
     }
 
     fn delete_document(&mut self, id: &str) -> Result<(), StorageError> {
-        self.track(|c| c.execute("DELETE FROM documents WHERE id = $1", &[&id]))?;
+        self.defer("DELETE FROM documents WHERE id = $1", &[Literal::Text(id)]);
         Ok(())
     }
 
@@ -307,22 +348,22 @@ impl WriteRows for PgWriter {
         key: &[u8],
         id: &str,
     ) -> Result<(), StorageError> {
-        self.track(|c| {
-            c.execute(
-                "INSERT INTO index_entries (index_id, key, id) VALUES ($1, $2, $3)",
-                &[&i64::from(index_id), &key, &id],
-            )
-        })?;
+        self.defer(
+            "INSERT INTO index_entries (index_id, key, id) VALUES ($1, $2, $3)",
+            &[
+                Literal::Int(i64::from(index_id)),
+                Literal::Bytes(key),
+                Literal::Text(id),
+            ],
+        );
         Ok(())
     }
 
     fn delete_index_entry(&mut self, index_id: u32, key: &[u8]) -> Result<(), StorageError> {
-        self.track(|c| {
-            c.execute(
-                "DELETE FROM index_entries WHERE index_id = $1 AND key = $2",
-                &[&i64::from(index_id), &key],
-            )
-        })?;
+        self.defer(
+            "DELETE FROM index_entries WHERE index_id = $1 AND key = $2",
+            &[Literal::Int(i64::from(index_id)), Literal::Bytes(key)],
+        );
         Ok(())
     }
 
@@ -333,13 +374,16 @@ impl WriteRows for PgWriter {
         ts: u64,
         response: &str,
     ) -> Result<(), StorageError> {
-        self.track(|c| {
-            c.execute(
-                "INSERT INTO _mutations (session_id, request_id, ts, response) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (session_id, request_id) DO UPDATE SET ts = EXCLUDED.ts, response = EXCLUDED.response",
-                &[&session_id, &(request_id as i64), &(ts as i64), &response],
-            )
-        })?;
+        self.defer(
+            "INSERT INTO _mutations (session_id, request_id, ts, response) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (session_id, request_id) DO UPDATE SET ts = EXCLUDED.ts, response = EXCLUDED.response",
+            &[
+                Literal::Text(session_id),
+                Literal::Int(request_id as i64),
+                Literal::Int(ts as i64),
+                Literal::Text(response),
+            ],
+        );
         Ok(())
     }
 
@@ -351,26 +395,24 @@ impl WriteRows for PgWriter {
     ) -> Result<(usize, Option<(String, u64)>), StorageError> {
         let (session, request) = after.map_or(("", -1), |(s, r)| (s.as_str(), *r as i64));
         let limit_sql = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = self.rows()?.query(
+            "SELECT session_id, request_id, ts FROM _mutations WHERE (session_id, request_id) > ($1, $2) \
+             ORDER BY session_id, request_id LIMIT $3",
+            &[&session, &request, &limit_sql],
+        );
         let mut scanned: Vec<((String, i64), i64)> = self
-            .track(|c| {
-                c.query(
-                    "SELECT session_id, request_id, ts FROM _mutations WHERE (session_id, request_id) > ($1, $2) \
-                     ORDER BY session_id, request_id LIMIT $3",
-                    &[&session, &request, &limit_sql],
-                )
-            })?
+            .track(|_| rows)?
             .iter()
             .map(|r| ((r.get(0), r.get(1)), r.get(2)))
             .collect();
         let mut removed = 0;
         for ((session, request), ts) in &scanned {
             if (*ts as u64) < before_ts {
-                removed += self.track(|c| {
-                    c.execute(
-                        "DELETE FROM _mutations WHERE session_id = $1 AND request_id = $2",
-                        &[session, request],
-                    )
-                })?;
+                self.defer(
+                    "DELETE FROM _mutations WHERE session_id = $1 AND request_id = $2",
+                    &[Literal::Text(session), Literal::Int(*request)],
+                );
+                removed += 1;
             }
         }
         let next = if scanned.len() < limit {
@@ -380,39 +422,36 @@ impl WriteRows for PgWriter {
                 .pop()
                 .map(|((session, request), _)| (session, request as u64))
         };
-        Ok((removed as usize, next))
+        Ok((removed, next))
     }
 
     fn put_config(&mut self, key: &str, value: &str) -> Result<(), StorageError> {
-        self.track(|c| {
-            c.execute(
-                "INSERT INTO _config (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
-                &[&key, &value],
-            )
-        })?;
+        self.defer(
+            "INSERT INTO _config (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value",
+            &[Literal::Text(key), Literal::Text(value)],
+        );
         Ok(())
     }
 
     fn delete_config(&mut self, key: &str) -> Result<(), StorageError> {
-        self.track(|c| c.execute("DELETE FROM _config WHERE key = $1", &[&key]))?;
+        self.defer("DELETE FROM _config WHERE key = $1", &[Literal::Text(key)]);
         Ok(())
     }
 
     fn claim(&mut self, key: &str, expires: u64) -> Result<bool, StorageError> {
         let expires = i64::try_from(expires).unwrap_or(i64::MAX);
-        let inserted = self.track(|c| {
-            c.execute(
-                "INSERT INTO _claims (key, expires) VALUES ($1, $2) ON CONFLICT DO NOTHING",
-                &[&key, &expires],
-            )
-        })?;
-        Ok(inserted == 1)
+        let inserted = self.rows()?.execute(
+            "INSERT INTO _claims (key, expires) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            &[&key, &expires],
+        );
+        Ok(self.track(|_| inserted)? == 1)
     }
 
     fn prune_claims(&mut self, now: u64) -> Result<usize, StorageError> {
         let now = i64::try_from(now).unwrap_or(i64::MAX);
-        let removed =
-            self.track(|c| c.execute("DELETE FROM _claims WHERE expires < $1", &[&now]))?;
-        Ok(removed as usize)
+        let removed = self
+            .rows()?
+            .execute("DELETE FROM _claims WHERE expires < $1", &[&now]);
+        Ok(self.track(|_| removed)? as usize)
     }
 }

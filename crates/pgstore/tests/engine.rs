@@ -220,15 +220,23 @@ fn an_aborted_transaction_is_never_reported_committed(cluster: &Cluster) {
     writer.commit().expect("commit");
     writer.begin().expect("begin");
     writer.put_document("x", 1, "{}").expect("doc");
-    assert!(
-        writer.insert_index_entry(1, &[1], "b").is_err(),
-        "duplicate key"
-    );
+    let failed = writer
+        .insert_index_entry(1, &[1], "b")
+        .and_then(|()| writer.get_document("x").map(|_| ()));
+    assert!(failed.is_err(), "duplicate key, reported by the next read");
     assert!(writer.commit().is_err(), "COMMIT of an aborted transaction");
     assert!(!writer.in_transaction());
     assert!(writer.get_document("x").expect("read").is_none());
+    // A held-back failure that nothing read after is reported by the commit itself.
     writer.begin().expect("the writer is usable again");
-    writer.rollback().expect("rollback");
+    writer.put_document("y", 1, "{}").expect("doc");
+    writer.insert_index_entry(1, &[1], "c").expect("held back");
+    assert!(
+        writer.commit().is_err(),
+        "the commit reports the held-back failure"
+    );
+    assert!(!writer.in_transaction());
+    assert!(writer.get_document("y").expect("read").is_none());
 }
 
 fn a_bad_url_or_an_unreachable_server_is_named(cluster: &Cluster) {

@@ -66,7 +66,8 @@ pub fn savepoints_undo_one_unit((_storage, mut writer): (Storage, Writer)) {
 }
 
 /// A statement that fails inside a savepoint (a duplicate index key) is undone with it, and
-/// the rest of the transaction still commits.
+/// the rest of the transaction still commits. The failure may show at the write itself or,
+/// for an engine that holds writes back (PostgreSQL), at the next read at the latest.
 pub fn a_failed_write_is_undone_with_its_savepoint_alone(
     (_storage, mut writer): (Storage, Writer),
 ) {
@@ -76,10 +77,10 @@ pub fn a_failed_write_is_undone_with_its_savepoint_alone(
     writer.release_savepoint().expect("release");
     writer.savepoint().expect("sp");
     writer.put_document("b", 1, "{}").expect("doc");
-    assert!(
-        writer.insert_index_entry(1, &[1], "b").is_err(),
-        "same key twice"
-    );
+    let failed = writer
+        .insert_index_entry(1, &[1], "b")
+        .and_then(|()| writer.count(1, &[], None).map(|_| ()));
+    assert!(failed.is_err(), "same key twice");
     writer
         .rollback_to_savepoint()
         .expect("rollback to savepoint");

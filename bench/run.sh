@@ -7,7 +7,9 @@
 #
 # Options: --runs N (default 3; --quick: 1), --only a,b (Pulsebase scenarios, e.g. fanout,idle,actions,scheduler;
 #          `node` = issue 5's Node-driven figures: dev save->push latency and webhooks/s;
-#          `files` = issue 13's file upload/download, import/export and backup figures),
+#          `files` = issue 13's file upload/download, import/export and backup figures,
+#          `postgres` = issue 16's figures: mutations and fan-out with the app in PostgreSQL,
+#          and several nodes: cross-node push latency and writes after kill -9 of a node),
 #          --skip-pb (Pulsebase only), --pb-results DIR (reuse PocketBase run-*.json from DIR),
 #          --out DIR (default bench/results/<date-time>[-quick]).
 # Env: CARGO_TARGET_DIR (default <repo>/target), PB_PEER (default <repo>/../shared/peers/pocketbase),
@@ -56,6 +58,8 @@ cleanup() {  # stop a server a crashed bench left behind, by PID, only if it is 
     if tr '\0' ' ' < "/proc/$pid/cmdline" 2>/dev/null | grep -q "pulsebase dev"; then kill "$pid" 2>/dev/null || true; fi
     rm -f "$pidfile"
   done
+  # the PostgreSQL cluster of the `postgres` step, by the PID in its postmaster.pid
+  if [ -f "$f/pg-cluster/data/postmaster.pid" ]; then bash "$ROOT/scripts/pg-cluster.sh" stop "$f/pg-cluster"; fi
 }
 trap cleanup EXIT
 
@@ -80,7 +84,7 @@ SCEN="${ONLY:-all}"
 for i in $(seq 1 "$RUNS"); do
   echo "--- Pulsebase run $i of $RUNS ($(date +%H:%M:%S), load $(cut -d' ' -f1-3 /proc/loadavg))"
   # the binary bounds every scenario itself; this timeout is a last resort
-  BSCEN="$(echo ",$SCEN," | sed 's/,node,/,/g; s/,files,/,/g; s/^,//; s/,$//')"
+  BSCEN="$(echo ",$SCEN," | sed 's/,node,/,/g; s/,files,/,/g; s/,postgres,/,/g; s/^,//; s/,$//')"
   if [ -z "$BSCEN" ]; then BSCEN=none; fi
   [ "$BSCEN" = none ] || timeout 3000 "$BIN/pulsebase-bench" $QFLAG --repo "$ROOT" --work "$WORK" --server-bin "$BIN/pulsebase" \
     --verify-bench "$BIN/examples/verify_bench" --out "$OUT/pulsebase/run-$i.json" ${BENCH_ARGS:-} ${BSCEN//,/ } \
@@ -121,6 +125,40 @@ run = json.load(open(run_path)) if os.path.exists(run_path) else {"metrics": {}}
 for k, v in json.load(open(path)).items():
     if isinstance(v, (int, float)) and not isinstance(v, bool):
         run.setdefault("metrics", {})[f"files.{k}"] = v
+json.dump(run, open(run_path, "w"), indent=1)
+PY
+  fi
+  # Issue 16: the same mutations and fan-out scenarios with every server's app in PostgreSQL
+  # (a throw-away cluster with fsync on, started and stopped here), then several nodes
+  # (bench/nodes.mjs); merged as postgres.* and nodes.* metrics.
+  if [ "$SCEN" = all ] || [[ ",$ONLY," == *",postgres,"* ]]; then
+    PG_DIR="$WORK/pg-cluster"
+    rm -rf "$PG_DIR"
+    PG_URL="$(PG_CLUSTER_FSYNC=on bash "$ROOT/scripts/pg-cluster.sh" start "$PG_DIR")"
+    timeout 3000 "$BIN/pulsebase-bench" $QFLAG --repo "$ROOT" --work "$WORK" --server-bin "$BIN/pulsebase" \
+      --database-url "$PG_URL" --out "$OUT/pulsebase/postgres-$i.json" ${BENCH_ARGS:-} mutations fanout \
+      2>&1 | tee "$OUT/pulsebase/postgres-$i.log"
+    [ -d "$ROOT/tests/node/node_modules" ] || (cd "$ROOT/tests/node" && npm ci --no-audit --no-fund --loglevel=error)
+    NOARGS=()
+    if [ "$QUICK" = 1 ]; then NOARGS=(--subscribers 100 --writes 10); fi
+    PULSEBASE_BIN="$BIN/pulsebase" timeout 900 node "$HERE/nodes.mjs" --database-url "$PG_URL" "${NOARGS[@]}" \
+      | tail -1 > "$OUT/pulsebase/nodes-$i.json"
+    bash "$ROOT/scripts/pg-cluster.sh" stop "$PG_DIR"
+    cat "$OUT/pulsebase/nodes-$i.json"
+    python3 - "$OUT/pulsebase/run-$i.json" "$OUT/pulsebase/postgres-$i.json" "$OUT/pulsebase/nodes-$i.json" <<'PY'
+import json, os, sys
+run_path, pg_path, nodes_path = sys.argv[1:4]
+run = json.load(open(run_path)) if os.path.exists(run_path) else {"metrics": {}}
+if os.path.exists(pg_path):
+    for k, v in json.load(open(pg_path)).get("metrics", {}).items():
+        run.setdefault("metrics", {})[f"postgres.{k}"] = v
+try:
+    nodes = json.load(open(nodes_path))
+except (OSError, ValueError):
+    nodes = {}
+for k, v in nodes.items():
+    if isinstance(v, (int, float)) and not isinstance(v, bool):
+        run.setdefault("metrics", {})[f"nodes.{k}"] = v
 json.dump(run, open(run_path, "w"), indent=1)
 PY
   fi

@@ -24,14 +24,16 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::{Mutex, RwLock};
 use schema::Schema;
-use storage::Writer;
+use storage::{StoredResponse, Writer};
 use tokio::sync::oneshot;
 
 use crate::catalog::Catalog;
 use crate::commit_log;
 use crate::error::DbError;
 use crate::failure_log::FailureLog;
-use crate::job::{DedupKey, Job, MutationFn, MutationOutcome, QueuedMutation};
+use crate::job::{
+    BatchRun, DedupKey, Job, MutationFn, MutationOutcome, QueuedMutation, recorded_responses,
+};
 use crate::mutation_txn::MutationTxn;
 use crate::prune::Pruner;
 use crate::read_set::WriteSet;
@@ -204,17 +206,39 @@ impl Committer {
             self.fail_batch(&failure, batch.into_iter().map(|q| q.reply).collect());
             return;
         }
+        let replays = {
+            let state = self.state.lock();
+            recorded_responses(&state.writer, &batch)
+                .map_err(|e| state.failure("reading de-duplication records", &e))
+        };
+        let replays = match replays {
+            Ok(replays) => replays,
+            Err(failure) => {
+                let _ = self.state.lock().writer.rollback();
+                self.fail_batch(&failure, batch.into_iter().map(|q| q.reply).collect());
+                return;
+            }
+        };
         let ts = self.next_ts();
         // Creation times follow the commit timestamp: the clock while it runs ahead, and above
         // every earlier commit (of any node, stored) when it does not, so they never go back.
-        let now_ms = ts as f64 / 1e6;
-        let mut writes = WriteSet::default();
+        let mut run = BatchRun {
+            ts,
+            now_ms: ts as f64 / 1e6,
+            writes: WriteSet::default(),
+            replays,
+        };
         let mut outcomes = Vec::with_capacity(batch.len());
         let mut any_committed = false;
         let mut queued = batch.into_iter();
         let mut failure = None;
-        for QueuedMutation { dedup, run, reply } in queued.by_ref() {
-            match self.run_one(&catalog, ts, now_ms, dedup, run, &mut writes) {
+        for QueuedMutation {
+            dedup,
+            run: f,
+            reply,
+        } in queued.by_ref()
+        {
+            match self.run_one(&catalog, dedup, f, &mut run) {
                 Ok(outcome) => {
                     any_committed |= matches!(outcome, MutationOutcome::Committed { .. });
                     outcomes.push((outcome, reply));
@@ -241,7 +265,7 @@ impl Committer {
         let finish = {
             let mut state = self.state.lock();
             let finish = if any_committed {
-                commit_log::stamp(&mut state.writer, self.shared, ts, &writes)
+                commit_log::stamp(&mut state.writer, self.shared, ts, &run.writes)
                     .and_then(|()| state.writer.commit())
             } else {
                 state.writer.rollback()
@@ -265,7 +289,7 @@ impl Committer {
             self.commit_latency.observe(started.elapsed());
             self.last_ts = ts;
             if !self.shared {
-                self.subscriptions.on_commit(ts, Arc::new(writes));
+                self.subscriptions.on_commit(ts, Arc::new(run.writes));
             }
         }
         for (outcome, reply) in outcomes {
@@ -290,29 +314,19 @@ impl Committer {
     fn run_one(
         &mut self,
         catalog: &Arc<Catalog>,
-        ts: u64,
-        now_ms: f64,
         dedup: Option<DedupKey>,
         run: MutationFn,
-        writes: &mut WriteSet,
+        batch: &mut BatchRun,
     ) -> Result<MutationOutcome, WriteFailure> {
+        let (ts, now_ms) = (batch.ts, batch.now_ms);
+        if let Some(stored) = dedup.as_ref().and_then(|key| batch.replays.get(key)) {
+            return Ok(MutationOutcome::Replayed {
+                ts: stored.ts,
+                response: stored.response.clone(),
+            });
+        }
         let generation = {
             let mut state = self.state.lock();
-            if let Some(key) = &dedup {
-                match state
-                    .writer
-                    .get_mutation_response(&key.session_id, key.request_id)
-                {
-                    Ok(Some(stored)) => {
-                        return Ok(MutationOutcome::Replayed {
-                            ts: stored.ts,
-                            response: stored.response,
-                        });
-                    }
-                    Ok(None) => {}
-                    Err(e) => return Err(state.failure("reading a de-duplication record", &e)),
-                }
-            }
             match state.begin_mutation() {
                 Ok(generation) => generation,
                 Err(DbError::Storage(e)) => return Err(state.failure("opening a savepoint", &e)),
@@ -349,13 +363,19 @@ impl Committer {
         }
         let finished = match result {
             Ok(response) => state.writer.release_savepoint().and_then(|()| {
-                if let Some(key) = &dedup {
+                if let Some(key) = dedup {
                     state.writer.put_mutation_response(
                         &key.session_id,
                         key.request_id,
                         ts,
                         &response,
                     )?;
+                    // The same request again later in this batch replays this.
+                    let stored = StoredResponse {
+                        ts,
+                        response: response.clone(),
+                    };
+                    batch.replays.insert(key, stored);
                 }
                 Ok(MutationOutcome::Committed { ts, response })
             }),
@@ -366,7 +386,7 @@ impl Committer {
         };
         match finished {
             Ok(outcome @ MutationOutcome::Committed { .. }) => {
-                writes.extend(state.take_writes());
+                batch.writes.extend(state.take_writes());
                 Ok(outcome)
             }
             Ok(outcome) => {

@@ -1,13 +1,16 @@
 //! The jobs the [`Committer`](crate::committer) takes from its queue, and what a mutation is
 //! and becomes: [`MutationFn`], [`DedupKey`], [`MutationOutcome`].
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use schema::Schema;
+use storage::{StorageError, StoredResponse, Writer};
 use tokio::sync::oneshot;
 
 use crate::error::DbError;
 use crate::mutation_txn::MutationTxn;
+use crate::read_set::WriteSet;
 use crate::schema_change::SchemaChangeReport;
 
 /// Runs a mutation against the writer: `Ok(response)` commits (and `response` is stored for
@@ -57,4 +60,36 @@ pub(crate) enum Job {
         text: String,
         reply: oneshot::Sender<Result<SchemaChangeReport, DbError>>,
     },
+}
+
+/// What the mutations of one group commit share while it runs: the commit timestamp, the
+/// creation clock, the writes so far, and the responses of requests applied before (to
+/// replay instead of running again).
+pub(crate) struct BatchRun {
+    pub(crate) ts: u64,
+    pub(crate) now_ms: f64,
+    pub(crate) writes: WriteSet,
+    pub(crate) replays: HashMap<DedupKey, StoredResponse>,
+}
+
+/// The recorded responses of the batch's requests that were applied before, read in one go
+/// in the open transaction (under the commit lock on a shared database).
+pub(crate) fn recorded_responses(
+    writer: &Writer,
+    batch: &[QueuedMutation],
+) -> Result<HashMap<DedupKey, StoredResponse>, StorageError> {
+    let keys: Vec<&DedupKey> = batch.iter().filter_map(|q| q.dedup.as_ref()).collect();
+    if keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let pairs: Vec<(&str, u64)> = keys
+        .iter()
+        .map(|k| (k.session_id.as_str(), k.request_id))
+        .collect();
+    let found = writer.get_mutation_responses(&pairs)?;
+    Ok(keys
+        .into_iter()
+        .zip(found)
+        .filter_map(|(key, stored)| Some((key.clone(), stored?)))
+        .collect())
 }

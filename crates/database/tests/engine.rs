@@ -161,6 +161,46 @@ fn dedup_applies_a_request_once() {
     assert_eq!(texts_of(&db, "u1", Order::Asc).0.len(), 1);
 }
 
+/// The same request twice in one group commit (a client that re-sent it on a new socket while
+/// the first was still queued): the second replays the first, which the batch read up front
+/// could not have known.
+#[test]
+fn dedup_holds_within_one_batch() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = open(&dir);
+    let key = DedupKey {
+        session_id: "s".into(),
+        request_id: 1,
+    };
+    let run = || -> database::MutationFn {
+        Box::new(|mut txn| {
+            txn.insert("todos", todo("twice", "u9"))
+                .map(|id| id.to_string())
+                .map_err(|e| e.to_string())
+        })
+    };
+    // A slow first job keeps the Committer busy while the two requests queue up behind it.
+    let slow: database::MutationFn = Box::new(|_txn| {
+        std::thread::sleep(std::time::Duration::from_millis(200));
+        Ok("null".into())
+    });
+    let blocker = db.queue_mutation(None, slow).expect("queue");
+    let first = db.queue_mutation(Some(key.clone()), run()).expect("queue");
+    let second = db.queue_mutation(Some(key), run()).expect("queue");
+    let _ = blocker.blocking_recv();
+    let first = first.blocking_recv().expect("reply").expect("first");
+    let second = second.blocking_recv().expect("reply").expect("second");
+    let MutationOutcome::Committed { ts, response } = first else {
+        panic!("the first was not committed: {first:?}");
+    };
+    assert_eq!(
+        second,
+        MutationOutcome::Replayed { ts, response },
+        "the second replays the first"
+    );
+    assert_eq!(texts_of(&db, "u9", Order::Asc).0.len(), 1);
+}
+
 #[test]
 fn commits_invalidate_only_overlapping_read_sets() {
     let dir = tempfile::tempdir().expect("tempdir");

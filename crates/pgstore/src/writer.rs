@@ -21,7 +21,7 @@
 use std::cell::{Cell, RefCell};
 
 use postgres::Config;
-use storage::{StorageError, Unavailable, WriteRows};
+use storage::{StorageError, StoredResponse, Unavailable, WriteRows};
 
 use crate::conn::{ENGINE, PgConn, missing};
 use crate::deferred::{Deferred, Literal};
@@ -385,6 +385,34 @@ impl WriteRows for PgWriter {
             ],
         );
         Ok(())
+    }
+
+    fn get_mutation_responses(
+        &self,
+        keys: &[(&str, u64)],
+    ) -> Result<Vec<Option<StoredResponse>>, StorageError> {
+        let mut found = vec![None; keys.len()];
+        if keys.is_empty() {
+            return Ok(found);
+        }
+        let sessions: Vec<&str> = keys.iter().map(|(s, _)| *s).collect();
+        let requests: Vec<i64> = keys.iter().map(|(_, r)| *r as i64).collect();
+        // One round trip for the whole batch.
+        let rows = self.rows()?.query(
+            "SELECT k.i, m.ts, m.response FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS k(s, r, i) \
+             JOIN _mutations m ON m.session_id = k.s AND m.request_id = k.r",
+            &[&sessions, &requests],
+        );
+        for row in self.track(|_| rows)? {
+            let at = usize::try_from(row.get::<_, i64>(0) - 1).unwrap_or(usize::MAX);
+            if let Some(slot) = found.get_mut(at) {
+                *slot = Some(StoredResponse {
+                    ts: row.get::<_, i64>(1) as u64,
+                    response: row.get(2),
+                });
+            }
+        }
+        Ok(found)
     }
 
     fn prune_mutation_responses(

@@ -201,6 +201,17 @@ pub trait WriteRows: ReadRows + Send {
         response: &str,
     ) -> Result<(), StorageError>;
 
+    /// The recorded responses of `keys` (session id, request id), in their order: what a
+    /// group commit reads up front rather than one mutation at a time.
+    fn get_mutation_responses(
+        &self,
+        keys: &[(&str, u64)],
+    ) -> Result<Vec<Option<StoredResponse>>, StorageError> {
+        keys.iter()
+            .map(|(session, request)| self.get_mutation_response(session, *request))
+            .collect()
+    }
+
     /// Forgets the de-duplication records older than `before_ts` among the next `limit`
     /// records in key order after `after` (from the start when `None`). Returns how many were
     /// removed and where the next call goes on (`None` once the end was reached). The table is

@@ -195,12 +195,7 @@ impl Committer {
             .count_dedup(batch.iter().filter(|m| m.dedup.is_some()).count());
         let catalog = self.catalog.read().clone();
         let started = Instant::now();
-        let begun = {
-            let mut state = self.state.lock();
-            let begun = state.writer.begin();
-            begun.map_err(|e| state.failure("beginning a write transaction", &e))
-        };
-        let begun = begun.and_then(|()| self.join_shared_history());
+        let begun = self.begin_batch();
         if let Err(failure) = begun {
             let _ = self.state.lock().writer.rollback();
             self.fail_batch(&failure, batch.into_iter().map(|q| q.reply).collect());
@@ -467,23 +462,20 @@ impl Committer {
         }
     }
 
-    /// On a shared database, right after `begin` (under the commit lock): moves `last_ts` up
-    /// to the latest commit of any node, and refuses to commit when the schema in force is
-    /// not the one this node applied (another node deployed a new one: this node must be
-    /// restarted with it before it writes again).
-    fn join_shared_history(&mut self) -> Result<(), WriteFailure> {
+    /// Begins a batch's write transaction. On a shared database this takes the commit lock,
+    /// moves `last_ts` up to the latest commit of any node, and refuses to commit when the
+    /// schema in force is not the one this node applied (another node deployed a new one:
+    /// this node must be restarted with it before it writes again).
+    fn begin_batch(&mut self) -> Result<(), WriteFailure> {
+        let mut state = self.state.lock();
         if !self.shared {
-            return Ok(());
+            let begun = state.writer.begin();
+            return begun.map_err(|e| state.failure("beginning a write transaction", &e));
         }
-        let state = self.state.lock();
-        let latest = state
+        let (latest, in_force) = state
             .writer
-            .ts()
-            .map_err(|e| state.failure("reading the latest commit timestamp", &e))?;
-        let in_force = state
-            .writer
-            .get_config(SCHEMA_CONFIG_KEY)
-            .map_err(|e| state.failure("reading the schema in force", &e))?;
+            .begin_shared(SCHEMA_CONFIG_KEY)
+            .map_err(|e| state.failure("beginning a write transaction", &e))?;
         drop(state);
         if in_force.as_deref().unwrap_or_default() != self.schema_text {
             return Err(WriteFailure {

@@ -134,6 +134,27 @@ impl PgConn {
             .map_err(engine_error)
     }
 
+    /// Runs statements without parameters and returns the rows of the last that has any,
+    /// as text (one round trip for a `BEGIN` and a read under its lock).
+    pub(crate) fn text_rows(&self, sql: &str) -> Result<Vec<Vec<Option<String>>>, StorageError> {
+        let messages = self
+            .client
+            .borrow_mut()
+            .simple_query(sql)
+            .map_err(engine_error)?;
+        Ok(messages
+            .iter()
+            .filter_map(|m| match m {
+                postgres::SimpleQueryMessage::Row(row) => Some(
+                    (0..row.len())
+                        .map(|i| row.get(i).map(str::to_string))
+                        .collect(),
+                ),
+                _ => None,
+            })
+            .collect())
+    }
+
     /// The client, for what only one kind of connection does (LISTEN and its notifications).
     pub(crate) fn client(&self) -> std::cell::RefMut<'_, Client> {
         self.client.borrow_mut()

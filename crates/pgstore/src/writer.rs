@@ -107,6 +107,26 @@ impl PgWriter {
         result
     }
 
+    /// Starts a transaction with `sql` (a `BEGIN` and what goes with it); the rows it read.
+    fn start(&mut self, sql: &str) -> Result<Vec<Vec<Option<String>>>, StorageError> {
+        self.end_transaction();
+        if self.conn.is_closed() {
+            self.reconnect()?;
+        }
+        let rows = match self.conn.text_rows(sql) {
+            Ok(rows) => rows,
+            // A connection the server cut since the last commit (a restart) shows only now;
+            // no transaction was open, so a new connection can take over.
+            Err(_) if self.conn.is_closed() => {
+                self.reconnect()?;
+                self.conn.text_rows(sql)?
+            }
+            Err(e) => return Err(e),
+        };
+        self.in_transaction.set(true);
+        Ok(rows)
+    }
+
     /// Replaces a dropped connection.
     fn reconnect(&mut self) -> Result<(), StorageError> {
         self.conn.reconnect()?;
@@ -178,21 +198,27 @@ impl WriteRows for PgWriter {
     }
 
     fn begin(&mut self) -> Result<(), StorageError> {
-        self.end_transaction();
-        if self.conn.is_closed() {
-            self.reconnect()?;
-        }
-        if let Err(e) = self.conn.batch(BEGIN) {
-            // A connection the server cut since the last commit (a restart) shows only now;
-            // no transaction was open, so a new connection can take over.
-            if !self.conn.is_closed() {
-                return Err(e);
-            }
-            self.reconnect()?;
-            self.conn.batch(BEGIN)?;
-        }
-        self.in_transaction.set(true);
-        Ok(())
+        self.start(BEGIN).map(|_| ())
+    }
+
+    fn begin_shared(&mut self, config_key: &str) -> Result<(u64, Option<String>), StorageError> {
+        // The BEGIN, the commit lock and both reads in one round trip.
+        let mut key = Deferred::default();
+        key.push(
+            "BEGIN; SELECT m.value, c.value FROM _meta m LEFT JOIN _config c ON c.key = $1 \
+             WHERE m.key = 'ts' FOR UPDATE OF m",
+            &[Literal::Text(config_key)],
+        );
+        let rows = self.start(&key.take())?;
+        let row = rows
+            .first()
+            .ok_or_else(|| missing("the commit timestamp row of _meta"))?;
+        let ts = row
+            .first()
+            .and_then(|v| v.as_deref())
+            .and_then(|v| v.parse::<i64>().ok())
+            .ok_or_else(|| missing("a readable commit timestamp"))?;
+        Ok((ts as u64, row.get(1).cloned().flatten()))
     }
 
     fn commit(&mut self) -> Result<(), StorageError> {

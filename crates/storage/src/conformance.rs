@@ -194,6 +194,11 @@ pub fn claims_and_config((storage, mut writer): (Storage, Writer)) {
     writer.put_config("gone", "x").expect("config");
     writer.delete_config("gone").expect("config");
     writer.commit().expect("commit");
+    // A shared database's begin reads the latest ts and a setting under its lock.
+    let (ts, schema) = writer.begin_shared("schema").expect("begin_shared");
+    assert_eq!((ts, schema.as_deref()), (0, Some("v2")));
+    assert_eq!(writer.begin_shared("none").expect("again").1, None);
+    writer.rollback().expect("rollback");
     // A claim rolls back with its transaction.
     writer.begin().expect("begin");
     assert!(writer.claim("rolled back", 100).expect("claim"));

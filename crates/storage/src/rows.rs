@@ -154,6 +154,15 @@ pub trait WriteRows: ReadRows + Send {
     }
 
     fn begin(&mut self) -> Result<(), StorageError>;
+
+    /// On a shared database: begins a transaction (taking the commit lock) and returns, read
+    /// under the lock, the latest commit's timestamp and the setting `config_key` (the schema
+    /// in force). One round trip where the engine can.
+    fn begin_shared(&mut self, config_key: &str) -> Result<(u64, Option<String>), StorageError> {
+        self.begin()?;
+        Ok((self.ts()?, self.get_config(config_key)?))
+    }
+
     fn commit(&mut self) -> Result<(), StorageError>;
     fn rollback(&mut self) -> Result<(), StorageError>;
 

@@ -6,7 +6,8 @@
 //     spread over three nodes, while a fourth node takes the writes (HTTP mutations, one at a
 //     time); each write's delay is measured from the moment it was sent to the moment each
 //     subscriber's Transition carrying it arrives. The same run with every subscriber and the
-//     writer on one node gives the single-node figure of the same database.
+//     writer on one node gives the single-node figure of the same database, and once more
+//     on SQLite (the default, one process).
 // (b) Writes through a kill -9: 16 HTTP clients write through four nodes in closed loops, one
 //     node is killed, and the bench reports the longest pause in acknowledged writes on the
 //     surviving nodes around the kill (how long until writes are accepted again) and how many
@@ -61,13 +62,13 @@ function freshDatabase() {
   return CLUSTER.replace(/\/[^/]*$/, `/${name}`);
 }
 
-async function startNodes(n) {
+async function startNodes(n, { sqlite = false } = {}) {
   const dir = copyExampleApp();
   writeFileSync(join(dir, "functions", "bench_nodes.rhai"), MODULE);
-  const url = freshDatabase();
+  const extraArgs = sqlite ? [] : ["--database-url", freshDatabase()];
   const nodes = [];
   for (let i = 0; i < n; i++) {
-    nodes.push(await new Server({ dir, mode: "dev", extraArgs: ["--database-url", url] }).start(60_000));
+    nodes.push(await new Server({ dir, mode: "dev", extraArgs }).start(60_000));
   }
   return { dir, nodes };
 }
@@ -137,8 +138,8 @@ async function crossNode() {
   }
 }
 
-async function singleNode() {
-  const deployment = await startNodes(1);
+async function singleNode(options) {
+  const deployment = await startNodes(1, options);
   try {
     const [node] = deployment.nodes;
     const sockets = await subscribe([node], SUBSCRIBERS);
@@ -189,6 +190,7 @@ async function killUnderLoad() {
   }
 }
 
+const sqlite = await singleNode({ sqlite: true });
 const single = await singleNode();
 const cross = await crossNode();
 const kill = await killUnderLoad();
@@ -196,11 +198,13 @@ console.log(
   JSON.stringify({
     subscribers: SUBSCRIBERS,
     writes: WRITES,
+    sqlite_single_node_push_p50_ms: sqlite.p50,
+    sqlite_single_node_push_p99_ms: sqlite.p99,
     single_node_push_p50_ms: single.p50,
     single_node_push_p99_ms: single.p99,
     cross_node_push_p50_ms: cross.p50,
     cross_node_push_p99_ms: cross.p99,
-    missed_updates: single.missing + cross.missing,
+    missed_updates: sqlite.missing + single.missing + cross.missing,
     kill_longest_write_pause_ms: Math.round(kill.gap_ms),
     kill_acked_after: kill.acked_after,
   }),

@@ -320,6 +320,14 @@ def main():
     aim("save → push ≤ 300 ms in `pulsebase dev` (median)", "dev-sync.median_ms", 300, "lower")
     aim("≥ 20,000 RS256 validations/s on one core (cache hits)", "auth.verify.a.per_s", 20000, "higher")
     aim("≥ 20,000 RS256 validations/s on one core (cold, no cache)", "auth.verify.b.per_s", 20000, "higher")
+    aim("≥ 5,000 mutations/s in PostgreSQL (WebSocket, 32 clients; issue 16)", "postgres.mutations.ws.c32.per_s", 5000, "higher")
+    aim("writes accepted again ≤ 10 s after kill -9 of a node (issue 16)", "nodes.kill_longest_write_pause_ms", 10000, "lower")
+    cross, single = P("nodes.cross_node_push_p99_ms"), P("nodes.sqlite_single_node_push_p99_ms")
+    if cross and single:
+        ok = cross["median"] <= single["median"] + 15
+        w(f"| cross-node push p99 within 15 ms of one node (issue 16) | `nodes.cross_node_push_p99_ms` | {cross['median']:.0f} (one node: {single['median']:.0f}) | {'yes' if ok else '**no**'} |")
+    else:
+        w("| cross-node push p99 within 15 ms of one node (issue 16) | `nodes.cross_node_push_p99_ms` | — | not measured |")
     w("")
 
     text = "\n".join(out)

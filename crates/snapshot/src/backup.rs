@@ -72,7 +72,7 @@ pub fn backup(database: &Path, storage: &Path, dest: &Path) -> Result<BackupRepo
     }
     if !database.is_file() {
         return Err(SnapshotError::Invalid(format!(
-            "there is no database at {} to back up",
+            "there is no SQLite database at {} to back up (an app stored in PostgreSQL with --database-url is backed up with PostgreSQL's own tools, such as pg_dump; see README.md, \"PostgreSQL and several nodes\")",
             database.display()
         )));
     }

@@ -52,6 +52,9 @@ CREATE TABLE IF NOT EXISTS _commits (ts BIGINT PRIMARY KEY, writes BYTEA NOT NUL
 INSERT INTO _meta (key, value) VALUES ('ts', 0) ON CONFLICT DO NOTHING;
 "#;
 
+/// A de-duplication record's key (session id, request id) and commit ts.
+pub(crate) type DedupRecord = ((String, i64), i64);
+
 /// What error messages call this engine.
 pub(crate) const ENGINE: &str = "PostgreSQL";
 
@@ -282,6 +285,58 @@ impl PgConn {
                 ts: r.get::<_, i64>(0) as u64,
                 response: r.get(1),
             }))
+    }
+}
+
+impl PgConn {
+    /// The recorded responses of `keys` (session id, request id), in their order, in one
+    /// round trip.
+    pub(crate) fn get_mutation_responses(
+        &self,
+        keys: &[(&str, u64)],
+    ) -> Result<Vec<Option<StoredResponse>>, StorageError> {
+        let mut found = vec![None; keys.len()];
+        if keys.is_empty() {
+            return Ok(found);
+        }
+        let sessions: Vec<&str> = keys.iter().map(|(s, _)| *s).collect();
+        let requests: Vec<i64> = keys.iter().map(|(_, r)| *r as i64).collect();
+        // One round trip for the whole batch.
+        let rows = self.query(
+            "SELECT k.i, m.ts, m.response FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS k(s, r, i) \
+             JOIN _mutations m ON m.session_id = k.s AND m.request_id = k.r",
+            &[&sessions, &requests],
+        );
+        for row in rows? {
+            let at = usize::try_from(row.get::<_, i64>(0) - 1).unwrap_or(usize::MAX);
+            if let Some(slot) = found.get_mut(at) {
+                *slot = Some(StoredResponse {
+                    ts: row.get::<_, i64>(1) as u64,
+                    response: row.get(2),
+                });
+            }
+        }
+        Ok(found)
+    }
+
+    /// The next `limit` de-duplication records in key order after `after` (from the start
+    /// when `None`).
+    pub(crate) fn mutation_slice(
+        &self,
+        after: Option<&(String, u64)>,
+        limit: usize,
+    ) -> Result<Vec<DedupRecord>, StorageError> {
+        let (session, request) = after.map_or(("", -1), |(s, r)| (s.as_str(), *r as i64));
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        Ok(self
+            .query(
+                "SELECT session_id, request_id, ts FROM _mutations WHERE (session_id, request_id) > ($1, $2) \
+                 ORDER BY session_id, request_id LIMIT $3",
+                &[&session, &request, &limit],
+            )?
+            .iter()
+            .map(|r| ((r.get(0), r.get(1)), r.get(2)))
+            .collect())
     }
 }
 

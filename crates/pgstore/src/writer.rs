@@ -417,28 +417,8 @@ impl WriteRows for PgWriter {
         &self,
         keys: &[(&str, u64)],
     ) -> Result<Vec<Option<StoredResponse>>, StorageError> {
-        let mut found = vec![None; keys.len()];
-        if keys.is_empty() {
-            return Ok(found);
-        }
-        let sessions: Vec<&str> = keys.iter().map(|(s, _)| *s).collect();
-        let requests: Vec<i64> = keys.iter().map(|(_, r)| *r as i64).collect();
-        // One round trip for the whole batch.
-        let rows = self.rows()?.query(
-            "SELECT k.i, m.ts, m.response FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS k(s, r, i) \
-             JOIN _mutations m ON m.session_id = k.s AND m.request_id = k.r",
-            &[&sessions, &requests],
-        );
-        for row in self.track(|_| rows)? {
-            let at = usize::try_from(row.get::<_, i64>(0) - 1).unwrap_or(usize::MAX);
-            if let Some(slot) = found.get_mut(at) {
-                *slot = Some(StoredResponse {
-                    ts: row.get::<_, i64>(1) as u64,
-                    response: row.get(2),
-                });
-            }
-        }
-        Ok(found)
+        let found = self.rows()?.get_mutation_responses(keys);
+        self.track(|_| found)
     }
 
     fn prune_mutation_responses(
@@ -447,18 +427,8 @@ impl WriteRows for PgWriter {
         after: Option<&(String, u64)>,
         limit: usize,
     ) -> Result<(usize, Option<(String, u64)>), StorageError> {
-        let (session, request) = after.map_or(("", -1), |(s, r)| (s.as_str(), *r as i64));
-        let limit_sql = i64::try_from(limit).unwrap_or(i64::MAX);
-        let rows = self.rows()?.query(
-            "SELECT session_id, request_id, ts FROM _mutations WHERE (session_id, request_id) > ($1, $2) \
-             ORDER BY session_id, request_id LIMIT $3",
-            &[&session, &request, &limit_sql],
-        );
-        let mut scanned: Vec<((String, i64), i64)> = self
-            .track(|_| rows)?
-            .iter()
-            .map(|r| ((r.get(0), r.get(1)), r.get(2)))
-            .collect();
+        let scanned = self.rows()?.mutation_slice(after, limit);
+        let mut scanned = self.track(|_| scanned)?;
         let mut removed = 0;
         for ((session, request), ts) in &scanned {
             if (*ts as u64) < before_ts {

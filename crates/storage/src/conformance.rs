@@ -197,6 +197,7 @@ pub fn claims_and_config((storage, mut writer): (Storage, Writer)) {
     // A shared database's begin reads the latest ts and a setting under its lock.
     let (ts, schema) = writer.begin_shared("schema").expect("begin_shared");
     assert_eq!((ts, schema.as_deref()), (0, Some("v2")));
+    writer.rollback().expect("rollback");
     assert_eq!(writer.begin_shared("none").expect("again").1, None);
     writer.rollback().expect("rollback");
     // A claim rolls back with its transaction.

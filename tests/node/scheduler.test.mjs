@@ -125,7 +125,10 @@ describe("scheduled functions", () => {
     await sleep(300);
     assert.deepEqual(await http.query(q("jobs:jobs"), {}), [], "a failed mutation leaves no job");
 
-    const [a, b] = await client.mutation(m("jobs:scheduleBoth"), { tag: "ok", fail: false, delayMs: 0 });
+    // Due in 300 ms, so the pending state lasts long enough for a Transition to show it: with
+    // no delay the scheduler may finish the job before the session's next Transition, which
+    // then rightly shows only the latest state (seen on PostgreSQL in CI).
+    const [a, b] = await client.mutation(m("jobs:scheduleBoth"), { tag: "ok", fail: false, delayMs: 300 });
     const done = await jobs.until(
       (v) => v.filter((j) => j.name.startsWith("jobs:record") || j.name === "jobs:act").every((j) => j.state === "success") &&
         v.some((j) => j.id === a) && v.some((j) => j.id === b) && v.length >= 3,

@@ -17,12 +17,11 @@
 // Uses tests/node's packages and PULSEBASE_BIN (default target/release/pulsebase); every node
 // is `pulsebase dev` on a loopback port, stopped by PID at the end. Prints one JSON line.
 
-import { execFileSync } from "node:child_process";
 import { rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { createRequire } from "node:module";
 
-import { Server, copyExampleApp } from "../tests/node/lib/server.mjs";
+import { Server, copyExampleApp, createDatabase } from "../tests/node/lib/server.mjs";
 import { RawSocket } from "../tests/node/lib/raw_ws.mjs";
 
 const require = createRequire(new URL("../tests/node/package.json", import.meta.url));
@@ -57,9 +56,7 @@ const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 let databases = 0;
 
 function freshDatabase() {
-  const name = `bench_nodes_${process.pid}_${++databases}`;
-  execFileSync("psql", [CLUSTER, "-qc", `CREATE DATABASE ${name}`], { stdio: ["ignore", "ignore", "inherit"] });
-  return CLUSTER.replace(/\/[^/]*$/, `/${name}`);
+  return createDatabase(CLUSTER, `bench_nodes_${process.pid}_${++databases}`);
 }
 
 async function startNodes(n, { sqlite = false } = {}) {

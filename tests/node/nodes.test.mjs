@@ -14,7 +14,7 @@ import { randomUUID } from "node:crypto";
 import WebSocket from "ws";
 import { ConvexClient, ConvexHttpClient } from "convex/browser";
 
-import { ROOT, Server, copyExampleApp, waitFor } from "./lib/server.mjs";
+import { ROOT, Server, copyExampleApp, createDatabase, waitFor } from "./lib/server.mjs";
 import { q, m, sleep, safeJson } from "./lib/app.mjs";
 import { RawSocket, decodeTs } from "./lib/raw_ws.mjs";
 import { makeKey, mint, startIdp } from "./lib/idp.mjs";
@@ -54,11 +54,6 @@ describe("several nodes on one PostgreSQL database", () => {
   const proxies = [];
   const clients = [];
 
-  /** The database URL of `name` in the test cluster, created on first use. */
-  function database(name) {
-    execFileSync("psql", [clusterUrl, "-qc", `CREATE DATABASE ${name}`], { stdio: ["ignore", "ignore", "inherit"] });
-    return clusterUrl.replace(/\/[^/]*$/, `/${name}`);
-  }
 
   const token = (sub) => mint(key, { iss: idp.url, aud: "convex", sub, name: sub });
 
@@ -114,7 +109,7 @@ describe("several nodes on one PostgreSQL database", () => {
     dir = copyExampleApp();
     writeFileSync(join(dir, "auth.config.toml"), `[[providers]]\ndomain = "${idp.url}"\napplicationID = "convex"\n`);
     writeFileSync(join(dir, "functions", "nodejobs.rhai"), JOBS);
-    const app = database("app");
+    const app = createDatabase(clusterUrl, "app");
     // One after another: the first creates the tables, the others find them.
     for (let i = 0; i < 3; i++) await startNode(app);
   });

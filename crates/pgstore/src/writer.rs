@@ -428,7 +428,7 @@ impl WriteRows for PgWriter {
         limit: usize,
     ) -> Result<(usize, Option<(String, u64)>), StorageError> {
         let scanned = self.rows()?.mutation_slice(after, limit);
-        let mut scanned = self.track(|_| scanned)?;
+        let scanned = self.track(|_| scanned)?;
         let mut removed = 0;
         for ((session, request), ts) in &scanned {
             if (*ts as u64) < before_ts {
@@ -439,14 +439,7 @@ impl WriteRows for PgWriter {
                 removed += 1;
             }
         }
-        let next = if scanned.len() < limit {
-            None
-        } else {
-            scanned
-                .pop()
-                .map(|((session, request), _)| (session, request as u64))
-        };
-        Ok((removed, next))
+        Ok((removed, storage::next_prune_slice(scanned, limit)))
     }
 
     fn put_config(&mut self, key: &str, value: &str) -> Result<(), StorageError> {

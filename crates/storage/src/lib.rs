@@ -31,7 +31,7 @@ pub use durability::Durability;
 pub use error::StorageError;
 pub use rows::{
     Catalog, CommitFeed, Engine, IndexRow, Lease, LoggedCommit, Order, ReadRows, Reader, ScanRow,
-    SnapshotRows, StoredDocument, StoredResponse, TableRow, WriteRows, Writer,
+    SnapshotRows, StoredDocument, StoredResponse, TableRow, WriteRows, Writer, next_prune_slice,
 };
 pub use unavailable::Unavailable;
 

@@ -72,6 +72,21 @@ pub struct Catalog {
     pub indexes: Vec<IndexRow>,
 }
 
+/// Where the next slice of a de-duplication prune starts, given the slice just read (keys in
+/// order, with their ts) and its size limit: after its last key, or `None` (start over) when
+/// it came back short because the end of the table was reached.
+pub fn next_prune_slice(
+    mut scanned: Vec<((String, i64), i64)>,
+    limit: usize,
+) -> Option<(String, u64)> {
+    if scanned.len() < limit {
+        return None;
+    }
+    scanned
+        .pop()
+        .map(|((session, request), _)| (session, request as u64))
+}
+
 /// One commit as the commit log of a shared database holds it: its timestamp and what the
 /// database crate wrote down about it (the write set its subscriptions need).
 #[derive(Clone, Debug, PartialEq, Eq)]

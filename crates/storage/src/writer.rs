@@ -239,14 +239,7 @@ impl WriteRows for SqliteWriter {
                 removed += delete.execute(params![session, request])?;
             }
         }
-        let next = if scanned.len() < limit {
-            None
-        } else {
-            scanned
-                .pop()
-                .map(|((session, request), _)| (session, request as u64))
-        };
-        Ok((removed, next))
+        Ok((removed, crate::rows::next_prune_slice(scanned, limit)))
     }
 
     fn put_config(&mut self, key: &str, value: &str) -> Result<(), StorageError> {

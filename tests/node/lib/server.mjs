@@ -39,13 +39,18 @@ export async function waitFor(pred, { timeout = 10_000, every = 10, what = "cond
 const POSTGRES = process.env.PULSEBASE_TEST_POSTGRES;
 const databases = new Map();
 
+/** Creates the database `name` in the PostgreSQL cluster of `clusterUrl` (the URL of any of
+ * its databases) with psql; its URL. */
+export function createDatabase(clusterUrl, name) {
+  execFileSync("psql", [clusterUrl, "-qc", `CREATE DATABASE ${name}`], { stdio: ["ignore", "ignore", "inherit"] });
+  return clusterUrl.replace(/\/[^/]*$/, `/${name}`);
+}
+
 /** The database of the app folder `dir` in the test cluster (new and empty the first time; a
  * restarted server on the same folder finds its data again); its URL. */
 export function postgresDatabaseFor(dir) {
   if (!databases.has(dir)) {
-    const name = `t_${process.pid}_${databases.size + 1}`;
-    execFileSync("psql", [POSTGRES, "-qc", `CREATE DATABASE ${name}`], { stdio: ["ignore", "ignore", "inherit"] });
-    databases.set(dir, POSTGRES.replace(/\/[^/]*$/, `/${name}`));
+    databases.set(dir, createDatabase(POSTGRES, `t_${process.pid}_${databases.size + 1}`));
   }
   return databases.get(dir);
 }

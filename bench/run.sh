@@ -9,7 +9,8 @@
 #          `node` = issue 5's Node-driven figures: dev save->push latency and webhooks/s;
 #          `files` = issue 13's file upload/download, import/export and backup figures,
 #          `postgres` = issue 16's figures: mutations and fan-out with the app in PostgreSQL,
-#          and several nodes: cross-node push latency and writes after kill -9 of a node),
+#          3 nodes x 19,000 idle sessions receiving commits (scale-out), and several nodes:
+#          cross-node push latency and writes after kill -9 of a node),
 #          --skip-pb (Pulsebase only), --pb-results DIR (reuse PocketBase run-*.json from DIR),
 #          --out DIR (default bench/results/<date-time>[-quick]).
 # Env: CARGO_TARGET_DIR (default <repo>/target), PB_PEER (default <repo>/../shared/peers/pocketbase),
@@ -129,14 +130,15 @@ json.dump(run, open(run_path, "w"), indent=1)
 PY
   fi
   # Issue 16: the same mutations and fan-out scenarios with every server's app in PostgreSQL
-  # (a throw-away cluster with fsync on, started and stopped here), then several nodes
+  # (a throw-away cluster with fsync on, started and stopped here), 3 nodes x 19,000 idle
+  # sessions (scale-out, one load-generator process per node), then several nodes
   # (bench/nodes.mjs); merged as postgres.* and nodes.* metrics.
   if [ "$SCEN" = all ] || [[ ",$ONLY," == *",postgres,"* ]]; then
     PG_DIR="$WORK/pg-cluster"
     rm -rf "$PG_DIR"
     PG_URL="$(PG_CLUSTER_FSYNC=on bash "$ROOT/scripts/pg-cluster.sh" start "$PG_DIR")"
     timeout 3000 "$BIN/pulsebase-bench" $QFLAG --repo "$ROOT" --work "$WORK" --server-bin "$BIN/pulsebase" \
-      --database-url "$PG_URL" --out "$OUT/pulsebase/postgres-$i.json" ${BENCH_ARGS:-} mutations fanout \
+      --database-url "$PG_URL" --out "$OUT/pulsebase/postgres-$i.json" ${BENCH_ARGS:-} mutations fanout scale-out \
       2>&1 | tee "$OUT/pulsebase/postgres-$i.log"
     [ -d "$ROOT/tests/node/node_modules" ] || (cd "$ROOT/tests/node" && npm ci --no-audit --no-fund --loglevel=error)
     NOARGS=()

@@ -4,7 +4,8 @@
 //! speaks the Convex sync protocol over WebSocket (and the HTTP API where PocketBase's
 //! workload does), and prints a table and writes JSON for each named scenario:
 //! `mutations`, `committer`, `growth`, `fanout`, `per-user`, `idle`, `refresh`, `cold-start`, `auth`
-//! (and, since, `actions`, `durability`, `soak`, `scheduler`).
+//! (and, since, `actions`, `durability`, `soak`, `scheduler`, and `scale-out`, which starts copies
+//! of this binary as its load generators).
 //! Every loop is bounded in count and in time. `bench/run.sh` runs this binary several
 //! times beside the PocketBase peer scripts and aggregates the figures.
 
@@ -41,7 +42,6 @@ fn main() -> anyhow::Result<()> {
     if opts.quick {
         opts.apply_quick(&matches);
     }
-    let scenarios = opts.scenario_list()?;
     tsstream::QUICKACK.store(opts.tcp_quickack, std::sync::atomic::Ordering::Relaxed);
     dashboard_viewer::ENABLED.store(opts.dashboard_logs, std::sync::atomic::Ordering::Relaxed);
     proc::raise_fd_limit();
@@ -50,7 +50,12 @@ fn main() -> anyhow::Result<()> {
         .enable_all()
         .build()
         .context("building the tokio runtime")?;
-    let result = runtime.block_on(run(opts.clone(), scenarios));
+    let result = match &opts.scaleout_load {
+        Some(spec) => runtime.block_on(scenarios::scale_out_load(spec)),
+        None => opts
+            .scenario_list()
+            .and_then(|scenarios| runtime.block_on(run(opts.clone(), scenarios))),
+    };
     // Sessions still open in detached tasks must not delay the exit.
     runtime.shutdown_timeout(std::time::Duration::from_secs(2));
     result

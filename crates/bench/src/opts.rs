@@ -24,12 +24,15 @@ pub const ALL: &[&str] = &[
     "scheduler",
 ];
 
+/// Scenarios run only when named (not by `all`): `scale-out` needs `--database-url`.
+pub const BY_NAME: &[&str] = &["scale-out"];
+
 /// The Pulsebase benchmark load generator (issue 7). Starts the server itself.
 #[derive(Parser, Clone, Debug)]
 #[command(name = "pulsebase-bench", version)]
 pub struct Opts {
     /// Scenarios to run (`all`, or any of: cold-start committer growth mutations fanout per-user idle
-    /// refresh auth actions durability soak scheduler).
+    /// refresh auth actions durability soak scheduler; and, only by name, scale-out).
     #[arg(default_value = "all")]
     pub scenarios: Vec<String>,
     /// Write the full results (and the flat `metrics` map) here as JSON.
@@ -140,6 +143,24 @@ pub struct Opts {
     #[arg(long, default_value_t = 3.0)]
     pub idle_settle_s: f64,
 
+    // ---- scale-out (several nodes on one PostgreSQL database)
+    /// Nodes started for `scale-out`.
+    #[arg(long, default_value_t = 3)]
+    pub scaleout_nodes: usize,
+    /// Idle authenticated sessions per node (each node's opened by its own load-generator
+    /// process; capped at the descriptor limit less 500).
+    #[arg(long, default_value_t = 19_000)]
+    pub scaleout_sessions: usize,
+    /// Todos the writer adds once every session is open (each reaches every session).
+    #[arg(long, default_value_t = 3)]
+    pub scaleout_events: usize,
+    /// The writer's rate, todos/s.
+    #[arg(long, default_value_t = 0.5)]
+    pub scaleout_rate: f64,
+    /// Internal: run as one of `scale-out`'s load generators, as the JSON file SPEC says.
+    #[arg(long, hide = true, value_name = "SPEC")]
+    pub scaleout_load: Option<PathBuf>,
+
     // ---- refresh
     /// Sessions that refresh their token.
     #[arg(long, default_value_t = 10_000)]
@@ -238,6 +259,9 @@ impl Opts {
             writer_conns = 8;
             idle_levels = vec!["0".into(), "200".into()];
             idle_settle_s = 1.0;
+            scaleout_sessions = 200;
+            scaleout_events = 2;
+            scaleout_rate = 2.0;
             refresh_sessions = 200;
             refresh_interval_s = 2.0;
             refresh_s = 2.0;
@@ -260,10 +284,14 @@ impl Opts {
             for name in s.split(',').map(str::trim).filter(|n| !n.is_empty()) {
                 if name == "all" {
                     out.extend(ALL.iter().map(|n| n.to_string()));
-                } else if ALL.contains(&name) {
+                } else if ALL.contains(&name) || BY_NAME.contains(&name) {
                     out.push(name.to_string());
                 } else {
-                    bail!("unknown scenario {name:?}; known: all, {}", ALL.join(", "));
+                    bail!(
+                        "unknown scenario {name:?}; known: all, {}, {}",
+                        ALL.join(", "),
+                        BY_NAME.join(", ")
+                    );
                 }
             }
         }

@@ -12,6 +12,7 @@ mod idle;
 mod mutations;
 mod peruser;
 mod refresh;
+mod scaleout;
 mod scheduler;
 mod soak;
 mod subscribers;
@@ -111,8 +112,14 @@ pub async fn run(ctx: &Ctx, name: &str) -> anyhow::Result<Value> {
         "durability" => durability::run(ctx).await,
         "soak" => soak::run(ctx).await,
         "scheduler" => scheduler::run(ctx).await,
+        "scale-out" => scaleout::run(ctx).await,
         other => bail!("unknown scenario {other}"),
     }
+}
+
+/// The load-generator role of `scale-out` (`--scaleout-load SPEC`): one process per node.
+pub async fn scale_out_load(spec: &std::path::Path) -> anyhow::Result<()> {
+    scaleout::load(spec).await
 }
 
 /// Copies a scenario's `metrics` object into the run's flat map as `scenario.key`.

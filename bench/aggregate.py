@@ -328,7 +328,7 @@ def main():
         w(f"| cross-node push p99 within 15 ms of one node (issue 16) | `nodes.cross_node_push_p99_ms` | {cross['median']:.0f} (one node: {single['median']:.0f}) | {'yes' if ok else '**no**'} |")
     else:
         w("| cross-node push p99 within 15 ms of one node (issue 16) | `nodes.cross_node_push_p99_ms` | — | not measured |")
-    aim("3 nodes × 19,000 idle sessions: every session receives every commit (issue 16)", "postgres.scale-out.lost", 0, "lower")
+    aim("scale-out (3 nodes × 19,000 idle sessions): every session receives every commit (issue 16)", "postgres.scale-out.lost", 0, "lower")
     held, p50, p99, rss = (P(f"postgres.scale-out.{k}") for k in ("sessions", "push_p50_ms", "push_p99_ms", "nodes_rss_mib"))
     if held and p99:
         w(f"| scale-out figure (no aim): sessions held / push p50 / p99 / nodes' RSS | `postgres.scale-out.*` | {held['median']:,.0f} / {p50['median']:.0f} ms / {p99['median']:.0f} ms / {rss['median']:.0f} MiB | — |")

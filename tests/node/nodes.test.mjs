@@ -7,7 +7,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
-import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { appendFileSync, copyFileSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
@@ -53,6 +53,7 @@ describe("several nodes on one PostgreSQL database", () => {
   const nodes = [];
   const proxies = [];
   const clients = [];
+  const appDirs = [];
 
 
   const token = (sub) => mint(key, { iss: idp.url, aud: "convex", sub, name: sub });
@@ -123,7 +124,7 @@ describe("several nodes on one PostgreSQL database", () => {
       execFileSync("bash", [CLUSTER, "stop", clusterDir]);
       rmSync(clusterDir, { recursive: true, force: true });
     }
-    if (dir) rmSync(dir, { recursive: true, force: true });
+    for (const d of [dir, ...appDirs]) if (d) rmSync(d, { recursive: true, force: true });
   });
 
   test("a subscriber on node B sees a mutation sent through node A, and users stay apart across nodes", async () => {
@@ -325,5 +326,67 @@ describe("several nodes on one PostgreSQL database", () => {
     await run(["after-1", "after-2", "after-3"], survivors);
     assert.ok(performance.now() - killedAt < 15_000);
     assert.equal(survivors.filter((n) => /holds the scheduler lease/.test(n.stdout + n.stderr)).length, 1, "one survivor took the lease");
+  });
+
+  test("a node whose schema.toml is not the one in force serves queries but refuses mutations (SchemaOutdated) until it runs the deployed app", async () => {
+    const database = createDatabase(clusterUrl, "deploy");
+    const appDir = () => {
+      const d = copyExampleApp();
+      writeFileSync(join(d, "auth.config.toml"), `[[providers]]\ndomain = "${idp.url}"\napplicationID = "convex"\n`);
+      appDirs.push(d);
+      return d;
+    };
+    const [oldDir, newDir] = [appDir(), appDir()];
+    const start = async (d) => {
+      const node = await new Server({ dir: d, extraArgs: ["--database-url", database] }).start();
+      nodes.push(node);
+      return node;
+    };
+    const oldNode = await start(oldDir);
+    const newNode = await start(newDir);
+    const http = async (node) => {
+      const h = new ConvexHttpClient(node.url);
+      h.setAuth(await token("deployer"));
+      return h;
+    };
+    const add = async (node, text) => (await http(node)).mutation(m("todos:addTodo"), { text });
+    await add(oldNode, "before the deploy");
+
+    // The deploy reaches one node first: a new table and a function writing it, which
+    // `pulsebase dev` on that node applies.
+    appendFileSync(join(newDir, "schema.toml"), '\n[tables.notes]\nfields = { body = "string" }\n');
+    writeFileSync(
+      join(newDir, "functions", "notes.rhai"),
+      'export const add = mutation(#{ args: #{ body: "string" }, handler: |ctx, args| ctx.db.insert("notes", #{ body: args.body }) });\n',
+    );
+    await waitFor(async () => (await http(newNode)).mutation(m("notes:add"), { body: "deployed" }).then(() => true, () => false), {
+      timeout: 15_000,
+      every: 200,
+      what: "the deployed schema to come into force on the node that got it",
+    });
+
+    const refused = await add(oldNode, "on the old schema").then(() => null, (e) => e);
+    assert.ok(refused, "a node on an outdated schema.toml acknowledged a mutation");
+    assert.match(String(refused.message ?? refused), /SchemaOutdated: .*schema\.toml/);
+    assert.deepEqual(
+      (await (await http(oldNode)).query(q("todos:getMyTodos"), {})).map((t) => t.text),
+      ["before the deploy"],
+      "the outdated node still serves queries",
+    );
+    await add(newNode, "on the new schema");
+    assert.equal(await countOf(newNode, "deployer", "on the old schema"), 0, "nothing of the refused mutation was kept");
+
+    // The deploy reaches the other node too (`dev` applies it there); it writes again.
+    copyFileSync(join(newDir, "schema.toml"), join(oldDir, "schema.toml"));
+    copyFileSync(join(newDir, "functions", "notes.rhai"), join(oldDir, "functions", "notes.rhai"));
+    await waitFor(async () => add(oldNode, "after the deploy").then(() => true, () => false), {
+      timeout: 15_000,
+      every: 200,
+      what: "the node to write again once it runs the deployed app",
+    });
+    assert.deepEqual(
+      (await (await http(newNode)).query(q("todos:getMyTodos"), {})).map((t) => t.text),
+      ["before the deploy", "on the new schema", "after the deploy"],
+    );
   });
 });

@@ -24,7 +24,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use parking_lot::{Mutex, RwLock};
 use schema::Schema;
-use storage::{StoredResponse, Writer};
+use storage::{StoredResponse, Unavailable, Writer};
 use tokio::sync::oneshot;
 
 use crate::catalog::Catalog;
@@ -479,8 +479,8 @@ impl Committer {
         drop(state);
         if in_force.as_deref().unwrap_or_default() != self.schema_text {
             return Err(WriteFailure {
-                kind: None,
-                detail: "another node deployed a different schema.toml; this node refuses to write until it is restarted with the deployed app".into(),
+                kind: Some(Unavailable::SchemaOutdated),
+                detail: "the schema.toml in force differs from the one this node applied; this node refuses to write until it is restarted with the deployed app".into(),
             });
         }
         self.last_ts = self.last_ts.max(latest);

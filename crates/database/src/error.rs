@@ -78,7 +78,8 @@ pub enum DbError {
     #[error("internal server error")]
     Internal(String),
     /// The database cannot be written for a reason outside the server (full disk, read-only
-    /// file system, a lock held by another process): the write was not applied, nothing of
+    /// file system, a lock held by another process, an unreachable database server, a
+    /// schema another node deployed): the write was not applied, nothing of
     /// it was kept, and it can be retried once the cause is gone. The message is the one
     /// clients get; `detail` (SQLite's own words) goes to the log.
     #[error("{}", unavailable_message(*.kind))]
@@ -92,6 +93,9 @@ fn unavailable_message(kind: Unavailable) -> String {
         Unavailable::ReadOnly => "the server's database is on a read-only file system",
         Unavailable::Locked => "another process holds the lock on the server's database file",
         Unavailable::Unreachable => "the server cannot reach its database",
+        Unavailable::SchemaOutdated => {
+            "this server node runs an older or different schema.toml than the one deployed on the other nodes"
+        }
     };
     format!(
         "{}: {cause}, so this write was not applied (nothing of it was kept); retry later",

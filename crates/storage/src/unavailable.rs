@@ -1,6 +1,7 @@
 //! [`Unavailable`]: the storage cannot take writes for a reason outside the server — the
-//! disk is full, the file system is read-only, or another process holds the database's
-//! lock — told apart from every other failure, because clients and operators must hear
+//! disk is full, the file system is read-only, another process holds the database's lock,
+//! the database server cannot be reached, or (on a database several nodes share) another
+//! node deployed a different `schema.toml` — told apart from every other failure, because clients and operators must hear
 //! what it is (README.md, "Hostile clients and bad days") rather than "internal error".
 //!
 //! [`StorageError::unavailable`](crate::StorageError::unavailable) tells which a failure is.
@@ -18,6 +19,9 @@ pub enum Unavailable {
     Locked,
     /// The database server (PostgreSQL) cannot be reached or is shutting down.
     Unreachable,
+    /// On a database several nodes share: the `schema.toml` in force is not the one this
+    /// node applied (another node deployed a different one), so this node must not write.
+    SchemaOutdated,
 }
 
 impl Unavailable {
@@ -28,6 +32,7 @@ impl Unavailable {
             Unavailable::ReadOnly => "ReadOnlyStorage",
             Unavailable::Locked => "DatabaseLocked",
             Unavailable::Unreachable => "DatabaseUnreachable",
+            Unavailable::SchemaOutdated => "SchemaOutdated",
         }
     }
 
@@ -46,6 +51,9 @@ impl Unavailable {
             Unavailable::Unreachable => {
                 "start the database server or restore the network to it; writes resume by themselves"
             }
+            Unavailable::SchemaOutdated => {
+                "restart this node with the app folder (schema.toml and functions) the other nodes run; until then it serves queries only"
+            }
         }
     }
 }
@@ -57,6 +65,9 @@ impl fmt::Display for Unavailable {
             Unavailable::ReadOnly => "the database is on a read-only file system",
             Unavailable::Locked => "another process holds the database's lock",
             Unavailable::Unreachable => "the database server cannot be reached",
+            Unavailable::SchemaOutdated => {
+                "another node deployed a different schema.toml than this node's"
+            }
         })
     }
 }

@@ -312,6 +312,10 @@ def main():
     aim("indexed point query p99 ≤ 1 ms", "committer.point.rhai_index.p99_ms", 1, "lower")
     aim("fan-out p99 ≤ 50 ms at 10,000", "fanout.s10000.r0p5.push_p99_ms", 50, "lower")
     aim("fan-out p99 ≤ 100 ms at 19,000 (issue 17)", "fanout.s19000.r0p5.push_p99_ms", 100, "lower")
+    for n in ("10000", "19000"):
+        floor = P(f"fanout-floor.s{n}.r0p5.push_p99_ms")
+        if floor:
+            w(f"| machine floor for fan-out at {int(n):,} (socket writes only, no server logic; `fanout-floor`) | `fanout-floor.s{n}.r0p5.push_p99_ms` | {cell(floor, 1)} | — |")
     aim("per-user p99 ≤ 10 ms at 500/s", "per-user.s1000.r500.push_p99_ms", 10, "lower")
     aim("nothing lost, per-user 500/s", "per-user.s1000.r500.lost", 0, "lower")
     aim("19,000 idle sessions ≤ 1 GiB", "idle.19000.rss_mib", 1024, "lower")

@@ -4,8 +4,8 @@
 //! speaks the Convex sync protocol over WebSocket (and the HTTP API where PocketBase's
 //! workload does), and prints a table and writes JSON for each named scenario:
 //! `mutations`, `committer`, `growth`, `fanout`, `per-user`, `idle`, `refresh`, `cold-start`, `auth`
-//! (and, since, `actions`, `durability`, `soak`, `scheduler`, and `scale-out`, which starts copies
-//! of this binary as its load generators).
+//! (and, since, `actions`, `durability`, `soak`, `scheduler`, `fanout-floor` and `scale-out`, which
+//! start copies of this binary as their sender or load generators).
 //! Every loop is bounded in count and in time. `bench/run.sh` runs this binary several
 //! times beside the PocketBase peer scripts and aggregates the figures.
 
@@ -41,6 +41,9 @@ fn main() -> anyhow::Result<()> {
     let mut opts = Opts::from_arg_matches(&matches)?;
     if opts.quick {
         opts.apply_quick(&matches);
+    }
+    if let Some(sessions) = opts.floor_sender {
+        return scenarios::floor_sender(sessions);
     }
     tsstream::QUICKACK.store(opts.tcp_quickack, std::sync::atomic::Ordering::Relaxed);
     dashboard_viewer::ENABLED.store(opts.dashboard_logs, std::sync::atomic::Ordering::Relaxed);

@@ -14,6 +14,7 @@ pub const ALL: &[&str] = &[
     "growth",
     "mutations",
     "fanout",
+    "fanout-floor",
     "per-user",
     "idle",
     "refresh",
@@ -31,7 +32,7 @@ pub const BY_NAME: &[&str] = &["scale-out"];
 #[derive(Parser, Clone, Debug)]
 #[command(name = "pulsebase-bench", version)]
 pub struct Opts {
-    /// Scenarios to run (`all`, or any of: cold-start committer growth mutations fanout per-user idle
+    /// Scenarios to run (`all`, or any of: cold-start committer growth mutations fanout fanout-floor per-user idle
     /// refresh auth actions durability soak scheduler; and, only by name, scale-out).
     #[arg(default_value = "all")]
     pub scenarios: Vec<String>,
@@ -119,6 +120,10 @@ pub struct Opts {
     /// Most seconds to wait after the last write for pushes to arrive.
     #[arg(long, default_value_t = 10.0)]
     pub drain_s: f64,
+
+    /// Internal: run as `fanout-floor`'s sender process for S sessions.
+    #[arg(long, hide = true, value_name = "S")]
+    pub floor_sender: Option<usize>,
 
     // ---- per-user
     /// Sessions, each its own user, for `per-user`.

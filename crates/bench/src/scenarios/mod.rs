@@ -7,6 +7,7 @@ mod coldstart;
 mod committer;
 mod durability;
 mod fanout;
+mod floor;
 mod growth;
 mod idle;
 mod mutations;
@@ -102,6 +103,7 @@ pub async fn run(ctx: &Ctx, name: &str) -> anyhow::Result<Value> {
         "mutations" => mutations::run(ctx).await,
         "committer" => committer::run(ctx).await,
         "fanout" => fanout::run(ctx).await,
+        "fanout-floor" => floor::run(ctx).await,
         "growth" => growth::run(ctx).await,
         "per-user" => peruser::run(ctx).await,
         "idle" => idle::run(ctx).await,
@@ -120,6 +122,11 @@ pub async fn run(ctx: &Ctx, name: &str) -> anyhow::Result<Value> {
 /// The load-generator role of `scale-out` (`--scaleout-load SPEC`): one process per node.
 pub async fn scale_out_load(spec: &std::path::Path) -> anyhow::Result<()> {
     scaleout::load(spec).await
+}
+
+/// The sender role of `fanout-floor` (`--floor-sender S`).
+pub fn floor_sender(sessions: usize) -> anyhow::Result<()> {
+    floor::sender(sessions)
 }
 
 /// Copies a scenario's `metrics` object into the run's flat map as `scenario.key`.

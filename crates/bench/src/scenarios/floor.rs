@@ -6,9 +6,9 @@
 //! `--floor-sender S`) accepts S WebSocket connections over loopback with plain blocking
 //! sockets; the same client as `fanout` (one tokio thread, kernel receive timestamps) opens
 //! them and watches for tagged todos. For each event the sender writes one prebuilt
-//! Transition frame of the size Pulsebase pushes to every socket, from two threads (as many
-//! as the server's workers), and nothing else: no task wake-ups, no per-session state, no
-//! serialisation. Push latency runs from the sender's first write to each session's kernel
+//! Transition frame shaped like Pulsebase's (a little larger) to every socket, from two
+//! threads (as many as the server's workers), and nothing else: no task wake-ups, no
+//! per-session state, no serialisation. Push latency runs from the sender's first write to each session's kernel
 //! receive time; the sender's CPU per write is the kernel's cost of one small loopback send
 //! (with the delivery into the receiving socket, which loopback charges to the sender).
 

@@ -1,8 +1,9 @@
 //! [`Unavailable`]: the storage cannot take writes for a reason outside the server — the
 //! disk is full, the file system is read-only, another process holds the database's lock,
 //! the database server cannot be reached, or (on a database several nodes share) another
-//! node deployed a different `schema.toml` — told apart from every other failure, because clients and operators must hear
-//! what it is (README.md, "Hostile clients and bad days") rather than "internal error".
+//! node deployed a different `schema.toml` — told apart from every other failure, because
+//! clients and operators must hear what it is (README.md, "Hostile clients and bad days")
+//! rather than "internal error".
 //!
 //! [`StorageError::unavailable`](crate::StorageError::unavailable) tells which a failure is.
 

@@ -289,6 +289,38 @@ describe("sync session hardening", () => {
     }
   });
 
+  test("after an AuthError the server runs nothing more and closes the socket once the client has, or after a 2 s grace; a client that closes is counted out at once", async () => {
+    const baseline = (await health(server)).sessions;
+    // A client that ignores the AuthError: its frames get no answer, and the server closes.
+    const lingering = await connect(server);
+    try {
+      const mark = lingering.messages.length;
+      lingering.send({ type: "Authenticate", baseVersion: 0, tokenType: "User", value: "not.a.token" });
+      const refused = await lingering.next((msg) => msg.type === "AuthError", { from: mark, what: "the AuthError" });
+      const toldAt = Date.now();
+      assert.equal(refused.authUpdateAttempted, true);
+      assert.equal(lingering.closed, null, "the server leaves the close to the client first");
+      lingering.send(mutation(0, "s:whoami"));
+      const closed = await lingering.waitClosed(10_000);
+      assert.equal(closed.code, 1000, `closed normally: ${safeJson(closed)}`);
+      assert.match(closed.reason, /reconnect with a fresh token/);
+      assert.ok(Date.now() - toldAt >= 1_000, `closed after the grace, not at once (${Date.now() - toldAt} ms)`);
+      const answered = lingering.messages.slice(mark).filter((e) => e.msg.type === "MutationResponse");
+      assert.deepEqual(answered, [], "a frame sent after the AuthError is not run");
+    } finally {
+      lingering.close();
+    }
+    // A client that closes at the AuthError (as the Rust client's reconnect does) ends the
+    // session then, without waiting for the grace.
+    const prompt = await connect(server);
+    prompt.send({ type: "Authenticate", baseVersion: 0, tokenType: "User", value: "not.a.token" });
+    await prompt.next((msg) => msg.type === "AuthError", { what: "the AuthError" });
+    const closedAt = Date.now();
+    prompt.close();
+    await waitFor(async () => (await health(server)).sessions === baseline, { timeout: 5_000, what: "the session counted out" });
+    assert.ok(Date.now() - closedAt < 1_500, `counted out when the client closed (${Date.now() - closedAt} ms)`);
+  });
+
   test("an admin session that authenticates as a user, or as nobody, loses access to internal functions", async () => {
     const adminKey = readFileSync(join(app.dir, ".pulsebase", "admin_key"), "utf8").trim();
     for (const next of ["User", "None"]) {

@@ -16,7 +16,8 @@ use tokio::sync::mpsc;
 
 use crate::server::Server;
 use crate::{
-    WAIT, args, error_message, has, json, mutation, on_runtime, subscribe, until, value, within,
+    WAIT, args, error_message, has, json, mutation, on_runtime, subscribe, until, until_or_explain,
+    value, within,
 };
 
 /// A client that reports its connection states into the returned receiver.
@@ -176,12 +177,28 @@ fn the_token_callback_is_asked_again_when_the_token_expires() {
 
         // No refresh before expiry: the expiry's AuthError makes the client reconnect, and a
         // reconnect asks the callback with force_refresh = true.
-        // (The client may ask more than once while it reconnects.)
-        until(&mut whoami, WAIT, "whoami from a refreshed token", |r| {
-            matches!(r, FunctionResult::Value(_))
-                && !has(r, "/name", json!("call 1"))
-                && has(r, "/subject", json!("cb_user"))
-        })
+        // The server waits (briefly) for the client to close after the AuthError, so the
+        // client reconnects once. Were the client slower than that wait, its two reconnects
+        // (one for the AuthError, one for the close) would cross and back off up to 15 s a
+        // round, asking the callback each time: hence the long wait.
+        let asked = calls.clone();
+        until_or_explain(
+            &mut whoami,
+            Duration::from_secs(120),
+            "whoami from a refreshed token",
+            |r| {
+                matches!(r, FunctionResult::Value(_))
+                    && !has(r, "/name", json!("call 1"))
+                    && has(r, "/subject", json!("cb_user"))
+            },
+            || {
+                let asked = asked.lock().map(|c| c.clone()).unwrap_or_default();
+                format!(
+                    "\ncallback calls (force_refresh): {asked:?}\nserver output:\n{}",
+                    server.output()
+                )
+            },
+        )
         .await;
         assert!(connects(&mut states, &mut connecting) > before);
         let calls = calls.lock().map(|c| c.clone()).unwrap_or_default();

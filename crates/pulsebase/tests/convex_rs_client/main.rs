@@ -129,6 +129,17 @@ async fn until(
     what: &str,
     accept: impl Fn(&FunctionResult) -> bool,
 ) -> FunctionResult {
+    until_or_explain(subscription, limit, what, accept, String::new).await
+}
+
+/// [`until`], adding `explain()` (say, the server's log) to the panic when it gives up.
+async fn until_or_explain(
+    subscription: &mut QuerySubscription,
+    limit: Duration,
+    what: &str,
+    accept: impl Fn(&FunctionResult) -> bool,
+    explain: impl Fn() -> String,
+) -> FunctionResult {
     let mut seen = Vec::new();
     let found = tokio::time::timeout(limit, async {
         while let Some(result) = subscription.next().await {
@@ -142,8 +153,14 @@ async fn until(
     .await;
     match found {
         Ok(Some(result)) => result,
-        Ok(None) => panic!("the subscription ended while waiting for {what}; saw {seen:?}"),
-        Err(_) => panic!("timed out after {limit:?} waiting for {what}; saw {seen:?}"),
+        Ok(None) => panic!(
+            "the subscription ended while waiting for {what}; saw {seen:?}{}",
+            explain()
+        ),
+        Err(_) => panic!(
+            "timed out after {limit:?} waiting for {what}; saw {seen:?}{}",
+            explain()
+        ),
     }
 }
 

@@ -2,6 +2,8 @@
 //! [`Outbound`] frames to it, and [`End`], why a session stops early. Also the payload
 //! conversions both directions share: arguments in, JSON strings out.
 
+use std::time::Duration;
+
 use protocol::canonical_args;
 use serde_json::value::RawValue;
 use value::Value;
@@ -25,6 +27,9 @@ pub enum Outbound {
     Close { code: u16, reason: String },
 }
 
+/// How long a session waits, after an `AuthError`, for the client to close the socket.
+pub(crate) const AUTH_ERROR_GRACE: Duration = Duration::from_secs(2);
+
 /// Why a session ends early.
 pub(crate) enum End {
     /// The client broke the protocol: FatalError, then close.
@@ -32,8 +37,9 @@ pub(crate) enum End {
     /// The client cannot keep up or the server is stopping: close with a reason.
     Close { code: u16, reason: String },
     /// An `Authenticate` was refused, or the identity stopped being valid (its token expired,
-    /// its provider was removed): this `AuthError`, then close, as Convex does. The client
-    /// fetches a fresh token and reconnects; nothing more is read or run on this socket.
+    /// its provider was removed): this `AuthError`, then close, as Convex does (once the
+    /// client has closed, or after a short grace: `Session::await_client_close`). The client
+    /// fetches a fresh token and reconnects; nothing more is run on this socket.
     AuthFailed(Outbound),
     /// The server is shutting down and the session has answered everything it took in:
     /// close with 1001 ("going away"), so the client reconnects at once.

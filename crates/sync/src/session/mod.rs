@@ -44,7 +44,7 @@ use protocol::{AuthenticateTokenType, ClientMessage};
 
 use self::actions::{ActionDone, Actions};
 use self::auth::{EXPIRED_MESSAGE, REVOKED_MESSAGE, SessionAuth, TokenBehind, authorize_frame};
-use self::frames::End;
+use self::frames::{AUTH_ERROR_GRACE, End};
 use self::mutations::{MutationDone, Mutations};
 use self::outbox::Outbox;
 use self::peer::limited_error;
@@ -133,6 +133,11 @@ pub async fn run_session_with<S>(
     tracing::debug!(session = id, "session started");
     match session.run(&mut inbound).await {
         Ok(()) => tracing::debug!(session = id, "session closed by the client"),
+        Err(End::AuthFailed(frame)) => {
+            session.outbox.send_auth_error(frame);
+            session.await_client_close(&mut inbound).await;
+            session.outbox.close_after_auth_error(id);
+        }
         Err(end) => session.outbox.send_end(id, end),
     }
     // Dropping `session` releases its queries and ends its count in the hub.
@@ -230,6 +235,25 @@ impl Session {
                 }
                 Event::Shutdown => self.draining = true,
             }
+        }
+    }
+
+    /// After an `AuthError`: drops its queries, and the client's frames until it closes the
+    /// socket, for at most [`AUTH_ERROR_GRACE`]. Closing at once (as Convex does) makes the
+    /// Rust and Python clients see two failures and reconnect twice; their resends cross
+    /// (`StartVersionMismatch`) and back off up to 15 s a round. Told first, they reconnect
+    /// once, with the fresh token.
+    async fn await_client_close<S>(&mut self, inbound: &mut S)
+    where
+        S: Stream<Item = Inbound> + Unpin + Send,
+    {
+        self.queries.release_all(&self.member);
+        let mut stopping = self.peer.stopping();
+        let drain = async { while inbound.next().await.is_some() {} };
+        tokio::select! {
+            () = drain => {}
+            () = tokio::time::sleep(AUTH_ERROR_GRACE) => {}
+            () = &mut stopping => {}
         }
     }
 

@@ -150,17 +150,8 @@ impl Outbox {
                 let _ = self.channel.try_send(Outbound::Close { code, reason });
             }
             End::AuthFailed(frame) => {
-                tracing::debug!(session, "closing session after an AuthError");
-                // What the session already owes goes first (a finished mutation's response
-                // must reach the client), then the AuthError, then the close.
-                for owed in self.queue.drain(..) {
-                    let _ = self.channel.try_send(owed);
-                }
-                let _ = self.channel.try_send(frame);
-                let _ = self.channel.try_send(Outbound::Close {
-                    code: 1000,
-                    reason: "authentication failed; reconnect with a fresh token".into(),
-                });
+                self.send_auth_error(frame);
+                self.close_after_auth_error(session);
             }
             End::Shutdown => {
                 tracing::debug!(session, "session drained; closing it for the shutdown");
@@ -170,6 +161,26 @@ impl Outbox {
                 });
             }
         }
+    }
+}
+
+impl Outbox {
+    /// The first half of [`End::AuthFailed`]: what the session already owes (a finished
+    /// mutation's response must reach the client), then the `AuthError`.
+    pub(crate) fn send_auth_error(&mut self, frame: Outbound) {
+        for owed in self.queue.drain(..) {
+            let _ = self.channel.try_send(owed);
+        }
+        let _ = self.channel.try_send(frame);
+    }
+
+    /// The second half of [`End::AuthFailed`]: the close.
+    pub(crate) fn close_after_auth_error(&mut self, session: u64) {
+        tracing::debug!(session, "closing session after an AuthError");
+        let _ = self.channel.try_send(Outbound::Close {
+            code: 1000,
+            reason: "authentication failed; reconnect with a fresh token".into(),
+        });
     }
 }
 

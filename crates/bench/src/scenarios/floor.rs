@@ -14,7 +14,6 @@
 
 use std::io::{BufRead as _, Read as _, Write as _};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
@@ -22,11 +21,10 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use futures::StreamExt as _;
 use serde_json::{Map, Value, json};
-use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
-use tokio::process::Command;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use super::helper::Helper;
 use super::subscribers::{self, WatchSpec, WriterOut};
 use super::{Ctx, field, num, rate_name};
 use crate::proc;
@@ -35,6 +33,9 @@ use crate::ws::Session;
 
 /// Writer threads of the sender: the server's tokio workers on this machine.
 const SENDER_THREADS: usize = 2;
+
+/// How long the sender may take to answer (opening 19,000 sockets takes a while).
+const SAY_LIMIT: Duration = Duration::from_secs(300);
 
 pub async fn run(ctx: &Ctx) -> anyhow::Result<Value> {
     let mut rows = Vec::new();
@@ -73,18 +74,9 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Value> {
 
 async fn floor_row(ctx: &Ctx, s: usize, rate: f64) -> anyhow::Result<Value> {
     let o = &ctx.opts;
-    let mut child = Command::new(std::env::current_exe()?)
-        .arg("--floor-sender")
-        .arg(s.to_string())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .context("starting the floor's sender process")?;
-    let pid = child.id().context("the sender exited at once")?;
-    let mut to_sender = child.stdin.take().context("no stdin")?;
-    let mut from_sender = BufReader::new(child.stdout.take().context("no stdout")?).lines();
-    let port: u16 = expect(&mut from_sender, "port").await?.parse()?;
+    let mut sender = Helper::spawn("the floor's sender", ["--floor-sender", &s.to_string()])?;
+    let pid = sender.pid().context("the sender exited at once")?;
+    let port: u16 = sender.expect("port", SAY_LIMIT).await?.parse()?;
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
     let t_open = Instant::now();
     let opened: Vec<anyhow::Result<Session>> = futures::stream::iter(0..s)
@@ -94,7 +86,7 @@ async fn floor_row(ctx: &Ctx, s: usize, rate: f64) -> anyhow::Result<Value> {
         .await;
     let failures = opened.iter().filter(|r| r.is_err()).count();
     let sessions: Vec<Session> = opened.into_iter().filter_map(Result::ok).collect();
-    let accepted: usize = expect(&mut from_sender, "ready").await?.parse()?;
+    let accepted: usize = sender.expect("ready", SAY_LIMIT).await?.parse()?;
     let open_s = t_open.elapsed().as_secs_f64();
     let subscribed = sessions.len().min(accepted);
     let tag = subscribers::new_tag();
@@ -120,10 +112,8 @@ async fn floor_row(ctx: &Ctx, s: usize, rate: f64) -> anyhow::Result<Value> {
     let mut frame_bytes = 0usize;
     for seq in 0..n {
         tokio::time::sleep_until(t_run + Duration::from_secs_f64(seq as f64 / rate)).await;
-        to_sender
-            .write_all(format!("go {seq} {tag}\n").as_bytes())
-            .await?;
-        let said = expect(&mut from_sender, "sent").await?;
+        sender.say(&format!("go {seq} {tag}")).await?;
+        let said = sender.expect("sent", SAY_LIMIT).await?;
         let mut parts = said.split(' ');
         let sent_ns: u64 = parts.next().unwrap_or_default().parse()?;
         frame_bytes = parts.next().unwrap_or_default().parse()?;
@@ -138,8 +128,8 @@ async fn floor_row(ctx: &Ctx, s: usize, rate: f64) -> anyhow::Result<Value> {
     let wall = t_run.elapsed().as_secs_f64();
     let sender_cpu = proc::cpu_s(pid).zip(sender_cpu0).map(|(b, a)| b - a);
     let client_cpu = proc::self_cpu_s() - client_cpu0;
-    let _ = to_sender.write_all(b"quit\n").await;
-    let _ = tokio::time::timeout(Duration::from_secs(10), child.wait()).await;
+    let _ = sender.say("quit").await;
+    let _ = sender.wait(Duration::from_secs(10)).await;
     let outs = subscribers::collect(&stop_tx, handles).await;
     let receipts: Vec<_> = outs
         .iter()
@@ -163,21 +153,6 @@ async fn floor_row(ctx: &Ctx, s: usize, rate: f64) -> anyhow::Result<Value> {
     }
     drop(outs);
     Ok(row)
-}
-
-/// The sender's next line, which must start with `prefix`; the rest of it.
-async fn expect(
-    lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
-    prefix: &str,
-) -> anyhow::Result<String> {
-    let line = tokio::time::timeout(Duration::from_secs(300), lines.next_line())
-        .await
-        .with_context(|| format!("the sender did not say {prefix:?} in time"))??
-        .with_context(|| format!("the sender exited before saying {prefix:?}"))?;
-    match line.strip_prefix(prefix) {
-        Some(rest) => Ok(rest.trim().to_string()),
-        None => bail!("the sender said {line:?}, not {prefix:?}"),
-    }
 }
 
 /// The sender role (`--floor-sender S`): prints `port P`, accepts S WebSocket connections,

@@ -9,6 +9,7 @@ mod durability;
 mod fanout;
 mod floor;
 mod growth;
+mod helper;
 mod idle;
 mod mutations;
 mod peruser;

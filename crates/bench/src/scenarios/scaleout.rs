@@ -10,8 +10,8 @@
 //! delivered, and the memory: every node's RSS before and with its sessions, and the load
 //! generators'.
 
+use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
@@ -19,10 +19,10 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
-use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
-use tokio::process::{Child, ChildStdin, ChildStdout, Command};
+use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::sync::watch;
 
+use super::helper::Helper;
 use super::subscribers::{self, Receipt, WatchSpec};
 use super::{Ctx, field, num};
 use crate::proc;
@@ -138,11 +138,9 @@ pub async fn load(spec_path: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// A started load generator: its process and the pipes the coordinator speaks through.
+/// A started load generator and the file it writes its [`LoadOut`] to.
 struct LoadGen {
-    child: Child,
-    stdin: ChildStdin,
-    stdout: tokio::io::Lines<BufReader<ChildStdout>>,
+    helper: Helper,
     out: PathBuf,
 }
 
@@ -150,50 +148,25 @@ impl LoadGen {
     fn spawn(dir: &Path, i: usize, spec: &LoadSpec) -> anyhow::Result<LoadGen> {
         let spec_path = dir.join(format!("load{i}.json"));
         std::fs::write(&spec_path, serde_json::to_vec(spec)?)?;
-        let mut child = Command::new(std::env::current_exe()?)
-            .arg("--scaleout-load")
-            .arg(&spec_path)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .context("starting a load-generator process")?;
-        let stdin = child.stdin.take().context("no stdin")?;
-        let stdout = BufReader::new(child.stdout.take().context("no stdout")?).lines();
+        let args = [OsStr::new("--scaleout-load"), spec_path.as_os_str()];
         Ok(LoadGen {
-            child,
-            stdin,
-            stdout,
+            helper: Helper::spawn("a load generator", args)?,
             out: spec.out.clone(),
         })
     }
 
-    /// Waits for the `ready N` line: the sessions it holds.
-    async fn ready(&mut self, limit: Duration) -> anyhow::Result<usize> {
-        let wait = async {
-            while let Some(line) = self.stdout.next_line().await? {
-                if let Some(rest) = line.strip_prefix("ready ") {
-                    let held = rest.split(' ').next().unwrap_or("0");
-                    return Ok(held.parse::<usize>()?);
-                }
-            }
-            bail!("a load generator exited before it was ready")
-        };
-        tokio::time::timeout(limit, wait)
-            .await
-            .context("a load generator was not ready in time")?
+    /// Waits for the `ready N F` line (its sessions are open; the counts are in its
+    /// [`LoadOut`]).
+    async fn ready(&mut self, limit: Duration) -> anyhow::Result<()> {
+        self.helper.expect("ready", limit).await.map(drop)
     }
 
     async fn go(&mut self) -> anyhow::Result<()> {
-        self.stdin.write_all(b"go\n").await?;
-        self.stdin.flush().await?;
-        Ok(())
+        self.helper.say("go").await
     }
 
-    async fn finish(mut self, limit: Duration) -> anyhow::Result<LoadOut> {
-        let status = tokio::time::timeout(limit, self.child.wait())
-            .await
-            .context("a load generator did not finish in time")??;
+    async fn finish(self, limit: Duration) -> anyhow::Result<LoadOut> {
+        let status = self.helper.wait(limit).await?;
         anyhow::ensure!(status.success(), "a load generator failed ({status})");
         let bytes = std::fs::read(&self.out)?;
         Ok(serde_json::from_slice(&bytes)?)
@@ -261,9 +234,8 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Value> {
         };
         gens.push(LoadGen::spawn(&dir, i, &spec)?);
     }
-    let mut held = Vec::new();
     for g in &mut gens {
-        held.push(g.ready(Duration::from_secs(660)).await?);
+        g.ready(Duration::from_secs(660)).await?;
     }
     let open_s = t_open.elapsed().as_secs_f64();
     tokio::time::sleep(Duration::from_secs_f64(o.idle_settle_s)).await;
@@ -288,23 +260,35 @@ pub async fn run(ctx: &Ctx) -> anyhow::Result<Value> {
     let cpu0: Vec<_> = nodes.iter().map(|n| proc::cpu_s(n.pid)).collect();
     let (w, writer) =
         subscribers::ws_writer(writer, events, rate, tag, events as f64 / rate + 10.0).await;
-    let mut loads = Vec::new();
     let limit = Duration::from_secs_f64(o.drain_s + 90.0);
-    for g in gens {
-        loads.push(g.finish(limit).await?);
+    let mut figures = Vec::new();
+    for (i, g) in gens.into_iter().enumerate() {
+        let load = g.finish(limit).await?;
+        let node = &nodes[i];
+        figures.push(NodeFigures {
+            load,
+            idle_rss: idle_rss[i],
+            rss: node_rss[i],
+            fds: node_fds[i],
+            cpu_s: proc::cpu_s(node.pid).zip(cpu0[i]).map(|(b, a)| b - a),
+        });
     }
-    let cpu: Vec<_> = nodes
-        .iter()
-        .zip(&cpu0)
-        .map(|(n, c0)| Some(proc::cpu_s(n.pid)? - (*c0)?))
-        .collect();
     writer.close().await;
     for n in nodes {
         n.stop().await;
     }
-    Ok(summarize(
-        &loads, &w, &held, &idle_rss, &node_rss, &node_fds, &cpu, open_s,
-    ))
+    Ok(summarize(&figures, &w, open_s))
+}
+
+/// What one node's run measured: its load generator's findings and the node's process.
+struct NodeFigures {
+    load: LoadOut,
+    /// RSS before its sessions opened and with them open, MiB.
+    idle_rss: f64,
+    rss: f64,
+    fds: Option<usize>,
+    /// CPU seconds the node spent while the writer wrote and its sessions received.
+    cpu_s: Option<f64>,
 }
 
 fn receipts_of(load: &LoadOut) -> Vec<Receipt> {
@@ -319,54 +303,45 @@ fn receipts_of(load: &LoadOut) -> Vec<Receipt> {
         .collect()
 }
 
-#[allow(clippy::too_many_arguments)]
-fn summarize(
-    loads: &[LoadOut],
-    w: &subscribers::WriterOut,
-    held: &[usize],
-    idle_rss: &[f64],
-    node_rss: &[f64],
-    node_fds: &[Option<usize>],
-    cpu: &[Option<f64>],
-    open_s: f64,
-) -> Value {
-    let total: usize = held.iter().sum();
-    let all: Vec<Receipt> = loads.iter().flat_map(receipts_of).collect();
+fn summarize(nodes: &[NodeFigures], w: &subscribers::WriterOut, open_s: f64) -> Value {
+    let total: usize = nodes.iter().map(|n| n.load.subscribed).sum();
+    let all: Vec<Receipt> = nodes.iter().flat_map(|n| receipts_of(&n.load)).collect();
     let overall = subscribers::summarize(&all, w, total);
-    let rss_total: f64 = node_rss.iter().sum();
-    let idle_total: f64 = idle_rss.iter().sum();
+    let rss_total: f64 = nodes.iter().map(|n| n.rss).sum();
+    let idle_total: f64 = nodes.iter().map(|n| n.idle_rss).sum();
     let per_session_kib = (total > 0).then(|| (rss_total - idle_total) * 1024.0 / total as f64);
-    let loadgen_rss: f64 = loads.iter().map(|l| l.rss_mib).sum();
+    let loadgen_rss: f64 = nodes.iter().map(|n| n.load.rss_mib).sum();
     let mut metrics = Map::new();
     let mut per_node = Vec::new();
-    for (i, load) in loads.iter().enumerate() {
+    for (i, node) in nodes.iter().enumerate() {
+        let load = &node.load;
         let row = subscribers::summarize(&receipts_of(load), w, load.subscribed);
         let p = &row["push_ms"];
         println!(
             "   node {i}: {} sessions ({} failed to open), RSS {:.1} MiB (idle {:.1}), push p50 {:.1} p99 {:.1} ms, delivered {}/{}, CPU {:.2} s",
             load.subscribed,
             load.failures,
-            node_rss.get(i).copied().unwrap_or(0.0),
-            idle_rss.get(i).copied().unwrap_or(0.0),
+            node.rss,
+            node.idle_rss,
             field(p, "p50").unwrap_or(f64::NAN),
             field(p, "p99").unwrap_or(f64::NAN),
             row["delivered"],
             row["expected"],
-            cpu.get(i).copied().flatten().unwrap_or(f64::NAN),
+            node.cpu_s.unwrap_or(f64::NAN),
         );
         metrics.insert(format!("node{i}.held"), json!(load.subscribed));
         metrics.insert(format!("node{i}.push_p99_ms"), num(field(p, "p99"), 3));
-        metrics.insert(format!("node{i}.rss_mib"), num(node_rss.get(i).copied(), 1));
+        metrics.insert(format!("node{i}.rss_mib"), num(Some(node.rss), 1));
         per_node.push(json!({
             "held": load.subscribed,
             "open_failures": load.failures,
             "open_failure_examples": load.failure_examples,
             "disconnected": load.disconnected,
             "errors": load.errors,
-            "rss_mib": num(node_rss.get(i).copied(), 1),
-            "idle_rss_mib": num(idle_rss.get(i).copied(), 1),
-            "fds": node_fds.get(i).copied().flatten(),
-            "cpu_s": num(cpu.get(i).copied().flatten(), 2),
+            "rss_mib": num(Some(node.rss), 1),
+            "idle_rss_mib": num(Some(node.idle_rss), 1),
+            "fds": node.fds,
+            "cpu_s": num(node.cpu_s, 2),
             "loadgen_rss_mib": num(Some(load.rss_mib), 1),
             "push": row,
         }));
@@ -374,7 +349,7 @@ fn summarize(
     let p = &overall["push_ms"];
     println!(
         "   {} nodes, {total} sessions: push p50 {:.1} p99 {:.1} max {:.1} ms, delivered {}/{}, nodes' RSS {rss_total:.1} MiB ({:.1} KiB/session), load generators {loadgen_rss:.1} MiB, open {open_s:.1} s",
-        held.len(),
+        nodes.len(),
         field(p, "p50").unwrap_or(f64::NAN),
         field(p, "p99").unwrap_or(f64::NAN),
         field(p, "max").unwrap_or(f64::NAN),
@@ -382,7 +357,7 @@ fn summarize(
         overall["expected"],
         per_session_kib.unwrap_or(f64::NAN),
     );
-    metrics.insert("nodes".into(), json!(held.len()));
+    metrics.insert("nodes".into(), json!(nodes.len()));
     metrics.insert("sessions".into(), json!(total));
     for q in ["p50", "p99", "max"] {
         metrics.insert(format!("push_{q}_ms"), num(field(p, q), 3));

@@ -301,10 +301,15 @@ impl PgConn {
         }
         let sessions: Vec<&str> = keys.iter().map(|(s, _)| *s).collect();
         let requests: Vec<i64> = keys.iter().map(|(_, r)| *r as i64).collect();
-        // One round trip for the whole batch.
+        // One round trip for the whole batch, one primary-key lookup per key. As a plain join
+        // the planner is free to hash-join a full scan of `_mutations`, and it does while the
+        // table has no statistics yet (until autovacuum first analyzes it): each group commit
+        // then reads the whole table, and throughput halves at random from run to run. The
+        // `LIMIT` keeps the lateral subquery from being flattened into such a join.
         let rows = self.query(
             "SELECT k.i, m.ts, m.response FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS k(s, r, i) \
-             JOIN _mutations m ON m.session_id = k.s AND m.request_id = k.r",
+             CROSS JOIN LATERAL (SELECT ts, response FROM _mutations \
+             WHERE session_id = k.s AND request_id = k.r LIMIT 1) m",
             &[&sessions, &requests],
         );
         for row in rows? {

@@ -24,7 +24,7 @@ use postgres::Config;
 use storage::{StorageError, StoredResponse, Unavailable, WriteRows};
 
 use crate::conn::{ENGINE, PgConn, missing};
-use crate::deferred::{Deferred, Literal};
+use crate::deferred::{Deferred, Literal, RowKind};
 
 /// How long a writer may sit inside a transaction without a statement before PostgreSQL ends
 /// its session (and frees the commit lock for the other nodes). Transactions here run for
@@ -89,6 +89,12 @@ impl PgWriter {
     /// Holds back a statement without an answer.
     fn defer(&self, sql: &str, values: &[Literal<'_>]) {
         self.pending.borrow_mut().push(sql, values);
+    }
+
+    /// Holds back one row of a statement without an answer, to be sent with the batch's
+    /// other rows of its kind (`deferred.rs`).
+    fn defer_row(&self, kind: RowKind, values: &[Literal<'_>]) {
+        self.pending.borrow_mut().push_row(kind, values);
     }
 
     /// Runs `f`, remembering a failure for `commit` (see the module docs).
@@ -269,7 +275,9 @@ impl WriteRows for PgWriter {
                 unavailable: None,
             });
         }
-        self.defer("RELEASE SAVEPOINT mutation", &[]);
+        if !self.pending.borrow_mut().release_savepoint() {
+            self.defer("RELEASE SAVEPOINT mutation", &[]);
+        }
         Ok(())
     }
 
@@ -351,9 +359,8 @@ impl WriteRows for PgWriter {
         table_number: u32,
         value: &str,
     ) -> Result<(), StorageError> {
-        self.defer(
-            "INSERT INTO documents (id, table_number, value) VALUES ($1, $2, $3) \
-             ON CONFLICT (id) DO UPDATE SET table_number = EXCLUDED.table_number, value = EXCLUDED.value",
+        self.defer_row(
+            RowKind::PutDocument,
             &[
                 Literal::Text(id),
                 Literal::Int(i64::from(table_number)),
@@ -364,7 +371,7 @@ impl WriteRows for PgWriter {
     }
 
     fn delete_document(&mut self, id: &str) -> Result<(), StorageError> {
-        self.defer("DELETE FROM documents WHERE id = $1", &[Literal::Text(id)]);
+        self.defer_row(RowKind::DeleteDocument, &[Literal::Text(id)]);
         Ok(())
     }
 
@@ -374,8 +381,8 @@ impl WriteRows for PgWriter {
         key: &[u8],
         id: &str,
     ) -> Result<(), StorageError> {
-        self.defer(
-            "INSERT INTO index_entries (index_id, key, id) VALUES ($1, $2, $3)",
+        self.defer_row(
+            RowKind::InsertIndexEntry,
             &[
                 Literal::Int(i64::from(index_id)),
                 Literal::Bytes(key),
@@ -386,8 +393,8 @@ impl WriteRows for PgWriter {
     }
 
     fn delete_index_entry(&mut self, index_id: u32, key: &[u8]) -> Result<(), StorageError> {
-        self.defer(
-            "DELETE FROM index_entries WHERE index_id = $1 AND key = $2",
+        self.defer_row(
+            RowKind::DeleteIndexEntry,
             &[Literal::Int(i64::from(index_id)), Literal::Bytes(key)],
         );
         Ok(())
@@ -400,9 +407,8 @@ impl WriteRows for PgWriter {
         ts: u64,
         response: &str,
     ) -> Result<(), StorageError> {
-        self.defer(
-            "INSERT INTO _mutations (session_id, request_id, ts, response) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (session_id, request_id) DO UPDATE SET ts = EXCLUDED.ts, response = EXCLUDED.response",
+        self.defer_row(
+            RowKind::PutMutationResponse,
             &[
                 Literal::Text(session_id),
                 Literal::Int(request_id as i64),

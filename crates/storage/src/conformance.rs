@@ -16,6 +16,7 @@ pub fn run_all(fresh: &mut dyn FnMut() -> (Storage, Writer)) {
     pruning_walks_the_table_in_slices(fresh());
     claims_and_config(fresh());
     catalog_numbers_count_up(fresh());
+    a_batch_that_rewrites_keys_keeps_the_last_write(fresh());
 }
 
 pub fn writes_become_visible_to_new_snapshots_only((storage, mut writer): (Storage, Writer)) {
@@ -245,6 +246,59 @@ pub fn catalog_numbers_count_up((_storage, mut writer): (Storage, Writer)) {
     writer.commit().expect("commit");
     assert_eq!(writer.count(i, &[], None).expect("count"), 0);
     assert_eq!(writer.catalog().expect("catalog").indexes.len(), 1);
+}
+
+/// One transaction of several mutations (as a group commit is) that write the same document,
+/// index key and de-duplication record more than once, move an index entry, and create and
+/// delete a document: what is stored is what the last write said. (PostgreSQL sends such a
+/// batch as few statements as it can, `pgstore/src/deferred.rs`; this pins its order.)
+pub fn a_batch_that_rewrites_keys_keeps_the_last_write((_storage, mut writer): (Storage, Writer)) {
+    writer.begin().expect("begin");
+    writer.savepoint().expect("sp");
+    writer.put_document("a", 1, "1").expect("doc");
+    writer.insert_index_entry(9, &[1], "a").expect("entry");
+    writer.put_mutation_response("s", 1, 5, "r1").expect("put");
+    writer.release_savepoint().expect("release");
+    writer.savepoint().expect("sp");
+    writer.put_document("a", 1, "2").expect("doc");
+    writer.delete_index_entry(9, &[1]).expect("entry");
+    writer.insert_index_entry(9, &[2], "a").expect("entry");
+    writer.put_mutation_response("s", 2, 5, "r2").expect("put");
+    writer.put_mutation_response("s", 1, 5, "r1b").expect("put");
+    writer.release_savepoint().expect("release");
+    writer.savepoint().expect("sp");
+    writer.put_document("b", 1, "{}").expect("doc");
+    writer.insert_index_entry(9, &[3], "b").expect("entry");
+    writer.delete_document("b").expect("delete");
+    writer.delete_index_entry(9, &[3]).expect("entry");
+    writer.put_document("a", 1, "3").expect("doc");
+    writer.release_savepoint().expect("release");
+    writer.savepoint().expect("sp");
+    writer.put_document("c", 1, "{}").expect("doc");
+    writer.put_document("a", 1, "undone").expect("doc");
+    writer.rollback_to_savepoint().expect("rollback");
+    writer.commit().expect("commit");
+    let a = writer
+        .get_document("a")
+        .expect("read")
+        .expect("a is stored");
+    assert_eq!(a.value, "3");
+    assert!(writer.get_document("b").expect("read").is_none());
+    assert!(writer.get_document("c").expect("read").is_none());
+    let rows = writer.scan(9, &[], None, Order::Asc, 10).expect("scan");
+    let got: Vec<(Vec<u8>, &str)> = rows
+        .iter()
+        .map(|r| (r.key.clone(), r.id.as_str()))
+        .collect();
+    assert_eq!(got, [(vec![2], "a")]);
+    let found = writer
+        .get_mutation_responses(&[("s", 1), ("s", 2)])
+        .expect("responses");
+    let responses: Vec<Option<&str>> = found
+        .iter()
+        .map(|r| r.as_ref().map(|r| r.response.as_str()))
+        .collect();
+    assert_eq!(responses, [Some("r1b"), Some("r2")]);
 }
 
 #[cfg(test)]

@@ -279,6 +279,40 @@ fn timestamps_survive_restarts() {
     assert_eq!(got, Some(Value::from("a")));
 }
 
+/// The stored commit timestamp is a high-water mark: after a restart on a machine whose clock
+/// is behind the last commit (here, a stored ts an hour ahead of the clock), new commits and
+/// creation times still go forward.
+#[test]
+fn timestamps_and_creation_times_never_go_back_when_the_clock_is_behind() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (t1, _) = {
+        let db = open(&dir);
+        insert(&db, "a", "u1")
+    };
+    let ahead = t1 + 3_600 * 1_000_000_000;
+    {
+        let (_storage, mut writer) =
+            storage::Storage::open(&dir.path().join("db.sqlite3")).expect("storage");
+        writer.begin().expect("begin");
+        writer.set_ts(ahead).expect("ts");
+        writer.commit().expect("commit");
+    }
+    let db = open(&dir);
+    let (t2, id) = insert(&db, "b", "u1");
+    assert!(
+        t2 > ahead,
+        "the commit after the restart ({t2}) is past the stored one ({ahead})"
+    );
+    let created = db
+        .read(|txn| txn.get(&id).expect("get").map(|d| d.creation_time))
+        .expect("read")
+        .expect("the document");
+    assert!(
+        created >= ahead as f64 / 1e6,
+        "its creation time ({created}) follows the commit timestamp, not the clock"
+    );
+}
+
 /// Under a steady stream of commits the WAL must start over now and then instead of growing
 /// with every commit (a background checkpoint alone always trails the writer).
 #[test]

@@ -94,12 +94,22 @@ enum Op {
     /// A statement that keeps its place among the others.
     Statement(String),
     /// A row of a statement many rows can share.
-    Row {
-        kind: RowKind,
-        /// The upsert's key, as literals (`None` for the other kinds).
-        key: Option<String>,
-        values: String,
-    },
+    Row(Row),
+}
+
+/// One row of a [`RowKind`] statement, as literals.
+struct Row {
+    kind: RowKind,
+    /// The row's values, `(a, b, …)` (or one bare value).
+    values: String,
+    /// How much of `values` is the upsert's key (`None` for the other kinds).
+    key_len: Option<usize>,
+}
+
+impl Row {
+    fn key(&self) -> Option<&str> {
+        self.key_len.map(|len| &self.values[..len])
+    }
 }
 
 #[derive(Default)]
@@ -178,7 +188,7 @@ impl Deferred {
     /// Holds back one row of `kind`, its values in the order [`RowKind`] names them.
     pub(crate) fn push_row(&mut self, kind: RowKind, values: &[Literal<'_>]) {
         let mut text = String::new();
-        let mut key = None;
+        let mut key_len = None;
         if values.len() > 1 {
             text.push('(');
         }
@@ -188,17 +198,17 @@ impl Deferred {
             }
             value.write(&mut text);
             if i + 1 == kind.key_values() {
-                key = Some(text.clone());
+                key_len = Some(text.len());
             }
         }
         if values.len() > 1 {
             text.push(')');
         }
-        self.ops.push(Op::Row {
+        self.ops.push(Op::Row(Row {
             kind,
-            key,
             values: text,
-        });
+            key_len,
+        }));
     }
 }
 
@@ -214,49 +224,45 @@ fn render(ops: Vec<Op>) -> String {
                 rows.clear();
                 out.push_str(&sql);
             }
-            Op::Row { kind, key, values } => rows.push((kind, key, values)),
+            Op::Row(row) => rows.push(row),
         }
     }
     write_rows(&mut out, &rows);
     out
 }
 
-type HeldRow = (RowKind, Option<String>, String);
-
-fn write_rows(out: &mut String, rows: &[HeldRow]) {
+fn write_rows(out: &mut String, rows: &[Row]) {
     let mut tables: Vec<&str> = Vec::new();
-    for (kind, ..) in rows {
-        if !tables.contains(&kind.table()) {
-            tables.push(kind.table());
+    for row in rows {
+        if !tables.contains(&row.kind.table()) {
+            tables.push(row.kind.table());
         }
     }
     for table in tables {
         // The statement being written: its kind, the upsert keys in it, its rows.
         let mut open: Option<(RowKind, HashSet<&str>, usize)> = None;
-        for (kind, key, values) in rows.iter().filter(|(k, ..)| k.table() == table) {
-            let fits = open.as_ref().is_some_and(|(open_kind, keys, n)| {
-                open_kind == kind
-                    && *n < MAX_ROWS
-                    && key.as_deref().is_none_or(|k| !keys.contains(k))
+        for row in rows.iter().filter(|r| r.kind.table() == table) {
+            let fits = open.as_ref().is_some_and(|(kind, keys, n)| {
+                *kind == row.kind && *n < MAX_ROWS && row.key().is_none_or(|k| !keys.contains(k))
             });
             match &mut open {
                 Some((_, keys, n)) if fits => {
                     out.push_str(", ");
-                    keys.extend(key.as_deref());
+                    keys.extend(row.key());
                     *n += 1;
                 }
                 _ => {
-                    if let Some((open_kind, ..)) = open.take() {
-                        out.push_str(open_kind.tail());
+                    if let Some((kind, ..)) = open.take() {
+                        out.push_str(kind.tail());
                     }
-                    out.push_str(kind.head());
-                    open = Some((*kind, key.as_deref().into_iter().collect(), 1));
+                    out.push_str(row.kind.head());
+                    open = Some((row.kind, row.key().into_iter().collect(), 1));
                 }
             }
-            out.push_str(values);
+            out.push_str(&row.values);
         }
-        if let Some((open_kind, ..)) = open {
-            out.push_str(open_kind.tail());
+        if let Some((kind, ..)) = open {
+            out.push_str(kind.tail());
         }
     }
 }

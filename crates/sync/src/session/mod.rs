@@ -46,7 +46,7 @@ use self::actions::{ActionDone, Actions};
 use self::auth::{EXPIRED_MESSAGE, REVOKED_MESSAGE, SessionAuth, TokenBehind, authorize_frame};
 use self::frames::{AUTH_ERROR_GRACE, End};
 use self::mutations::{MutationDone, Mutations};
-use self::outbox::Outbox;
+use self::outbox::{Closing, Outbox};
 use self::peer::limited_error;
 use self::query_set::{Member, QuerySet};
 use self::transition::Transitions;
@@ -133,12 +133,12 @@ pub async fn run_session_with<S>(
     tracing::debug!(session = id, "session started");
     match session.run(&mut inbound).await {
         Ok(()) => tracing::debug!(session = id, "session closed by the client"),
-        Err(End::AuthFailed(frame)) => {
-            session.outbox.send_auth_error(frame);
-            session.await_client_close(&mut inbound).await;
-            session.outbox.close_after_auth_error(id);
+        Err(end) => {
+            if session.outbox.send_end(id, end) == Closing::AfterClient {
+                session.await_client_close(&mut inbound).await;
+                session.outbox.close_after_auth_error(id);
+            }
         }
-        Err(end) => session.outbox.send_end(id, end),
     }
     // Dropping `session` releases its queries and ends its count in the hub.
 }

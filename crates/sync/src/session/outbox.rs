@@ -133,8 +133,11 @@ impl Outbox {
         self.channel.room(self.room_needed).await;
     }
 
-    /// Tells the client why its session ended early, if the channel takes it.
-    pub(crate) fn send_end(&mut self, session: u64, end: End) {
+    /// Tells the client why its session ended early, if the channel takes it. Returns
+    /// [`Closing::AfterClient`] when the close is still to come: after an `AuthError` the
+    /// session first gives the client a moment to close (`Session::await_client_close`), then
+    /// calls [`Outbox::close_after_auth_error`].
+    pub(crate) fn send_end(&mut self, session: u64, end: End) -> Closing {
         match end {
             End::Fatal(reason) => {
                 tracing::warn!(session, %reason, "closing session after a protocol violation");
@@ -150,8 +153,13 @@ impl Outbox {
                 let _ = self.channel.try_send(Outbound::Close { code, reason });
             }
             End::AuthFailed(frame) => {
-                self.send_auth_error(frame);
-                self.close_after_auth_error(session);
+                // What the session already owes goes first (a finished mutation's response
+                // must reach the client), then the AuthError; the close comes later.
+                for owed in self.queue.drain(..) {
+                    let _ = self.channel.try_send(owed);
+                }
+                let _ = self.channel.try_send(frame);
+                return Closing::AfterClient;
             }
             End::Shutdown => {
                 tracing::debug!(session, "session drained; closing it for the shutdown");
@@ -161,20 +169,10 @@ impl Outbox {
                 });
             }
         }
-    }
-}
-
-impl Outbox {
-    /// The first half of [`End::AuthFailed`]: what the session already owes (a finished
-    /// mutation's response must reach the client), then the `AuthError`.
-    pub(crate) fn send_auth_error(&mut self, frame: Outbound) {
-        for owed in self.queue.drain(..) {
-            let _ = self.channel.try_send(owed);
-        }
-        let _ = self.channel.try_send(frame);
+        Closing::Sent
     }
 
-    /// The second half of [`End::AuthFailed`]: the close.
+    /// The close that follows an `AuthError` ([`Closing::AfterClient`]).
     pub(crate) fn close_after_auth_error(&mut self, session: u64) {
         tracing::debug!(session, "closing session after an AuthError");
         let _ = self.channel.try_send(Outbound::Close {
@@ -182,6 +180,15 @@ impl Outbox {
             reason: "authentication failed; reconnect with a fresh token".into(),
         });
     }
+}
+
+/// What [`Outbox::send_end`] left to do.
+#[derive(PartialEq, Eq)]
+pub(crate) enum Closing {
+    /// The close frame is queued.
+    Sent,
+    /// The close waits for the client (see [`Outbox::send_end`]).
+    AfterClient,
 }
 
 fn truncate(text: &str, max: usize) -> String {

@@ -7,7 +7,7 @@
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { existsSync, readdirSync, readFileSync, statfsSync } from "node:fs";
 import { join } from "node:path";
 import WebSocket from "ws";
 import { ConvexClient, ConvexHttpClient } from "convex/browser";
@@ -153,7 +153,13 @@ describe("file storage", () => {
     const pid = server.proc.pid;
     const baseline = rssKiB(pid);
     let peak = baseline;
-    const sampler = setInterval(() => (peak = Math.max(peak, rssKiB(pid))), 25);
+    const sampler = setInterval(() => {
+      try {
+        peak = Math.max(peak, rssKiB(pid));
+      } catch {
+        // The server is gone; the upload's own error says so.
+      }
+    }, 25);
     let sent = 0;
     const body = new ReadableStream({
       pull(controller) {
@@ -166,8 +172,20 @@ describe("file storage", () => {
     });
     const url = await http.mutation(m("files:generateUploadUrl"), {});
     const started = Date.now();
-    const res = await fetch(url, { method: "POST", headers: { "Content-Type": "application/octet-stream" }, body, duplex: "half" });
-    clearInterval(sampler);
+    let res;
+    try {
+      res = await fetch(url, { method: "POST", headers: { "Content-Type": "application/octet-stream" }, body, duplex: "half" });
+    } catch (e) {
+      // A broken connection says nothing by itself: name its cause, the free disk and the server's log.
+      const free = statfsSync(server.dir);
+      throw new Error(
+        `the upload broke off after ${sent >> 20} MiB: ${e.message} (${e.cause?.code ?? ""} ${e.cause?.message ?? ""}); ` +
+          `server alive: ${server.proc.exitCode === null && server.proc.signalCode === null}, ` +
+          `free disk ${Math.round((free.bavail * free.bsize) / 2 ** 20)} MiB; server log: ${server.stderr.slice(-2000)}`,
+      );
+    } finally {
+      clearInterval(sampler);
+    }
     assert.equal(res.status, 200, await res.clone().text());
     const { storageId } = await res.json();
     const seconds = (Date.now() - started) / 1000;
@@ -195,6 +213,49 @@ describe("file storage limits", () => {
       assert.deepEqual(storedBlobs(server.dir), []);
       const again = await fetch(url, { method: "POST", body: Buffer.alloc(10) });
       assert.equal(again.status, 200, "the refused upload did not use the URL");
+    } finally {
+      await server.dispose();
+    }
+  });
+
+  test("a client still sending a large body reads the refusal, not a broken connection", async () => {
+    const server = await startExample({ env: { PULSEBASE_MAX_UPLOAD_BYTES: String(1 << 20) } });
+    try {
+      const http = new ConvexHttpClient(server.url);
+      http.setAuth(await server.token("limit_user"));
+      const big = Buffer.alloc(64 << 20, 7);
+      const streamed = () => {
+        let sent = 0;
+        return new ReadableStream({
+          pull(controller) {
+            if (sent >= big.length) return controller.close();
+            controller.enqueue(new Uint8Array(big.subarray(sent, sent + (1 << 20))));
+            sent += 1 << 20;
+          },
+        });
+      };
+      const post = async (url, body) => {
+        const res = await fetch(url, { method: "POST", body, duplex: "half" }).catch((e) => {
+          throw new Error(`the refusal did not reach the client: ${e.message} (${e.cause?.code ?? ""})`);
+        });
+        return { status: res.status, body: await res.json() };
+      };
+      for (let round = 0; round < 3; round++) {
+        const url = await http.mutation(m("files:generateUploadUrl"), {});
+        // No Content-Length: the limit is found while the bytes arrive.
+        const chunked = await post(url, streamed());
+        assert.equal(chunked.status, 413);
+        assert.equal(chunked.body.code, "FileTooLarge");
+        // A Content-Length over the limit is refused before a byte is read.
+        const declared = await post(url, big);
+        assert.equal(declared.status, 413);
+        // A forged URL is refused before a byte is read.
+        const forged = await post(url.replace(/token=[^&]*/, "token=forged"), big);
+        assert.ok([400, 403].includes(forged.status), JSON.stringify(forged));
+        assert.equal(forged.body.code, "InvalidUploadUrl");
+      }
+      assert.deepEqual(storedBlobs(server.dir), [], "nothing stored");
+      assert.deepEqual(readdirSync(join(server.dir, ".pulsebase", "storage", "tmp")), [], "no temporary file left behind");
     } finally {
       await server.dispose();
     }

@@ -186,7 +186,7 @@ describe("file storage", () => {
     } finally {
       clearInterval(sampler);
     }
-    assert.equal(res.status, 200, await res.clone().text());
+    assert.equal(res.status, 200, `${await res.clone().text()}; server log: ${server.stderr.slice(-2000)}`);
     const { storageId } = await res.json();
     const seconds = (Date.now() - started) / 1000;
     const rows = await http.query(q("files:storedFiles"), {});

@@ -175,6 +175,35 @@ describe("connection hygiene", () => {
       for (const c of [first, second, third, other]) c.s?.close();
     }
   });
+
+  test("a client still sending a large body reads the refusal, and a drained connection serves its next request", async () => {
+    const server = await start([]);
+    const big = Buffer.alloc(64 << 20, 32);
+    const post = async (path) => {
+      const res = await fetch(server.url + path, { method: "POST", headers: { "content-type": "application/json" }, body: big }).catch((e) => {
+        throw new Error(`POST ${path}: the refusal did not reach the client: ${e.message} (${e.cause?.code ?? ""})`);
+      });
+      return { status: res.status, body: await res.json() };
+    };
+    for (let round = 0; round < 3; round++) {
+      const mutation = await post("/api/mutation");
+      assert.equal(mutation.status, 413);
+      assert.deepEqual(mutation.body, { code: "PayloadTooLarge", message: "the request body is larger than the limit of 20 MiB" });
+      const unknown = await post("/api/no-such-route");
+      assert.equal(unknown.status, 404);
+      assert.equal(unknown.body.code, "NotFound");
+    }
+    // Refused before its body was read, the request is drained, so the same connection answers the next one.
+    const socket = await raw(server);
+    const body = Buffer.alloc(8 << 20, 32);
+    socket.socket.write(`POST /api/no-such-route HTTP/1.1\r\nhost: x\r\ncontent-length: ${body.length}\r\n\r\n`);
+    socket.socket.write(body);
+    socket.socket.write("GET /api/health HTTP/1.1\r\nhost: x\r\n\r\n");
+    await waitFor(() => (socket.data.match(/HTTP\/1\.1 /g) ?? []).length >= 2, { what: `two responses on one connection (got: ${socket.data.slice(0, 300)})` });
+    assert.match(socket.data, /^HTTP\/1\.1 404/);
+    assert.match(socket.data, /HTTP\/1\.1 200[\s\S]*"status":"ok"/);
+    assert.equal(socket.closedAt, null, "the connection stays open");
+  });
 });
 
 describe("rate limits", () => {

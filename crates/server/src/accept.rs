@@ -7,6 +7,8 @@
 //! - the **connection cap** and **per-address caps** and the **new-connection rate** of the
 //!   [`Guard`]: a connection over a limit gets a short 503 or 429 (`refuse.rs`) and a
 //!   throttled warning in the log, and the connections already open are not disturbed;
+//! - a **lingering close** (`linger.rs`): a request body dropped before its end is read and
+//!   discarded for a few seconds, so a client still sending reads the refusal;
 //! - a **graceful shutdown with a deadline**: the listener closes at once, connections that
 //!   never sent a complete request are dropped, requests in flight finish (hyper closes each
 //!   connection after its response) until the deadline, and WebSocket sessions drain
@@ -32,6 +34,7 @@ use tower::ServiceExt as _;
 
 use crate::conn_info::ConnInfo;
 use crate::lifecycle::Lifecycle;
+use crate::linger::Lingering;
 use crate::refuse::{Refusal, refuse};
 
 /// Pause after an accept error that is not about one connection (out of descriptors).
@@ -195,7 +198,9 @@ async fn serve_connection(
         hyper::service::service_fn(move |mut request: Request<hyper::body::Incoming>| {
             per_request.request_started();
             request.extensions_mut().insert(per_request.clone());
-            service.clone().oneshot(request.map(Body::new))
+            service
+                .clone()
+                .oneshot(request.map(|body| Body::new(Lingering::new(body))))
         });
     let mut builder = hyper::server::conn::http1::Builder::new();
     builder

@@ -11,13 +11,11 @@
 //! `{"code","message"}` and leaves nothing behind.
 //!
 //! A refusal that comes before the whole body was read (a bad URL, too large, a disk error)
-//! keeps reading and discarding the rest for up to [`LINGER`] while the answer goes out, as
-//! nginx's lingering close does: a client still sending when the server closes gets a broken
-//! pipe (`fetch failed`, `EPIPE`) instead of the answer that says what went wrong.
+//! drops the body, and the connection's lingering close (`linger.rs`) lets the answer reach
+//! a client that is still sending.
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::Duration;
 
 use application::{FileError, FileStorage};
 use axum::Json;
@@ -38,9 +36,6 @@ const UPLOAD_CHANNEL: usize = 16;
 /// holds a 100 MiB download near 1 GB/s here; 256 KiB reaches about 1.5 GB/s, and a
 /// connection holds one chunk at a time, so 1,000 concurrent downloads hold ~256 MiB at most.
 const DOWNLOAD_CHUNK: usize = 256 << 10;
-/// How long the rest of a refused upload's body is read and discarded before the connection
-/// closes, so that the client, still sending, reads the refusal.
-const LINGER: Duration = Duration::from_secs(5);
 
 fn refusal(error: &FileError) -> Response {
     let (status, code) = match error {
@@ -112,7 +107,7 @@ pub(crate) async fn upload(
     let check = files.clone();
     let token = match blocking(move || check.check_upload(app.db(), &token)).await {
         Ok(token) => token,
-        Err(response) => return linger(body.into_data_stream(), response),
+        Err(response) => return response,
     };
     let content_type = parts
         .headers
@@ -128,10 +123,9 @@ pub(crate) async fn upload(
     if let Some(length) = declared
         && length > files.max_upload_bytes()
     {
-        let too_large = refusal(&FileError::Blob(BlobError::TooLarge {
+        return refusal(&FileError::Blob(BlobError::TooLarge {
             limit: files.max_upload_bytes(),
         }));
-        return linger(body.into_data_stream(), too_large);
     }
     let staged = match receive(&files, body).await {
         Ok(staged) => staged,
@@ -163,8 +157,6 @@ async fn receive(files: &Arc<FileStorage>, body: Body) -> Result<filestore::Stag
     });
     let mut stream = body.into_data_stream();
     let mut broke_off = false;
-    // The writer refused (too large, disk error) before the body ended.
-    let mut refused_early = false;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| {
             tracing::debug!(error = %e, "an upload's body broke off");
@@ -174,9 +166,8 @@ async fn receive(files: &Arc<FileStorage>, body: Body) -> Result<filestore::Stag
             let _ = chunks.send(chunk).await;
             break;
         }
-        // A closed channel means the writer refused: stop writing.
+        // A closed channel means the writer refused (too large, disk error): stop reading.
         if chunks.send(chunk).await.is_err() {
-            refused_early = true;
             break;
         }
     }
@@ -199,27 +190,8 @@ async fn receive(files: &Arc<FileStorage>, body: Body) -> Result<filestore::Stag
             "UploadInterrupted",
             "the upload's body ended before it was complete; nothing was stored",
         )),
-        Err(e) if refused_early => Err(linger(stream, refusal(&e))),
         Err(e) => Err(refusal(&e)),
     }
-}
-
-/// Answers `response` while the rest of `body` is read and thrown away for up to [`LINGER`]
-/// on a task of its own; then the body is dropped, which closes the connection if it is
-/// still unfinished.
-fn linger<S>(mut body: S, response: Response) -> Response
-where
-    S: futures::Stream<Item = Result<Bytes, axum::Error>> + Send + Unpin + 'static,
-{
-    tokio::spawn(async move {
-        let drained = tokio::time::timeout(LINGER, async {
-            while let Some(Ok(_)) = body.next().await {}
-        });
-        if drained.await.is_err() {
-            tracing::debug!("closed a refused upload still sending after {LINGER:?}");
-        }
-    });
-    response
 }
 
 /// `GET /api/storage/{id}?sig=...`: the file, with Range support.

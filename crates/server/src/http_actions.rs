@@ -3,7 +3,7 @@
 //! its action threads, and its [`functions::HttpResponse`] sent back.
 //!
 //! Statuses the server decides itself: 404 when no route matches (the router's fallback
-//! then tries static files first), 413 for a body over [`MAX_BODY_BYTES`], 503 when too many
+//! then tries static files first), 413 for a body over 20 MiB (`request_body.rs`), 503 when too many
 //! actions are in flight, and 500 with a short `{"code","message"}` body when the handler
 //! throws or returns something that is not a response (the full error, with its file:line,
 //! goes to the log). An invalid bearer token
@@ -19,10 +19,8 @@ use functions::{ErrorKind, HttpRequest};
 
 use crate::api_error::error_response;
 use crate::authorization;
+use crate::request_body;
 use crate::state::ServerState;
-
-/// Largest request body an action receives (Convex's HTTP action limit is 20 MiB).
-const MAX_BODY_BYTES: usize = 20 << 20;
 
 /// A request no route of `functions/http.rhai` takes, given back to the router.
 pub(crate) struct Unrouted {
@@ -51,15 +49,9 @@ pub(crate) async fn dispatch(
         }
     };
     let (parts, body) = request.into_parts();
-    let body = match axum::body::to_bytes(body, MAX_BODY_BYTES).await {
+    let body = match request_body::read(body).await {
         Ok(body) => body,
-        Err(e) => {
-            return Ok(error_response(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "PayloadTooLarge",
-                &format!("the request body could not be read (limit {MAX_BODY_BYTES} bytes): {e}"),
-            ));
-        }
+        Err(refusal) => return Ok(refusal),
     };
     let authorization = authorization::for_action(&parts.headers, state).await;
     let mut headers: Vec<(String, String)> = Vec::new();

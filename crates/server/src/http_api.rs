@@ -12,7 +12,7 @@ use std::sync::Arc;
 use application::ActionError;
 use auth::Authorization;
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -23,6 +23,7 @@ use value::Value;
 
 use crate::api_error::error_response;
 use crate::authorization;
+use crate::request_body;
 use crate::state::ServerState;
 
 fn udf_response(result: Result<Value, FunctionError>, log_lines: Vec<String>) -> Response {
@@ -93,9 +94,10 @@ struct FunctionCall {
 async fn prepare(
     state: &ServerState,
     headers: &HeaderMap,
-    body: &Bytes,
+    body: Body,
 ) -> Result<FunctionCall, Response> {
-    let request: UdfRequest = serde_json::from_slice(body).map_err(|e| {
+    let body = request_body::read(body).await?;
+    let request: UdfRequest = serde_json::from_slice(&body).map_err(|e| {
         error_response(
             StatusCode::BAD_REQUEST,
             "BadJsonBody",
@@ -164,9 +166,9 @@ async fn run(state: Arc<ServerState>, kind: FunctionKind, call: FunctionCall) ->
 pub(crate) async fn query(
     State(state): State<Arc<ServerState>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
-    match prepare(&state, &headers, &body).await {
+    match prepare(&state, &headers, body).await {
         Ok(call) => run(state, FunctionKind::Query, call).await,
         Err(response) => response,
     }
@@ -175,9 +177,9 @@ pub(crate) async fn query(
 pub(crate) async fn mutation(
     State(state): State<Arc<ServerState>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
-    match prepare(&state, &headers, &body).await {
+    match prepare(&state, &headers, body).await {
         Ok(call) => run(state, FunctionKind::Mutation, call).await,
         Err(response) => response,
     }
@@ -186,9 +188,9 @@ pub(crate) async fn mutation(
 pub(crate) async fn action(
     State(state): State<Arc<ServerState>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
-    match prepare(&state, &headers, &body).await {
+    match prepare(&state, &headers, body).await {
         Ok(call) => run(state, FunctionKind::Action, call).await,
         Err(response) => response,
     }
@@ -198,9 +200,9 @@ pub(crate) async fn action(
 pub(crate) async fn function(
     State(state): State<Arc<ServerState>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
-    let call = match prepare(&state, &headers, &body).await {
+    let call = match prepare(&state, &headers, body).await {
         Ok(call) => call,
         Err(response) => return response,
     };

@@ -2,6 +2,8 @@
 // against a purpose-built app (its own schema.toml and functions) and the example app.
 
 import { after, before, describe, test } from "node:test";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import assert from "node:assert/strict";
 import { ConvexHttpClient } from "convex/browser";
 import { ConvexError } from "convex/values";
@@ -456,6 +458,39 @@ describe("HTTP API details the official client relies on", () => {
     });
     const body = await res.json();
     assert.deepEqual({ status: body.status, value: body.value }, { status: "success", value: "pong" }, JSON.stringify(body));
+  });
+
+  test("POST /api/run/<module>/<name> runs any kind named in the URL, as Convex's HTTP API does", async () => {
+    const run = async (identifier, body = { args: {} }, headers = {}) => {
+      const res = await fetch(`${server.url}/api/run/${identifier}`, {
+        method: "POST",
+        headers: { "content-type": "application/json", ...headers },
+        body: JSON.stringify(body),
+      });
+      return { status: res.status, body: await res.json() };
+    };
+    assert.deepEqual((await run("items/ping")).body.value, "pong");
+    const added = await run("items/add", { args: { n: 7, tag: "via-run" }, format: "json" });
+    assert.equal(added.body.status, "success", JSON.stringify(added));
+    const tagged = await client.query(q("items:byTag"), { tag: "via-run", order: "asc" });
+    assert.deepEqual(tagged.map((d) => [d._id, d.n]), [[added.body.value, 7]]);
+    // Internal functions: refused to a caller, run for the admin key.
+    const refused = await run("items/secret", { args: { x: "a" } });
+    assert.equal(refused.body.status, "error");
+    assert.match(refused.body.errorMessage, /items:secret/);
+    const key = readFileSync(join(server.dir, ".pulsebase", "admin_key"), "utf8").trim();
+    const admin = await run("items/secret", { args: { x: "a" } }, { authorization: `Convex ${key}` });
+    assert.equal(admin.body.value, "secret:a", JSON.stringify(admin));
+    // Request errors say what is wrong.
+    const noModule = await run("ping");
+    assert.equal(noModule.status, 400);
+    assert.equal(noModule.body.code, "MissingIdentifier");
+    assert.match(noModule.body.message, /\/api\/run\/messages\/list/);
+    const noArgs = await run("items/ping", {});
+    assert.equal(noArgs.status, 400);
+    assert.match(noArgs.body.message, /missing field `args`/);
+    const get = await fetch(`${server.url}/api/run/items/ping`);
+    assert.equal(get.status, 405);
   });
 
   test("consistentQuery (/api/query_ts + /api/query_at_ts) works", async () => {

@@ -1,5 +1,7 @@
 //! The HTTP API the official `ConvexHttpClient` speaks: `POST /api/query`, `/api/mutation`,
-//! `/api/action` and `/api/function` with a `{"path", "args"}` body (`protocol::UdfRequest`).
+//! `/api/action` and `/api/function` with a `{"path", "args"}` body (`protocol::UdfRequest`),
+//! and Convex's `POST /api/run/{module path}/{name}` with an `{"args"}` body, the function
+//! named in the URL (`messages/list` is `messages:list`, `a/b/c` is `a/b:c`).
 //! Actions run on the app's action threads; too many in flight answers 503.
 //! Function calls answer HTTP 200 with `{"status":"success","value","logLines"}` or
 //! `{"status":"error","errorMessage","errorData"?,"logLines"}` (a thrown `ConvexError` carries
@@ -13,7 +15,7 @@ use application::ActionError;
 use auth::Authorization;
 use axum::Json;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use database::DbError;
@@ -83,6 +85,22 @@ fn action_failure(error: ActionError) -> Response {
     }
 }
 
+/// Where a request names its function.
+enum Target {
+    /// `{"path", "args"}`.
+    InBody,
+    /// `/api/run/...`: the path (`module:name`), and a body of `{"args"}`.
+    InUrl(String),
+}
+
+/// The body of `POST /api/run/...`: `args` is required, as in Convex.
+#[derive(serde::Deserialize)]
+struct RunBody {
+    args: serde_json::Value,
+    #[serde(default)]
+    format: Option<String>,
+}
+
 /// A function call the request asked for, with its checked caller.
 struct FunctionCall {
     path: FunctionPath,
@@ -95,15 +113,28 @@ async fn prepare(
     state: &ServerState,
     headers: &HeaderMap,
     body: Body,
+    target: Target,
 ) -> Result<FunctionCall, Response> {
     let body = request_body::read(body).await?;
-    let request: UdfRequest = serde_json::from_slice(&body).map_err(|e| {
+    let bad_body = |e: serde_json::Error| {
         error_response(
             StatusCode::BAD_REQUEST,
             "BadJsonBody",
             &format!("the request body is not a function call: {e}"),
         )
-    })?;
+    };
+    let request: UdfRequest = match target {
+        Target::InBody => serde_json::from_slice(&body).map_err(bad_body)?,
+        Target::InUrl(path) => {
+            let RunBody { args, format } = serde_json::from_slice(&body).map_err(bad_body)?;
+            UdfRequest {
+                path,
+                args,
+                format,
+                component_path: None,
+            }
+        }
+    };
     let args = canonical_args(request.args)
         .map_err(|e| error_response(StatusCode::BAD_REQUEST, "BadArgs", &e))?;
     let args = Value::from_json(&args).map_err(|e| {
@@ -168,7 +199,7 @@ pub(crate) async fn query(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match prepare(&state, &headers, body).await {
+    match prepare(&state, &headers, body, Target::InBody).await {
         Ok(call) => run(state, FunctionKind::Query, call).await,
         Err(response) => response,
     }
@@ -179,7 +210,7 @@ pub(crate) async fn mutation(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match prepare(&state, &headers, body).await {
+    match prepare(&state, &headers, body, Target::InBody).await {
         Ok(call) => run(state, FunctionKind::Mutation, call).await,
         Err(response) => response,
     }
@@ -190,7 +221,7 @@ pub(crate) async fn action(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match prepare(&state, &headers, body).await {
+    match prepare(&state, &headers, body, Target::InBody).await {
         Ok(call) => run(state, FunctionKind::Action, call).await,
         Err(response) => response,
     }
@@ -202,13 +233,42 @@ pub(crate) async fn function(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let call = match prepare(&state, &headers, body).await {
+    let call = match prepare(&state, &headers, body, Target::InBody).await {
         Ok(call) => call,
         Err(response) => return response,
     };
     let kind = state.app.modules().kind_of(&call.path);
     let kind = kind.unwrap_or(FunctionKind::Query);
     run(state, kind, call).await
+}
+
+/// `POST /api/run/{module path}/{name}`: any kind, the function named in the URL.
+pub(crate) async fn run_by_path(
+    State(state): State<Arc<ServerState>>,
+    Path(identifier): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let Some(path) = path_of_identifier(&identifier) else {
+        return error_response(
+            StatusCode::BAD_REQUEST,
+            "MissingIdentifier",
+            "the URL names no function: POST to /api/run/<module path>/<function name>, e.g. /api/run/messages/list for messages:list",
+        );
+    };
+    let call = match prepare(&state, &headers, body, Target::InUrl(path)).await {
+        Ok(call) => call,
+        Err(response) => return response,
+    };
+    let kind = state.app.modules().kind_of(&call.path);
+    run(state, kind.unwrap_or(FunctionKind::Query), call).await
+}
+
+/// `messages/list` → `messages:list`, `a/b/c` → `a/b:c`; `None` without both a module and a
+/// name.
+fn path_of_identifier(identifier: &str) -> Option<String> {
+    let (module, name) = identifier.trim_matches('/').rsplit_once('/')?;
+    (!module.is_empty() && !name.is_empty()).then(|| format!("{module}:{name}"))
 }
 
 pub(crate) async fn query_ts(State(state): State<Arc<ServerState>>) -> Response {
@@ -227,4 +287,22 @@ pub(crate) async fn health(State(state): State<Arc<ServerState>>) -> Response {
         "guard": state.guard.stats_json(),
     }))
     .into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::path_of_identifier;
+
+    #[test]
+    fn a_run_url_names_module_and_function() {
+        assert_eq!(
+            path_of_identifier("messages/list").as_deref(),
+            Some("messages:list")
+        );
+        assert_eq!(path_of_identifier("a/b/c").as_deref(), Some("a/b:c"));
+        assert_eq!(path_of_identifier("/a/b/").as_deref(), Some("a:b"));
+        assert_eq!(path_of_identifier("list"), None);
+        assert_eq!(path_of_identifier("a/"), None);
+        assert_eq!(path_of_identifier(""), None);
+    }
 }

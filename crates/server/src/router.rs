@@ -2,7 +2,7 @@
 //!
 //! | route | what |
 //! |---|---|
-//! | `POST /api/query`, `/api/mutation`, `/api/action`, `/api/function` | HTTP API (`http_api.rs`) |
+//! | `POST /api/query`, `/api/mutation`, `/api/action`, `/api/function`, `/api/run/{*identifier}` | HTTP API (`http_api.rs`) |
 //! | `POST /api/query_ts`, `/api/query_at_ts` | `ConvexHttpClient.consistentQuery` |
 //! | `GET /api/health` | liveness |
 //! | `GET /api/{version}/sync`, `GET /api/sync` | the sync WebSocket (`ws.rs`); the npm client puts its version in the path, the Rust crate (and the Python client built on it) does not |
@@ -34,6 +34,7 @@ pub(crate) fn routes(state: Arc<ServerState>) -> Router {
         .route("/api/mutation", post(http_api::mutation))
         .route("/api/action", post(http_api::action))
         .route("/api/function", post(http_api::function))
+        .route("/api/run/{*identifier}", post(http_api::run_by_path))
         .route("/api/query_ts", post(http_api::query_ts))
         .route("/api/query_at_ts", post(http_api::query))
         .route("/api/health", get(http_api::health))

@@ -262,6 +262,27 @@ describe("rate limits", () => {
     await server.waitForOutput(/rate limit calls-per-user \(2\/s:4\) refused \d+ request\(s\)/);
   });
 
+  test("calls-per-ip counts every way to call a function over HTTP, /api/run/... included", async () => {
+    const server = await start(["--rate-limit", "calls-per-ip=1/min:2"]);
+    const statuses = [];
+    for (let i = 0; i < 3; i++) {
+      const res = await fetch(`${server.url}/api/run/todos/getMyTodos`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ args: {} }),
+      });
+      statuses.push([res.status, await res.json()]);
+    }
+    assert.deepEqual(statuses.map(([s]) => s), [200, 200, 429], safeJson(statuses));
+    assert.equal(statuses[2][1].name, "calls-per-ip");
+    const viaQuery = await fetch(`${server.url}/api/query`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ path: "todos:getMyTodos", args: {} }),
+    });
+    assert.equal(viaQuery.status, 429, "the same bucket");
+  });
+
   test("failed authentications per address: past the limit the address is refused before its token is looked at", async () => {
     const server = await start(["--rate-limit", "failed-auth-per-ip=1/min:3"]);
     const call = (token) =>

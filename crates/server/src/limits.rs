@@ -33,6 +33,9 @@ const CALL_PATHS: [&str; 5] = [
     "/api/query_at_ts",
 ];
 
+/// The prefix of Convex's `/api/run/{module}/{name}`, a function call too.
+const RUN_PATHS: &str = "/api/run/";
+
 /// The layer: see the module docs.
 pub(crate) async fn limit_requests(
     State(state): State<Arc<ServerState>>,
@@ -85,7 +88,9 @@ pub(crate) fn check_user(
 
 fn is_function_call(state: &ServerState, request: &Request) -> bool {
     let path = request.uri().path();
-    if request.method() == Method::POST && CALL_PATHS.contains(&path) {
+    if request.method() == Method::POST
+        && (CALL_PATHS.contains(&path) || path.starts_with(RUN_PATHS))
+    {
         return true;
     }
     if path.starts_with("/api/") || path.starts_with("/dev-issuer/") {

@@ -3,8 +3,9 @@
 // `convex` ConvexClient as a second, subscribed client. Sign-in with the admin key (a wrong
 // key sees nothing), the example's tables, an edit in the dashboard reaching the subscribed
 // client, a client mutation appearing live in the data view and in the logs, a function run
-// as a given identity, and an invalid edit showing the schema error under its field and
-// writing nothing. A screenshot of each page is saved to tests/node/artifacts/dashboard-*.png.
+// as a given identity, an invalid edit showing the schema error under its field and
+// writing nothing, and the Schedules page: the cron jobs with their next run, and a
+// client's scheduled function shown pending live and canceled from the page. A screenshot of each page is saved to tests/node/artifacts/dashboard-*.png.
 //
 // Skipped, loudly, only where /usr/bin/chromium is missing (browser.test.mjs installs it).
 
@@ -146,6 +147,32 @@ test("a function runs as a given identity", async (t) => {
   await page.selectOption("#fn-as", "anonymous");
   await page.click("#fn-run");
   await page.waitForSelector("#fn-result .run-error:text('Unauthorized')");
+});
+
+test("schedules: the example's cron jobs with their next run; a client's scheduled reminder is pending live and Cancel cancels it", async (t) => {
+  if (skipIfNoBrowser(t)) return;
+  await page.click(".nav-item[data-page=schedules]");
+  for (const name of ["clear stale presence", "clear old reminders"]) {
+    await page.waitForSelector(`#cron-jobs tr[data-cron='${name}']`);
+  }
+  const presence = page.locator("#cron-jobs tr[data-cron='clear stale presence']");
+  assert.match(await presence.textContent(), /presence:clearStale/);
+  assert.match(await presence.textContent(), /crons\.rhai:\d+/);
+  // The next run comes from the scheduler's cron table.
+  await page.waitForFunction(() => document.querySelector("#cron-jobs tr[data-cron='clear old reminders'] .next-run")?.textContent !== "–");
+
+  const seen = [];
+  const unsubscribe = client.onUpdate(q("reminders:list"), {}, (list) => seen.push(list));
+  const id = await client.mutation(m("reminders:schedule"), { text: "cancel me from the dashboard", delayMs: 3_600_000 });
+  const row = page.locator("#jobs tr[data-state=pending]", { hasText: "reminders:deliver" }).filter({ hasText: id });
+  await row.waitFor({ timeout: 5_000 });
+  await shot("schedules");
+  await row.locator("button.cancel-job").click();
+  await waitFor(() => seen.at(-1)?.find((r) => r.id === id)?.state === "canceled", { timeout: 5_000, what: "the client to see its reminder's job canceled" });
+  await row.waitFor({ state: "detached", timeout: 5_000 });
+  await page.click("#job-states button[data-state=canceled]");
+  await page.locator("#jobs tr[data-state=canceled]", { hasText: id }).waitFor({ timeout: 5_000 });
+  unsubscribe();
 });
 
 test("auth and health pages", async (t) => {

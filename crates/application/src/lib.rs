@@ -36,7 +36,7 @@ pub use file_host::AppFiles;
 pub use files::{
     DEFAULT_MAX_UPLOAD_BYTES, FileError, FileStorage, STORAGE_TABLE, StoredFile, UPLOAD_URL_TTL_MS,
 };
-pub use scheduler::{MAX_RUNNING_JOBS, RETENTION, SchedulerStart};
+pub use scheduler::{CronRun, MAX_RUNNING_JOBS, RETENTION, SchedulerStart};
 
 /// The outcome of a mutation call.
 #[derive(Debug)]

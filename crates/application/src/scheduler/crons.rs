@@ -98,6 +98,18 @@ impl CronTable {
         }
     }
 
+    /// Each job's next run and last run started, for the dashboard.
+    pub(crate) fn runs(&self) -> Vec<super::CronRun> {
+        self.entries
+            .iter()
+            .map(|(name, entry)| super::CronRun {
+                name: name.clone(),
+                next: entry.next,
+                last_run: entry.last_run.clone(),
+            })
+            .collect()
+    }
+
     /// The earliest next run.
     pub(crate) fn next_time(&self) -> Option<f64> {
         self.entries

@@ -36,6 +36,15 @@ pub const MAX_RUNNING_JOBS: usize = 256;
 /// waits before it is tried again.
 const RETRY_DELAY: Duration = Duration::from_millis(200);
 
+/// A cron job as the scheduler holds it: when it runs next (ms since the epoch; `None` when
+/// its schedule has no later time) and the `_scheduled_functions` id of its last run.
+#[derive(Clone, Debug)]
+pub struct CronRun {
+    pub name: String,
+    pub next: Option<f64>,
+    pub last_run: Option<String>,
+}
+
 /// What the scheduler task and the jobs it started share.
 pub(crate) struct Scheduler {
     /// Wakes the task: a commit touched what it read, a job finished, the functions changed.
@@ -63,6 +72,15 @@ impl Scheduler {
 }
 
 impl App {
+    /// The cron jobs' next and last runs; empty on a node that does not run the scheduler
+    /// (it has not started, or another node holds the scheduler lease).
+    pub fn cron_runs(&self) -> Vec<CronRun> {
+        self.scheduler
+            .get()
+            .map(|s| s.crons.lock().runs())
+            .unwrap_or_default()
+    }
+
     /// Starts the scheduler: first marks jobs left `inProgress` by a stop as failed and
     /// cleans up old jobs, then runs due jobs and cron jobs until the app is dropped. Call
     /// once, from inside a tokio runtime; a second call does nothing.

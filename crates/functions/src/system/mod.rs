@@ -7,11 +7,13 @@
 //! same [`Transaction`], so their reads are recorded in a read set and a subscribed system
 //! query is invalidated by the same commits as any other query; their writes pass the same
 //! schema validation as a script's. `tables.rs` lists tables, `documents.rs` reads documents
-//! page by page, `writes.rs` adds, replaces and deletes them; `args.rs` reads their arguments.
+//! page by page, `writes.rs` adds, replaces and deletes them, `scheduler.rs` cancels a
+//! scheduled function; `args.rs` reads their arguments.
 
 mod args;
 mod documents;
 mod errors;
+mod scheduler;
 mod tables;
 mod writes;
 
@@ -63,6 +65,11 @@ const FUNCTIONS: &[SystemFunction] = &[
         path: "_system/documents:delete",
         kind: FunctionKind::Mutation,
         run: writes::delete,
+    },
+    SystemFunction {
+        path: "_system/scheduler:cancel",
+        kind: FunctionKind::Mutation,
+        run: scheduler::cancel,
     },
 ];
 

@@ -1,5 +1,5 @@
 //! The dashboard's admin-only JSON routes: the key check (`check`), every function with its
-//! kind, file:line and validators (`functions`), the auth providers with their key caches and
+//! kind, file:line and validators, the HTTP routes and the cron jobs (`functions`), the auth providers with their key caches and
 //! live sessions (`auth_status`), `pulsebase auth check`'s diagnosis of a pasted token
 //! (`auth_check`), and the figures of the health page (`health`).
 //!
@@ -80,7 +80,24 @@ pub(crate) async fn functions(
                 .collect()
         })
         .unwrap_or_default();
-    Json(json!({ "functions": functions, "httpRoutes": routes })).into_response()
+    let runs = state.app.cron_runs();
+    let crons: Vec<JsonValue> = modules
+        .crons()
+        .iter()
+        .map(|job| {
+            let run = runs.iter().find(|r| r.name == job.name);
+            json!({
+                "name": job.name,
+                "schedule": job.schedule.describe(),
+                "function": job.path.to_string(),
+                "args": job.args.to_json(),
+                "declaredAt": job.declared_at,
+                "nextRun": run.and_then(|r| r.next),
+                "lastRun": run.and_then(|r| r.last_run.clone()),
+            })
+        })
+        .collect();
+    Json(json!({ "functions": functions, "httpRoutes": routes, "crons": crons })).into_response()
 }
 
 /// The providers in force, each with its key cache and its live WebSocket sessions.

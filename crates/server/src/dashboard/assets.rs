@@ -45,6 +45,7 @@ static ASSETS: &[Asset] = &[
     asset!("js/ui.js", JS),
     asset!("js/pages/data.js", JS),
     asset!("js/pages/functions.js", JS),
+    asset!("js/pages/schedules.js", JS),
     asset!("js/pages/logs.js", JS),
     asset!("js/pages/auth.js", JS),
     asset!("js/pages/health.js", JS),

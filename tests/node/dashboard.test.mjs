@@ -4,14 +4,15 @@
 // key sees nothing), the example's tables, an edit in the dashboard reaching the subscribed
 // client, a client mutation appearing live in the data view and in the logs, a function run
 // as a given identity, an invalid edit showing the schema error under its field and
-// writing nothing, and the Schedules page: the cron jobs with their next run, and a
-// client's scheduled function shown pending live and canceled from the page. A screenshot of each page is saved to tests/node/artifacts/dashboard-*.png.
+// writing nothing, the Schedules page (the cron jobs with their next run, and a client's
+// scheduled function shown pending live and canceled from the page), and the Files page
+// (upload, download through the signed link, delete and the bytes going). A screenshot of each page is saved to tests/node/artifacts/dashboard-*.png.
 //
 // Skipped, loudly, only where /usr/bin/chromium is missing (browser.test.mjs installs it).
 
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, readFileSync } from "node:fs";
+import { existsSync, mkdirSync, readdirSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import WebSocket from "ws";
 import { ConvexClient } from "convex/browser";
@@ -173,6 +174,38 @@ test("schedules: the example's cron jobs with their next run; a client's schedul
   await page.click("#job-states button[data-state=canceled]");
   await page.locator("#jobs tr[data-state=canceled]", { hasText: id }).waitFor({ timeout: 5_000 });
   unsubscribe();
+});
+
+test("files: upload through the page, download through its signed link, delete and the bytes go; the routes need the key", async (t) => {
+  if (skipIfNoBrowser(t)) return;
+  for (const [method, path] of [["POST", "/_dashboard/api/files/urls"], ["POST", "/_dashboard/api/files/upload-url"], ["DELETE", "/_dashboard/api/files/x"]]) {
+    const res = await fetch(`${server.url}${path}`, { method, headers: { authorization: "Convex not-the-key" }, body: method === "POST" ? "{}" : undefined });
+    assert.equal(res.status, 401, `${method} ${path}`);
+  }
+  await page.click(".nav-item[data-page=files]");
+  await page.waitForSelector("#files td.empty");
+  const content = "hello from the dashboard, " + "x".repeat(2000);
+  await page.setInputFiles("#file-input", { name: "hello.txt", mimeType: "text/plain", buffer: Buffer.from(content) });
+  await page.click("#file-upload");
+  const row = page.locator("#files tbody tr[data-id]", { hasText: "text/plain" });
+  await row.waitFor({ timeout: 5_000 });
+  assert.equal(await row.locator("td.size").getAttribute("data-bytes"), String(content.length));
+  await shot("files");
+  const href = await row.locator("a.download").getAttribute("href");
+  const download = await fetch(href);
+  assert.equal(download.status, 200);
+  assert.equal(download.headers.get("content-type"), "text/plain");
+  assert.equal(await download.text(), content);
+  const blobs = () => {
+    const root = join(server.dir, ".pulsebase", "storage");
+    return readdirSync(root).filter((d) => d.length === 2).flatMap((d) => readdirSync(join(root, d)));
+  };
+  assert.equal(blobs().length, 1);
+  page.once("dialog", (dialog) => dialog.accept());
+  await row.locator("button.delete-file").click();
+  await row.waitFor({ state: "detached", timeout: 5_000 });
+  await waitFor(() => blobs().length === 0, { timeout: 10_000, what: "the deleted file's bytes to go" });
+  assert.equal((await fetch(href)).status, 404, "the old link no longer serves the file");
 });
 
 test("auth and health pages", async (t) => {

@@ -37,7 +37,7 @@ const UPLOAD_CHANNEL: usize = 16;
 /// connection holds one chunk at a time, so 1,000 concurrent downloads hold ~256 MiB at most.
 const DOWNLOAD_CHUNK: usize = 256 << 10;
 
-fn refusal(error: &FileError) -> Response {
+pub(crate) fn refusal(error: &FileError) -> Response {
     let (status, code) = match error {
         FileError::Token(TokenError::Malformed) => (StatusCode::BAD_REQUEST, "InvalidUploadUrl"),
         FileError::Token(TokenError::BadSignature) => (StatusCode::FORBIDDEN, "InvalidUploadUrl"),

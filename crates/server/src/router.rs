@@ -21,7 +21,7 @@ use axum::body::Body;
 use axum::extract::{Request, State};
 use axum::http::{Method, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{delete, get, post};
 use tower_http::cors::CorsLayer;
 
 use crate::api_error::error_response;
@@ -61,6 +61,15 @@ pub(crate) fn routes(state: Arc<ServerState>) -> Router {
         )
         .route("/_dashboard/api/health", get(dashboard::api::health))
         .route("/_dashboard/api/logs", get(dashboard::logs::stream))
+        .route("/_dashboard/api/files/urls", post(dashboard::files::urls))
+        .route(
+            "/_dashboard/api/files/upload-url",
+            post(dashboard::files::upload_url),
+        )
+        .route(
+            "/_dashboard/api/files/{id}",
+            delete(dashboard::files::delete),
+        )
         .route(
             "/_dashboard/api/{*rest}",
             get(dashboard::api::unknown).post(dashboard::api::unknown),

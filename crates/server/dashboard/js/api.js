@@ -35,6 +35,9 @@ export const api = {
   auth: () => request("/_dashboard/api/auth"),
   authCheck: (token) => request("/_dashboard/api/auth/check", { method: "POST", body: { token } }),
   health: () => request("/_dashboard/api/health"),
+  fileUrls: (ids) => request("/_dashboard/api/files/urls", { method: "POST", body: { ids } }),
+  uploadUrl: () => request("/_dashboard/api/files/upload-url", { method: "POST" }),
+  deleteFile: (id) => request(`/_dashboard/api/files/${encodeURIComponent(id)}`, { method: "DELETE" }),
 };
 
 /** Runs a function through /api/function (what `pulsebase run` uses). `as`: anonymous,

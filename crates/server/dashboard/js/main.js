@@ -1,6 +1,6 @@
 // The dashboard's shell: sign-in with the admin key, the nav list, and the page router
 // (`#/data`, `#/functions`, ...). A page is a module exporting `mount(container, ctx)` that
-// returns a cleanup function; adding an area (files) is one entry in PAGES
+// returns a cleanup function; adding an area is one entry in PAGES
 // plus its module (and its line in crates/server/src/dashboard/assets.rs).
 
 import { api, setAdminKey } from "./api.js";
@@ -11,6 +11,7 @@ const PAGES = [
   { id: "data", title: "Data", icon: "▦", load: () => import("./pages/data.js") },
   { id: "functions", title: "Functions", icon: "ƒ", load: () => import("./pages/functions.js") },
   { id: "schedules", title: "Schedules", icon: "◷", load: () => import("./pages/schedules.js") },
+  { id: "files", title: "Files", icon: "▤", load: () => import("./pages/files.js") },
   { id: "logs", title: "Logs", icon: "≡", load: () => import("./pages/logs.js") },
   { id: "auth", title: "Auth", icon: "◎", load: () => import("./pages/auth.js") },
   { id: "health", title: "Health", icon: "♥", load: () => import("./pages/health.js") },

@@ -46,6 +46,7 @@ static ASSETS: &[Asset] = &[
     asset!("js/pages/data.js", JS),
     asset!("js/pages/functions.js", JS),
     asset!("js/pages/schedules.js", JS),
+    asset!("js/pages/files.js", JS),
     asset!("js/pages/logs.js", JS),
     asset!("js/pages/auth.js", JS),
     asset!("js/pages/health.js", JS),

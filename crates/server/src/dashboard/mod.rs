@@ -1,6 +1,7 @@
 //! The dashboard: a web app served at `/_dashboard/` from files compiled into the binary
 //! (`assets.rs`; the sources are `crates/server/dashboard/`), the admin-only routes it reads
-//! (`api.rs`: functions, auth, health; `logs.rs`: the live execution log), and `/metrics`
+//! (`api.rs`: functions, auth, health; `logs.rs`: the live execution log; `files.rs`: the
+//! Files page's URLs and deletes), and `/metrics`
 //! in the Prometheus text format (`metrics.rs`). Their routes are listed in `router.rs` with
 //! every other.
 //!
@@ -12,6 +13,7 @@
 
 pub(crate) mod api;
 pub(crate) mod assets;
+pub(crate) mod files;
 mod guard;
 pub(crate) mod logs;
 pub(crate) mod metrics;

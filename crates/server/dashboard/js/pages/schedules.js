@@ -19,8 +19,8 @@ export function mount(container, { sync }) {
   const pager = h("div.pager");
   container.append(
     h("header.page-head", h("h1", "Schedules"), h("p.muted", "Cron jobs and scheduled functions; updates as jobs are scheduled, run and finish.")),
-    h("section.panel.sched", h("h2", "Cron jobs"), cronBox),
-    h("section.panel.sched", h("h2", "Scheduled functions"), tabs, grid, pager),
+    h("section.panel.stacked", h("h2", "Cron jobs"), cronBox),
+    h("section.panel.stacked", h("h2", "Scheduled functions"), tabs, grid, pager),
   );
   const state = { kind: "pending", cursors: [null] };
   let crons = [];

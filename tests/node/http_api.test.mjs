@@ -493,6 +493,30 @@ describe("HTTP API details the official client relies on", () => {
     assert.equal(get.status, 405);
   });
 
+  test("values come back in the request's format: Convex's readable json by default, the client's encoding when asked; an unknown format is refused", async () => {
+    // {"$integer"} / {"$bytes"} / {"$float"} in: the arguments are always read as the client encodes them.
+    const v = { big: { $integer: "BQAAAAAAAAA=" }, raw: { $bytes: "ABCD" }, nan: { $float: "AAAAAAAA+H8=" }, f: 2.5, s: "x", list: [{ $integer: "AQAAAAAAAAA=" }] };
+    const call = async (format) => {
+      const res = await fetch(`${server.url}/api/query`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ path: "vals:echo", args: { v }, ...(format === undefined ? {} : { format }) }),
+      });
+      return { status: res.status, body: await res.json() };
+    };
+    const readable = { big: "5", raw: "ABCD", nan: "NaN", f: 2.5, s: "x", list: ["1"] };
+    assert.deepEqual((await call(undefined)).body.value, readable);
+    assert.deepEqual((await call("json")).body.value, readable);
+    assert.deepEqual((await call("convex_encoded_json")).body.value, v);
+    const unknown = await call("xml");
+    assert.equal(unknown.status, 400);
+    assert.equal(unknown.body.code, "BadFormat");
+    assert.match(unknown.body.message, /got "xml"/);
+    // /api/run answers in the same formats.
+    const run = await fetch(`${server.url}/api/run/vals/echo`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ args: { v } }) });
+    assert.deepEqual((await run.json()).value, readable);
+  });
+
   test("consistentQuery (/api/query_ts + /api/query_at_ts) works", async () => {
     assert.equal(await client.consistentQuery(q("items:ping"), {}), "pong");
   });

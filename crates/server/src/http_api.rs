@@ -7,7 +7,8 @@
 //! `{"status":"error","errorMessage","errorData"?,"logLines"}` (a thrown `ConvexError` carries
 //! its data); problems with the request itself (bad JSON, refused token, overload) answer a
 //! non-2xx status with `{"code","message"}` (`api_error.rs`), which the client surfaces as an
-//! `Error` carrying that body.
+//! `Error` carrying that body. Values are written in the request's `format`, as Convex does:
+//! `convex_encoded_json` (the official clients) or Convex's readable `json`, the default.
 
 use std::sync::Arc;
 
@@ -28,15 +29,49 @@ use crate::authorization;
 use crate::request_body;
 use crate::state::ServerState;
 
-fn udf_response(result: Result<Value, FunctionError>, log_lines: Vec<String>) -> Response {
+/// How a response writes values: Convex's `format` of the request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ValueFormat {
+    /// `convex_encoded_json`: what the official clients send and read (`{"$integer": ...}`).
+    Encoded,
+    /// `json`, and the default when a request names none, as in Convex: readable and lossy
+    /// (an int64 is its decimal text).
+    Clean,
+}
+
+impl ValueFormat {
+    /// The format a request asks for, or why it is refused (400 `BadFormat`).
+    fn parse(format: Option<&str>) -> Result<ValueFormat, String> {
+        match format {
+            None | Some("json" | "convex_clean_json") => Ok(ValueFormat::Clean),
+            Some("convex_encoded_json" | "convex_json") => Ok(ValueFormat::Encoded),
+            Some(other) => Err(format!(
+                "format must be \"json\" (readable values) or \"convex_encoded_json\" (what the official clients use); got {other:?}"
+            )),
+        }
+    }
+
+    fn write(self, value: &Value) -> serde_json::Value {
+        match self {
+            ValueFormat::Encoded => value.to_json(),
+            ValueFormat::Clean => value.to_clean_json(),
+        }
+    }
+}
+
+fn udf_response(
+    result: Result<Value, FunctionError>,
+    log_lines: Vec<String>,
+    format: ValueFormat,
+) -> Response {
     let body = match result {
         Ok(value) => UdfResponse::Success {
-            value: value.to_json(),
+            value: format.write(&value),
             log_lines,
         },
         Err(error) => UdfResponse::Error {
             error_message: error.message,
-            error_data: error.data.map(|d| d.to_json()),
+            error_data: error.data.map(|d| format.write(&d)),
             log_lines,
         },
     };
@@ -106,6 +141,7 @@ struct FunctionCall {
     path: FunctionPath,
     args: Value,
     authorization: Authorization,
+    format: ValueFormat,
 }
 
 /// Parses the body and the caller; the error side is the finished response.
@@ -135,6 +171,8 @@ async fn prepare(
             }
         }
     };
+    let format = ValueFormat::parse(request.format.as_deref())
+        .map_err(|e| error_response(StatusCode::BAD_REQUEST, "BadFormat", &e))?;
     let args = canonical_args(request.args)
         .map_err(|e| error_response(StatusCode::BAD_REQUEST, "BadArgs", &e))?;
     let args = Value::from_json(&args).map_err(|e| {
@@ -154,6 +192,7 @@ async fn prepare(
         path: FunctionPath::parse(&request.path),
         args,
         authorization,
+        format,
     })
 }
 
@@ -162,12 +201,13 @@ async fn run(state: Arc<ServerState>, kind: FunctionKind, call: FunctionCall) ->
         path,
         args,
         authorization,
+        format,
     } = call;
     let caller = Caller::from(&authorization);
     let identity = authorization.identity().cloned();
     match kind {
         FunctionKind::Query => match state.app.run_query(path, args, identity, caller).await {
-            Ok(done) => udf_response(done.execution.result, done.execution.log_lines),
+            Ok(done) => udf_response(done.execution.result, done.execution.log_lines, format),
             Err(e) => db_failure(e),
         },
         FunctionKind::Mutation => match state
@@ -175,11 +215,11 @@ async fn run(state: Arc<ServerState>, kind: FunctionKind, call: FunctionCall) ->
             .run_mutation(path, args, identity, caller, None)
             .await
         {
-            Ok(done) => udf_response(done.result, done.log_lines),
+            Ok(done) => udf_response(done.result, done.log_lines, format),
             Err(e) => db_failure(e),
         },
         FunctionKind::Action => match state.app.run_action(path, args, identity, caller).await {
-            Ok(done) => udf_response(done.result, done.log_lines),
+            Ok(done) => udf_response(done.result, done.log_lines, format),
             Err(e) => action_failure(e),
         },
         FunctionKind::HttpAction => udf_response(
@@ -190,6 +230,7 @@ async fn run(state: Arc<ServerState>, kind: FunctionKind, call: FunctionCall) ->
                 ),
             )),
             Vec::new(),
+            format,
         ),
     }
 }

@@ -112,6 +112,33 @@ impl Value {
         }
     }
 
+    /// Convex's clean JSON (the HTTP API's `json` format): readable and lossy. An int64 is
+    /// its decimal text (`"5"`), a non-finite float `"NaN"`, `"Infinity"` or `"-Infinity"`,
+    /// bytes their base64 text; everything else as in convex JSON.
+    pub fn to_clean_json(&self) -> serde_json::Value {
+        match self {
+            Value::Int64(i) => serde_json::Value::String(i.to_string()),
+            Value::Float64(f) if f.is_nan() => serde_json::Value::String("NaN".into()),
+            Value::Float64(f) if f.is_infinite() => {
+                let text = if *f > 0.0 { "Infinity" } else { "-Infinity" };
+                serde_json::Value::String(text.into())
+            }
+            Value::Float64(f) => Number::from_f64(*f).map_or(serde_json::Value::Null, Into::into),
+            Value::Bytes(b) => serde_json::Value::String(STANDARD.encode(b)),
+            Value::Array(items) => {
+                serde_json::Value::Array(items.iter().map(Value::to_clean_json).collect())
+            }
+            Value::Object(fields) => {
+                let mut map = Map::with_capacity(fields.len());
+                for (k, v) in fields {
+                    map.insert(k.clone(), v.to_clean_json());
+                }
+                serde_json::Value::Object(map)
+            }
+            other => other.to_json(),
+        }
+    }
+
     /// Decodes convex JSON, refusing anything the official client would not produce.
     pub fn from_json(json: &serde_json::Value) -> Result<Value, JsonError> {
         decode(json, &mut String::new())
@@ -214,6 +241,26 @@ mod tests {
 
     fn roundtrip(v: Value) -> Value {
         Value::from_json(&v.to_json()).expect("decodes")
+    }
+
+    #[test]
+    fn clean_json_is_convexs_readable_format() {
+        let mut fields = Object::new();
+        fields.insert("n".into(), Value::Int64(-314));
+        fields.insert("f".into(), Value::Float64(2.5));
+        fields.insert("b".into(), Value::Bytes(vec![0, 16, 131]));
+        let value = Value::Array(vec![
+            Value::Object(fields),
+            Value::Float64(f64::NAN),
+            Value::Float64(f64::NEG_INFINITY),
+            Value::Float64(-0.0),
+            Value::Null,
+            Value::Boolean(true),
+        ]);
+        assert_eq!(
+            value.to_clean_json(),
+            json!([{"n": "-314", "f": 2.5, "b": "ABCD"}, "NaN", "-Infinity", -0.0, null, true])
+        );
     }
 
     #[test]

@@ -493,7 +493,7 @@ describe("HTTP API details the official client relies on", () => {
     assert.equal(get.status, 405);
   });
 
-  test("values come back in the request's format: Convex's readable json by default, the client's encoding when asked; an unknown format is refused", async () => {
+  test("values come back in the request's format: Convex's readable json by default, the client's encoding when asked; an unknown format is refused; GET /api/query works too", async () => {
     // {"$integer"} / {"$bytes"} / {"$float"} in: the arguments are always read as the client encodes them.
     const v = { big: { $integer: "BQAAAAAAAAA=" }, raw: { $bytes: "ABCD" }, nan: { $float: "AAAAAAAA+H8=" }, f: 2.5, s: "x", list: [{ $integer: "AQAAAAAAAAA=" }] };
     const call = async (format) => {
@@ -512,6 +512,19 @@ describe("HTTP API details the official client relies on", () => {
     assert.equal(unknown.status, 400);
     assert.equal(unknown.body.code, "BadFormat");
     assert.match(unknown.body.message, /got "xml"/);
+    // GET /api/query takes the same call in its query string.
+    const get = async (query) => {
+      const res = await fetch(`${server.url}/api/query?${new URLSearchParams(query)}`);
+      return { status: res.status, body: await res.json() };
+    };
+    assert.deepEqual((await get({ path: "vals:echo", args: JSON.stringify({ v }) })).body.value, readable);
+    assert.deepEqual((await get({ path: "vals:echo", args: JSON.stringify({ v }), format: "convex_encoded_json" })).body.value, v);
+    const noArgs = await get({ path: "vals:echo" });
+    assert.equal(noArgs.status, 400);
+    assert.match(noArgs.body.message, /args=<JSON>/);
+    const badArgs = await get({ path: "vals:echo", args: "{not json" });
+    assert.equal(badArgs.status, 400);
+    assert.equal(badArgs.body.code, "BadArgs");
     // /api/run answers in the same formats.
     const run = await fetch(`${server.url}/api/run/vals/echo`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ args: { v } }) });
     assert.deepEqual((await run.json()).value, readable);

@@ -16,7 +16,8 @@ use application::ActionError;
 use auth::Authorization;
 use axum::Json;
 use axum::body::Body;
-use axum::extract::{Path, State};
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use database::DbError;
@@ -120,12 +121,14 @@ fn action_failure(error: ActionError) -> Response {
     }
 }
 
-/// Where a request names its function.
-enum Target {
-    /// `{"path", "args"}`.
-    InBody,
-    /// `/api/run/...`: the path (`module:name`), and a body of `{"args"}`.
-    InUrl(String),
+/// Where a request carries its call.
+enum Source {
+    /// A body of `{"path", "args", "format"?}`.
+    Body(Body),
+    /// `/api/run/...`: the path (`module:name`) from the URL, and a body of `{"args"}`.
+    RunBody(String, Body),
+    /// `GET /api/query?path=...&args=...`: all of it in the URL.
+    Url(UdfRequest),
 }
 
 /// The body of `POST /api/run/...`: `args` is required, as in Convex.
@@ -148,10 +151,8 @@ struct FunctionCall {
 async fn prepare(
     state: &ServerState,
     headers: &HeaderMap,
-    body: Body,
-    target: Target,
+    source: Source,
 ) -> Result<FunctionCall, Response> {
-    let body = request_body::read(body).await?;
     let bad_body = |e: serde_json::Error| {
         error_response(
             StatusCode::BAD_REQUEST,
@@ -159,10 +160,13 @@ async fn prepare(
             &format!("the request body is not a function call: {e}"),
         )
     };
-    let request: UdfRequest = match target {
-        Target::InBody => serde_json::from_slice(&body).map_err(bad_body)?,
-        Target::InUrl(path) => {
-            let RunBody { args, format } = serde_json::from_slice(&body).map_err(bad_body)?;
+    let request: UdfRequest = match source {
+        Source::Body(body) => {
+            serde_json::from_slice(&request_body::read(body).await?).map_err(bad_body)?
+        }
+        Source::RunBody(path, body) => {
+            let RunBody { args, format } =
+                serde_json::from_slice(&request_body::read(body).await?).map_err(bad_body)?;
             UdfRequest {
                 path,
                 args,
@@ -170,6 +174,7 @@ async fn prepare(
                 component_path: None,
             }
         }
+        Source::Url(request) => request,
     };
     let format = ValueFormat::parse(request.format.as_deref())
         .map_err(|e| error_response(StatusCode::BAD_REQUEST, "BadFormat", &e))?;
@@ -240,7 +245,53 @@ pub(crate) async fn query(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match prepare(&state, &headers, body, Target::InBody).await {
+    match prepare(&state, &headers, Source::Body(body)).await {
+        Ok(call) => run(state, FunctionKind::Query, call).await,
+        Err(response) => response,
+    }
+}
+
+/// The query string of `GET /api/query`: `args` is the arguments' JSON text.
+#[derive(serde::Deserialize)]
+pub(crate) struct QueryInUrl {
+    path: String,
+    args: String,
+    format: Option<String>,
+}
+
+/// `GET /api/query?path=...&args=...&format=...`, as Convex serves it.
+pub(crate) async fn query_get(
+    State(state): State<Arc<ServerState>>,
+    headers: HeaderMap,
+    params: Result<Query<QueryInUrl>, QueryRejection>,
+) -> Response {
+    let Query(params) = match params {
+        Ok(params) => params,
+        Err(e) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "BadQueryString",
+                &format!("GET /api/query takes ?path=module:name&args=<JSON>[&format=json]: {e}"),
+            );
+        }
+    };
+    let args = match serde_json::from_str(&params.args) {
+        Ok(args) => args,
+        Err(e) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "BadArgs",
+                &format!("the args parameter is not JSON: {e}"),
+            );
+        }
+    };
+    let request = UdfRequest {
+        path: params.path,
+        args,
+        format: params.format,
+        component_path: None,
+    };
+    match prepare(&state, &headers, Source::Url(request)).await {
         Ok(call) => run(state, FunctionKind::Query, call).await,
         Err(response) => response,
     }
@@ -251,7 +302,7 @@ pub(crate) async fn mutation(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match prepare(&state, &headers, body, Target::InBody).await {
+    match prepare(&state, &headers, Source::Body(body)).await {
         Ok(call) => run(state, FunctionKind::Mutation, call).await,
         Err(response) => response,
     }
@@ -262,7 +313,7 @@ pub(crate) async fn action(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    match prepare(&state, &headers, body, Target::InBody).await {
+    match prepare(&state, &headers, Source::Body(body)).await {
         Ok(call) => run(state, FunctionKind::Action, call).await,
         Err(response) => response,
     }
@@ -274,7 +325,7 @@ pub(crate) async fn function(
     headers: HeaderMap,
     body: Body,
 ) -> Response {
-    let call = match prepare(&state, &headers, body, Target::InBody).await {
+    let call = match prepare(&state, &headers, Source::Body(body)).await {
         Ok(call) => call,
         Err(response) => return response,
     };
@@ -297,7 +348,7 @@ pub(crate) async fn run_by_path(
             "the URL names no function: POST to /api/run/<module path>/<function name>, e.g. /api/run/messages/list for messages:list",
         );
     };
-    let call = match prepare(&state, &headers, body, Target::InUrl(path)).await {
+    let call = match prepare(&state, &headers, Source::RunBody(path, body)).await {
         Ok(call) => call,
         Err(response) => return response,
     };

@@ -88,9 +88,9 @@ pub(crate) fn check_user(
 
 fn is_function_call(state: &ServerState, request: &Request) -> bool {
     let path = request.uri().path();
-    if request.method() == Method::POST
-        && (CALL_PATHS.contains(&path) || path.starts_with(RUN_PATHS))
-    {
+    let post_call = request.method() == Method::POST
+        && (CALL_PATHS.contains(&path) || path.starts_with(RUN_PATHS));
+    if post_call || (request.method() == Method::GET && path == "/api/query") {
         return true;
     }
     if path.starts_with("/api/") || path.starts_with("/dev-issuer/") {

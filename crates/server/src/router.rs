@@ -2,7 +2,7 @@
 //!
 //! | route | what |
 //! |---|---|
-//! | `POST /api/query`, `/api/mutation`, `/api/action`, `/api/function`, `/api/run/{*identifier}` | HTTP API (`http_api.rs`) |
+//! | `POST /api/query`, `/api/mutation`, `/api/action`, `/api/function`, `/api/run/{*identifier}`; `GET /api/query` | HTTP API (`http_api.rs`) |
 //! | `POST /api/query_ts`, `/api/query_at_ts` | `ConvexHttpClient.consistentQuery` |
 //! | `GET /api/health` | liveness |
 //! | `GET /api/{version}/sync`, `GET /api/sync` | the sync WebSocket (`ws.rs`); the npm client puts its version in the path, the Rust crate (and the Python client built on it) does not |
@@ -30,7 +30,7 @@ use crate::{admin_data, dashboard, dev_issuer, files, http_actions, http_api, ws
 
 pub(crate) fn routes(state: Arc<ServerState>) -> Router {
     Router::new()
-        .route("/api/query", post(http_api::query))
+        .route("/api/query", post(http_api::query).get(http_api::query_get))
         .route("/api/mutation", post(http_api::mutation))
         .route("/api/action", post(http_api::action))
         .route("/api/function", post(http_api::function))

@@ -1,7 +1,8 @@
 //! The HTTP API the official `ConvexHttpClient` speaks: `POST /api/query`, `/api/mutation`,
 //! `/api/action` and `/api/function` with a `{"path", "args"}` body (`protocol::UdfRequest`),
-//! and Convex's `POST /api/run/{module path}/{name}` with an `{"args"}` body, the function
-//! named in the URL (`messages/list` is `messages:list`, `a/b/c` is `a/b:c`).
+//! Convex's `POST /api/run/{module path}/{name}` with an `{"args"}` body, the function named
+//! in the URL (`messages/list` is `messages:list`, `a/b/c` is `a/b:c`), and Convex's
+//! `GET /api/query?path=...&args=<JSON>`.
 //! Actions run on the app's action threads; too many in flight answers 503.
 //! Function calls answer HTTP 200 with `{"status":"success","value","logLines"}` or
 //! `{"status":"error","errorMessage","errorData"?,"logLines"}` (a thrown `ConvexError` carries

@@ -508,6 +508,16 @@ describe("HTTP API details the official client relies on", () => {
     assert.deepEqual((await call(undefined)).body.value, readable);
     assert.deepEqual((await call("json")).body.value, readable);
     assert.deepEqual((await call("convex_encoded_json")).body.value, v);
+    // export_json: lossless and readable, as in an export's documents.jsonl.
+    const exported = await fetch(`${server.url}/api/query`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ path: "vals:echo", args: { v }, format: "export_json" }),
+    });
+    const text = await exported.text();
+    assert.match(text, /"big":5[,}]/);
+    assert.match(text, /"f":2\.5/);
+    assert.match(text, /"raw":\{"\$bytes":"ABCD"\}/);
     const unknown = await call("xml");
     assert.equal(unknown.status, 400);
     assert.equal(unknown.body.code, "BadFormat");

@@ -39,6 +39,9 @@ enum ValueFormat {
     /// `json`, and the default when a request names none, as in Convex: readable and lossy
     /// (an int64 is its decimal text).
     Clean,
+    /// `export_json`: readable and lossless, the encoding of `documents.jsonl` in an export
+    /// (an int64 is a JSON integer, a float always has a fraction or exponent).
+    Export,
 }
 
 impl ValueFormat {
@@ -47,8 +50,9 @@ impl ValueFormat {
         match format {
             None | Some("json" | "convex_clean_json") => Ok(ValueFormat::Clean),
             Some("convex_encoded_json" | "convex_json") => Ok(ValueFormat::Encoded),
+            Some("export_json") => Ok(ValueFormat::Export),
             Some(other) => Err(format!(
-                "format must be \"json\" (readable values) or \"convex_encoded_json\" (what the official clients use); got {other:?}"
+                "format must be \"json\" (readable values), \"convex_encoded_json\" (what the official clients use) or \"export_json\" (readable and lossless); got {other:?}"
             )),
         }
     }
@@ -57,6 +61,7 @@ impl ValueFormat {
         match self {
             ValueFormat::Encoded => value.to_json(),
             ValueFormat::Clean => value.to_clean_json(),
+            ValueFormat::Export => snapshot::to_export_json(value),
         }
     }
 }

@@ -6,13 +6,14 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 
 use crate::api_error::error_response;
+use crate::request_body;
 use crate::state::ServerState;
 
 /// Default lifetime of tokens minted over HTTP; the client refreshes them before expiry.
@@ -54,9 +55,13 @@ struct TokenRequest {
 
 /// `{"sub": "user_1", "name": "..", "email": "..", "claims": {..}, "ttl": 60}` → `{"token": ".."}`.
 /// `claims` naming iss, sub, aud, exp, iat or nbf is refused with 400 naming the claim.
-pub(crate) async fn token(State(state): State<Arc<ServerState>>, body: Bytes) -> Response {
+pub(crate) async fn token(State(state): State<Arc<ServerState>>, body: Body) -> Response {
     let Some(dev) = &state.dev_issuer else {
         return not_available();
+    };
+    let body = match request_body::read(body).await {
+        Ok(body) => body,
+        Err(refusal) => return refusal,
     };
     let request: TokenRequest = match serde_json::from_slice(&body) {
         Ok(request) => request,

@@ -10,7 +10,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -19,6 +19,7 @@ use telemetry::HistogramSnapshot;
 
 use super::guard::require_admin;
 use crate::api_error::error_response;
+use crate::request_body;
 use crate::state::ServerState;
 
 /// 200 with the server's mode when the key is right: the sign-in page's check.
@@ -141,11 +142,15 @@ pub(crate) async fn auth_status(
 pub(crate) async fn auth_check(
     State(state): State<Arc<ServerState>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     if let Err(refused) = require_admin(&headers, &state).await {
         return refused;
     }
+    let body = match request_body::read(body).await {
+        Ok(body) => body,
+        Err(refusal) => return refusal,
+    };
     let token = match serde_json::from_slice::<JsonValue>(&body) {
         Ok(json) => match json.get("token").and_then(JsonValue::as_str) {
             Some(token) if !token.trim().is_empty() => token.trim().to_string(),

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use application::FileStorage;
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -18,6 +18,7 @@ use serde_json::json;
 use super::guard::require_admin;
 use crate::api_error::error_response;
 use crate::files::refusal;
+use crate::request_body;
 use crate::state::ServerState;
 
 /// Ids signed in one request: a page of the Files page, with room to spare.
@@ -47,11 +48,15 @@ pub(crate) struct UrlsRequest {
 pub(crate) async fn urls(
     State(state): State<Arc<ServerState>>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Response {
     let files = match admin_files(&headers, &state).await {
         Ok(files) => files,
         Err(refused) => return refused,
+    };
+    let body = match request_body::read(body).await {
+        Ok(body) => body,
+        Err(refusal) => return refusal,
     };
     let request: UrlsRequest = match serde_json::from_slice(&body) {
         Ok(request) => request,

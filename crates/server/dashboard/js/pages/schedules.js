@@ -41,7 +41,7 @@ export function mount(container, { sync }) {
       h("table.docs.crons",
         h("thead", h("tr", ["name", "schedule", "function", "arguments", "next run", "last run", "declared at"].map((c) => h("th", c)))),
         h("tbody", crons.map((c) => h("tr", { dataset: { cron: c.name } },
-          h("td", h("b", c.name)), h("td", c.schedule), h("td", h("code", c.function)), h("td", short(c.args)),
+          h("td", h("b", c.name)), h("td", { title: c.schedule }, readableSchedule(c.schedule)), h("td", h("code", c.function)), h("td", short(c.args)),
           h("td.next-run", c.nextRun ? fmtDate(c.nextRun) : "–"), h("td.loc", c.lastRun ?? "–"), h("td.loc", c.declaredAt))))),
     );
   }
@@ -107,4 +107,14 @@ export function mount(container, { sync }) {
     unsubscribePage?.();
     clearInterval(timer);
   };
+}
+
+/** "every 30000 ms" → "every 30 s"; cron expressions stay as they are. */
+function readableSchedule(text) {
+  const m = /^every ([\d.]+) ms$/.exec(text);
+  if (!m) return text;
+  const ms = Number(m[1]);
+  const units = [[86_400_000, "d"], [3_600_000, "h"], [60_000, "min"], [1_000, "s"]];
+  const [size, unit] = units.find(([size]) => ms >= size && ms % size === 0) ?? [1, "ms"];
+  return `every ${ms / size} ${unit}`;
 }

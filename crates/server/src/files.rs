@@ -162,12 +162,8 @@ async fn receive(files: &Arc<FileStorage>, body: Body) -> Result<filestore::Stag
             tracing::debug!(error = %e, "an upload's body broke off");
         });
         broke_off = chunk.is_err();
-        if broke_off {
-            let _ = chunks.send(chunk).await;
-            break;
-        }
         // A closed channel means the writer refused (too large, disk error): stop reading.
-        if chunks.send(chunk).await.is_err() {
+        if chunks.send(chunk).await.is_err() || broke_off {
             break;
         }
     }

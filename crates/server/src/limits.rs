@@ -34,7 +34,7 @@ const CALL_PATHS: [&str; 5] = [
 ];
 
 /// The prefix of Convex's `/api/run/{module}/{name}`, a function call too.
-const RUN_PATHS: &str = "/api/run/";
+const RUN_PREFIX: &str = "/api/run/";
 
 /// The layer: see the module docs.
 pub(crate) async fn limit_requests(
@@ -89,7 +89,7 @@ pub(crate) fn check_user(
 fn is_function_call(state: &ServerState, request: &Request) -> bool {
     let path = request.uri().path();
     let post_call = request.method() == Method::POST
-        && (CALL_PATHS.contains(&path) || path.starts_with(RUN_PATHS));
+        && (CALL_PATHS.contains(&path) || path.starts_with(RUN_PREFIX));
     if post_call || (request.method() == Method::GET && path == "/api/query") {
         return true;
     }

@@ -1,7 +1,6 @@
 //! Reading a whole request body under a size limit, for the routes that need it at once (the
 //! HTTP API's function calls, HTTP actions, the dev issuer's token route and the dashboard's
-//! JSON routes). Over the limit answers 413 `PayloadTooLarge`
-//! naming the limit (from `Content-Length` before a byte is read, else as the bytes arrive);
+//! JSON routes). Over the limit answers 413 `PayloadTooLarge` naming the limit (from `Content-Length` before a byte is read, else as the bytes arrive);
 //! a body that breaks off answers 400 `BodyInterrupted`. The unread rest of a refused body is
 //! the lingering close's business (`linger.rs`).
 
@@ -34,9 +33,7 @@ pub(crate) async fn read(body: Body) -> Result<Bytes, Response> {
         return Err(too_large());
     }
     let mut stream = body.into_data_stream();
-    // Most bodies arrive in one chunk, kept as it is; more are gathered into `gathered`.
-    let mut first: Option<Bytes> = None;
-    let mut gathered: Vec<u8> = Vec::new();
+    let mut chunks: Vec<Bytes> = Vec::new();
     let mut len = 0usize;
     while let Some(chunk) = stream.next().await {
         let chunk = chunk.map_err(|e| {
@@ -50,19 +47,12 @@ pub(crate) async fn read(body: Body) -> Result<Bytes, Response> {
         if len > MAX_BODY_BYTES {
             return Err(too_large());
         }
-        match &first {
-            None => first = Some(chunk),
-            Some(head) => {
-                if gathered.is_empty() {
-                    gathered.extend_from_slice(head);
-                }
-                gathered.extend_from_slice(&chunk);
-            }
-        }
+        chunks.push(chunk);
     }
-    Ok(if gathered.is_empty() {
-        first.unwrap_or_default()
+    // Most bodies arrive in one chunk: kept as it is, not copied.
+    Ok(if chunks.len() == 1 {
+        chunks.swap_remove(0)
     } else {
-        Bytes::from(gathered)
+        Bytes::from(chunks.concat())
     })
 }

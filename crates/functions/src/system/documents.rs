@@ -27,7 +27,11 @@ const DEFAULT_PAGE: usize = 25;
 /// `index` defaults to `by_creation_time`, `order` to `"desc"` (newest first); `range` is a
 /// list of `{ op, field, value }` with `op` one of `eq`, `gt`, `gte`, `lt`, `lte`, applied in
 /// order with `withIndex`'s rules (equalities on a prefix of the index fields, then bounds).
-pub(super) fn page(txn: &mut dyn Transaction, args: &Object) -> Result<Value, FunctionError> {
+pub(super) fn page(
+    txn: &mut dyn Transaction,
+    args: &Object,
+    _now_ms: f64,
+) -> Result<Value, FunctionError> {
     let table = args::string(args, "table")?;
     let index = args::opt_string(args, "index")?.unwrap_or("by_creation_time");
     let order = match args::opt_string(args, "order")?.unwrap_or("desc") {
@@ -105,7 +109,11 @@ fn result(page: Vec<Value>, is_done: bool, continue_cursor: String) -> Value {
 }
 
 /// `{ id }` → the document, or null when it does not exist (an id of no table is an error).
-pub(super) fn get(txn: &mut dyn Transaction, args: &Object) -> Result<Value, FunctionError> {
+pub(super) fn get(
+    txn: &mut dyn Transaction,
+    args: &Object,
+    _now_ms: f64,
+) -> Result<Value, FunctionError> {
     let id = args::string(args, "id")?;
     Ok(txn
         .get(id)

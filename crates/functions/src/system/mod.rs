@@ -32,7 +32,8 @@ pub const PREFIX: &str = "_system/";
 struct SystemFunction {
     path: &'static str,
     kind: FunctionKind,
-    run: fn(&mut dyn Transaction, &Object) -> Result<Value, FunctionError>,
+    /// The call's arguments and its clock (`ctx.now()` of a script's call).
+    run: fn(&mut dyn Transaction, &Object, f64) -> Result<Value, FunctionError>,
 }
 
 const FUNCTIONS: &[SystemFunction] = &[
@@ -84,11 +85,12 @@ pub(crate) fn kind_of(path: &FunctionPath) -> Option<FunctionKind> {
     FUNCTIONS.iter().find(|f| f.path == text).map(|f| f.kind)
 }
 
-/// Runs the system function `call` names, in `txn`. The identity and clock are not used:
-/// system functions act on the data as the admin, whoever the admin acts as.
+/// Runs the system function `call` names, in `txn`. The identity is not used: system
+/// functions act on the data as the admin, whoever the admin acts as. The call's clock is
+/// passed on (cancelling a scheduled function records it as `completedTime`).
 pub(crate) fn run(call: Call, mut txn: Box<dyn Transaction + Send>) -> Ran {
     txn.take_read_set();
-    let result = dispatch(&call.path, call.kind, call.caller, call.args, txn.as_mut());
+    let result = dispatch(&call, txn.as_mut());
     let read_set = txn.take_read_set();
     Ran {
         execution: Execution {
@@ -101,16 +103,11 @@ pub(crate) fn run(call: Call, mut txn: Box<dyn Transaction + Send>) -> Ran {
     }
 }
 
-fn dispatch(
-    path: &FunctionPath,
-    kind: FunctionKind,
-    caller: Caller,
-    args: Value,
-    txn: &mut dyn Transaction,
-) -> Result<Value, FunctionError> {
+fn dispatch(call: &Call, txn: &mut dyn Transaction) -> Result<Value, FunctionError> {
+    let (path, kind) = (&call.path, call.kind);
     let text = path.to_string();
     let found = FUNCTIONS.iter().find(|f| f.path == text);
-    let function = match (found, caller) {
+    let function = match (found, call.caller) {
         (Some(function), Caller::Trusted) => function,
         // To a client, system functions do not exist, exactly like internal ones.
         (_, Caller::Client) => {
@@ -143,11 +140,11 @@ fn dispatch(
             ),
         ));
     }
-    let Value::Object(args) = args else {
+    let Value::Object(args) = &call.args else {
         return Err(errors::bad(format!(
             "{path} takes an object of arguments, not {}",
-            args.type_name()
+            call.args.type_name()
         )));
     };
-    (function.run)(txn, &args)
+    (function.run)(txn, args, call.now_ms)
 }

@@ -10,14 +10,14 @@ use super::errors::bad;
 use crate::error::FunctionError;
 use crate::scheduled::jobs::cancel_job;
 
-/// `{ id }` → null; an id that names no job fails with that reason.
-pub(super) fn cancel(txn: &mut dyn Transaction, args: &Object) -> Result<Value, FunctionError> {
+/// `{ id }` → null; an id that names no job fails with that reason. `now_ms` (the call's clock,
+/// as a mutation's `ctx.now()`) becomes the job's `completedTime`.
+pub(super) fn cancel(
+    txn: &mut dyn Transaction,
+    args: &Object,
+    now_ms: f64,
+) -> Result<Value, FunctionError> {
     let id = args::string(args, "id")?;
-    // System functions get no clock of their own; the cancel time is the wall clock's, as a
-    // mutation's `ctx.now()` would be.
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_millis() as f64);
     cancel_job(txn, id, now_ms).map_err(|e| bad(format!("args.id: {e}")))?;
     Ok(Value::Null)
 }

@@ -9,7 +9,11 @@ use super::errors::db_error;
 use crate::error::FunctionError;
 
 /// `{}` → `[{ name, count, fields: [{name, type}] | null, indexes: [{name, fields}] }]`.
-pub(super) fn list(txn: &mut dyn Transaction, _args: &Object) -> Result<Value, FunctionError> {
+pub(super) fn list(
+    txn: &mut dyn Transaction,
+    _args: &Object,
+    _now_ms: f64,
+) -> Result<Value, FunctionError> {
     let catalog = txn.catalog().clone();
     let mut tables = Vec::new();
     for info in catalog.tables() {

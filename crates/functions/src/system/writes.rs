@@ -21,7 +21,11 @@ fn user_fields(document: &Object) -> Object {
 }
 
 /// `{ table, document }` → the new document's id.
-pub(super) fn insert(txn: &mut dyn Transaction, args: &Object) -> Result<Value, FunctionError> {
+pub(super) fn insert(
+    txn: &mut dyn Transaction,
+    args: &Object,
+    _now_ms: f64,
+) -> Result<Value, FunctionError> {
     let table = args::string(args, "table")?;
     let document = user_fields(args::object(args, "document")?);
     let id = txn.insert(table, document).map_err(db_error)?;
@@ -30,7 +34,11 @@ pub(super) fn insert(txn: &mut dyn Transaction, args: &Object) -> Result<Value, 
 
 /// `{ id, document }`: replaces every user field of the document (`_id` and `_creationTime`
 /// in `document` are ignored: they cannot change).
-pub(super) fn replace(txn: &mut dyn Transaction, args: &Object) -> Result<Value, FunctionError> {
+pub(super) fn replace(
+    txn: &mut dyn Transaction,
+    args: &Object,
+    _now_ms: f64,
+) -> Result<Value, FunctionError> {
     let id = args::string(args, "id")?;
     let document = user_fields(args::object(args, "document")?);
     txn.replace(id, document).map_err(db_error)?;
@@ -38,7 +46,11 @@ pub(super) fn replace(txn: &mut dyn Transaction, args: &Object) -> Result<Value,
 }
 
 /// `{ ids: [id, ...] }` → how many were deleted (all of them, or none if one is missing).
-pub(super) fn delete(txn: &mut dyn Transaction, args: &Object) -> Result<Value, FunctionError> {
+pub(super) fn delete(
+    txn: &mut dyn Transaction,
+    args: &Object,
+    _now_ms: f64,
+) -> Result<Value, FunctionError> {
     let ids = args::opt_array(args, "ids")?;
     if ids.is_empty() {
         return Err(bad(

@@ -92,10 +92,7 @@ pub(crate) async fn upload_url(
         Ok(files) => files,
         Err(refused) => return refused,
     };
-    let now_ms = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u64);
-    Json(json!({ "url": files.upload_url(now_ms) })).into_response()
+    Json(json!({ "url": files.upload_url_from_now() })).into_response()
 }
 
 /// Deletes file `id`: 204, or 404 when there is no such file.

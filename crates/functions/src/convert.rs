@@ -36,10 +36,28 @@ pub fn to_dynamic(value: &Value) -> Dynamic {
 
 /// Converts a script value; `what` names it in the error ("the result", "args").
 pub fn from_dynamic(value: &Dynamic, what: &str) -> Result<Value, String> {
-    convert(value, what, 0)
+    convert(value, &Path::Root(what), 0)
 }
 
-fn convert(value: &Dynamic, path: &str, depth: usize) -> Result<Value, String> {
+/// Where a value sits in what is converted (`args.items[2].name`). Written out only for an
+/// error: every document a script writes passes through here, most of them valid.
+enum Path<'a> {
+    Root(&'a str),
+    Field(&'a Path<'a>, &'a str),
+    Item(&'a Path<'a>, usize),
+}
+
+impl std::fmt::Display for Path<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Path::Root(what) => f.write_str(what),
+            Path::Field(parent, key) => write!(f, "{parent}.{key}"),
+            Path::Item(parent, i) => write!(f, "{parent}[{i}]"),
+        }
+    }
+}
+
+fn convert(value: &Dynamic, path: &Path<'_>, depth: usize) -> Result<Value, String> {
     if depth > 64 {
         return Err(format!("{path} is nested too deeply"));
     }
@@ -76,7 +94,7 @@ fn convert(value: &Dynamic, path: &str, depth: usize) -> Result<Value, String> {
         return array
             .iter()
             .enumerate()
-            .map(|(i, item)| convert(item, &format!("{path}[{i}]"), depth + 1))
+            .map(|(i, item)| convert(item, &Path::Item(path, i), depth + 1))
             .collect::<Result<Vec<_>, _>>()
             .map(Value::Array);
     }
@@ -86,10 +104,7 @@ fn convert(value: &Dynamic, path: &str, depth: usize) -> Result<Value, String> {
             .ok_or_else(|| format!("{path} could not be read"))?;
         let mut object = Object::new();
         for (k, v) in map.iter() {
-            object.insert(
-                k.to_string(),
-                convert(v, &format!("{path}.{k}"), depth + 1)?,
-            );
+            object.insert(k.to_string(), convert(v, &Path::Field(path, k), depth + 1)?);
         }
         return Ok(Value::Object(object));
     }
@@ -169,5 +184,16 @@ mod tests {
         map.insert("f".into(), Dynamic::from(FnPtr::new("x").expect("fn ptr")));
         let err = from_dynamic(&Dynamic::from_map(map), "the result").unwrap_err();
         assert!(err.contains("the result.f is a function"), "{err}");
+    }
+
+    #[test]
+    fn an_error_names_the_path_through_arrays_and_maps() {
+        let mut inner = Map::new();
+        inner.insert("f".into(), Dynamic::from(FnPtr::new("x").expect("fn ptr")));
+        let items: Array = vec![Dynamic::from_int(1), Dynamic::from_map(inner)];
+        let mut outer = Map::new();
+        outer.insert("items".into(), Dynamic::from_array(items));
+        let err = from_dynamic(&Dynamic::from_map(outer), "args").unwrap_err();
+        assert!(err.starts_with("args.items[1].f is a function"), "{err}");
     }
 }

@@ -83,6 +83,9 @@ pub fn push_metrics(k: &str, row: &Value, metrics: &mut Map<String, Value>) {
         row["achieved_rate_per_s"].clone(),
     );
     metrics.insert(format!("{k}.server_cpu"), row["server_cpu_cores"].clone());
+    if let Some(us) = row.get("server_cpu_us_per_push") {
+        metrics.insert(format!("{k}.server_cpu_us_per_push"), us.clone());
+    }
     metrics.insert(format!("{k}.client_cpu"), row["client_cpu_cores"].clone());
     metrics.insert(format!("{k}.push_bytes"), row["push_bytes_mean"].clone());
     if row.get("leaks").is_some() {
@@ -177,6 +180,9 @@ async fn fanout_row(
         "scheduled": n,
         "push_bytes_mean": if pushes > 0 { crate::stats::round(bytes as f64 / pushes as f64, 0) } else { 0.0 },
         "server_cpu_cores": crate::stats::round(server_cpu, 2),
+        // The server's CPU per delivered push (the writes' own work included), a figure
+        // less noisy than the latency for telling two builds apart.
+        "server_cpu_us_per_push": if pushes > 0 { crate::stats::round(server_cpu * wall * 1e6 / pushes as f64, 2) } else { 0.0 },
         "client_cpu_cores": crate::stats::round(client_cpu, 2),
         "metered_s": crate::stats::round(wall, 1),
     });

@@ -51,9 +51,7 @@ fn register_ctx(engine: &mut Engine) {
             ctx.run_action(&call, path, Dynamic::from_map(Map::new()))
         },
     );
-    engine.register_fn("getUserIdentity", |auth: &mut ActionAuth| {
-        auth.user_identity()
-    });
+    engine.register_fn("getUserIdentity", |auth: ActionAuth| auth.user_identity());
 }
 
 fn register_env(engine: &mut Engine) {

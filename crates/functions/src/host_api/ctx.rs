@@ -84,7 +84,7 @@ pub(super) fn register(engine: &mut Engine) {
     });
 
     // ctx.auth
-    engine.register_fn("getUserIdentity", |auth: &mut Auth| {
+    engine.register_fn("getUserIdentity", |auth: Auth| {
         auth.0.identity_read.store(true, Ordering::Relaxed);
         auth.0
             .identity
@@ -93,7 +93,7 @@ pub(super) fn register(engine: &mut Engine) {
     });
 
     // ctx.db
-    engine.register_fn("get", |db: &mut Db, id: Dynamic| -> HostResult<Dynamic> {
+    engine.register_fn("get", |db: Db, id: Dynamic| -> HostResult<Dynamic> {
         let id = string_arg(&id, "ctx.db.get(id): id")?;
         let table = db.0.with_txn(|txn| {
             Ok(txn
@@ -112,7 +112,7 @@ pub(super) fn register(engine: &mut Engine) {
     });
     engine.register_fn(
         "normalizeId",
-        |db: &mut Db, table: &str, id: Dynamic| -> HostResult<Dynamic> {
+        |db: Db, table: &str, id: Dynamic| -> HostResult<Dynamic> {
             let Ok(id) = id.into_string() else {
                 return Ok(Dynamic::UNIT);
             };
@@ -130,12 +130,12 @@ pub(super) fn register(engine: &mut Engine) {
             })
         },
     );
-    engine.register_fn("query", |db: &mut Db, table: &str| {
+    engine.register_fn("query", |db: Db, table: &str| {
         QueryBuilder::new(db.0.clone(), table)
     });
     engine.register_fn(
         "insert",
-        |db: &mut Db, table: &str, doc: Dynamic| -> HostResult<String> {
+        |db: Db, table: &str, doc: Dynamic| -> HostResult<String> {
             writable(&db.0, "insert")?;
             let doc = object_from_dynamic(&doc, "the inserted document").map_err(host_error)?;
             db.0.with_txn(|txn| txn.insert(table, doc))
@@ -144,7 +144,7 @@ pub(super) fn register(engine: &mut Engine) {
     );
     engine.register_fn(
         "patch",
-        |db: &mut Db, id: Dynamic, fields: Dynamic| -> HostResult<()> {
+        |db: Db, id: Dynamic, fields: Dynamic| -> HostResult<()> {
             writable(&db.0, "patch")?;
             let id = string_arg(&id, "ctx.db.patch(id, fields): id")?;
             let fields = object_from_dynamic(&fields, "the patch").map_err(host_error)?;
@@ -153,14 +153,14 @@ pub(super) fn register(engine: &mut Engine) {
     );
     engine.register_fn(
         "replace",
-        |db: &mut Db, id: Dynamic, doc: Dynamic| -> HostResult<()> {
+        |db: Db, id: Dynamic, doc: Dynamic| -> HostResult<()> {
             writable(&db.0, "replace")?;
             let id = string_arg(&id, "ctx.db.replace(id, doc): id")?;
             let doc = object_from_dynamic(&doc, "the replacement document").map_err(host_error)?;
             db.0.with_txn(|txn| txn.replace(&id, doc))
         },
     );
-    engine.register_fn("delete", |db: &mut Db, id: Dynamic| -> HostResult<()> {
+    engine.register_fn("delete", |db: Db, id: Dynamic| -> HostResult<()> {
         writable(&db.0, "delete")?;
         let id = string_arg(&id, "ctx.db.delete(id): id")?;
         db.0.with_txn(|txn| txn.delete(&id))

@@ -159,30 +159,25 @@ pub(super) fn register(engine: &mut Engine) {
         let name = when.name();
         engine.register_fn(
             name,
-            move |s: &mut Scheduler, t: Dynamic, path: &str, args: Dynamic| {
+            move |s: Scheduler, t: Dynamic, path: &str, args: Dynamic| {
                 s.schedule(when, &t, path, &args)
             },
         );
-        engine.register_fn(name, move |s: &mut Scheduler, t: Dynamic, path: &str| {
+        engine.register_fn(name, move |s: Scheduler, t: Dynamic, path: &str| {
             s.schedule(when, &t, path, &Dynamic::UNIT)
         });
         engine.register_fn(
             name,
-            move |s: &mut ActionScheduler, t: Dynamic, path: &str, args: Dynamic| {
+            move |s: ActionScheduler, t: Dynamic, path: &str, args: Dynamic| {
                 s.schedule(when, &t, path, &args)
             },
         );
-        engine.register_fn(
-            name,
-            move |s: &mut ActionScheduler, t: Dynamic, path: &str| {
-                s.schedule(when, &t, path, &Dynamic::UNIT)
-            },
-        );
+        engine.register_fn(name, move |s: ActionScheduler, t: Dynamic, path: &str| {
+            s.schedule(when, &t, path, &Dynamic::UNIT)
+        });
     }
-    engine.register_fn("cancel", |s: &mut Scheduler, id: Dynamic| s.cancel(&id));
-    engine.register_fn("cancel", |s: &mut ActionScheduler, id: Dynamic| {
-        s.cancel(&id)
-    });
+    engine.register_fn("cancel", |s: Scheduler, id: Dynamic| s.cancel(&id));
+    engine.register_fn("cancel", |s: ActionScheduler, id: Dynamic| s.cancel(&id));
 
     register_crons(engine);
 }

@@ -48,20 +48,18 @@ pub(super) fn register(engine: &mut Engine) {
     });
     engine.register_get("system", |db: &mut Db| SystemDb(db.0.clone()));
 
-    engine.register_fn("getUrl", |s: &mut Storage, id: Dynamic| s.get_url(&id));
-    engine.register_fn("generateUploadUrl", |s: &mut Storage| s.upload_url());
-    engine.register_fn("delete", |s: &mut Storage, id: Dynamic| s.delete(&id));
-    engine.register_fn("store", |s: &mut Storage, data: Dynamic| {
-        s.store(data, None)
-    });
-    engine.register_fn("store", |s: &mut Storage, data: Dynamic, options: Map| {
+    engine.register_fn("getUrl", |s: Storage, id: Dynamic| s.get_url(&id));
+    engine.register_fn("generateUploadUrl", |s: Storage| s.upload_url());
+    engine.register_fn("delete", |s: Storage, id: Dynamic| s.delete(&id));
+    engine.register_fn("store", |s: Storage, data: Dynamic| s.store(data, None));
+    engine.register_fn("store", |s: Storage, data: Dynamic, options: Map| {
         s.store(data, Some(options))
     });
-    engine.register_fn("get", |s: &mut Storage, id: Dynamic| s.get(&id));
+    engine.register_fn("get", |s: Storage, id: Dynamic| s.get(&id));
 
     engine.register_fn(
         "get",
-        |db: &mut SystemDb, id: Dynamic| -> HostResult<Dynamic> {
+        |db: SystemDb, id: Dynamic| -> HostResult<Dynamic> {
             let id = string_arg(&id, "ctx.db.system.get(id): id")?;
             let table = table_of(&db.0, &id)?;
             if !schema::is_system_table(&table) {
@@ -73,7 +71,7 @@ pub(super) fn register(engine: &mut Engine) {
             Ok(doc.map_or(Dynamic::UNIT, |d| to_dynamic(&d.to_value())))
         },
     );
-    engine.register_fn("query", |db: &mut SystemDb, table: &str| {
+    engine.register_fn("query", |db: SystemDb, table: &str| {
         QueryBuilder::new_system(db.0.clone(), table)
     });
 }

@@ -45,6 +45,12 @@ fn writable(exec: &Exec, op: &'static str) -> HostResult<()> {
 }
 
 /// Registers `ctx`, `ctx.auth` and `ctx.db`.
+///
+/// The handles' methods (here and in `storage.rs`, `scheduler.rs`, `action.rs`) take the handle
+/// by value, not `&mut`: Rhai treats a `&mut` receiver reached through a property
+/// (`ctx.db.insert(...)`) as possibly changed and tries to store it back into `ctx` after the
+/// call, a setter lookup and an indexer lookup that both fail with a formatted error, on every
+/// call. A handle is an `Arc`, so the clone a by-value call takes costs less.
 pub(super) fn register(engine: &mut Engine) {
     engine.register_type_with_name::<Ctx>("Ctx");
     engine.register_type_with_name::<Db>("Db");

@@ -2,7 +2,8 @@
 //! opens with a `//!` module doc, no `dbg!`/`todo!` is left behind, modules inside a crate
 //! import one way (no cycles), no source file grows past 500 lines, and the dependencies that
 //! define a crate's job stay in that one crate (rusqlite in storage, postgres in pgstore, axum
-//! in server, rhai in functions, jsonwebtoken in auth).
+//! in server, rhai in functions, jsonwebtoken in auth), and the script handles' methods take
+//! the handle by value.
 
 use std::path::Path;
 
@@ -117,6 +118,51 @@ fn no_source_file_is_too_long() {
                 "{}: {lines} lines (at most {MAX_LINES}); split it by concept",
                 shown.display()
             ));
+        }
+    }
+    assert!(problems.is_empty(), "\n{}", problems.join("\n"));
+}
+
+/// The script handles reached through `ctx` (`ctx.db`, `ctx.auth`, `ctx.storage`,
+/// `ctx.scheduler`, `ctx.db.system`).
+const HANDLES: [&str; 7] = [
+    "Db",
+    "Auth",
+    "Storage",
+    "SystemDb",
+    "Scheduler",
+    "ActionScheduler",
+    "ActionAuth",
+];
+
+/// A handle's methods take it by value (see `functions/src/host_api/ctx.rs`): with a `&mut`
+/// receiver Rhai tries to store the handle back into `ctx` after every call. Getters are
+/// `&mut` by Rhai's signature and are not methods of the handle.
+#[test]
+fn host_handle_methods_take_the_handle_by_value() {
+    let root = workspace_root();
+    let mut problems = Vec::new();
+    for file in rust_files(&root.join("crates/functions/src/host_api")) {
+        let text = std::fs::read_to_string(&file).expect("readable source");
+        for (n, line) in text.lines().enumerate() {
+            if line.contains("register_get") {
+                continue;
+            }
+            for handle in HANDLES {
+                let pattern = format!(": &mut {handle}");
+                let found = line.match_indices(&pattern).any(|(at, _)| {
+                    let rest = &line[at + pattern.len()..];
+                    !rest.starts_with(|c: char| c.is_alphanumeric() || c == '_')
+                });
+                if found {
+                    problems.push(format!(
+                        "{}:{}: `{}` takes &mut {handle}; take the handle by value",
+                        file.display(),
+                        n + 1,
+                        line.trim()
+                    ));
+                }
+            }
         }
     }
     assert!(problems.is_empty(), "\n{}", problems.join("\n"));

@@ -3,11 +3,11 @@
 //! its action threads, and its [`functions::HttpResponse`] sent back.
 //!
 //! Statuses the server decides itself: 404 when no route matches (the router's fallback
-//! then tries static files first), 413 for a body over 20 MiB (`request_body.rs`), 503 when too many
-//! actions are in flight, and 500 with a short `{"code","message"}` body when the handler
-//! throws or returns something that is not a response (the full error, with its file:line,
-//! goes to the log). An invalid bearer token
-//! does not fail the request: the handler runs and only `ctx.auth.getUserIdentity()` throws.
+//! then tries static files first), 413 for a body over 20 MiB (`request_body.rs`), 503 when
+//! too many actions are in flight, and 500 with a short `{"code","message"}` body when the
+//! handler throws or returns something that is not a response (the full error, with its
+//! file:line, goes to the log). An invalid bearer token does not fail the request: the handler
+//! runs and only `ctx.auth.getUserIdentity()` throws.
 
 use std::sync::Arc;
 

@@ -1,7 +1,8 @@
 //! Reading a whole request body under a size limit, for the routes that need it at once (the
 //! HTTP API's function calls, HTTP actions, the dev issuer's token route and the dashboard's
-//! JSON routes). Over the limit answers 413 `PayloadTooLarge` naming the limit (from `Content-Length` before a byte is read, else as the bytes arrive);
-//! a body that breaks off answers 400 `BodyInterrupted`. The unread rest of a refused body is
+//! JSON routes). Over the limit answers 413 `PayloadTooLarge` naming the limit (from
+//! `Content-Length` before a byte is read, else as the bytes arrive); a body that breaks off
+//! answers 400 `BodyInterrupted`. The unread rest of a refused body is
 //! the lingering close's business (`linger.rs`).
 
 use axum::body::{Body, Bytes};

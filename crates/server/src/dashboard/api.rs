@@ -1,7 +1,8 @@
 //! The dashboard's admin-only JSON routes: the key check (`check`), every function with its
-//! kind, file:line and validators, the HTTP routes and the cron jobs (`functions`), the auth providers with their key caches and
-//! live sessions (`auth_status`), `pulsebase auth check`'s diagnosis of a pasted token
-//! (`auth_check`), and the figures of the health page (`health`).
+//! kind, file:line and validators, the HTTP routes and the cron jobs (`functions`), the auth
+//! providers with their key caches and live sessions (`auth_status`), `pulsebase auth
+//! check`'s diagnosis of a pasted token (`auth_check`), and the figures of the health page
+//! (`health`).
 //!
 //! Data in tables is not here: the dashboard reads and writes it over the sync WebSocket
 //! through the `_system/` functions, so it updates live like any subscribed query. Running a

@@ -35,7 +35,13 @@ export function mount(container, { sync }) {
       if (r.error) return clear(grid, h("div.error-box", r.error));
       const seq = ++latest;
       const files = r.value.page;
-      const urls = files.length ? (await api.fileUrls(files.map((f) => f._id))).urls : {};
+      let urls = {};
+      try {
+        if (files.length) urls = (await api.fileUrls(files.map((f) => f._id))).urls;
+      } catch (e) {
+        if (seq === latest) clear(grid, h("div.error-box", `Could not sign the download links: ${e.message}`));
+        return;
+      }
       if (seq === latest) render(r.value, files, urls);
     });
   }

@@ -25,6 +25,9 @@ pub enum StorageError {
         message: String,
         unavailable: Option<Unavailable>,
     },
+    /// SQLite's file layer for the writer could not be set up (see `wal_vfs`).
+    #[error("cannot set up SQLite's file layer: {0}")]
+    Vfs(String),
     /// The engine cannot do what was asked (what follows "cannot do").
     #[error("this storage engine cannot do this: {0}")]
     Unsupported(&'static str),
@@ -40,7 +43,7 @@ impl StorageError {
         let code = match self {
             StorageError::Sqlite(e) => e.sqlite_error_code(),
             StorageError::Engine { unavailable, .. } => return *unavailable,
-            StorageError::Unsupported(_) => return None,
+            StorageError::Unsupported(_) | StorageError::Vfs(_) => return None,
             StorageError::Io { source, .. } => {
                 return match source.raw_os_error() {
                     Some(code) if code == nix::libc::ENOSPC => Some(Unavailable::DiskFull),

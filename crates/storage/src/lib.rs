@@ -24,6 +24,9 @@ mod error;
 mod reader;
 mod rows;
 mod unavailable;
+// The project's only unsafe code: SQLite's VFS interface (see the module and tidy).
+#[allow(unsafe_code)]
+mod wal_vfs;
 mod writer;
 
 pub use checkpointer::{Checkpointer, WalProgress};

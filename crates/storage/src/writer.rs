@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use rusqlite::{Connection, params};
+use rusqlite::{Connection, OpenFlags, params};
 
 use crate::checkpointer::WalProgress;
 use crate::conn;
@@ -32,7 +32,9 @@ impl SqliteWriter {
         wal_frames: Arc<AtomicU64>,
         durability: Durability,
     ) -> Result<SqliteWriter, StorageError> {
-        let mut conn = Connection::open(path)?;
+        // The writer alone appends to the WAL; its VFS writes a commit's frames at once.
+        let vfs = crate::wal_vfs::register()?;
+        let mut conn = Connection::open_with_flags_and_vfs(path, OpenFlags::default(), vfs)?;
         conn::configure(&conn)?;
         conn.pragma_update(None, "synchronous", durability.pragma())?;
         // Checkpoints run on their own connection (see `Checkpointer`), so a commit never

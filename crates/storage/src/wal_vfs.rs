@@ -195,10 +195,8 @@ unsafe fn gathered<'a>(file: *mut ffi::sqlite3_file) -> &'a mut Gathered {
 /// where they began: SQLite has the error and rewrites those frames if it commits again.
 ///
 /// # Safety
-/// As [`gathered`].
-unsafe fn flush(file: *mut ffi::sqlite3_file) -> c_int {
-    // SAFETY: per the contract.
-    let g = unsafe { gathered(file) };
+/// `inner` is the open inner object of the [`WalFile`] that holds `g`.
+unsafe fn flush(g: &mut Gathered, inner: *mut ffi::sqlite3_file) -> c_int {
     g.commit_header = false;
     if g.bytes.is_empty() {
         return ffi::SQLITE_OK;
@@ -206,14 +204,8 @@ unsafe fn flush(file: *mut ffi::sqlite3_file) -> c_int {
     let mut rc = ffi::SQLITE_OK;
     let mut at = g.start;
     for chunk in g.bytes.chunks(MAX_WRITE) {
-        rc = match unsafe { inner_methods(file) }.xWrite {
-            // SAFETY: `chunk` is valid for its length (below `c_int::MAX`); the inner object
-            // is open.
-            Some(write) => unsafe {
-                write(inner(file), chunk.as_ptr().cast(), chunk.len() as c_int, at)
-            },
-            None => ffi::SQLITE_IOERR_WRITE,
-        };
+        // SAFETY: per the contract.
+        rc = unsafe { write_inner(inner, chunk, at) };
         if rc != ffi::SQLITE_OK {
             break;
         }
@@ -227,6 +219,22 @@ unsafe fn flush(file: *mut ffi::sqlite3_file) -> c_int {
         g.bytes = Vec::new();
     }
     rc
+}
+
+/// Writes `bytes` (fewer than `c_int::MAX`) at `offset` with the default VFS.
+///
+/// # Safety
+/// `inner` is an open file object of the default VFS.
+unsafe fn write_inner(inner: *mut ffi::sqlite3_file, bytes: &[u8], offset: i64) -> c_int {
+    let Ok(len) = c_int::try_from(bytes.len()) else {
+        return ffi::SQLITE_IOERR_WRITE;
+    };
+    // SAFETY: the default VFS set its (static) method table when it opened `inner`.
+    match unsafe { (*(*inner).pMethods).xWrite } {
+        // SAFETY: `bytes` is valid for `len` bytes; `inner` is open.
+        Some(write) => unsafe { write(inner, bytes.as_ptr().cast(), len, offset) },
+        None => ffi::SQLITE_IOERR_WRITE,
+    }
 }
 
 unsafe extern "C" fn wal_write(
@@ -243,9 +251,10 @@ unsafe extern "C" fn wal_write(
     // SAFETY: SQLite calls this on a file `open` made.
     let g = unsafe { gathered(file) };
     let header = (len == FRAME_HEADER).then(|| data[4..8] != [0; 4]);
+    let real = inner(file);
     if offset == 0 && len == WAL_HEADER {
         // A new log starts: frames follow from here, over whatever the file held.
-        let rc = unsafe { flush(file) };
+        let rc = unsafe { flush(g, real) };
         if rc != ffi::SQLITE_OK {
             return rc;
         }
@@ -262,15 +271,12 @@ unsafe extern "C" fn wal_write(
         g.after_commit = false;
     }
     if !appends || g.after_commit {
-        let rc = unsafe { flush(file) };
+        let rc = unsafe { flush(g, real) };
         if rc != ffi::SQLITE_OK {
             return rc;
         }
-        let rc = match unsafe { inner_methods(file) }.xWrite {
-            // SAFETY: SQLite's own arguments, passed on.
-            Some(write) => unsafe { write(inner(file), data.as_ptr().cast(), amount, offset) },
-            None => ffi::SQLITE_IOERR_WRITE,
-        };
+        // SAFETY: SQLite's own arguments, passed on.
+        let rc = unsafe { write_inner(real, data, offset) };
         if rc == ffi::SQLITE_OK {
             g.end = g.end.max(offset + i64::from(amount));
         }
@@ -284,17 +290,17 @@ unsafe extern "C" fn wal_write(
     let commit_page = std::mem::replace(&mut g.commit_header, header == Some(true));
     if commit_page {
         g.after_commit = true;
-        return unsafe { flush(file) };
+        return unsafe { flush(g, real) };
     }
     if g.bytes.len() >= FLUSH_AT && !g.commit_header {
-        return unsafe { flush(file) };
+        return unsafe { flush(g, real) };
     }
     ffi::SQLITE_OK
 }
 
 unsafe extern "C" fn wal_close(file: *mut ffi::sqlite3_file) -> c_int {
     // SAFETY: SQLite closes a file it opened, once.
-    let flushed = unsafe { flush(file) };
+    let flushed = unsafe { flush(gathered(file), inner(file)) };
     let closed = match unsafe { inner_methods(file) }.xClose {
         Some(close) => unsafe { close(inner(file)) },
         None => ffi::SQLITE_OK,
@@ -314,7 +320,7 @@ unsafe extern "C" fn wal_read(
     amount: c_int,
     offset: i64,
 ) -> c_int {
-    let rc = unsafe { flush(file) };
+    let rc = unsafe { flush(gathered(file), inner(file)) };
     if rc != ffi::SQLITE_OK {
         return rc;
     }
@@ -325,7 +331,7 @@ unsafe extern "C" fn wal_read(
 }
 
 unsafe extern "C" fn wal_truncate(file: *mut ffi::sqlite3_file, size: i64) -> c_int {
-    let rc = unsafe { flush(file) };
+    let rc = unsafe { flush(gathered(file), inner(file)) };
     if rc != ffi::SQLITE_OK {
         return rc;
     }
@@ -339,7 +345,7 @@ unsafe extern "C" fn wal_truncate(file: *mut ffi::sqlite3_file, size: i64) -> c_
 }
 
 unsafe extern "C" fn wal_sync(file: *mut ffi::sqlite3_file, flags: c_int) -> c_int {
-    let rc = unsafe { flush(file) };
+    let rc = unsafe { flush(gathered(file), inner(file)) };
     if rc != ffi::SQLITE_OK {
         return rc;
     }
@@ -353,7 +359,7 @@ unsafe extern "C" fn wal_sync(file: *mut ffi::sqlite3_file, flags: c_int) -> c_i
 }
 
 unsafe extern "C" fn wal_file_size(file: *mut ffi::sqlite3_file, size: *mut i64) -> c_int {
-    let rc = unsafe { flush(file) };
+    let rc = unsafe { flush(gathered(file), inner(file)) };
     if rc != ffi::SQLITE_OK {
         return rc;
     }
@@ -368,7 +374,7 @@ unsafe extern "C" fn wal_file_control(
     op: c_int,
     arg: *mut c_void,
 ) -> c_int {
-    let rc = unsafe { flush(file) };
+    let rc = unsafe { flush(gathered(file), inner(file)) };
     if rc != ffi::SQLITE_OK {
         return rc;
     }

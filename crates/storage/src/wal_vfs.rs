@@ -1,7 +1,7 @@
 //! `pulsebase-wal`: SQLite's default VFS with one change, for the writer connection only: the
-//! frames a transaction appends to the WAL are gathered in memory and written with one
-//! `pwrite` when its commit frame is complete, instead of two `pwrite`s per frame (a 24-byte
-//! header, then the page). A group commit of a few dozen WebSocket mutations appends 60–130
+//! frames a transaction appends to the WAL are gathered in memory and written when its commit
+//! frame is complete, one `pwrite` per 124 KiB, instead of two `pwrite`s per frame (a 24-byte
+//! header, then the page). A group commit of a few dozen WebSocket mutations appended about 95
 //! frames; the two system calls per frame were a fifth of the Committer's time (BENCHMARKS.md,
 //! "Gathered WAL writes").
 //!
@@ -10,7 +10,8 @@
 //! writes the commit frame (the one whose header carries the database size) last among the
 //! frames it appends. This file is flushed when that frame's page has been appended, so every
 //! frame a published header covers is in the file, and a failed flush is the commit's own
-//! write error (SQLite then publishes nothing and rolls back). Every other path writes through:
+//! write error (SQLite publishes nothing; the Committer rolls the batch back). Every other
+//! path writes through:
 //! - a write that is not an append at the end of what was written (SQLite rewriting a frame
 //!   in place or fixing checksums, a new log after a rolled-back spill) first flushes what is
 //!   gathered, then goes straight to the file;

@@ -301,7 +301,7 @@ unsafe extern "C" fn wal_write(
 
 unsafe extern "C" fn wal_close(file: *mut ffi::sqlite3_file) -> c_int {
     // SAFETY: SQLite closes a file it opened, once.
-    let flushed = unsafe { flush(gathered(file), inner(file)) };
+    let flushed = unsafe { flush_file(file) };
     let closed = match unsafe { inner_methods(file) }.xClose {
         Some(close) => unsafe { close(inner(file)) },
         None => ffi::SQLITE_OK,
@@ -315,24 +315,17 @@ unsafe extern "C" fn wal_close(file: *mut ffi::sqlite3_file) -> c_int {
     }
 }
 
-unsafe extern "C" fn wal_read(
-    file: *mut ffi::sqlite3_file,
-    data: *mut c_void,
-    amount: c_int,
-    offset: i64,
-) -> c_int {
-    let rc = unsafe { flush(gathered(file), inner(file)) };
-    if rc != ffi::SQLITE_OK {
-        return rc;
-    }
-    match unsafe { inner_methods(file) }.xRead {
-        Some(read) => unsafe { read(inner(file), data, amount, offset) },
-        None => ffi::SQLITE_IOERR_READ,
-    }
+/// Writes a WAL file's gathered frames (see [`flush`]).
+///
+/// # Safety
+/// `file` is a [`WalFile`] opened by [`open`] and not closed.
+unsafe fn flush_file(file: *mut ffi::sqlite3_file) -> c_int {
+    // SAFETY: per the contract; `inner` lies outside the gathered state.
+    unsafe { flush(gathered(file), inner(file)) }
 }
 
 unsafe extern "C" fn wal_truncate(file: *mut ffi::sqlite3_file, size: i64) -> c_int {
-    let rc = unsafe { flush(gathered(file), inner(file)) };
+    let rc = unsafe { flush_file(file) };
     if rc != ffi::SQLITE_OK {
         return rc;
     }
@@ -346,7 +339,7 @@ unsafe extern "C" fn wal_truncate(file: *mut ffi::sqlite3_file, size: i64) -> c_
 }
 
 unsafe extern "C" fn wal_sync(file: *mut ffi::sqlite3_file, flags: c_int) -> c_int {
-    let rc = unsafe { flush(gathered(file), inner(file)) };
+    let rc = unsafe { flush_file(file) };
     if rc != ffi::SQLITE_OK {
         return rc;
     }
@@ -359,33 +352,8 @@ unsafe extern "C" fn wal_sync(file: *mut ffi::sqlite3_file, flags: c_int) -> c_i
     }
 }
 
-unsafe extern "C" fn wal_file_size(file: *mut ffi::sqlite3_file, size: *mut i64) -> c_int {
-    let rc = unsafe { flush(gathered(file), inner(file)) };
-    if rc != ffi::SQLITE_OK {
-        return rc;
-    }
-    match unsafe { inner_methods(file) }.xFileSize {
-        Some(file_size) => unsafe { file_size(inner(file), size) },
-        None => ffi::SQLITE_IOERR_FSTAT,
-    }
-}
-
-unsafe extern "C" fn wal_file_control(
-    file: *mut ffi::sqlite3_file,
-    op: c_int,
-    arg: *mut c_void,
-) -> c_int {
-    let rc = unsafe { flush(gathered(file), inner(file)) };
-    if rc != ffi::SQLITE_OK {
-        return rc;
-    }
-    match unsafe { inner_methods(file) }.xFileControl {
-        Some(control) => unsafe { control(inner(file), op, arg) },
-        None => ffi::SQLITE_NOTFOUND,
-    }
-}
-
-/// Methods that only pass the call on to the default VFS's object.
+/// Methods that pass the call on to the default VFS's object; with `flush`, after writing
+/// what is gathered (a failed write is the call's error).
 macro_rules! pass_on {
     ($name:ident, $method:ident, $missing:expr, ($($arg:ident: $ty:ty),*) -> $ret:ty) => {
         unsafe extern "C" fn $name(file: *mut ffi::sqlite3_file $(, $arg: $ty)*) -> $ret {
@@ -396,7 +364,26 @@ macro_rules! pass_on {
             }
         }
     };
+    (flush $name:ident, $method:ident, $missing:expr, ($($arg:ident: $ty:ty),*)) => {
+        unsafe extern "C" fn $name(file: *mut ffi::sqlite3_file $(, $arg: $ty)*) -> c_int {
+            // SAFETY: SQLite calls this on a file `open` made; its arguments are passed on.
+            let rc = unsafe { flush_file(file) };
+            if rc != ffi::SQLITE_OK {
+                return rc;
+            }
+            match unsafe { inner_methods(file) }.$method {
+                Some(method) => unsafe { method(inner(file) $(, $arg)*) },
+                None => $missing,
+            }
+        }
+    };
 }
+
+pass_on!(flush wal_read, xRead, ffi::SQLITE_IOERR_READ,
+    (data: *mut c_void, amount: c_int, offset: i64));
+pass_on!(flush wal_file_size, xFileSize, ffi::SQLITE_IOERR_FSTAT, (size: *mut i64));
+pass_on!(flush wal_file_control, xFileControl, ffi::SQLITE_NOTFOUND,
+    (op: c_int, arg: *mut c_void));
 
 pass_on!(wal_lock, xLock, ffi::SQLITE_OK, (level: c_int) -> c_int);
 pass_on!(wal_unlock, xUnlock, ffi::SQLITE_OK, (level: c_int) -> c_int);

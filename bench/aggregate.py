@@ -284,6 +284,9 @@ def main():
         w("|---|---|")
         w(f"| 100 MiB file: upload / download MiB/s (`cp` of the same file on the same disk) | "
           f"{cell(P('files.upload_mib_s'), 0)} / {cell(P('files.download_mib_s'), 0)} ({cell(P('files.cp_mib_s'), 0)}) |")
+        if P('files.cp_durable_mib_s'):
+            w(f"| durable copy of that file (`cp`, then `sync --data`: on disk, as an upload's fsync leaves it), MiB/s | "
+              f"{cell(P('files.cp_durable_mib_s'), 0)} |")
         w(f"| `pulsebase import` of small documents (one .jsonl, no server), documents/s | {cell(P('files.import_docs_s'), 0)} |")
         w(f"| `pulsebase export` of them, documents/s | {cell(P('files.export_docs_s'), 0)} |")
         w(f"| HTTP mutation latency, 4 writers, quiet: p50 / p99 ms | {cell(P('files.quiet.p50_ms'), 2)} / {cell(P('files.quiet.p99_ms'), 2)} |")

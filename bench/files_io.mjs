@@ -6,7 +6,9 @@
 //
 // 1. Upload and download throughput of one file of --mib MiB (POST to an upload URL from
 //    ctx.storage.generateUploadUrl, GET from ctx.storage.getUrl), beside `cp` of the same
-//    file on the same disk.
+//    file on the same disk, and beside a durable copy (`cp`, then `sync --data` of the
+//    copy: the bytes on disk, as an upload's fsync leaves them; `cp` alone leaves them in
+//    the page cache).
 // 2. `pulsebase import` of --docs small documents (one .jsonl) into a fresh app with no
 //    server running, then `pulsebase export` of them: documents per second.
 // 3. HTTP mutation latency (4 concurrent writers) for --seconds, quiet, then while
@@ -93,6 +95,16 @@ async function throughput() {
     copies.push(MIB / seconds(t));
   }
   metrics.cp_mib_s = median(copies);
+  const durable = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    rmSync(join(work, "copy.bin"), { force: true });
+    t = process.hrtime.bigint();
+    execFileSync("cp", [file, join(work, "copy.bin")]);
+    execFileSync("sync", ["--data", join(work, "copy.bin")]);
+    durable.push(MIB / seconds(t));
+  }
+  rmSync(join(work, "copy.bin"), { force: true });
+  metrics.cp_durable_mib_s = median(durable);
   const server = await new Server({ dir: copyExampleApp(), extraArgs: BENCH_LIMITS }).start();
   try {
     const http = new ConvexHttpClient(server.url);
@@ -123,7 +135,7 @@ async function throughput() {
   } finally {
     await server.dispose();
   }
-  log(`cp ${metrics.cp_mib_s.toFixed(0)} MiB/s, upload ${metrics.upload_mib_s.toFixed(0)} MiB/s, download ${metrics.download_mib_s.toFixed(0)} MiB/s`);
+  log(`cp ${metrics.cp_mib_s.toFixed(0)} MiB/s (durable ${metrics.cp_durable_mib_s.toFixed(0)}), upload ${metrics.upload_mib_s.toFixed(0)} MiB/s, download ${metrics.download_mib_s.toFixed(0)} MiB/s`);
 }
 
 async function latencies(http, what, during) {
